@@ -1,0 +1,53 @@
+# The front door. `make test` and `make demo` each work on a fresh Debian 12
+# machine: they install what is missing first (make deps).
+PRESET ?= release
+BUILD_DIR := $(if $(filter release ci,$(PRESET)),build,build-$(PRESET))
+JOBS ?= $(shell nproc)
+STATE ?= $(CURDIR)/.stack
+
+.PHONY: all deps configure build test unit-test integration-test demo stack-up stack-down fmt lint bench clean
+
+all: build
+
+deps:
+	@bash scripts/deps.sh
+
+configure:
+	@cmake --preset $(PRESET) >/dev/null
+
+build: configure
+	@cmake --build $(BUILD_DIR) -j $(JOBS)
+
+test: deps
+	@$(MAKE) --no-print-directory build
+	@cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS)
+
+unit-test: build
+	@cd $(BUILD_DIR) && ctest --output-on-failure -L unit
+
+integration-test: build
+	@cd $(BUILD_DIR) && ctest --output-on-failure -L integration -j $(JOBS)
+
+demo: deps
+	@$(MAKE) --no-print-directory build
+	@bash scripts/demo.sh
+
+stack-up: deps
+	@bash scripts/stack.sh up $(STATE)
+	@echo "export the stack's variables with: set -a; . $(STATE)/env; set +a"
+
+stack-down:
+	@bash scripts/stack.sh down $(STATE)
+
+fmt:
+	@git ls-files '*.cpp' '*.h' | xargs clang-format -i
+
+lint: configure
+	@git ls-files 'src/*.cpp' | xargs clang-tidy -p $(BUILD_DIR) --quiet
+
+bench:
+	@cmake --preset bench >/dev/null && cmake --build build-bench -j $(JOBS)
+	@echo "benchmarks built in build-bench/; see bench/README.md"
+
+clean:
+	@rm -rf build build-*

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Installs everything media-sync needs to build, test and run its local stack:
+# Debian packages (compiler toolchain, libraries, redis-server, PostgreSQL 15)
+# and s3rver from the npm registry into .deps/ (ignored by git).
+# Idempotent: installs only what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=(
+  build-essential cmake pkg-config git ca-certificates openssl procps psmisc iproute2
+  libcurl4-openssl-dev libssl-dev libhiredis-dev libpq-dev
+  nlohmann-json3-dev libspdlog-dev libfmt-dev libcli11-dev libcpp-httplib-dev
+  libgtest-dev libgmock-dev libbenchmark-dev
+  redis-server postgresql-15 postgresql-client-15
+  clang-format clang-tidy
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+# Node.js may come from Debian (nodejs + npm) or be preinstalled with its own npm.
+if ! command -v node >/dev/null 2>&1; then missing+=(nodejs); fi
+if ! command -v npm >/dev/null 2>&1; then missing+=(npm); fi
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "deps: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  # Package scripts must not start system-wide services: the stack starts its own.
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+S3RVER_VERSION=3.7.1
+S3RVER_DIR=.deps/s3rver
+installed=$(node -e "try{console.log(require('./$S3RVER_DIR/node_modules/s3rver/package.json').version)}catch(e){}" 2>/dev/null || true)
+if [ "$installed" != "$S3RVER_VERSION" ]; then
+  echo "deps: installing s3rver@$S3RVER_VERSION into $S3RVER_DIR"
+  mkdir -p "$S3RVER_DIR"
+  npm install --prefix "$S3RVER_DIR" --no-audit --no-fund --loglevel=error "s3rver@$S3RVER_VERSION" >/dev/null
+fi
+echo "deps: ok"

@@ -1,0 +1,196 @@
+#!/usr/bin/env bash
+# The throwaway local stack: redis-server, PostgreSQL 15 and s3rver on free
+# loopback ports, everything under one state directory.
+#
+#   scripts/stack.sh up      [STATE_DIR]   start (stopping leftovers first), write STATE_DIR/env
+#   scripts/stack.sh down    [STATE_DIR]   stop everything, leave no process behind
+#   scripts/stack.sh restart SERVICE [STATE_DIR]   SERVICE = redis | postgres | s3, same port
+#   scripts/stack.sh status  [STATE_DIR]
+#
+# STATE_DIR defaults to .stack in the repository. The env file holds the
+# service's variables (REDIS_URL, DATABASE_URL, MINIO_*, MEDIA_BUFFER_PATH)
+# plus STACK_* entries used by tests. Set STACK_TLS=1 to serve s3rver over
+# HTTPS with a self-signed certificate (CA at STATE_DIR/tls/ca.pem).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+S3RVER="$ROOT/.deps/s3rver/node_modules/.bin/s3rver"
+PG_BIN=/usr/lib/postgresql/15/bin
+BUCKET=${MINIO_BUCKET:-osint-media}
+
+cmd=${1:-}
+shift || true
+service=""
+if [ "$cmd" = restart ]; then service=${1:?usage: stack.sh restart redis|postgres|s3 [STATE_DIR]}; shift; fi
+STATE=${1:-$ROOT/.stack}
+mkdir -p "$STATE"
+STATE=$(cd "$STATE" && pwd)
+
+log() { echo "stack: $*" >&2; }
+
+free_port() {
+  node -e "const s=require('net').createServer();s.listen(0,'127.0.0.1',()=>{console.log(s.address().port);s.close()})"
+}
+
+as_postgres() {
+  if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+wait_for() {  # wait_for DESCRIPTION COMMAND...: poll until the command succeeds (max 30 s)
+  local what=$1; shift
+  for _ in $(seq 1 300); do
+    if "$@" >/dev/null 2>&1; then return 0; fi
+    sleep 0.1
+  done
+  log "$what did not come up; see $STATE/*.log"
+  return 1
+}
+
+kill_pidfile() {  # kill_pidfile FILE: TERM, then KILL after 10 s, then forget the file
+  local file=$1 pid
+  [ -f "$file" ] || return 0
+  pid=$(head -n1 "$file" 2>/dev/null || true)
+  if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+    kill -CONT "$pid" 2>/dev/null || true
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null || true
+  fi
+  rm -f "$file"
+}
+
+port_of() { grep "^$1=" "$STATE/ports" 2>/dev/null | cut -d= -f2; }
+
+start_redis() {
+  local port=$1
+  redis-server --port "$port" --bind 127.0.0.1 --save "" --appendonly no \
+    --daemonize yes --pidfile "$STATE/redis.pid" --logfile "$STATE/redis.log" --dir "$STATE"
+  wait_for redis redis-cli -p "$port" ping
+}
+
+stop_redis() { kill_pidfile "$STATE/redis.pid"; }
+
+start_postgres() {
+  local port=$1
+  if [ ! -f "$STATE/pg/PG_VERSION" ]; then
+    mkdir -p "$STATE/pg"
+    if [ "$(id -u)" -eq 0 ]; then chown postgres "$STATE" "$STATE/pg"; fi
+    as_postgres "$PG_BIN/initdb" -D "$STATE/pg" -U postgres --auth=trust -E UTF8 >"$STATE/initdb.log" 2>&1
+  fi
+  if [ "$(id -u)" -eq 0 ]; then touch "$STATE/postgres.log"; chown postgres "$STATE/postgres.log"; fi
+  rm -f "$STATE/pg/postmaster.pid"
+  as_postgres "$PG_BIN/pg_ctl" -D "$STATE/pg" -l "$STATE/postgres.log" -w -t 30 \
+    -o "-p $port -k $STATE/pg -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200" start >/dev/null
+  head -n1 "$STATE/pg/postmaster.pid" >"$STATE/postgres.pid"
+  wait_for postgres "$PG_BIN/pg_isready" -h 127.0.0.1 -p "$port"
+}
+
+stop_postgres() {
+  if [ -f "$STATE/pg/postmaster.pid" ]; then
+    as_postgres "$PG_BIN/pg_ctl" -D "$STATE/pg" -m fast -w -t 20 stop >/dev/null 2>&1 || true
+  fi
+  kill_pidfile "$STATE/postgres.pid"
+}
+
+start_s3() {
+  local port=$1 tls=()
+  mkdir -p "$STATE/s3"
+  if [ "${STACK_TLS:-0}" = 1 ]; then
+    tls=(--key "$STATE/tls/server.key" --cert "$STATE/tls/server.pem")
+  fi
+  (setsid "$S3RVER" -d "$STATE/s3" -a 127.0.0.1 -p "$port" --silent \
+     --configure-bucket "$BUCKET" "${tls[@]}" >"$STATE/s3rver.log" 2>&1 </dev/null &
+   echo $! >"$STATE/s3rver.pid")
+  if [ "${STACK_TLS:-0}" = 1 ]; then
+    wait_for s3rver curl -s --cacert "$STATE/tls/ca.pem" -o /dev/null "https://localhost:$port/"
+  else
+    wait_for s3rver curl -s -o /dev/null "http://127.0.0.1:$port/"
+  fi
+}
+
+stop_s3() { kill_pidfile "$STATE/s3rver.pid"; }
+
+make_tls() {
+  [ -f "$STATE/tls/server.pem" ] && return 0
+  mkdir -p "$STATE/tls"
+  (cd "$STATE/tls"
+   openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=media-sync test CA" \
+     -keyout ca.key -out ca.pem >/dev/null 2>&1
+   openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" -keyout server.key -out server.csr >/dev/null 2>&1
+   printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' >ext.cnf
+   openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 \
+     -extfile ext.cnf -out server.pem >/dev/null 2>&1)
+}
+
+down() {
+  stop_s3
+  stop_postgres
+  stop_redis
+}
+
+up() {
+  [ -x "$S3RVER" ] || { log "s3rver missing: run scripts/deps.sh (make deps) first"; exit 1; }
+  down  # leftovers of an earlier run or a crash
+  rm -rf "$STATE/pg" "$STATE/s3" "$STATE/buffer" "$STATE/env"  # every up starts from scratch
+  trap 'log "up failed; stopping what started"; down' ERR
+  local redis_port pg_port s3_port scheme=http host=127.0.0.1
+  redis_port=$(free_port); pg_port=$(free_port); s3_port=$(free_port)
+  printf 'redis=%s\npostgres=%s\ns3=%s\n' "$redis_port" "$pg_port" "$s3_port" >"$STATE/ports"
+  if [ "${STACK_TLS:-0}" = 1 ]; then make_tls; scheme=https; host=localhost; fi
+  start_redis "$redis_port"
+  start_postgres "$pg_port"
+  start_s3 "$s3_port"
+  "$PG_BIN/psql" -q -h 127.0.0.1 -p "$pg_port" -U postgres -d postgres \
+    -c "CREATE DATABASE media" >/dev/null
+  "$PG_BIN/psql" -q -h 127.0.0.1 -p "$pg_port" -U postgres -d media -v ON_ERROR_STOP=1 \
+    -f "$ROOT/schema/schema.sql" >/dev/null
+  mkdir -p "$STATE/buffer"
+  cat >"$STATE/env" <<EOT
+REDIS_URL=redis://127.0.0.1:$redis_port/0
+DATABASE_URL=postgresql://postgres@127.0.0.1:$pg_port/media
+MINIO_ENDPOINT=$host:$s3_port
+MINIO_ACCESS_KEY=S3RVER
+MINIO_SECRET_KEY=S3RVER
+MINIO_BUCKET=$BUCKET
+MINIO_SECURE=$([ "$scheme" = https ] && echo true || echo false)
+MEDIA_BUFFER_PATH=$STATE/buffer
+STACK_STATE_DIR=$STATE
+STACK_REDIS_PORT=$redis_port
+STACK_POSTGRES_PORT=$pg_port
+STACK_S3_PORT=$s3_port
+STACK_S3_URL=$scheme://$host:$s3_port
+EOT
+  if [ "$scheme" = https ]; then echo "MINIO_CA_FILE=$STATE/tls/ca.pem" >>"$STATE/env"; fi
+  trap - ERR
+  log "up: redis :$redis_port, postgres :$pg_port, s3rver :$s3_port ($scheme); env in $STATE/env"
+}
+
+restart() {
+  case "$service" in
+    redis) stop_redis; start_redis "$(port_of redis)" ;;
+    postgres) stop_postgres; start_postgres "$(port_of postgres)" ;;
+    s3) stop_s3; start_s3 "$(port_of s3)" ;;
+    *) log "unknown service '$service' (redis, postgres, s3)"; exit 2 ;;
+  esac
+}
+
+status() {
+  local rc=0 name file
+  for name in redis postgres s3rver; do
+    file="$STATE/$name.pid"
+    if [ -f "$file" ] && kill -0 "$(head -n1 "$file")" 2>/dev/null; then
+      echo "$name: running (pid $(head -n1 "$file"))"
+    else
+      echo "$name: stopped"; rc=1
+    fi
+  done
+  return $rc
+}
+
+case "$cmd" in
+  up) up ;;
+  down) down; log "down: $STATE" ;;
+  restart) restart ;;
+  status) status ;;
+  *) echo "usage: stack.sh up|down|status [STATE_DIR] | restart redis|postgres|s3 [STATE_DIR]" >&2; exit 2 ;;
+esac

@@ -1,0 +1,40 @@
+// The pipeline's view of one storage box: an S3 bucket behind one endpoint.
+// The real adapter is s3::S3ObjectStore; unit tests use an in-memory double.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <stop_token>
+#include <string>
+
+#include "core/result.h"
+
+namespace media_sync {
+
+struct ObjectInfo {
+  uint64_t size = 0;
+  std::string sha256;  // x-amz-meta-sha256, lowercase hex; empty when the object has none
+  std::string etag;
+};
+
+// Implementations are thread-safe: one store is shared by every job for its box.
+class ObjectStore {
+ public:
+  virtual ~ObjectStore() = default;
+
+  // Metadata of the object under key, or nullopt when there is none.
+  // Errors: kOutage (retry later), kConfiguration (credentials, bucket).
+  virtual Result<std::optional<ObjectInfo>> Stat(const std::string& key) = 0;
+
+  // Stores exactly `size` bytes read from `fd` (from offset 0) under `key`,
+  // with x-amz-meta-sha256 = sha256_hex, and only if those bytes hash to
+  // sha256_hex. On a mismatch nothing becomes the object under key and the
+  // error is kJobRetryable. On success the object has been verified with a
+  // HeadObject (size and sha256). A stop request aborts the transfer
+  // (multipart uploads are aborted) and returns kCancelled.
+  // Does not own fd.
+  virtual Result<ObjectInfo> Upload(const std::string& key, int fd, uint64_t size,
+                                    const std::string& sha256_hex, std::stop_token stop) = 0;
+};
+
+}  // namespace media_sync

@@ -1,0 +1,110 @@
+// The one error model of media-sync: every fallible call returns Result<T>.
+//
+// An Error says whose fault a failure is, because that decides what the
+// worker does with the job:
+//   kOutage         the world is down (server unreachable, 5xx, timeout):
+//                   the job waits, its retry budget is untouched.
+//   kConfiguration  a service rejects us (bad keys, missing bucket): the
+//                   service is unusable until an operator fixes it; jobs wait.
+//   kJobRetryable   the job's own fault that may heal (file missing, size or
+//                   hash mismatch, no catalog row): retried on the schedule,
+//                   then parked in the failed queue.
+//   kJobPermanent   no retry can fix it (malformed JSON, path outside the
+//                   buffer, key not matching the hash): failed queue at once.
+//   kCancelled      the process is shutting down; the job is handed back.
+//
+// Messages are operator-facing text and never carry secrets.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <utility>
+#include <variant>
+
+namespace media_sync {
+
+enum class ErrorKind {
+  kOutage,
+  kConfiguration,
+  kJobRetryable,
+  kJobPermanent,
+  kCancelled,
+};
+
+std::string_view ToString(ErrorKind kind);
+
+struct Error {
+  ErrorKind kind = ErrorKind::kOutage;
+  std::string message;
+
+  static Error Outage(std::string message) { return {ErrorKind::kOutage, std::move(message)}; }
+  static Error Configuration(std::string message) {
+    return {ErrorKind::kConfiguration, std::move(message)};
+  }
+  static Error JobRetryable(std::string message) {
+    return {ErrorKind::kJobRetryable, std::move(message)};
+  }
+  static Error JobPermanent(std::string message) {
+    return {ErrorKind::kJobPermanent, std::move(message)};
+  }
+  static Error Cancelled(std::string message) {
+    return {ErrorKind::kCancelled, std::move(message)};
+  }
+
+  // True for failures of the world rather than of the job.
+  bool IsOutage() const { return kind == ErrorKind::kOutage; }
+  bool IsJobFault() const {
+    return kind == ErrorKind::kJobRetryable || kind == ErrorKind::kJobPermanent;
+  }
+
+  // Same kind, message prefixed with context ("HeadObject media/..: ").
+  Error Wrap(std::string_view context) const {
+    return {kind, std::string(context) + ": " + message};
+  }
+};
+
+// Result<T> holds either a T or an Error. Checked access: value() on an error
+// (or error() on a value) is a programming bug and aborts via std::get.
+template <typename T>
+class [[nodiscard]] Result {
+ public:
+  Result(T value) : state_(std::in_place_index<0>, std::move(value)) {}  // NOLINT: implicit by design
+  Result(Error error) : state_(std::in_place_index<1>, std::move(error)) {}  // NOLINT
+
+  bool ok() const { return state_.index() == 0; }
+  explicit operator bool() const { return ok(); }
+
+  T& value() & { return std::get<0>(state_); }
+  const T& value() const& { return std::get<0>(state_); }
+  T&& value() && { return std::get<0>(std::move(state_)); }
+  T& operator*() & { return value(); }
+  const T& operator*() const& { return value(); }
+  T* operator->() { return &value(); }
+  const T* operator->() const { return &value(); }
+
+  const Error& error() const { return std::get<1>(state_); }
+
+ private:
+  std::variant<T, Error> state_;
+};
+
+template <>
+class [[nodiscard]] Result<void> {
+ public:
+  Result() = default;
+  Result(Error error) : error_(std::move(error)), ok_(false) {}  // NOLINT: implicit by design
+
+  bool ok() const { return ok_; }
+  explicit operator bool() const { return ok_; }
+  const Error& error() const { return error_; }
+
+ private:
+  Error error_;
+  bool ok_ = true;
+};
+
+using Status = Result<void>;
+
+inline Status Ok() { return {}; }
+
+}  // namespace media_sync

@@ -1,0 +1,159 @@
+#include "support/local_stack.h"
+
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <array>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <stdexcept>
+
+namespace media_sync::testing {
+namespace {
+
+[[noreturn]] void Die(const std::string& message) {
+  std::fprintf(stderr, "local stack: %s\n", message.c_str());
+  std::abort();
+}
+
+std::string ShellQuote(const std::string& text) {
+  std::string quoted = "'";
+  for (char c : text) {
+    if (c == '\'') {
+      quoted += "'\\''";
+    } else {
+      quoted += c;
+    }
+  }
+  return quoted + "'";
+}
+
+}  // namespace
+
+int RunStatus(const std::string& command, std::string* out) {
+  FILE* pipe = popen(command.c_str(), "r");
+  if (pipe == nullptr) Die("popen failed for " + command);
+  std::string output;
+  std::array<char, 4096> chunk{};
+  size_t n = 0;
+  while ((n = fread(chunk.data(), 1, chunk.size(), pipe)) > 0) output.append(chunk.data(), n);
+  int status = pclose(pipe);
+  if (out != nullptr) *out = output;
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+std::string Run(const std::string& command) {
+  std::string out;
+  int status = RunStatus(command, &out);
+  if (status != 0) Die("command failed (" + std::to_string(status) + "): " + command + "\n" + out);
+  return out;
+}
+
+std::string SourcePath(const std::string& relative) {
+  return std::string(MEDIA_SYNC_SOURCE_DIR) + "/" + relative;
+}
+
+std::string MediaSyncBinary() { return MEDIA_SYNC_BINARY; }
+
+LocalStack::LocalStack(Params params) {
+  char pattern[] = "/tmp/media-sync-stack-XXXXXX";
+  if (mkdtemp(pattern) == nullptr) Die("mkdtemp failed");
+  state_dir_ = pattern;
+  std::string prefix = params.tls ? "STACK_TLS=1 " : "";
+  Run(prefix + "bash " + ShellQuote(SourcePath("scripts/stack.sh")) + " up " +
+      ShellQuote(state_dir_) + " 2>&1");
+  std::ifstream file(state_dir_ + "/env");
+  std::string line;
+  while (std::getline(file, line)) {
+    auto eq = line.find('=');
+    if (eq != std::string::npos) env_[line.substr(0, eq)] = line.substr(eq + 1);
+  }
+  if (env_.empty()) Die("no env file in " + state_dir_);
+}
+
+LocalStack::~LocalStack() {
+  RunStatus("bash " + ShellQuote(SourcePath("scripts/stack.sh")) + " down " +
+            ShellQuote(state_dir_) + " >/dev/null 2>&1");
+  std::error_code ignored;
+  std::filesystem::remove_all(state_dir_, ignored);
+}
+
+std::string LocalStack::Get(const std::string& key) const {
+  auto it = env_.find(key);
+  if (it == env_.end()) Die("stack env has no " + key);
+  return it->second;
+}
+
+pid_t LocalStack::Pid(const std::string& service) const {
+  std::string name = service == "s3" ? "s3rver" : service;
+  std::ifstream file(state_dir_ + "/" + name + ".pid");
+  pid_t pid = 0;
+  if (!(file >> pid)) Die("no pid file for " + service);
+  return pid;
+}
+
+void LocalStack::Restart(const std::string& service) {
+  Run("bash " + ShellQuote(SourcePath("scripts/stack.sh")) + " restart " + service + " " +
+      ShellQuote(state_dir_) + " 2>&1");
+}
+
+std::string LocalStack::Sql(const std::string& sql) const {
+  return Run("psql -X -q -A -t -v ON_ERROR_STOP=1 -h 127.0.0.1 -p " + Get("STACK_POSTGRES_PORT") +
+             " -U postgres -d media -c " + ShellQuote(sql));
+}
+
+std::string LocalStack::RedisCli(const std::string& args) const {
+  return Run("redis-cli -p " + Get("STACK_REDIS_PORT") + " " + args);
+}
+
+void LocalStack::Reset() {
+  RedisCli("FLUSHALL");
+  Sql("TRUNCATE media_files, storage_boxes");
+  std::error_code ignored;
+  for (const auto& entry : std::filesystem::directory_iterator(BufferDir(), ignored)) {
+    std::filesystem::remove_all(entry.path(), ignored);
+  }
+  // s3rver keeps objects as files under s3/<bucket>/; removing them empties the bucket.
+  std::string bucket_dir = state_dir_ + "/s3/" + Get("MINIO_BUCKET");
+  for (const auto& entry : std::filesystem::directory_iterator(bucket_dir, ignored)) {
+    std::filesystem::remove_all(entry.path(), ignored);
+  }
+}
+
+LocalStack& SharedStack() {
+  static LocalStack* stack = new LocalStack();  // stopped by the environment below
+  return *stack;
+}
+
+namespace {
+
+class SharedStackEnvironment : public ::testing::Environment {
+ public:
+  void TearDown() override {
+    // Stops the shared stack once all tests ran (only if a test used it).
+    if (started_) delete &SharedStack();
+  }
+  void SetUp() override {
+    SharedStack();
+    started_ = true;
+  }
+
+ private:
+  bool started_ = false;
+};
+
+}  // namespace
+}  // namespace media_sync::testing
+
+int main(int argc, char** argv) {
+  ::testing::InitGoogleTest(&argc, argv);
+  signal(SIGPIPE, SIG_IGN);
+  ::testing::AddGlobalTestEnvironment(new media_sync::testing::SharedStackEnvironment());
+  return RUN_ALL_TESTS();
+}
