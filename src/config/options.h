@@ -1,0 +1,64 @@
+// All of media-sync's settings, read from the environment in one place
+// (LoadOptions) and validated at start-up. DESIGN.md §1 fixes the platform's
+// variables; the rest are the worker's own. Every field names its variable.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "config/urls.h"
+#include "core/result.h"
+#include "s3/s3_options.h"
+
+namespace media_sync::config {
+
+enum class LogFormat { kText, kJson };
+
+struct Options {
+  // Platform contract.
+  std::string redis_url = "redis://localhost:6379/0";  // REDIS_URL
+  RedisAddress redis;                                  // parsed REDIS_URL
+  std::string database_url;                            // DATABASE_URL (required by run/reconcile)
+  std::string database_conninfo;                       // libpq URI derived from DATABASE_URL
+  s3::S3Options s3;  // MINIO_ENDPOINT/_ACCESS_KEY/_SECRET_KEY/_BUCKET/_SECURE/_REGION/_CA_FILE, S3_*
+  std::string buffer_path = "/var/cache/osint-media-buffer";  // MEDIA_BUFFER_PATH
+
+  // Worker.
+  int concurrency = 32;                          // SYNC_CONCURRENCY: jobs in flight per process
+  int max_retries = 3;                           // MAX_RETRIES
+  std::chrono::seconds retry_delay{5};           // RETRY_DELAY_SECONDS: attempt n waits n x this
+  std::chrono::seconds shutdown_grace{30};       // SHUTDOWN_GRACE_SECONDS
+  std::chrono::seconds lease{30};                // LEASE_SECONDS: heartbeat TTL of a worker
+  std::chrono::seconds box_refresh{30};          // BOX_REFRESH_SECONDS: re-read box endpoints
+  std::chrono::seconds outage_backoff_max{30};   // OUTAGE_BACKOFF_MAX_SECONDS
+  int db_pool_size = 4;                          // DB_POOL_SIZE: PostgreSQL connections
+  std::string worker_id;                         // WORKER_ID: default <hostname>-<pid>
+  std::string metrics_address = "0.0.0.0:9108";  // METRICS_ADDRESS: empty disables /metrics
+  std::string log_level = "info";                // LOG_LEVEL: trace|debug|info|warn|error|critical|off
+  LogFormat log_format = LogFormat::kText;       // LOG_FORMAT: text|json
+
+  // DATABASE_URL must be set for commands that touch PostgreSQL.
+  Status RequireDatabase() const;
+};
+
+// Reads a variable; nullopt when unset. Tests pass a map-backed lookup.
+using EnvLookup = std::function<std::optional<std::string>(std::string_view name)>;
+EnvLookup ProcessEnvironment();
+
+// Parses and validates every variable. The first bad value fails with
+// kConfiguration and a message naming the variable and the problem, never
+// quoting a secret.
+Result<Options> LoadOptions(const EnvLookup& env);
+
+// The effective configuration as (variable, value) rows, secrets masked.
+std::vector<std::pair<std::string, std::string>> Describe(const Options& options);
+
+// "16MiB", "512KiB", "1GiB", "1048576" -> bytes; nullopt when malformed.
+std::optional<uint64_t> ParseByteSize(std::string_view text);
+
+}  // namespace media_sync::config

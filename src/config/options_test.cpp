@@ -1,0 +1,298 @@
+#include "config/options.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <map>
+
+namespace media_sync::config {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+EnvLookup MapEnv(std::map<std::string, std::string> values) {
+  return [values = std::move(values)](std::string_view name) -> std::optional<std::string> {
+    auto it = values.find(std::string(name));
+    if (it == values.end()) return std::nullopt;
+    return it->second;
+  };
+}
+
+Options MustLoad(std::map<std::string, std::string> values) {
+  auto options = LoadOptions(MapEnv(std::move(values)));
+  EXPECT_TRUE(options.ok()) << (options.ok() ? "" : options.error().message);
+  return options.ok() ? *options : Options{};
+}
+
+std::string MustFail(std::map<std::string, std::string> values) {
+  auto options = LoadOptions(MapEnv(std::move(values)));
+  EXPECT_FALSE(options.ok());
+  if (options.ok()) return "";
+  EXPECT_EQ(options.error().kind, ErrorKind::kConfiguration);
+  return options.error().message;
+}
+
+TEST(OptionsTest, DefaultsFollowTheSeed) {
+  Options o = MustLoad({});
+  EXPECT_EQ(o.redis_url, "redis://localhost:6379/0");
+  EXPECT_EQ(o.redis.host, "localhost");
+  EXPECT_EQ(o.redis.port, 6379);
+  EXPECT_EQ(o.redis.db, 0);
+  EXPECT_EQ(o.database_url, "");
+  EXPECT_FALSE(o.RequireDatabase().ok());
+  EXPECT_THAT(o.RequireDatabase().error().message, HasSubstr("DATABASE_URL"));
+  EXPECT_EQ(o.s3.endpoint, "localhost:9000");
+  EXPECT_EQ(o.s3.access_key, "minioadmin");
+  EXPECT_EQ(o.s3.secret_key, "minioadmin");
+  EXPECT_EQ(o.s3.bucket, "osint-media");
+  EXPECT_FALSE(o.s3.secure);
+  EXPECT_EQ(o.s3.region, "us-east-1");
+  EXPECT_EQ(o.s3.ca_file, "");
+  EXPECT_EQ(o.buffer_path, "/var/cache/osint-media-buffer");
+  EXPECT_EQ(o.concurrency, 32);
+  EXPECT_EQ(o.max_retries, 3);
+  EXPECT_EQ(o.retry_delay, std::chrono::seconds(5));
+  EXPECT_EQ(o.shutdown_grace, std::chrono::seconds(30));
+  EXPECT_EQ(o.lease, std::chrono::seconds(30));
+  EXPECT_EQ(o.box_refresh, std::chrono::seconds(30));
+  EXPECT_EQ(o.outage_backoff_max, std::chrono::seconds(30));
+  EXPECT_EQ(o.db_pool_size, 4);
+  EXPECT_FALSE(o.worker_id.empty());
+  EXPECT_EQ(o.metrics_address, "0.0.0.0:9108");
+  EXPECT_EQ(o.log_level, "info");
+  EXPECT_EQ(o.log_format, LogFormat::kText);
+  EXPECT_EQ(o.s3.connect_timeout, std::chrono::seconds(5));
+  EXPECT_EQ(o.s3.low_speed_time, std::chrono::seconds(20));
+  EXPECT_EQ(o.s3.multipart_threshold, 16ull << 20);
+  EXPECT_EQ(o.s3.part_size, 8ull << 20);
+  EXPECT_EQ(o.s3.part_parallelism, 4);
+  EXPECT_FALSE(o.s3.content_md5);
+  EXPECT_EQ(o.s3.buffer_pool_bytes, 32ull << 20);
+}
+
+TEST(OptionsTest, ReadsEveryVariable) {
+  Options o = MustLoad({
+      {"REDIS_URL", "redis://:pw@redis.internal:6380/2"},
+      {"DATABASE_URL", "postgresql+asyncpg://osint_user:password@db:5432/osint_platform"},
+      {"MINIO_ENDPOINT", "minio-russia-1:9000"},
+      {"MINIO_ACCESS_KEY", "AKIA"},
+      {"MINIO_SECRET_KEY", "s3cr3t"},
+      {"MINIO_BUCKET", "media-archive"},
+      {"MINIO_SECURE", "TRUE"},
+      {"MINIO_REGION", "eu-central-1"},
+      {"MEDIA_BUFFER_PATH", "/srv/buffer/"},
+      {"SYNC_CONCURRENCY", "8"},
+      {"MAX_RETRIES", "5"},
+      {"RETRY_DELAY_SECONDS", "2"},
+      {"SHUTDOWN_GRACE_SECONDS", "10"},
+      {"LEASE_SECONDS", "15"},
+      {"BOX_REFRESH_SECONDS", "60"},
+      {"OUTAGE_BACKOFF_MAX_SECONDS", "120"},
+      {"DB_POOL_SIZE", "2"},
+      {"WORKER_ID", "sync-a"},
+      {"METRICS_ADDRESS", "127.0.0.1:9200"},
+      {"LOG_LEVEL", "DEBUG"},
+      {"LOG_FORMAT", "json"},
+      {"S3_CONNECT_TIMEOUT_SECONDS", "3"},
+      {"S3_LOW_SPEED_SECONDS", "7"},
+      {"S3_MULTIPART_THRESHOLD", "64MiB"},
+      {"S3_PART_SIZE", "16M"},
+      {"S3_PART_PARALLELISM", "8"},
+      {"S3_CONTENT_MD5", "yes"},
+      {"S3_BUFFER_POOL", "128MiB"},
+  });
+  EXPECT_EQ(o.redis.host, "redis.internal");
+  EXPECT_EQ(o.redis.port, 6380);
+  EXPECT_EQ(o.redis.db, 2);
+  EXPECT_EQ(o.redis.password, "pw");
+  EXPECT_EQ(o.database_conninfo, "postgresql://osint_user:password@db:5432/osint_platform");
+  EXPECT_EQ(o.s3.endpoint, "minio-russia-1:9000");
+  EXPECT_EQ(o.s3.access_key, "AKIA");
+  EXPECT_EQ(o.s3.secret_key, "s3cr3t");
+  EXPECT_EQ(o.s3.bucket, "media-archive");
+  EXPECT_TRUE(o.s3.secure);
+  EXPECT_EQ(o.s3.region, "eu-central-1");
+  EXPECT_EQ(o.buffer_path, "/srv/buffer");
+  EXPECT_EQ(o.concurrency, 8);
+  EXPECT_EQ(o.max_retries, 5);
+  EXPECT_EQ(o.retry_delay, std::chrono::seconds(2));
+  EXPECT_EQ(o.shutdown_grace, std::chrono::seconds(10));
+  EXPECT_EQ(o.lease, std::chrono::seconds(15));
+  EXPECT_EQ(o.box_refresh, std::chrono::seconds(60));
+  EXPECT_EQ(o.outage_backoff_max, std::chrono::seconds(120));
+  EXPECT_EQ(o.db_pool_size, 2);
+  EXPECT_EQ(o.worker_id, "sync-a");
+  EXPECT_EQ(o.metrics_address, "127.0.0.1:9200");
+  EXPECT_EQ(o.log_level, "debug");
+  EXPECT_EQ(o.log_format, LogFormat::kJson);
+  EXPECT_EQ(o.s3.connect_timeout, std::chrono::seconds(3));
+  EXPECT_EQ(o.s3.low_speed_time, std::chrono::seconds(7));
+  EXPECT_EQ(o.s3.multipart_threshold, 64ull << 20);
+  EXPECT_EQ(o.s3.part_size, 16ull << 20);
+  EXPECT_EQ(o.s3.part_parallelism, 8);
+  EXPECT_TRUE(o.s3.content_md5);
+  EXPECT_EQ(o.s3.buffer_pool_bytes, 128ull << 20);
+}
+
+TEST(OptionsTest, RejectsBadValuesNamingTheVariable) {
+  struct Case {
+    std::string variable;
+    std::string value;
+    std::string problem;
+  };
+  const std::vector<Case> cases = {
+      {"MINIO_SECURE", "maybe", "is not a boolean"},
+      {"SYNC_CONCURRENCY", "-1", "must be between 1 and 1024"},
+      {"SYNC_CONCURRENCY", "0", "must be between 1 and 1024"},
+      {"SYNC_CONCURRENCY", "many", "is not a whole number"},
+      {"MAX_RETRIES", "-3", "must be between 0 and 100"},
+      {"MAX_RETRIES", "3.5", "is not a whole number"},
+      {"RETRY_DELAY_SECONDS", "", "is not a whole number"},
+      {"RETRY_DELAY_SECONDS", "-5", "must be between"},
+      {"SHUTDOWN_GRACE_SECONDS", "30s", "is not a whole number"},
+      {"LEASE_SECONDS", "1", "must be between 2 and 3600"},
+      {"DB_POOL_SIZE", "0", "must be between 1 and 256"},
+      {"LOG_LEVEL", "verbose", "unknown level"},
+      {"LOG_FORMAT", "xml", "unknown format"},
+      {"MEDIA_BUFFER_PATH", "relative/dir", "must be an absolute path"},
+      {"MINIO_ENDPOINT", "http://minio:9000", "without scheme"},
+      {"MINIO_ENDPOINT", "", "must not be empty"},
+      {"MINIO_BUCKET", "Bad_Bucket", "is not a valid bucket name"},
+      {"MINIO_CA_FILE", "/nonexistent/ca.pem", "cannot be read"},
+      {"S3_PART_SIZE", "1MiB", "must be between 5242880"},
+      {"S3_PART_SIZE", "lots", "is not a size"},
+      {"S3_MULTIPART_THRESHOLD", "6TiB", "is not a size"},
+      {"S3_PART_PARALLELISM", "0", "must be between 1 and 64"},
+      {"S3_CONTENT_MD5", "sometimes", "is not a boolean"},
+      {"METRICS_ADDRESS", "9108", "must be host:port"},
+      {"METRICS_ADDRESS", "0.0.0.0:http", "must be host:port"},
+      {"WORKER_ID", "two words", "must not contain white space"},
+  };
+  for (const auto& c : cases) {
+    std::string message = MustFail({{c.variable, c.value}});
+    EXPECT_THAT(message, HasSubstr(c.variable)) << c.variable << "=" << c.value;
+    EXPECT_THAT(message, HasSubstr(c.problem)) << c.variable << "=" << c.value;
+  }
+}
+
+TEST(OptionsTest, BufferPoolMustHoldOneUploadBuffer) {
+  std::string message = MustFail({{"S3_PART_SIZE", "64MiB"}, {"S3_BUFFER_POOL", "32MiB"}});
+  EXPECT_THAT(message, HasSubstr("S3_BUFFER_POOL"));
+  EXPECT_THAT(message, HasSubstr("64MiB"));
+}
+
+TEST(OptionsTest, SecretsNeverAppearInErrorsOrDescription) {
+  std::string message = MustFail({{"REDIS_URL", "redis://user:hunter2@host:notaport/0"}});
+  EXPECT_THAT(message, HasSubstr("REDIS_URL"));
+  EXPECT_THAT(message, Not(HasSubstr("hunter2")));
+  message = MustFail({{"DATABASE_URL", "mysql://root:hunter2@db/x"}});
+  EXPECT_THAT(message, HasSubstr("DATABASE_URL"));
+  EXPECT_THAT(message, Not(HasSubstr("hunter2")));
+
+  Options o = MustLoad({{"REDIS_URL", "redis://default:redispw@r:6379/0"},
+                        {"DATABASE_URL", "postgresql://u:dbpw@db/x"},
+                        {"MINIO_SECRET_KEY", "miniopw"}});
+  std::string all;
+  for (const auto& [name, value] : Describe(o)) all += name + "=" + value + "\n";
+  EXPECT_THAT(all, Not(HasSubstr("redispw")));
+  EXPECT_THAT(all, Not(HasSubstr("dbpw")));
+  EXPECT_THAT(all, Not(HasSubstr("miniopw")));
+  EXPECT_THAT(all, HasSubstr("REDIS_URL=redis://default:***@r:6379/0"));
+  EXPECT_THAT(all, HasSubstr("DATABASE_URL=postgresql://u:***@db/x"));
+  EXPECT_THAT(all, HasSubstr("MINIO_SECRET_KEY=********"));
+}
+
+TEST(UrlsTest, RedisUrlForms) {
+  auto plain = ParseRedisUrl("redis://localhost:6379/0");
+  ASSERT_TRUE(plain.ok());
+  EXPECT_EQ(plain->host, "localhost");
+  EXPECT_EQ(plain->port, 6379);
+  EXPECT_EQ(plain->db, 0);
+  EXPECT_EQ(plain->password, "");
+
+  auto acl = ParseRedisUrl("redis://worker:p%40ss@10.0.0.5:7000/3");
+  ASSERT_TRUE(acl.ok());
+  EXPECT_EQ(acl->username, "worker");
+  EXPECT_EQ(acl->password, "p@ss");
+  EXPECT_EQ(acl->host, "10.0.0.5");
+  EXPECT_EQ(acl->port, 7000);
+  EXPECT_EQ(acl->db, 3);
+
+  auto no_port = ParseRedisUrl("redis://cache");
+  ASSERT_TRUE(no_port.ok());
+  EXPECT_EQ(no_port->port, 6379);
+  EXPECT_EQ(no_port->db, 0);
+
+  auto ipv6 = ParseRedisUrl("redis://[::1]:6390/1");
+  ASSERT_TRUE(ipv6.ok());
+  EXPECT_EQ(ipv6->host, "::1");
+  EXPECT_EQ(ipv6->port, 6390);
+
+  auto socket = ParseRedisUrl("unix:///run/redis/redis.sock?db=4");
+  ASSERT_TRUE(socket.ok());
+  EXPECT_EQ(socket->unix_socket, "/run/redis/redis.sock");
+  EXPECT_EQ(socket->db, 4);
+
+  auto socket_auth = ParseRedisUrl("redis+unix://:pw@/tmp/r.sock");
+  ASSERT_TRUE(socket_auth.ok());
+  EXPECT_EQ(socket_auth->unix_socket, "/tmp/r.sock");
+  EXPECT_EQ(socket_auth->password, "pw");
+
+  for (const char* bad : {"localhost:6379", "http://localhost", "redis://", "redis://host:0/0",
+                          "redis://host:99999", "redis://host:6379/x", "unix://relative.sock",
+                          "rediss://host:6380/0"}) {
+    auto parsed = ParseRedisUrl(bad);
+    EXPECT_FALSE(parsed.ok()) << bad;
+    if (!parsed.ok()) {
+      EXPECT_THAT(parsed.error().message, HasSubstr("REDIS_URL")) << bad;
+    }
+  }
+}
+
+TEST(UrlsTest, DatabaseUrlForms) {
+  const std::map<std::string, std::string> accepted = {
+      {"postgresql://u:p@h:5432/db", "postgresql://u:p@h:5432/db"},
+      {"postgres://u@h/db", "postgresql://u@h/db"},
+      {"postgresql+asyncpg://u:p@h:5432/db", "postgresql://u:p@h:5432/db"},
+      {"postgresql+psycopg2://u:p@h/db", "postgresql://u:p@h/db"},
+      {"postgresql+asyncpg://u:p@h/db?ssl=require", "postgresql://u:p@h/db?sslmode=require"},
+      {"postgresql://u@h/db?sslmode=disable&application_name=x",
+       "postgresql://u@h/db?sslmode=disable&application_name=x"},
+  };
+  for (const auto& [url, conninfo] : accepted) {
+    auto parsed = ParseDatabaseUrl(url);
+    ASSERT_TRUE(parsed.ok()) << url;
+    EXPECT_EQ(*parsed, conninfo);
+  }
+  for (const char* bad : {"mysql://u:p@h/db", "h:5432/db", "postgresql://u:p@h:port/db", ""}) {
+    auto parsed = ParseDatabaseUrl(bad);
+    EXPECT_FALSE(parsed.ok()) << bad;
+    if (!parsed.ok()) {
+      EXPECT_THAT(parsed.error().message, HasSubstr("DATABASE_URL")) << bad;
+    }
+  }
+}
+
+TEST(UrlsTest, RedactsPasswordsOnly) {
+  EXPECT_EQ(RedactUrl("redis://:pw@h:1/0"), "redis://:***@h:1/0");
+  EXPECT_EQ(RedactUrl("redis://pw@h:1/0"), "redis://***@h:1/0");
+  EXPECT_EQ(RedactUrl("postgresql://user@h/db"), "postgresql://user@h/db");
+  EXPECT_EQ(RedactUrl("postgresql://user:p@ss:w0rd@h/db"), "postgresql://user:***@h/db");
+  EXPECT_EQ(RedactUrl("redis://localhost:6379/0"), "redis://localhost:6379/0");
+}
+
+TEST(OptionsTest, ByteSizes) {
+  EXPECT_EQ(ParseByteSize("1048576"), 1048576u);
+  EXPECT_EQ(ParseByteSize("512KiB"), 512u << 10);
+  EXPECT_EQ(ParseByteSize("8MiB"), 8u << 20);
+  EXPECT_EQ(ParseByteSize("8mb"), 8u << 20);
+  EXPECT_EQ(ParseByteSize("2GiB"), 2ull << 30);
+  EXPECT_EQ(ParseByteSize(""), std::nullopt);
+  EXPECT_EQ(ParseByteSize("MiB"), std::nullopt);
+  EXPECT_EQ(ParseByteSize("-1"), std::nullopt);
+  EXPECT_EQ(ParseByteSize("1.5MiB"), std::nullopt);
+}
+
+}  // namespace
+}  // namespace media_sync::config
