@@ -1,0 +1,223 @@
+#include "core/job.h"
+
+#include <cctype>
+#include <ctime>
+#include <nlohmann/json.hpp>
+
+#include "util/hash.h"
+
+namespace media_sync {
+namespace {
+
+using Json = nlohmann::ordered_json;
+
+constexpr std::string_view kFailureFields[] = {"error", "failed_at", "attempts"};
+
+Error Invalid(const std::string& problem) { return Error::JobPermanent("Invalid job: " + problem); }
+
+// Nesting depth of a JSON text, counted outside strings, so a hostile payload
+// is refused before the parser sees it.
+int NestingDepth(std::string_view text) {
+  int depth = 0;
+  int deepest = 0;
+  bool in_string = false;
+  for (size_t i = 0; i < text.size(); ++i) {
+    char c = text[i];
+    if (in_string) {
+      if (c == '\\') {
+        ++i;
+      } else if (c == '"') {
+        in_string = false;
+      }
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '{' || c == '[') {
+      deepest = std::max(deepest, ++depth);
+    } else if (c == '}' || c == ']') {
+      --depth;
+    }
+  }
+  return deepest;
+}
+
+std::optional<Json> ParseBounded(std::string_view payload) {
+  if (payload.size() > kMaxJobBytes || NestingDepth(payload) > kMaxJobDepth) return std::nullopt;
+  Json document = Json::parse(payload, nullptr, /*allow_exceptions=*/false);
+  if (document.is_discarded()) return std::nullopt;
+  return document;
+}
+
+std::string Quote(std::string_view text) {
+  // JSON-quoted and shortened, so a hostile value cannot flood the message.
+  std::string shown(text.substr(0, 200));
+  if (text.size() > 200) shown += "...";
+  return Json(shown).dump(-1, ' ', false, Json::error_handler_t::replace);
+}
+
+Result<std::string> RequiredString(const Json& document, const char* field) {
+  auto it = document.find(field);
+  if (it == document.end() || it->is_null()) return Invalid(std::string("missing field ") + field);
+  if (!it->is_string()) {
+    return Invalid(std::string(field) + " must be a string, got " + it->type_name());
+  }
+  return it->get<std::string>();
+}
+
+std::string_view Extension(std::string_view path) {
+  auto slash = path.rfind('/');
+  auto dot = path.rfind('.');
+  if (dot == std::string_view::npos || (slash != std::string_view::npos && dot < slash)) return {};
+  return path.substr(dot + 1);
+}
+
+bool IsExtension(std::string_view ext) {
+  if (ext.empty() || ext.size() > 16) return false;
+  for (char c : ext) {
+    if (!std::isalnum(static_cast<unsigned char>(c))) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+std::string ContentKey(std::string_view sha256, std::string_view extension) {
+  std::string key = "media/";
+  key.append(sha256.substr(0, 2)).append("/").append(sha256.substr(2, 2)).append("/");
+  key.append(sha256);
+  if (!extension.empty()) key.append(".").append(extension);
+  return key;
+}
+
+Result<Job> ParseJob(std::string_view payload) {
+  if (payload.size() > kMaxJobBytes) {
+    return Invalid("payload of " + std::to_string(payload.size()) + " bytes exceeds the limit of " +
+                   std::to_string(kMaxJobBytes));
+  }
+  if (NestingDepth(payload) > kMaxJobDepth) {
+    return Invalid("JSON nested deeper than " + std::to_string(kMaxJobDepth) + " levels");
+  }
+  Json document = Json::parse(payload, nullptr, /*allow_exceptions=*/false);
+  if (document.is_discarded()) return Invalid("payload is not valid JSON");
+  if (!document.is_object()) {
+    return Invalid(std::string("payload must be a JSON object, got ") + document.type_name());
+  }
+
+  Job job;
+  if (document.contains("failed_at")) {
+    // An operator requeued a failed entry: it starts a fresh retry budget.
+    for (auto field : kFailureFields) document.erase(std::string(field));
+    if (document.contains("retry_count")) document["retry_count"] = 0;
+    job.requeued_from_failed = true;
+  }
+
+  auto sha256 = RequiredString(document, "sha256");
+  if (!sha256) return sha256.error();
+  job.sha256 = *sha256;
+  for (char& c : job.sha256) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (job.sha256.size() != 64 ||
+      job.sha256.find_first_not_of("0123456789abcdef") != std::string::npos) {
+    return Invalid("sha256 must be 64 hexadecimal characters, got " + Quote(*sha256));
+  }
+
+  auto local_path = RequiredString(document, "local_path");
+  if (!local_path) return local_path.error();
+  job.local_path = *local_path;
+  if (job.local_path.empty() || job.local_path.find('\0') != std::string::npos) {
+    return Invalid("local_path must be a non-empty path without NUL bytes");
+  }
+
+  auto s3_key = RequiredString(document, "s3_key");
+  if (!s3_key) return s3_key.error();
+  job.s3_key = *s3_key;
+  std::string_view extension = Extension(job.s3_key);
+  if (extension.empty()) extension = Extension(job.local_path);
+  std::string expected = ContentKey(job.sha256, extension);
+  if (job.s3_key != expected || (!extension.empty() && !IsExtension(extension))) {
+    return Invalid("s3_key " + Quote(job.s3_key) + " does not match sha256 (expected " +
+                   Quote(IsExtension(extension) ? expected : ContentKey(job.sha256, "<ext>")) +
+                   ")");
+  }
+
+  auto size = document.find("file_size");
+  if (size == document.end() || size->is_null()) return Invalid("missing field file_size");
+  if (size->is_number_integer() && (size->is_number_unsigned() || size->get<int64_t>() >= 0)) {
+    job.file_size = size->get<uint64_t>();
+  } else if (size->is_number_integer()) {
+    return Invalid("file_size must be a non-negative integer, got " + size->dump());
+  } else {
+    return Invalid(std::string("file_size must be a non-negative integer, got ") +
+                   (size->is_number_float() ? size->dump() : size->type_name()));
+  }
+
+  if (auto box = document.find("storage_box_id"); box != document.end() && !box->is_null()) {
+    if (box->is_string() && !box->get<std::string>().empty()) {
+      job.storage_box_id = box->get<std::string>();
+    } else if (box->is_number_integer()) {
+      job.storage_box_id = box->dump();
+    } else {
+      return Invalid(std::string("storage_box_id must be a non-empty string, got ") +
+                     (box->is_string() ? "an empty string" : box->type_name()));
+    }
+  }
+
+  if (auto queued = document.find("queued_at");
+      queued != document.end() && !queued->is_null() && !queued->is_string()) {
+    return Invalid(std::string("queued_at must be a string, got ") + queued->type_name());
+  }
+
+  if (auto retries = document.find("retry_count");
+      retries != document.end() && !retries->is_null()) {
+    bool non_negative = retries->is_number_unsigned() ||
+                        (retries->is_number_integer() && retries->get<int64_t>() >= 0);
+    if (!non_negative || retries->get<uint64_t>() > 1000) {
+      return Invalid("retry_count must be a non-negative integer, got " + retries->dump());
+    }
+    job.retry_count = static_cast<int>(retries->get<uint64_t>());
+  }
+
+  job.payload = job.requeued_from_failed ? document.dump() : std::string(payload);
+  return job;
+}
+
+std::string WithRetryCount(std::string_view payload, int retry_count) {
+  auto document = ParseBounded(payload);
+  if (!document || !document->is_object()) return std::string(payload);
+  (*document)["retry_count"] = retry_count;
+  return document->dump();
+}
+
+std::string IsoTimestamp(std::chrono::system_clock::time_point when) {
+  auto millis = std::chrono::duration_cast<std::chrono::milliseconds>(when.time_since_epoch());
+  std::time_t seconds = static_cast<std::time_t>(millis.count() / 1000);
+  std::tm utc{};
+  gmtime_r(&seconds, &utc);
+  char text[64];
+  std::snprintf(text, sizeof(text), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", utc.tm_year + 1900,
+                utc.tm_mon + 1, utc.tm_mday, utc.tm_hour, utc.tm_min, utc.tm_sec,
+                static_cast<int>(millis.count() % 1000));
+  return text;
+}
+
+std::string FailedEntry(std::string_view payload, std::string_view error, int attempts,
+                        std::chrono::system_clock::time_point now) {
+  auto document = ParseBounded(payload);
+  Json entry;
+  if (document && document->is_object()) {
+    entry = std::move(*document);
+  } else {
+    // Not a job object: keep every byte. JSON strings hold only UTF-8, so
+    // anything else is kept base64-encoded.
+    try {
+      (void)Json(std::string(payload)).dump();
+      entry["raw"] = std::string(payload);
+    } catch (const Json::type_error&) {
+      entry["raw_base64"] = Base64(payload);
+    }
+  }
+  entry["error"] = std::string(error);
+  entry["failed_at"] = IsoTimestamp(now);
+  entry["attempts"] = attempts;
+  return entry.dump(-1, ' ', false, Json::error_handler_t::replace);
+}
+
+}  // namespace media_sync

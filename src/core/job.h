@@ -1,0 +1,51 @@
+// A sync job as producers push it (DESIGN.md §1), its validation, and the
+// rewrites the worker makes to it (retry count, failed-queue entry).
+//
+// Parsing is bounded (payload size, nesting depth) and never throws: every
+// problem is a kJobPermanent error whose message names the field.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "core/result.h"
+
+namespace media_sync {
+
+inline constexpr size_t kMaxJobBytes = 64 * 1024;
+inline constexpr int kMaxJobDepth = 16;
+
+struct Job {
+  std::string payload;  // the JSON to re-queue: unknown fields kept, failure fields stripped
+  std::string sha256;   // lowercase hex
+  std::string s3_key;
+  std::string local_path;
+  uint64_t file_size = 0;
+  std::optional<std::string> storage_box_id;
+  int retry_count = 0;
+  // True when the payload was a failed-queue entry requeued by an operator
+  // (RPOPLPUSH media:sync:failed media:sync:pending): it starts a fresh budget.
+  bool requeued_from_failed = false;
+};
+
+// Validates a raw payload. A failed-queue entry (has failed_at) comes back
+// with error/failed_at/attempts removed and retry_count reset to 0.
+Result<Job> ParseJob(std::string_view payload);
+
+// The object key a sha256 and extension must map to: media/ab/cd/<sha>.<ext>.
+std::string ContentKey(std::string_view sha256, std::string_view extension);
+
+// `payload` (a valid job object) with retry_count set; other fields and their order kept.
+std::string WithRetryCount(std::string_view payload, int retry_count);
+
+// The failed-queue entry: the job object plus error, failed_at (ISO 8601 UTC)
+// and attempts. A payload that is not a JSON object is kept whole under "raw".
+std::string FailedEntry(std::string_view payload, std::string_view error, int attempts,
+                        std::chrono::system_clock::time_point now);
+
+std::string IsoTimestamp(std::chrono::system_clock::time_point when);
+
+}  // namespace media_sync

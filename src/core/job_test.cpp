@@ -1,0 +1,153 @@
+#include "core/job.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+namespace media_sync {
+namespace {
+
+using ::testing::HasSubstr;
+using Json = nlohmann::ordered_json;
+
+const std::string kSha = "abc1230000000000000000000000000000000000000000000000000000000def";
+
+Json ValidJob() {
+  return Json{{"sha256", kSha},
+              {"s3_key", "media/ab/c1/" + kSha + ".jpg"},
+              {"local_path", "/var/cache/osint-media-buffer/media/ab/c1/" + kSha + ".jpg"},
+              {"storage_box_id", "russia-1"},
+              {"file_size", 12345},
+              {"queued_at", "2024-01-15T12:00:00"},
+              {"retry_count", 0}};
+}
+
+std::string ErrorOf(const std::string& payload) {
+  auto job = ParseJob(payload);
+  EXPECT_FALSE(job.ok()) << payload;
+  if (job.ok()) return "";
+  EXPECT_EQ(job.error().kind, ErrorKind::kJobPermanent);
+  return job.error().message;
+}
+
+TEST(JobTest, ParsesTheSeedFormatAndKeepsUnknownFields) {
+  Json document = ValidJob();
+  document["trace_id"] = "t-1";
+  auto job = ParseJob(document.dump());
+  ASSERT_TRUE(job.ok()) << job.error().message;
+  EXPECT_EQ(job->sha256, kSha);
+  EXPECT_EQ(job->s3_key, "media/ab/c1/" + kSha + ".jpg");
+  EXPECT_EQ(job->file_size, 12345u);
+  EXPECT_EQ(job->storage_box_id, "russia-1");
+  EXPECT_EQ(job->retry_count, 0);
+  EXPECT_FALSE(job->requeued_from_failed);
+  EXPECT_EQ(job->payload, document.dump());
+  EXPECT_THAT(WithRetryCount(job->payload, 2), HasSubstr("\"trace_id\":\"t-1\""));
+}
+
+TEST(JobTest, OptionalFieldsMayBeAbsentOrNull) {
+  Json document = ValidJob();
+  document.erase("storage_box_id");
+  document.erase("retry_count");
+  document["queued_at"] = nullptr;
+  auto job = ParseJob(document.dump());
+  ASSERT_TRUE(job.ok()) << job.error().message;
+  EXPECT_FALSE(job->storage_box_id.has_value());
+  EXPECT_EQ(job->retry_count, 0);
+  document["storage_box_id"] = 7;
+  job = ParseJob(document.dump());
+  ASSERT_TRUE(job.ok());
+  EXPECT_EQ(job->storage_box_id, "7");
+}
+
+TEST(JobTest, RejectsEachMalformedFieldByName) {
+  auto with = [](const char* field, Json value) {
+    Json document = ValidJob();
+    document[field] = std::move(value);
+    return document.dump();
+  };
+  auto without = [](const char* field) {
+    Json document = ValidJob();
+    document.erase(field);
+    return document.dump();
+  };
+  EXPECT_THAT(ErrorOf("{not json"), HasSubstr("not valid JSON"));
+  EXPECT_THAT(ErrorOf(""), HasSubstr("not valid JSON"));
+  EXPECT_THAT(ErrorOf("[1,2]"), HasSubstr("must be a JSON object, got array"));
+  EXPECT_THAT(ErrorOf("\"text\""), HasSubstr("must be a JSON object, got string"));
+  EXPECT_THAT(ErrorOf(without("sha256")), HasSubstr("missing field sha256"));
+  EXPECT_THAT(ErrorOf(with("sha256", 42)), HasSubstr("sha256 must be a string, got number"));
+  EXPECT_THAT(ErrorOf(with("sha256", "xyz")), HasSubstr("sha256 must be 64 hexadecimal"));
+  EXPECT_THAT(ErrorOf(without("local_path")), HasSubstr("missing field local_path"));
+  EXPECT_THAT(ErrorOf(with("local_path", "")), HasSubstr("local_path must be a non-empty"));
+  EXPECT_THAT(ErrorOf(without("s3_key")), HasSubstr("missing field s3_key"));
+  EXPECT_THAT(ErrorOf(with("s3_key", "media/zz/c1/" + kSha + ".jpg")),
+              HasSubstr("does not match sha256"));
+  EXPECT_THAT(ErrorOf(with("s3_key", "../../etc/passwd")), HasSubstr("does not match sha256"));
+  EXPECT_THAT(ErrorOf(with("s3_key", "media/ab/c1/" + kSha + ".j/g")),
+              HasSubstr("does not match sha256"));
+  EXPECT_THAT(ErrorOf(without("file_size")), HasSubstr("missing field file_size"));
+  EXPECT_THAT(ErrorOf(with("file_size", -1)), HasSubstr("file_size must be a non-negative integer"));
+  EXPECT_THAT(ErrorOf(with("file_size", 1.5)), HasSubstr("got 1.5"));
+  EXPECT_THAT(ErrorOf(with("file_size", "12345")), HasSubstr("got string"));
+  EXPECT_THAT(ErrorOf(with("storage_box_id", Json::array())),
+              HasSubstr("storage_box_id must be a non-empty string"));
+  EXPECT_THAT(ErrorOf(with("queued_at", 5)), HasSubstr("queued_at must be a string"));
+  EXPECT_THAT(ErrorOf(with("retry_count", -2)), HasSubstr("retry_count must be"));
+}
+
+TEST(JobTest, KeyExtensionMayComeFromThePath) {
+  Json document = ValidJob();
+  document["s3_key"] = "media/ab/c1/" + kSha;
+  document["local_path"] = "/buffer/x.png";
+  EXPECT_THAT(ErrorOf(document.dump()), HasSubstr(".png"));
+  document["local_path"] = "/buffer/noext";
+  EXPECT_TRUE(ParseJob(document.dump()).ok());
+}
+
+TEST(JobTest, HostileInputIsBounded) {
+  std::string deep(1000, '[');
+  EXPECT_THAT(ErrorOf(deep), HasSubstr("nested deeper"));
+  std::string big = "{\"pad\":\"" + std::string(kMaxJobBytes, 'x') + "\"}";
+  EXPECT_THAT(ErrorOf(big), HasSubstr("exceeds the limit"));
+  EXPECT_THAT(ErrorOf(std::string("\xff\xfe\x00\x01", 4)), HasSubstr("not valid JSON"));
+}
+
+TEST(JobTest, FailedEntryKeepsTheJobAndAddsFailureFields) {
+  auto now = std::chrono::system_clock::time_point(std::chrono::milliseconds(1705320000123));
+  Json entry = Json::parse(FailedEntry(ValidJob().dump(), "Size mismatch: expected 1, got 2", 4, now));
+  EXPECT_EQ(entry["sha256"], kSha);
+  EXPECT_EQ(entry["error"], "Size mismatch: expected 1, got 2");
+  EXPECT_EQ(entry["failed_at"], "2024-01-15T12:00:00.123Z");
+  EXPECT_EQ(entry["attempts"], 4);
+}
+
+TEST(JobTest, FailedEntryKeepsRawPayloadWhole) {
+  auto now = std::chrono::system_clock::now();
+  Json entry = Json::parse(FailedEntry("{not json", "Invalid job: payload is not valid JSON", 1, now));
+  EXPECT_EQ(entry["raw"], "{not json");
+  EXPECT_EQ(entry["attempts"], 1);
+  Json binary = Json::parse(FailedEntry(std::string("\xff\x00", 2), "Invalid job", 1, now));
+  EXPECT_EQ(binary["raw_base64"], "/wA=");
+}
+
+TEST(JobTest, RequeuedFailedEntryStartsAFreshBudget) {
+  Json document = ValidJob();
+  document["retry_count"] = 3;
+  std::string entry = FailedEntry(document.dump(), "File missing from both local buffer and MinIO",
+                                  4, std::chrono::system_clock::now());
+  auto job = ParseJob(entry);
+  ASSERT_TRUE(job.ok()) << job.error().message;
+  EXPECT_TRUE(job->requeued_from_failed);
+  EXPECT_EQ(job->retry_count, 0);
+  Json payload = Json::parse(job->payload);
+  EXPECT_FALSE(payload.contains("error"));
+  EXPECT_FALSE(payload.contains("failed_at"));
+  EXPECT_FALSE(payload.contains("attempts"));
+  EXPECT_EQ(payload["retry_count"], 0);
+  EXPECT_EQ(payload["sha256"], kSha);
+}
+
+}  // namespace
+}  // namespace media_sync
