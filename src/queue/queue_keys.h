@@ -1,0 +1,39 @@
+// The Redis key layout of the reliable queue, in one place (DESIGN.md §1, §3,
+// src/core/job_queue.h). Producers, the API service and the operators'
+// runbooks know the first two keys: never rename them.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+namespace media_sync::queue {
+
+// List. Producers LPUSH one JSON job each; workers take from the right, so the
+// right end is the head of the queue (served next).
+inline constexpr std::string_view kPendingKey = "media:sync:pending";
+// List. Parked entries are LPUSHed; `RPOPLPUSH media:sync:failed
+// media:sync:pending` (the runbook) requeues the oldest one.
+inline constexpr std::string_view kFailedKey = "media:sync:failed";
+// Sorted set of payloads scored by due time, in milliseconds since the epoch
+// on the Redis server's clock.
+inline constexpr std::string_view kDelayedKey = "media:sync:delayed";
+// Hash payload -> how many times the reaper returned that payload to pending
+// because its worker died holding it.
+inline constexpr std::string_view kRedeliveriesKey = "media:sync:redeliveries";
+// Set of worker ids that may hold jobs (registered by their first heartbeat).
+inline constexpr std::string_view kWorkersKey = "media:sync:workers";
+
+inline constexpr std::string_view kProcessingKeyPrefix = "media:sync:processing:";
+inline constexpr std::string_view kHeartbeatKeyPrefix = "media:sync:worker:";
+
+// media:sync:processing:<worker-id>: list of the jobs one worker holds, newest
+// at the left.
+std::string ProcessingKey(std::string_view worker_id);
+// media:sync:worker:<worker-id>: the worker's lease; a string with a TTL whose
+// value is a JSON object {host, pid, started_at}.
+std::string HeartbeatKey(std::string_view worker_id);
+
+// A worker id that is unique across hosts and restarts: "<host>-<pid>-<random>".
+std::string MakeWorkerId();
+
+}  // namespace media_sync::queue

@@ -1,0 +1,145 @@
+#include "queue/redis_job_queue.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <utility>
+
+#include "queue/queue_keys.h"
+
+namespace media_sync::queue {
+namespace {
+
+// KEYS: processing, redeliveries. ARGV: payload.
+// Returns how many copies left the processing list (0 or 1).
+const LuaScript kAckScript(R"lua(
+local removed = redis.call('LREM', KEYS[1], 1, ARGV[1])
+redis.call('HDEL', KEYS[2], ARGV[1])
+return removed
+)lua");
+
+// KEYS: processing, delayed, redeliveries.
+// ARGV: delivered payload, payload to delay, delay in ms from now.
+// Scores on the server's clock, so every worker agrees on due times.
+const LuaScript kDelayScript(R"lua(
+if redis.call('LREM', KEYS[1], 1, ARGV[1]) == 0 then return 0 end
+local now = redis.call('TIME')
+local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+redis.call('ZADD', KEYS[2], now_ms + tonumber(ARGV[3]), ARGV[2])
+if ARGV[1] ~= ARGV[2] then redis.call('HDEL', KEYS[3], ARGV[1]) end
+return 1
+)lua");
+
+// KEYS: processing, failed, redeliveries. ARGV: delivered payload, failed entry.
+const LuaScript kFailScript(R"lua(
+if redis.call('LREM', KEYS[1], 1, ARGV[1]) == 0 then return 0 end
+redis.call('LPUSH', KEYS[2], ARGV[2])
+redis.call('HDEL', KEYS[3], ARGV[1])
+return 1
+)lua");
+
+// KEYS: processing, pending. ARGV: delivered payload.
+// RPUSH puts it at the head of pending: it is served next.
+const LuaScript kReleaseScript(R"lua(
+if redis.call('LREM', KEYS[1], 1, ARGV[1]) == 0 then return 0 end
+redis.call('RPUSH', KEYS[2], ARGV[1])
+return 1
+)lua");
+
+std::string SecondsArgument(std::chrono::milliseconds wait) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%.3f", static_cast<double>(wait.count()) / 1000.0);
+  return text;
+}
+
+}  // namespace
+
+RedisJobQueue::RedisJobQueue(config::RedisAddress address, std::string worker_id,
+                             RedisOptions options)
+    : connection_(std::move(address), options),
+      worker_id_(std::move(worker_id)),
+      processing_key_(ProcessingKey(worker_id_)) {}
+
+Result<std::optional<Delivery>> RedisJobQueue::Take(std::chrono::milliseconds wait) {
+  // BLMOVE with timeout 0 would block forever: a zero wait means "don't block".
+  Result<RedisReply> moved = Error::Outage("unreachable");
+  if (wait.count() <= 0) {
+    moved = connection_.Command({"LMOVE", kPendingKey, processing_key_, "RIGHT", "LEFT"});
+  } else {
+    std::string seconds = SecondsArgument(wait);
+    std::vector<std::string_view> args = {"BLMOVE", kPendingKey, processing_key_,
+                                          "RIGHT",  "LEFT",      seconds};
+    moved = connection_.BlockingCommand(args, wait);
+  }
+  if (!moved) return moved.error();
+  if (moved->view().IsNil()) return std::optional<Delivery>();
+
+  Delivery delivery;
+  delivery.payload = std::string(moved->view().String());
+  // The job is safe in our processing list now; if reading its count fails,
+  // the caller sees an outage and the job is served again after the lease.
+  auto count = connection_.Command({"HGET", kRedeliveriesKey, delivery.payload});
+  if (!count) return count.error();
+  std::string_view text = count->view().String();
+  int64_t redeliveries = 0;
+  for (char digit : text) {
+    if (digit < '0' || digit > '9') {
+      redeliveries = 0;
+      break;
+    }
+    redeliveries = redeliveries * 10 + (digit - '0');
+  }
+  delivery.redeliveries = redeliveries;
+  return std::optional<Delivery>(std::move(delivery));
+}
+
+Status RedisJobQueue::RunMoveScript(const LuaScript& script, std::string_view action,
+                                    std::initializer_list<std::string_view> keys,
+                                    std::initializer_list<std::string_view> args) {
+  auto reply =
+      connection_.RunScript(script, {keys.begin(), keys.size()}, {args.begin(), args.size()});
+  if (!reply) return reply.error();
+  if (reply->view().Integer() == 0) {
+    spdlog::warn(
+        "queue: {} skipped for a job no longer in {} (its lease expired and another worker "
+        "returned it to {}); that copy stays the only one",
+        action, processing_key_, kPendingKey);
+  }
+  return Ok();
+}
+
+Status RedisJobQueue::Ack(const Delivery& delivery) {
+  auto reply = connection_.RunScript(
+      kAckScript, std::vector<std::string_view>{processing_key_, kRedeliveriesKey},
+      std::vector<std::string_view>{delivery.payload});
+  if (!reply) return reply.error();
+  if (reply->view().Integer() == 0) {
+    spdlog::warn("queue: acknowledged a job no longer in {} (its lease expired meanwhile)",
+                 processing_key_);
+  }
+  return Ok();
+}
+
+Status RedisJobQueue::Delay(const Delivery& delivery, const std::string& payload,
+                            std::chrono::system_clock::time_point due) {
+  // Negative for a due time already past: the score then lies in the past
+  // too, and earlier due times stay ahead of later ones.
+  auto delay =
+      std::chrono::duration_cast<std::chrono::milliseconds>(due - std::chrono::system_clock::now());
+  std::string delay_ms = std::to_string(delay.count());
+  return RunMoveScript(kDelayScript, "delay", {processing_key_, kDelayedKey, kRedeliveriesKey},
+                       {delivery.payload, payload, delay_ms});
+}
+
+Status RedisJobQueue::Fail(const Delivery& delivery, const std::string& entry) {
+  return RunMoveScript(kFailScript, "fail", {processing_key_, kFailedKey, kRedeliveriesKey},
+                       {delivery.payload, entry});
+}
+
+Status RedisJobQueue::Release(const Delivery& delivery) {
+  return RunMoveScript(kReleaseScript, "release", {processing_key_, kPendingKey},
+                       {delivery.payload});
+}
+
+}  // namespace media_sync::queue

@@ -1,0 +1,448 @@
+// The Redis reliable queue against a real redis-server: ordering, atomic
+// moves, lease reaping, due retries, outages, credentials and versions.
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <functional>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "config/urls.h"
+#include "queue/queue_keys.h"
+#include "queue/queue_maintenance.h"
+#include "queue/redis_connection.h"
+#include "queue/redis_job_queue.h"
+#include "support/local_stack.h"
+
+namespace media_sync::queue {
+namespace {
+
+using ::media_sync::testing::SharedStack;
+using namespace std::chrono_literals;
+
+config::RedisAddress StackRedis() {
+  config::RedisAddress address;
+  address.host = "127.0.0.1";
+  address.port = std::stoi(SharedStack().Get("STACK_REDIS_PORT"));
+  return address;
+}
+
+std::string Trim(std::string text) {
+  while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
+  return text;
+}
+
+// redis-cli output for a list: one element per line.
+std::vector<std::string> Lines(const std::string& text) {
+  std::vector<std::string> lines;
+  size_t at = 0;
+  while (at < text.size()) {
+    size_t end = text.find('\n', at);
+    if (end == std::string::npos) end = text.size();
+    lines.push_back(text.substr(at, end - at));
+    at = end + 1;
+  }
+  return lines;
+}
+
+std::vector<std::string> ListOf(std::string_view key) {
+  return Lines(SharedStack().RedisCli("LRANGE " + std::string(key) + " 0 -1"));
+}
+
+int64_t LengthOf(std::string_view key) {
+  return std::stoll(SharedStack().RedisCli("LLEN " + std::string(key)));
+}
+
+// Polls `condition` until it holds or `deadline` passes; true if it held.
+bool Eventually(const std::function<bool()>& condition, std::chrono::milliseconds deadline) {
+  auto until = std::chrono::steady_clock::now() + deadline;
+  while (std::chrono::steady_clock::now() < until) {
+    if (condition()) return true;
+    std::this_thread::sleep_for(20ms);
+  }
+  return condition();
+}
+
+// A port on loopback with nothing listening on it.
+int UnusedPort() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  address.sin_port = 0;
+  bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address);
+  socklen_t length = sizeof address;
+  getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
+  int port = ntohs(address.sin_port);
+  close(fd);
+  return port;
+}
+
+MaintenanceOptions WithLease(std::chrono::milliseconds lease) {
+  MaintenanceOptions options;
+  options.lease = lease;
+  return options;
+}
+
+class RedisQueueTest : public ::testing::Test {
+ protected:
+  void SetUp() override { SharedStack().RedisCli("FLUSHALL"); }
+
+  // Producers LPUSH, as the processor service does.
+  static void Produce(const std::vector<std::string>& payloads) {
+    for (const auto& payload : payloads) {
+      SharedStack().RedisCli("LPUSH " + std::string(kPendingKey) + " " + payload);
+    }
+  }
+
+  static Delivery MustTake(RedisJobQueue& queue) {
+    auto taken = queue.Take(1s);
+    EXPECT_TRUE(taken.ok()) << (taken.ok() ? "" : taken.error().message);
+    EXPECT_TRUE(taken.ok() && taken->has_value());
+    return taken.ok() && taken->has_value() ? **taken : Delivery{};
+  }
+};
+
+TEST_F(RedisQueueTest, TakeServesOldestFirstAndMovesIntoProcessing) {
+  Produce({"job-1", "job-2", "job-3"});
+  RedisJobQueue queue(StackRedis(), "w1");
+
+  Delivery first = MustTake(queue);
+  EXPECT_EQ(first.payload, "job-1");
+  EXPECT_EQ(first.redeliveries, 0);
+  EXPECT_EQ(LengthOf(kPendingKey), 2);
+  EXPECT_EQ(ListOf(ProcessingKey("w1")), std::vector<std::string>({"job-1"}));
+
+  EXPECT_EQ(MustTake(queue).payload, "job-2");
+  EXPECT_EQ(MustTake(queue).payload, "job-3");
+  EXPECT_EQ(LengthOf(kPendingKey), 0);
+  EXPECT_EQ(ListOf(ProcessingKey("w1")), std::vector<std::string>({"job-3", "job-2", "job-1"}));
+}
+
+TEST_F(RedisQueueTest, TakeOnEmptyQueueWaitsAndReturnsNothing) {
+  RedisJobQueue queue(StackRedis(), "w1");
+  auto started = std::chrono::steady_clock::now();
+  auto taken = queue.Take(300ms);
+  auto waited = std::chrono::steady_clock::now() - started;
+  ASSERT_TRUE(taken.ok()) << taken.error().message;
+  EXPECT_FALSE(taken->has_value());
+  EXPECT_GE(waited, 250ms);
+
+  auto immediate = queue.Take(0ms);
+  ASSERT_TRUE(immediate.ok()) << immediate.error().message;
+  EXPECT_FALSE(immediate->has_value());
+}
+
+TEST_F(RedisQueueTest, TakeWakesUpWhenAJobArrives) {
+  RedisJobQueue queue(StackRedis(), "w1");
+  std::thread producer([] {
+    std::this_thread::sleep_for(200ms);  // lets Take block first; not a synchronisation
+    Produce({"late-job"});
+  });
+  auto taken = queue.Take(5s);
+  producer.join();
+  ASSERT_TRUE(taken.ok()) << taken.error().message;
+  ASSERT_TRUE(taken->has_value());
+  EXPECT_EQ((*taken)->payload, "late-job");
+}
+
+TEST_F(RedisQueueTest, AckRemovesExactlyOneCopy) {
+  Produce({"same", "same"});
+  RedisJobQueue queue(StackRedis(), "w1");
+  Delivery first = MustTake(queue);
+  MustTake(queue);
+  ASSERT_EQ(LengthOf(ProcessingKey("w1")), 2);
+  SharedStack().RedisCli("HSET " + std::string(kRedeliveriesKey) + " same 2");
+
+  ASSERT_TRUE(queue.Ack(first).ok());
+  EXPECT_EQ(ListOf(ProcessingKey("w1")), std::vector<std::string>({"same"}));
+  EXPECT_EQ(Trim(SharedStack().RedisCli("HEXISTS " + std::string(kRedeliveriesKey) + " same")),
+            "0");
+}
+
+TEST_F(RedisQueueTest, TakeReportsRedeliveryCount) {
+  Produce({"flaky"});
+  SharedStack().RedisCli("HSET " + std::string(kRedeliveriesKey) + " flaky 3");
+  RedisJobQueue queue(StackRedis(), "w1");
+  EXPECT_EQ(MustTake(queue).redeliveries, 3);
+}
+
+TEST_F(RedisQueueTest, DelayMovesIntoDelayedSetScoredOnServerClock) {
+  Produce({"job"});
+  RedisJobQueue queue(StackRedis(), "w1");
+  Delivery delivery = MustTake(queue);
+  SharedStack().RedisCli("HSET " + std::string(kRedeliveriesKey) + " job 1");
+
+  ASSERT_TRUE(queue.Delay(delivery, "job-retry-1", std::chrono::system_clock::now() + 10s).ok());
+  EXPECT_EQ(LengthOf(ProcessingKey("w1")), 0);
+  EXPECT_EQ(LengthOf(kPendingKey), 0);
+  auto server_time = Lines(SharedStack().RedisCli("TIME"));
+  int64_t server_ms = std::stoll(server_time[0]) * 1000 + std::stoll(server_time[1]) / 1000;
+  std::string score =
+      Trim(SharedStack().RedisCli("ZSCORE " + std::string(kDelayedKey) + " job-retry-1"));
+  ASSERT_FALSE(score.empty());
+  int64_t due_in = static_cast<int64_t>(std::stod(score)) - server_ms;
+  EXPECT_GT(due_in, 8000);
+  EXPECT_LE(due_in, 10000);
+  // A rewritten payload starts its own history: the old count is gone.
+  EXPECT_EQ(Trim(SharedStack().RedisCli("HEXISTS " + std::string(kRedeliveriesKey) + " job")), "0");
+}
+
+TEST_F(RedisQueueTest, FailParksEntryAndClearsProcessing) {
+  Produce({"bad", "good"});
+  RedisJobQueue queue(StackRedis(), "w1");
+  Delivery bad = MustTake(queue);
+  MustTake(queue);
+  SharedStack().RedisCli("HSET " + std::string(kRedeliveriesKey) + " bad 4");
+
+  ASSERT_TRUE(queue.Fail(bad, "bad-entry").ok());
+  EXPECT_EQ(ListOf(ProcessingKey("w1")), std::vector<std::string>({"good"}));
+  EXPECT_EQ(ListOf(kFailedKey), std::vector<std::string>({"bad-entry"}));
+  EXPECT_EQ(Trim(SharedStack().RedisCli("HEXISTS " + std::string(kRedeliveriesKey) + " bad")), "0");
+}
+
+TEST_F(RedisQueueTest, ReleasePutsJobAtHeadOfPending) {
+  Produce({"first", "second", "third"});
+  RedisJobQueue queue(StackRedis(), "w1");
+  Delivery first = MustTake(queue);
+
+  ASSERT_TRUE(queue.Release(first).ok());
+  EXPECT_EQ(LengthOf(ProcessingKey("w1")), 0);
+  EXPECT_EQ(MustTake(queue).payload, "first");
+  EXPECT_EQ(MustTake(queue).payload, "second");
+}
+
+TEST_F(RedisQueueTest, MovesOfAReapedJobAddNoSecondCopy) {
+  Produce({"reaped"});
+  RedisJobQueue queue(StackRedis(), "w1");
+  Delivery delivery = MustTake(queue);
+  // Another worker's reaper returned it meanwhile.
+  SharedStack().RedisCli("LMOVE " + ProcessingKey("w1") + " " + std::string(kPendingKey) +
+                         " LEFT RIGHT");
+  SharedStack().RedisCli("HSET " + std::string(kRedeliveriesKey) + " reaped 1");
+
+  ASSERT_TRUE(queue.Delay(delivery, "reaped", std::chrono::system_clock::now()).ok());
+  ASSERT_TRUE(queue.Fail(delivery, "entry").ok());
+  ASSERT_TRUE(queue.Release(delivery).ok());
+  EXPECT_EQ(ListOf(kPendingKey), std::vector<std::string>({"reaped"}));
+  EXPECT_EQ(Trim(SharedStack().RedisCli("ZCARD " + std::string(kDelayedKey))), "0");
+  EXPECT_EQ(LengthOf(kFailedKey), 0);
+  EXPECT_EQ(Trim(SharedStack().RedisCli("HGET " + std::string(kRedeliveriesKey) + " reaped")), "1");
+
+  // Ack still clears the count: the outcome was recorded.
+  ASSERT_TRUE(queue.Ack(delivery).ok());
+  EXPECT_EQ(Trim(SharedStack().RedisCli("HEXISTS " + std::string(kRedeliveriesKey) + " reaped")),
+            "0");
+  EXPECT_EQ(ListOf(kPendingKey), std::vector<std::string>({"reaped"}));
+}
+
+// --- maintenance -------------------------------------------------------------
+
+TEST_F(RedisQueueTest, HeartbeatRegistersWorkerWithLeaseAndInfo) {
+  QueueMaintenance maintenance(StackRedis(), "w1", WithLease(30s));
+  ASSERT_TRUE(maintenance.Heartbeat().ok());
+  int64_t ttl = std::stoll(SharedStack().RedisCli("PTTL " + HeartbeatKey("w1")));
+  EXPECT_GT(ttl, 25000);
+  EXPECT_LE(ttl, 30000);
+  EXPECT_EQ(Trim(SharedStack().RedisCli("SISMEMBER " + std::string(kWorkersKey) + " w1")), "1");
+  std::string info = SharedStack().RedisCli("GET " + HeartbeatKey("w1"));
+  EXPECT_NE(info.find("\"pid\":" + std::to_string(getpid())), std::string::npos) << info;
+  EXPECT_NE(info.find("\"host\""), std::string::npos) << info;
+  EXPECT_NE(info.find("\"started_at\""), std::string::npos) << info;
+}
+
+TEST_F(RedisQueueTest, ReaperReturnsDeadWorkersJobsInOrderAndSparesLiveOnes) {
+  Produce({"a", "b", "c", "d", "e"});
+  QueueMaintenance dead_lease(StackRedis(), "dead", WithLease(30s));
+  QueueMaintenance live_lease(StackRedis(), "live", WithLease(30s));
+  ASSERT_TRUE(dead_lease.Heartbeat().ok());
+  ASSERT_TRUE(live_lease.Heartbeat().ok());
+  RedisJobQueue dead(StackRedis(), "dead");
+  RedisJobQueue live(StackRedis(), "live");
+  EXPECT_EQ(MustTake(dead).payload, "a");
+  EXPECT_EQ(MustTake(dead).payload, "b");
+  EXPECT_EQ(MustTake(live).payload, "c");
+  SharedStack().RedisCli("HSET " + std::string(kRedeliveriesKey) + " b 1");
+
+  SharedStack().RedisCli("DEL " + HeartbeatKey("dead"));  // the worker died
+  auto returned = live_lease.ReapDeadWorkers();
+  ASSERT_TRUE(returned.ok()) << returned.error().message;
+  EXPECT_EQ(*returned, 2);
+
+  // Back at the head, oldest first, ahead of jobs never taken.
+  RedisJobQueue next(StackRedis(), "next");
+  Delivery again_a = MustTake(next);
+  Delivery again_b = MustTake(next);
+  EXPECT_EQ(again_a.payload, "a");
+  EXPECT_EQ(again_a.redeliveries, 1);
+  EXPECT_EQ(again_b.payload, "b");
+  EXPECT_EQ(again_b.redeliveries, 2);
+  EXPECT_EQ(MustTake(next).payload, "d");
+
+  EXPECT_EQ(LengthOf(ProcessingKey("dead")), 0);
+  EXPECT_EQ(Trim(SharedStack().RedisCli("SISMEMBER " + std::string(kWorkersKey) + " dead")), "0");
+  EXPECT_EQ(ListOf(ProcessingKey("live")), std::vector<std::string>({"c"}));
+  EXPECT_EQ(Trim(SharedStack().RedisCli("SISMEMBER " + std::string(kWorkersKey) + " live")), "1");
+
+  // Nothing left to reap: a second pass returns nothing.
+  auto again = live_lease.ReapDeadWorkers();
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(*again, 0);
+}
+
+TEST_F(RedisQueueTest, ReaperReturnsJobsOfAWorkerWhoseLeaseExpired) {
+  Produce({"x", "y"});
+  QueueMaintenance short_lease(StackRedis(), "short", WithLease(300ms));
+  QueueMaintenance reaper(StackRedis(), "reaper", WithLease(30s));
+  ASSERT_TRUE(short_lease.Heartbeat().ok());
+  ASSERT_TRUE(reaper.Heartbeat().ok());
+  RedisJobQueue queue(StackRedis(), "short");
+  MustTake(queue);
+  MustTake(queue);
+
+  // While the lease holds, nothing is reaped.
+  auto early = reaper.ReapDeadWorkers();
+  ASSERT_TRUE(early.ok());
+  EXPECT_EQ(*early, 0);
+
+  ASSERT_TRUE(Eventually(
+      [] { return Trim(SharedStack().RedisCli("EXISTS " + HeartbeatKey("short"))) == "0"; }, 5s))
+      << "the lease never expired";
+  auto reaped = reaper.ReapDeadWorkers();
+  ASSERT_TRUE(reaped.ok());
+  EXPECT_EQ(*reaped, 2);
+  EXPECT_EQ(ListOf(kPendingKey), std::vector<std::string>({"y", "x"}));  // x at the head
+}
+
+TEST_F(RedisQueueTest, AJobThatKillsItsWorkerEveryTimeCountsUp) {
+  Produce({"poison"});
+  QueueMaintenance reaper(StackRedis(), "reaper", WithLease(30s));
+  ASSERT_TRUE(reaper.Heartbeat().ok());
+  for (int round = 0; round < 3; ++round) {
+    std::string id = "victim-" + std::to_string(round);
+    QueueMaintenance victim_lease(StackRedis(), id, WithLease(30s));
+    ASSERT_TRUE(victim_lease.Heartbeat().ok());
+    RedisJobQueue victim(StackRedis(), id);
+    EXPECT_EQ(MustTake(victim).redeliveries, round);
+    SharedStack().RedisCli("DEL " + HeartbeatKey(id));
+    auto reaped = reaper.ReapDeadWorkers();
+    ASSERT_TRUE(reaped.ok());
+    EXPECT_EQ(*reaped, 1);
+  }
+  RedisJobQueue survivor(StackRedis(), "survivor");
+  EXPECT_EQ(MustTake(survivor).redeliveries, 3);
+}
+
+TEST_F(RedisQueueTest, PromoteDueRetriesMovesOnlyDueEntriesEarliestFirst) {
+  Produce({"fresh"});
+  RedisJobQueue queue(StackRedis(), "w1");
+  Produce({"retry-1-late", "retry-2-early", "retry-0-future"});
+  // Takes "fresh" and the three retries to be, then delays them.
+  Delivery fresh = MustTake(queue);
+  Delivery late = MustTake(queue);
+  Delivery early = MustTake(queue);
+  Delivery future = MustTake(queue);
+  auto now = std::chrono::system_clock::now();
+  ASSERT_TRUE(queue.Delay(late, "retry-1-late", now - 1s).ok());
+  ASSERT_TRUE(queue.Delay(early, "retry-2-early", now - 2s).ok());
+  ASSERT_TRUE(queue.Delay(future, "retry-0-future", now + 1h).ok());
+  ASSERT_TRUE(queue.Release(fresh).ok());
+
+  QueueMaintenance maintenance(StackRedis(), "w1");
+  auto promoted = maintenance.PromoteDueRetries(100);
+  ASSERT_TRUE(promoted.ok()) << promoted.error().message;
+  EXPECT_EQ(*promoted, 2);
+  EXPECT_EQ(Trim(SharedStack().RedisCli("ZRANGE " + std::string(kDelayedKey) + " 0 -1")),
+            "retry-0-future");
+  // Due retries go to the head, the earliest due first, then what was waiting.
+  EXPECT_EQ(MustTake(queue).payload, "retry-2-early");
+  EXPECT_EQ(MustTake(queue).payload, "retry-1-late");
+  EXPECT_EQ(MustTake(queue).payload, "fresh");
+}
+
+TEST_F(RedisQueueTest, PromoteDueRetriesHonoursLimit) {
+  for (int i = 0; i < 5; ++i) {
+    SharedStack().RedisCli("ZADD " + std::string(kDelayedKey) + " " + std::to_string(i) + " due-" +
+                           std::to_string(i));
+  }
+  QueueMaintenance maintenance(StackRedis(), "w1");
+  auto promoted = maintenance.PromoteDueRetries(3);
+  ASSERT_TRUE(promoted.ok());
+  EXPECT_EQ(*promoted, 3);
+  EXPECT_EQ(LengthOf(kPendingKey), 3);
+  EXPECT_EQ(Trim(SharedStack().RedisCli("ZCARD " + std::string(kDelayedKey))), "2");
+}
+
+TEST_F(RedisQueueTest, DeregisterOnlyWithAnEmptyProcessingList) {
+  Produce({"held"});
+  QueueMaintenance maintenance(StackRedis(), "w1");
+  ASSERT_TRUE(maintenance.Heartbeat().ok());
+  RedisJobQueue queue(StackRedis(), "w1");
+  Delivery held = MustTake(queue);
+
+  auto refused = maintenance.Deregister();
+  ASSERT_TRUE(refused.ok());
+  EXPECT_FALSE(*refused);
+  EXPECT_EQ(Trim(SharedStack().RedisCli("EXISTS " + HeartbeatKey("w1"))), "1");
+  EXPECT_EQ(Trim(SharedStack().RedisCli("SISMEMBER " + std::string(kWorkersKey) + " w1")), "1");
+
+  ASSERT_TRUE(queue.Release(held).ok());
+  auto done = maintenance.Deregister();
+  ASSERT_TRUE(done.ok());
+  EXPECT_TRUE(*done);
+  EXPECT_EQ(Trim(SharedStack().RedisCli("EXISTS " + HeartbeatKey("w1"))), "0");
+  EXPECT_EQ(Trim(SharedStack().RedisCli("SISMEMBER " + std::string(kWorkersKey) + " w1")), "0");
+}
+
+// --- outages -------------------------------------------------------------------
+
+TEST_F(RedisQueueTest, UnreachableServerIsAnOutageNamingTheAddress) {
+  config::RedisAddress nowhere;
+  nowhere.host = "127.0.0.1";
+  nowhere.port = UnusedPort();
+  RedisJobQueue queue(nowhere, "w1");
+  auto taken = queue.Take(100ms);
+  ASSERT_FALSE(taken.ok());
+  EXPECT_EQ(taken.error().kind, ErrorKind::kOutage);
+  EXPECT_NE(taken.error().message.find("Redis at 127.0.0.1:" + std::to_string(nowhere.port)),
+            std::string::npos)
+      << taken.error().message;
+  Delivery delivery{"job", 0};
+  EXPECT_EQ(queue.Ack(delivery).error().kind, ErrorKind::kOutage);
+  QueueMaintenance maintenance(nowhere, "w1");
+  EXPECT_EQ(maintenance.Heartbeat().error().kind, ErrorKind::kOutage);
+}
+
+TEST_F(RedisQueueTest, SameObjectWorksAgainAfterRedisRestart) {
+  Produce({"before"});
+  RedisJobQueue queue(StackRedis(), "w1");
+  EXPECT_EQ(MustTake(queue).payload, "before");
+
+  SharedStack().Restart("redis");  // the data is gone, the port is the same
+  Produce({"after"});
+  // The first call may find the old socket closed (an outage, reported as
+  // such); the object must reconnect by itself.
+  std::optional<Delivery> delivered;
+  std::vector<ErrorKind> failures;
+  ASSERT_TRUE(Eventually(
+      [&] {
+        auto taken = queue.Take(100ms);
+        if (!taken.ok()) failures.push_back(taken.error().kind);
+        if (taken.ok() && taken->has_value()) delivered = **taken;
+        return delivered.has_value();
+      },
+      5s));
+  EXPECT_EQ(delivered->payload, "after");
+  EXPECT_LE(failures.size(), 1u);
+  for (ErrorKind kind : failures) EXPECT_EQ(kind, ErrorKind::kOutage);
+}
+
+}  // namespace
+}  // namespace media_sync::queue
