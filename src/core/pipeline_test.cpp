@@ -1,0 +1,365 @@
+#include "core/pipeline.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <nlohmann/json.hpp>
+
+#include "util/hash.h"
+
+namespace media_sync {
+namespace {
+
+using ::testing::HasSubstr;
+using Action = Decision::Action;
+using Outcome = Decision::Outcome;
+using Json = nlohmann::ordered_json;
+using namespace std::chrono_literals;
+
+// In-memory object store: keeps whatever Upload accepts, verifies like the real one.
+class FakeStore : public ObjectStore {
+ public:
+  Result<std::optional<ObjectInfo>> Stat(const std::string& key) override {
+    ++stats;
+    if (outage) return Error::Outage("connection refused");
+    auto it = objects.find(key);
+    if (it == objects.end()) return std::optional<ObjectInfo>();
+    return std::optional<ObjectInfo>(it->second.info);
+  }
+  Result<ObjectInfo> Upload(const std::string& key, int fd, uint64_t size,
+                            const std::string& sha256_hex, std::stop_token stop) override {
+    ++uploads;
+    if (stop.stop_requested()) return Error::Cancelled("shutting down");
+    if (outage) return Error::Outage("connection reset");
+    std::string bytes(size, '\0');
+    if (pread(fd, bytes.data(), size, 0) != static_cast<ssize_t>(size)) {
+      return Error::JobRetryable("short read");
+    }
+    std::string actual = Sha256Hex(bytes);
+    if (actual != sha256_hex) {
+      return Error::JobRetryable("SHA-256 mismatch: expected " + sha256_hex + ", got " + actual);
+    }
+    ObjectInfo info{size, sha256_hex, "etag"};
+    objects[key] = {info, bytes};
+    return info;
+  }
+
+  struct Object {
+    ObjectInfo info;
+    std::string bytes;
+  };
+  std::map<std::string, Object> objects;
+  bool outage = false;
+  int uploads = 0;
+  int stats = 0;
+};
+
+class FakeRouter : public StoreRouter {
+ public:
+  explicit FakeRouter(std::shared_ptr<FakeStore> store) : store_(std::move(store)) {}
+  std::optional<TimePoint> DownUntil(const BoxId& box) override {
+    auto it = down_until.find(box.value_or(""));
+    if (it == down_until.end()) return std::nullopt;
+    return it->second;
+  }
+  Result<std::shared_ptr<ObjectStore>> ForBox(const BoxId& box) override {
+    if (catalog_outage) return Error::Outage("PostgreSQL unavailable");
+    if (box && *box == "nowhere") return Error::JobRetryable("Unknown storage box nowhere");
+    return std::shared_ptr<ObjectStore>(store_);
+  }
+  void ReportFailure(const BoxId& box, const Error&) override {
+    down_until[box.value_or("")] = std::chrono::system_clock::time_point(1000s);
+  }
+  void ReportSuccess(const BoxId& box) override { down_until.erase(box.value_or("")); }
+
+  std::map<std::string, TimePoint> down_until;
+  bool catalog_outage = false;
+
+ private:
+  std::shared_ptr<FakeStore> store_;
+};
+
+class FakeCatalog : public Catalog {
+ public:
+  Result<RecordOutcome> RecordSync(const std::string& sha256, uint64_t file_size,
+                                   const std::optional<std::string>& box) override {
+    if (outage) return Error::Outage("PostgreSQL unavailable: connection refused");
+    auto row = synced.find(sha256);
+    if (row == synced.end()) return Error::JobRetryable("No media_files row for sha256 " + sha256);
+    if (row->second) return RecordOutcome::kAlreadySynced;
+    row->second = true;
+    if (box) used_bytes[*box] += file_size;
+    return RecordOutcome::kSynced;
+  }
+  Result<std::optional<std::string>> BoxEndpoint(const std::string&) override {
+    return std::optional<std::string>();
+  }
+  Result<std::vector<UnsyncedFile>> Unsynced(int, int) override {
+    return std::vector<UnsyncedFile>();
+  }
+
+  std::map<std::string, bool> synced;  // sha256 -> synced_at set
+  std::map<std::string, uint64_t> used_bytes;
+  bool outage = false;
+};
+
+class PipelineTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char pattern[] = "/tmp/pipeline-test-XXXXXX";
+    ASSERT_NE(mkdtemp(pattern), nullptr);
+    dir_ = pattern;
+    auto buffer = buffer::LocalBuffer::Create(dir_);
+    ASSERT_TRUE(buffer.ok()) << buffer.error().message;
+    buffer_.emplace(std::move(*buffer));
+    pipeline_.emplace(router_, catalog_, *buffer_, PipelineSettings{3, 5s}, [this] { return now_; });
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+
+  // Writes a buffer file with `content` and a catalog row; returns its job.
+  Json MakeJob(const std::string& content, const std::string& box = "russia-1") {
+    std::string sha = Sha256Hex(content);
+    std::string relative = "media/" + sha.substr(0, 2) + "/" + sha.substr(2, 2) + "/" + sha + ".jpg";
+    std::filesystem::create_directories(std::filesystem::path(dir_ + "/" + relative).parent_path());
+    std::ofstream(dir_ + "/" + relative, std::ios::binary) << content;
+    catalog_.synced[sha] = false;
+    return Json{{"sha256", sha},          {"s3_key", relative},
+                {"local_path", dir_ + "/" + relative}, {"storage_box_id", box},
+                {"file_size", content.size()}, {"queued_at", "2024-01-15T12:00:00"}};
+  }
+
+  Decision Run(const Json& job, int64_t redeliveries = 0) { return Run(job.dump(), redeliveries); }
+  Decision Run(const std::string& payload, int64_t redeliveries = 0) {
+    std::stop_source never;
+    return pipeline_->Process(Delivery{payload, redeliveries}, never.get_token());
+  }
+  bool LocalExists(const Json& job) {
+    return std::filesystem::exists(job["local_path"].get<std::string>());
+  }
+
+  std::string dir_;
+  std::chrono::system_clock::time_point now_{std::chrono::seconds(1700000000)};
+  std::shared_ptr<FakeStore> store_ = std::make_shared<FakeStore>();
+  FakeRouter router_{store_};
+  FakeCatalog catalog_;
+  std::optional<buffer::LocalBuffer> buffer_;
+  std::optional<Pipeline> pipeline_;
+};
+
+TEST_F(PipelineTest, SyncsUploadsRecordsDeletesAndAcks) {
+  Json job = MakeJob("jpeg bytes");
+  Decision decision = Run(job);
+  EXPECT_EQ(decision.action, Action::kAck);
+  EXPECT_EQ(decision.outcome, Outcome::kSynced);
+  EXPECT_EQ(decision.bytes_uploaded, 10u);
+  EXPECT_EQ(store_->objects.at(job["s3_key"]).bytes, "jpeg bytes");
+  EXPECT_TRUE(catalog_.synced.at(job["sha256"]));
+  EXPECT_EQ(catalog_.used_bytes["russia-1"], 10u);
+  EXPECT_FALSE(LocalExists(job));
+}
+
+TEST_F(PipelineTest, ReplayedJobChangesNothing) {
+  Json job = MakeJob("jpeg bytes");
+  ASSERT_EQ(Run(job).outcome, Outcome::kSynced);
+  Decision replay = Run(job);
+  EXPECT_EQ(replay.action, Action::kAck);
+  EXPECT_EQ(replay.outcome, Outcome::kAlreadySynced);
+  EXPECT_EQ(store_->uploads, 1);
+  EXPECT_EQ(catalog_.used_bytes["russia-1"], 10u);
+}
+
+TEST_F(PipelineTest, ExistingObjectIsNotUploadedAgainButLocalFileIsHashedBeforeDelete) {
+  Json job = MakeJob("already there");
+  store_->objects[job["s3_key"]] = {{13, job["sha256"], "e"}, "already there"};
+  Decision decision = Run(job);
+  EXPECT_EQ(decision.outcome, Outcome::kSynced);
+  EXPECT_EQ(store_->uploads, 0);
+  EXPECT_FALSE(LocalExists(job));
+}
+
+TEST_F(PipelineTest, LocalFileNotMatchingTheHashIsKeptWhenObjectExists) {
+  Json job = MakeJob("original");
+  store_->objects[job["s3_key"]] = {{8, job["sha256"], "e"}, "original"};
+  std::ofstream(job["local_path"].get<std::string>(), std::ios::binary) << "tampered";
+  Decision decision = Run(job);
+  EXPECT_EQ(decision.action, Action::kDelay);
+  EXPECT_THAT(decision.message, HasSubstr("Local file does not match sha256"));
+  EXPECT_TRUE(LocalExists(job));
+  EXPECT_FALSE(catalog_.synced.at(job["sha256"]));
+}
+
+TEST_F(PipelineTest, LyingHashUploadsNothingAndKeepsTheFile) {
+  Json job = MakeJob("real content");
+  job["sha256"] = Sha256Hex("other content");
+  std::string sha = job["sha256"];
+  job["s3_key"] = "media/" + sha.substr(0, 2) + "/" + sha.substr(2, 2) + "/" + sha + ".jpg";
+  catalog_.synced[sha] = false;
+  Decision decision = Run(job);
+  EXPECT_EQ(decision.action, Action::kDelay);
+  EXPECT_THAT(decision.message, HasSubstr("SHA-256 mismatch"));
+  EXPECT_TRUE(store_->objects.empty());
+  EXPECT_TRUE(LocalExists(job));
+}
+
+TEST_F(PipelineTest, CrashAfterUploadIsCompletedFromTheStoredObject) {
+  Json job = MakeJob("uploaded before crash");
+  store_->objects[job["s3_key"]] = {{21, job["sha256"], "e"}, "uploaded before crash"};
+  std::filesystem::remove(job["local_path"].get<std::string>());
+  Decision decision = Run(job);
+  EXPECT_EQ(decision.action, Action::kAck);
+  EXPECT_EQ(decision.outcome, Outcome::kSynced);
+  EXPECT_EQ(catalog_.used_bytes["russia-1"], 21u);
+}
+
+TEST_F(PipelineTest, MissingEverywhereFollowsTheRetryScheduleThenFails) {
+  Json job = MakeJob("gone");
+  std::filesystem::remove(job["local_path"].get<std::string>());
+  std::string payload = job.dump();
+  for (int retry = 1; retry <= 3; ++retry) {
+    Decision decision = Run(payload);
+    ASSERT_EQ(decision.action, Action::kDelay) << "retry " << retry;
+    EXPECT_EQ(decision.outcome, Outcome::kRetryScheduled);
+    EXPECT_EQ(decision.due, now_ + std::chrono::seconds(5 * retry));
+    EXPECT_THAT(decision.message, HasSubstr("File missing from both local buffer and MinIO"));
+    EXPECT_EQ(Json::parse(decision.payload)["retry_count"], retry);
+    payload = decision.payload;
+  }
+  Decision last = Run(payload);
+  ASSERT_EQ(last.action, Action::kFail);
+  Json entry = Json::parse(last.payload);
+  EXPECT_EQ(entry["error"], "File missing from both local buffer and MinIO");
+  EXPECT_EQ(entry["attempts"], 4);
+  EXPECT_EQ(entry["sha256"], job["sha256"]);
+  EXPECT_TRUE(entry.contains("failed_at"));
+}
+
+TEST_F(PipelineTest, SizeMismatchUsesTheSeedText) {
+  Json job = MakeJob("twelve bytes");
+  job["file_size"] = 99;
+  Decision decision = Run(job);
+  EXPECT_EQ(decision.action, Action::kDelay);
+  EXPECT_THAT(decision.message, HasSubstr("Size mismatch: expected 99, got 12"));
+  EXPECT_EQ(store_->uploads, 0);
+}
+
+TEST_F(PipelineTest, InvalidPayloadsFailAtOnceWithRawKept) {
+  Decision decision = Run(std::string("{garbage"));
+  ASSERT_EQ(decision.action, Action::kFail);
+  Json entry = Json::parse(decision.payload);
+  EXPECT_EQ(entry["raw"], "{garbage");
+  EXPECT_THAT(entry["error"].get<std::string>(), HasSubstr("not valid JSON"));
+  EXPECT_EQ(entry["attempts"], 1);
+}
+
+TEST_F(PipelineTest, PathOutsideTheBufferFailsAtOnceAndTouchesNothing) {
+  char outside_pattern[] = "/tmp/pipeline-outside-XXXXXX";
+  ASSERT_NE(mkdtemp(outside_pattern), nullptr);
+  std::string outside = std::string(outside_pattern) + "/secret.jpg";
+  std::ofstream(outside) << "secret";
+  Json job = MakeJob("secret");
+  job["local_path"] = outside;
+  Decision absolute = Run(job);
+  EXPECT_EQ(absolute.action, Action::kFail);
+  EXPECT_THAT(absolute.message, HasSubstr("Path outside media buffer"));
+  job["local_path"] = dir_ + "/../" + std::filesystem::path(outside_pattern).filename().string() +
+                      "/secret.jpg";
+  Decision traversal = Run(job);
+  EXPECT_EQ(traversal.action, Action::kFail);
+  EXPECT_TRUE(std::filesystem::exists(outside));
+  EXPECT_TRUE(store_->objects.empty());
+  std::filesystem::remove_all(outside_pattern);
+}
+
+TEST_F(PipelineTest, StoreOutageDefersOnlyThatBoxWithoutBurningRetries) {
+  Json job = MakeJob("content");
+  store_->outage = true;
+  Decision decision = Run(job);
+  EXPECT_EQ(decision.action, Action::kDelay);
+  EXPECT_EQ(decision.outcome, Outcome::kBoxDown);
+  EXPECT_EQ(decision.payload, job.dump());  // no retry_count added
+  EXPECT_EQ(decision.due, std::chrono::system_clock::time_point(1000s));
+  EXPECT_TRUE(LocalExists(job));
+
+  // While the box is marked down its jobs wait without touching the store.
+  int stats_before = store_->stats;
+  Decision again = Run(job);
+  EXPECT_EQ(again.outcome, Outcome::kBoxDown);
+  EXPECT_EQ(store_->stats, stats_before);
+
+  // Another box's job is unaffected.
+  store_->outage = false;
+  Json other = MakeJob("other box", "finland-1");
+  EXPECT_EQ(Run(other).outcome, Outcome::kSynced);
+}
+
+TEST_F(PipelineTest, CatalogOutageHoldsTheJobAndKeepsTheFile) {
+  Json job = MakeJob("content");
+  catalog_.outage = true;
+  Decision decision = Run(job);
+  EXPECT_EQ(decision.action, Action::kHold);
+  EXPECT_EQ(decision.outcome, Outcome::kServiceDown);
+  EXPECT_TRUE(LocalExists(job));
+  catalog_.outage = false;
+  Decision after = Run(job);
+  EXPECT_EQ(after.outcome, Outcome::kSynced);
+  EXPECT_EQ(store_->uploads, 1);  // the second attempt found the object stored
+  router_.catalog_outage = true;
+  EXPECT_EQ(Run(MakeJob("x")).action, Action::kHold);
+}
+
+TEST_F(PipelineTest, NoCatalogRowKeepsObjectAndFile) {
+  Json job = MakeJob("orphan");
+  catalog_.synced.erase(job["sha256"]);
+  Decision decision = Run(job);
+  EXPECT_EQ(decision.action, Action::kDelay);
+  EXPECT_THAT(decision.message, HasSubstr("No media_files row for sha256"));
+  EXPECT_EQ(store_->objects.count(job["s3_key"]), 1u);
+  EXPECT_TRUE(LocalExists(job));
+}
+
+TEST_F(PipelineTest, UnknownBoxIsAJobFault) {
+  Json job = MakeJob("content", "nowhere");
+  Decision decision = Run(job);
+  EXPECT_EQ(decision.action, Action::kDelay);
+  EXPECT_THAT(decision.message, HasSubstr("Unknown storage box nowhere"));
+}
+
+TEST_F(PipelineTest, StopDuringUploadHandsTheJobBack) {
+  Json job = MakeJob("content");
+  std::stop_source stop;
+  stop.request_stop();
+  Decision decision = pipeline_->Process(Delivery{job.dump(), 0}, stop.get_token());
+  EXPECT_EQ(decision.action, Action::kRelease);
+  EXPECT_TRUE(LocalExists(job));
+}
+
+TEST_F(PipelineTest, JobThatKeepsKillingWorkersIsParked) {
+  Json job = MakeJob("poison");
+  Decision decision = Run(job, /*redeliveries=*/4);
+  ASSERT_EQ(decision.action, Action::kFail);
+  EXPECT_THAT(decision.message, HasSubstr("Worker lease expired 4 times"));
+  EXPECT_EQ(Json::parse(decision.payload)["attempts"], 5);
+  EXPECT_EQ(Run(job, /*redeliveries=*/3).action, Action::kAck);
+}
+
+TEST_F(PipelineTest, RequeuedFailedEntryGetsAFreshBudget) {
+  Json job = MakeJob("content");
+  std::filesystem::remove(job["local_path"].get<std::string>());
+  job["retry_count"] = 3;
+  job["error"] = "File missing from both local buffer and MinIO";
+  job["failed_at"] = "2024-01-15T12:00:00.000Z";
+  job["attempts"] = 4;
+  Decision decision = Run(job);
+  ASSERT_EQ(decision.action, Action::kDelay);
+  Json payload = Json::parse(decision.payload);
+  EXPECT_EQ(payload["retry_count"], 1);
+  EXPECT_FALSE(payload.contains("failed_at"));
+}
+
+}  // namespace
+}  // namespace media_sync
