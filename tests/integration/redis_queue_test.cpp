@@ -3,18 +3,24 @@
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
+#include <cstdlib>
+#include <filesystem>
 #include <functional>
+#include <map>
 #include <optional>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "config/urls.h"
+#include "queue/queue_admin.h"
 #include "queue/queue_keys.h"
 #include "queue/queue_maintenance.h"
 #include "queue/redis_connection.h"
@@ -90,6 +96,113 @@ MaintenanceOptions WithLease(std::chrono::milliseconds lease) {
   options.lease = lease;
   return options;
 }
+
+// A redis-server of the test's own (for faults that must not touch the
+// shared stack: SIGSTOP, a unix socket, a server that comes up late).
+class OwnRedis {
+ public:
+  explicit OwnRedis(int port) : port_(port) {
+    char pattern[] = "/tmp/media-sync-own-redis-XXXXXX";
+    dir_ = mkdtemp(pattern);
+    socket_ = dir_ + "/redis.sock";
+    ::media_sync::testing::Run(
+        "redis-server --port " + std::to_string(port_) +
+        " --bind 127.0.0.1 --save '' --appendonly no --daemonize yes --unixsocket " + socket_ +
+        " --pidfile " + dir_ + "/redis.pid --logfile " + dir_ + "/redis.log --dir " + dir_);
+    bool up = Eventually(
+        [&] {
+          return ::media_sync::testing::RunStatus("redis-cli -p " + std::to_string(port_) +
+                                                  " ping >/dev/null 2>&1") == 0;
+        },
+        10s);
+    EXPECT_TRUE(up) << "own redis-server did not come up on port " << port_;
+    pid_ = std::stoi(::media_sync::testing::Run("cat " + dir_ + "/redis.pid"));
+  }
+  ~OwnRedis() {
+    if (pid_ > 0) {
+      kill(pid_, SIGCONT);
+      kill(pid_, SIGKILL);
+      Eventually([&] { return kill(pid_, 0) != 0; }, 5s);
+    }
+    std::error_code ignored;
+    std::filesystem::remove_all(dir_, ignored);
+  }
+  OwnRedis(const OwnRedis&) = delete;
+  OwnRedis& operator=(const OwnRedis&) = delete;
+
+  pid_t pid() const { return pid_; }
+  const std::string& socket_path() const { return socket_; }
+  config::RedisAddress Address() const {
+    config::RedisAddress address;
+    address.host = "127.0.0.1";
+    address.port = port_;
+    return address;
+  }
+
+ private:
+  int port_;
+  pid_t pid_ = 0;
+  std::string dir_;
+  std::string socket_;
+};
+
+// Answers the first request of one client with an INFO reply claiming an old
+// version: enough to meet the version check at connect.
+class OldVersionServer {
+ public:
+  explicit OldVersionServer(std::string version) {
+    listener_ = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    bind(listener_, reinterpret_cast<sockaddr*>(&address), sizeof address);
+    listen(listener_, 1);
+    socklen_t length = sizeof address;
+    getsockname(listener_, reinterpret_cast<sockaddr*>(&address), &length);
+    port_ = ntohs(address.sin_port);
+    server_ = std::thread([this, version] { Serve(version); });
+  }
+  ~OldVersionServer() {
+    server_.join();
+    close(listener_);
+  }
+  int port() const { return port_; }
+
+ private:
+  void Serve(const std::string& version) {
+    pollfd waiting{listener_, POLLIN, 0};
+    if (poll(&waiting, 1, 10000) != 1) return;
+    int client = accept(listener_, nullptr, nullptr);
+    if (client < 0) return;
+    char request[4096];
+    if (read(client, request, sizeof request) > 0) {
+      std::string info = "# Server\r\nredis_version:" + version + "\r\n";
+      std::string reply = "$" + std::to_string(info.size()) + "\r\n" + info + "\r\n";
+      (void)!write(client, reply.data(), reply.size());
+    }
+    pollfd closing{client, POLLIN, 0};
+    poll(&closing, 1, 5000);  // until the client hangs up
+    close(client);
+  }
+
+  int listener_ = -1;
+  int port_ = 0;
+  std::thread server_;
+};
+
+// Sets a password on the shared server for one test and always takes it away.
+class RequirePassGuard {
+ public:
+  explicit RequirePassGuard(std::string password) : password_(std::move(password)) {
+    SharedStack().RedisCli("CONFIG SET requirepass " + password_);
+  }
+  ~RequirePassGuard() {
+    SharedStack().RedisCli("-a " + password_ + " --no-auth-warning CONFIG SET requirepass \"\"");
+  }
+
+ private:
+  std::string password_;
+};
 
 class RedisQueueTest : public ::testing::Test {
  protected:
@@ -442,6 +555,248 @@ TEST_F(RedisQueueTest, SameObjectWorksAgainAfterRedisRestart) {
   EXPECT_EQ(delivered->payload, "after");
   EXPECT_LE(failures.size(), 1u);
   for (ErrorKind kind : failures) EXPECT_EQ(kind, ErrorKind::kOutage);
+}
+
+TEST_F(RedisQueueTest, SameObjectWorksOnceAServerComesUp) {
+  int port = UnusedPort();
+  config::RedisAddress address;
+  address.host = "127.0.0.1";
+  address.port = port;
+  RedisJobQueue queue(address, "w1");
+  auto down = queue.Take(0ms);
+  ASSERT_FALSE(down.ok());
+  EXPECT_EQ(down.error().kind, ErrorKind::kOutage);
+
+  OwnRedis server(port);
+  QueueAdmin admin(address);
+  std::vector<std::string> jobs = {"arrived"};
+  ASSERT_TRUE(admin.Enqueue(jobs).ok());
+  auto up = queue.Take(0ms);
+  ASSERT_TRUE(up.ok()) << up.error().message;
+  ASSERT_TRUE(up->has_value());
+  EXPECT_EQ((*up)->payload, "arrived");
+}
+
+TEST_F(RedisQueueTest, HungServerTimesOutAsAnOutageAndRecovers) {
+  OwnRedis server(UnusedPort());
+  RedisOptions options;
+  options.command_timeout = 300ms;
+  RedisJobQueue queue(server.Address(), "w1", options);
+  ASSERT_TRUE(queue.Connect().ok());
+
+  ASSERT_EQ(kill(server.pid(), SIGSTOP), 0);
+  auto started = std::chrono::steady_clock::now();
+  auto taken = queue.Take(200ms);
+  auto waited = std::chrono::steady_clock::now() - started;
+  ASSERT_FALSE(taken.ok());
+  EXPECT_EQ(taken.error().kind, ErrorKind::kOutage);
+  EXPECT_LT(waited, 3s);
+  // Reconnecting to a stopped server times out as well.
+  EXPECT_EQ(queue.Ack({"job", 0}).error().kind, ErrorKind::kOutage);
+
+  ASSERT_EQ(kill(server.pid(), SIGCONT), 0);
+  auto back = queue.Take(0ms);
+  EXPECT_TRUE(back.ok()) << back.error().message;
+}
+
+TEST_F(RedisQueueTest, ConnectsOverUnixSocket) {
+  OwnRedis server(UnusedPort());
+  config::RedisAddress address;
+  address.host = "";
+  address.unix_socket = server.socket_path();
+  QueueAdmin admin(address);
+  std::vector<std::string> jobs = {"over-socket"};
+  ASSERT_TRUE(admin.Enqueue(jobs).ok());
+  RedisJobQueue queue(address, "w1");
+  auto taken = queue.Take(0ms);
+  ASSERT_TRUE(taken.ok()) << taken.error().message;
+  ASSERT_TRUE(taken->has_value());
+  EXPECT_EQ((*taken)->payload, "over-socket");
+
+  config::RedisAddress missing = address;
+  missing.unix_socket = server.socket_path() + ".missing";
+  RedisJobQueue lost(missing, "w1");
+  auto error = lost.Take(0ms);
+  ASSERT_FALSE(error.ok());
+  EXPECT_EQ(error.error().kind, ErrorKind::kOutage);
+  EXPECT_NE(error.error().message.find("Redis at unix:" + missing.unix_socket), std::string::npos)
+      << error.error().message;
+}
+
+TEST_F(RedisQueueTest, SelectsTheConfiguredDatabase) {
+  config::RedisAddress address = StackRedis();
+  address.db = 5;
+  QueueAdmin admin(address);
+  std::vector<std::string> jobs = {"in-db-5"};
+  ASSERT_TRUE(admin.Enqueue(jobs).ok());
+  EXPECT_EQ(Trim(SharedStack().RedisCli("-n 5 LRANGE " + std::string(kPendingKey) + " 0 -1")),
+            "in-db-5");
+  EXPECT_EQ(LengthOf(kPendingKey), 0);
+}
+
+// --- credentials and version ------------------------------------------------------
+
+TEST_F(RedisQueueTest, WrongPasswordIsAConfigurationErrorThatNeverQuotesIt) {
+  RequirePassGuard guard("right-secret-4711");
+  config::RedisAddress address = StackRedis();
+  address.password = "wrong-secret-0815";
+  RedisJobQueue queue(address, "w1");
+  auto taken = queue.Take(0ms);
+  ASSERT_FALSE(taken.ok());
+  EXPECT_EQ(taken.error().kind, ErrorKind::kConfiguration);
+  EXPECT_EQ(taken.error().message.find("wrong-secret-0815"), std::string::npos)
+      << taken.error().message;
+  EXPECT_NE(taken.error().message.find("rejected the credentials"), std::string::npos)
+      << taken.error().message;
+
+  config::RedisAddress anonymous = StackRedis();
+  RedisJobQueue unauthenticated(anonymous, "w1");
+  auto refused = unauthenticated.Take(0ms);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.error().kind, ErrorKind::kConfiguration);
+
+  address.password = "right-secret-4711";
+  RedisJobQueue allowed(address, "w1");
+  auto ok = allowed.Take(0ms);
+  EXPECT_TRUE(ok.ok()) << ok.error().message;
+}
+
+TEST_F(RedisQueueTest, AuthenticatesAsAclUser) {
+  SharedStack().RedisCli("ACL SETUSER queue-user on '>user-secret-1234' '~*' '&*' +@all");
+  config::RedisAddress address = StackRedis();
+  address.username = "queue-user";
+  address.password = "user-secret-1234";
+  RedisJobQueue queue(address, "w1");
+  auto taken = queue.Take(0ms);
+  EXPECT_TRUE(taken.ok()) << taken.error().message;
+
+  address.password = "not-the-user-secret";
+  RedisJobQueue wrong(address, "w1");
+  auto refused = wrong.Take(0ms);
+  SharedStack().RedisCli("ACL DELUSER queue-user");
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.error().kind, ErrorKind::kConfiguration);
+  EXPECT_EQ(refused.error().message.find("not-the-user-secret"), std::string::npos);
+  EXPECT_NE(refused.error().message.find("queue-user"), std::string::npos)
+      << refused.error().message;
+}
+
+TEST_F(RedisQueueTest, AcceptsTheStackServerVersion) {
+  RedisConnection connection(StackRedis(), {});
+  ASSERT_TRUE(connection.Connect().ok());
+  EXPECT_TRUE(IsSupportedRedisVersion(connection.server_version())) << connection.server_version();
+}
+
+TEST_F(RedisQueueTest, RefusesRedisOlderThan62) {
+  OldVersionServer old_server("6.0.16");
+  config::RedisAddress address;
+  address.host = "127.0.0.1";
+  address.port = old_server.port();
+  RedisJobQueue queue(address, "w1");
+  Status connected = queue.Connect();
+  ASSERT_FALSE(connected.ok());
+  EXPECT_EQ(connected.error().kind, ErrorKind::kConfiguration);
+  EXPECT_NE(connected.error().message.find("Redis 6.2 or newer required (found 6.0.16)"),
+            std::string::npos)
+      << connected.error().message;
+}
+
+// --- admin -----------------------------------------------------------------------
+
+TEST_F(RedisQueueTest, AdminCountsEveryPlace) {
+  Produce({"p1", "p2", "p3", "p4"});
+  SharedStack().RedisCli("ZADD " + std::string(kDelayedKey) + " 5000 d1 9000 d2");
+  SharedStack().RedisCli("LPUSH " + std::string(kFailedKey) + " f1");
+  QueueMaintenance live_lease(StackRedis(), "live");
+  QueueMaintenance dead_lease(StackRedis(), "dead");
+  ASSERT_TRUE(live_lease.Heartbeat().ok());
+  ASSERT_TRUE(dead_lease.Heartbeat().ok());
+  RedisJobQueue live(StackRedis(), "live");
+  RedisJobQueue dead(StackRedis(), "dead");
+  MustTake(live);
+  MustTake(live);
+  MustTake(dead);
+  SharedStack().RedisCli("DEL " + HeartbeatKey("dead"));
+
+  QueueAdmin admin(StackRedis());
+  auto counts = admin.Counts();
+  ASSERT_TRUE(counts.ok()) << counts.error().message;
+  EXPECT_EQ(counts->pending, 1);
+  EXPECT_EQ(counts->delayed, 2);
+  EXPECT_EQ(counts->failed, 1);
+  EXPECT_EQ(counts->processing, 3);
+  EXPECT_EQ(counts->processing_by_worker,
+            (std::map<std::string, int64_t>{{"dead", 1}, {"live", 2}}));
+  EXPECT_EQ(counts->live_workers, std::vector<std::string>({"live"}));
+
+  auto due = admin.NextDue();
+  ASSERT_TRUE(due.ok());
+  ASSERT_TRUE(due->has_value());
+  EXPECT_EQ(std::chrono::duration_cast<std::chrono::milliseconds>((*due)->time_since_epoch()),
+            5000ms);
+}
+
+TEST_F(RedisQueueTest, AdminNextDueIsEmptyWithoutRetries) {
+  QueueAdmin admin(StackRedis());
+  auto due = admin.NextDue();
+  ASSERT_TRUE(due.ok());
+  EXPECT_FALSE(due->has_value());
+}
+
+TEST_F(RedisQueueTest, AdminEnqueueKeepsOrderAcrossBatches) {
+  std::vector<std::string> jobs;
+  for (int i = 0; i < 1203; ++i) jobs.push_back("job-" + std::to_string(i));
+  QueueAdmin admin(StackRedis());
+  ASSERT_TRUE(admin.Enqueue(jobs).ok());
+  EXPECT_EQ(LengthOf(kPendingKey), 1203);
+  RedisJobQueue queue(StackRedis(), "w1");
+  for (int i : {0, 1, 2}) EXPECT_EQ(MustTake(queue).payload, jobs[static_cast<size_t>(i)]);
+  // The last one is at the tail.
+  EXPECT_EQ(Trim(SharedStack().RedisCli("LINDEX " + std::string(kPendingKey) + " 0")), "job-1202");
+}
+
+TEST_F(RedisQueueTest, AdminFailedQueueListRequeueAndPurge) {
+  RedisJobQueue queue(StackRedis(), "w1");
+  Produce({"j1", "j2", "j3"});
+  for (const char* entry : {"e1", "e2", "e3"}) {
+    ASSERT_TRUE(queue.Fail(MustTake(queue), entry).ok());
+  }
+  QueueAdmin admin(StackRedis());
+  auto newest_two = admin.ListFailed(0, 2);
+  ASSERT_TRUE(newest_two.ok());
+  EXPECT_EQ(*newest_two, std::vector<std::string>({"e3", "e2"}));
+  auto past_end = admin.ListFailed(10, 5);
+  ASSERT_TRUE(past_end.ok());
+  EXPECT_TRUE(past_end->empty());
+
+  // The runbook's RPOPLPUSH: the oldest failure goes back first.
+  auto moved = admin.RequeueFailed(1);
+  ASSERT_TRUE(moved.ok());
+  EXPECT_EQ(*moved, 1);
+  EXPECT_EQ(ListOf(kPendingKey), std::vector<std::string>({"e1"}));
+  EXPECT_EQ(ListOf(kFailedKey), std::vector<std::string>({"e3", "e2"}));
+
+  auto rest = admin.RequeueFailed(10);
+  ASSERT_TRUE(rest.ok());
+  EXPECT_EQ(*rest, 2);
+  EXPECT_EQ(LengthOf(kFailedKey), 0);
+  EXPECT_EQ(MustTake(queue).payload, "e1");
+  EXPECT_EQ(MustTake(queue).payload, "e2");
+
+  SharedStack().RedisCli("LPUSH " + std::string(kFailedKey) + " x y");
+  auto purged = admin.PurgeFailed();
+  ASSERT_TRUE(purged.ok());
+  EXPECT_EQ(*purged, 2);
+  EXPECT_EQ(LengthOf(kFailedKey), 0);
+}
+
+TEST_F(RedisQueueTest, ScriptsSurviveAScriptFlush) {
+  Produce({"a", "b"});
+  RedisJobQueue queue(StackRedis(), "w1");
+  ASSERT_TRUE(queue.Ack(MustTake(queue)).ok());  // loads the script
+  SharedStack().RedisCli("SCRIPT FLUSH");
+  ASSERT_TRUE(queue.Ack(MustTake(queue)).ok());  // NOSCRIPT, then EVAL
+  EXPECT_EQ(LengthOf(ProcessingKey("w1")), 0);
 }
 
 }  // namespace
