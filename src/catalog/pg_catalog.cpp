@@ -1,0 +1,240 @@
+#include "catalog/pg_catalog.h"
+
+#include <charconv>
+#include <cstdint>
+#include <limits>
+
+#include "catalog/pg_connection.h"
+#include "catalog/pg_connection_pool.h"
+
+namespace media_sync::catalog {
+namespace {
+
+using Clock = PgConnection::Clock;
+
+constexpr const char* kBegin = "BEGIN";
+constexpr const char* kCommit = "COMMIT";
+constexpr const char* kRollback = "ROLLBACK";
+
+// $1 sha256. The row lock taken here serialises concurrent syncs of one file;
+// a waiter re-checks synced_at after the first commits and changes nothing.
+constexpr const char* kMarkSynced =
+    "UPDATE media_files SET synced_at = now() WHERE sha256 = $1 AND synced_at IS NULL";
+
+// $1 box id, $2 file size in bytes.
+constexpr const char* kCountOnBox =
+    "UPDATE storage_boxes SET used_bytes = used_bytes + $2::bigint, "
+    "reserved_bytes = GREATEST(0, reserved_bytes - $2::bigint) WHERE id = $1";
+
+// $1 sha256. Tells "already synced" from "no such row" after kMarkSynced
+// changed nothing.
+constexpr const char* kRowExists = "SELECT 1 FROM media_files WHERE sha256 = $1";
+
+// $1 box id.
+constexpr const char* kSelectBoxEndpoint = "SELECT minio_endpoint FROM storage_boxes WHERE id = $1";
+
+// $1 limit, $2 minimum age in seconds.
+constexpr const char* kSelectUnsynced =
+    "SELECT sha256, s3_key, file_size, storage_box_id FROM media_files "
+    "WHERE synced_at IS NULL AND created_at < now() - $2::integer * interval '1 second' "
+    "ORDER BY created_at, sha256 LIMIT $1::integer";
+
+std::string ErrorField(const PGresult* result, int field) {
+  const char* value = PQresultErrorField(result, field);
+  return value == nullptr ? std::string() : std::string(value);
+}
+
+std::string Trim(std::string text) {
+  while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
+  return text;
+}
+
+// Runs one statement and turns every failure into the project's Error.
+Result<PgResult> Run(PgConnection& connection, const char* sql,
+                     const std::vector<std::string>& params, Clock::time_point deadline) {
+  Result<PgResult> result = connection.Execute(sql, params, deadline);
+  if (!result.ok()) return result.error();
+  const PGresult* pg_result = result->get();
+  ExecStatusType status = PQresultStatus(pg_result);
+  if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK) return result;
+
+  std::string sqlstate = ErrorField(pg_result, PG_DIAG_SQLSTATE);
+  std::string message = Trim(PQresultErrorMessage(pg_result));
+  if (message.empty()) message = connection.LastError();
+  // No SQLSTATE: libpq's own failure (connection lost mid-statement).
+  if (sqlstate.empty() || IsTransientSqlState(sqlstate) || connection.broken()) {
+    if (!sqlstate.empty()) connection.MarkBroken();  // shutting down, or a failed transaction
+    return Error::Outage("PostgreSQL unavailable: " + message);
+  }
+  return Error::Configuration("PostgreSQL rejected the query: " + message + " (SQLSTATE " +
+                              sqlstate + ")");
+}
+
+uint64_t AffectedRows(const PgResult& result) {
+  const char* text = PQcmdTuples(result.get());
+  uint64_t rows = 0;
+  std::from_chars(text, text + std::char_traits<char>::length(text), rows);
+  return rows;
+}
+
+std::string Field(const PgResult& result, int row, int column) {
+  return std::string(PQgetvalue(result.get(), row, column),
+                     static_cast<size_t>(PQgetlength(result.get(), row, column)));
+}
+
+std::string ReplaceAll(std::string text, const std::string& secret, std::string_view by) {
+  if (secret.empty()) return text;
+  for (size_t at = text.find(secret); at != std::string::npos;
+       at = text.find(secret, at + by.size())) {
+    text.replace(at, secret.size(), by);
+  }
+  return text;
+}
+
+// Runs body on a pooled connection. A pooled connection can be dead without
+// knowing it (the server restarted since it was last used): when the body
+// fails with an outage on such a connection, the idle ones are dropped and
+// the body runs once more on a fresh connection. Every body is idempotent.
+template <typename T, typename Body>
+Result<T> WithConnection(PgConnectionPool& pool, std::chrono::milliseconds query_timeout,
+                         Body&& body) {
+  for (int attempt = 0;; ++attempt) {
+    Result<PgConnectionPool::Lease> lease = pool.Acquire();
+    if (!lease.ok()) return lease.error();
+    Result<T> result = body(**lease, Clock::now() + query_timeout);
+    bool stale = !result.ok() && result.error().IsOutage() && !lease->fresh() && (**lease).broken();
+    if (!stale || attempt > 0) return result;
+    pool.DropIdle();
+  }
+}
+
+}  // namespace
+
+PgCatalog::PgCatalog(std::string conninfo, PgCatalogOptions options)
+    : options_(std::move(options)) {
+  char* parse_error = nullptr;
+  PQconninfoOption* parsed = PQconninfoParse(conninfo.c_str(), &parse_error);
+  if (parsed == nullptr) {
+    std::string detail = parse_error != nullptr ? Trim(parse_error) : "out of memory";
+    PQfreemem(parse_error);
+    conninfo_error_ = Error::Configuration("Invalid PostgreSQL connection string: " + detail);
+  } else {
+    for (const PQconninfoOption* option = parsed; option->keyword != nullptr; ++option) {
+      if (std::string_view(option->keyword) == "password" && option->val != nullptr) {
+        password_ = option->val;
+      }
+    }
+    PQconninfoFree(parsed);
+  }
+  pool_ = std::make_unique<PgConnectionPool>(std::move(conninfo), options_.pool_size,
+                                             options_.connect_timeout, options_.application_name);
+}
+
+PgCatalog::~PgCatalog() = default;
+
+Result<RecordOutcome> PgCatalog::RecordSync(const std::string& sha256, uint64_t file_size,
+                                            const std::optional<std::string>& storage_box_id) {
+  if (conninfo_error_) return *conninfo_error_;
+  if (file_size > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
+    return Error::JobPermanent("file_size out of range: " + std::to_string(file_size));
+  }
+  const std::string size_text = std::to_string(file_size);
+
+  auto record = [&](PgConnection& connection, Clock::time_point deadline) -> Result<RecordOutcome> {
+    // Everything between BEGIN and COMMIT; any other exit rolls back below.
+    auto in_transaction = [&]() -> Result<RecordOutcome> {
+      auto marked = Run(connection, kMarkSynced, {sha256}, deadline);
+      if (!marked.ok()) return marked.error();
+      if (AffectedRows(*marked) == 0) {
+        auto exists = Run(connection, kRowExists, {sha256}, deadline);
+        if (!exists.ok()) return exists.error();
+        if (PQntuples(exists->get()) == 0) {
+          return Error::JobRetryable("No media_files row for sha256 " + sha256);
+        }
+        return RecordOutcome::kAlreadySynced;
+      }
+      if (storage_box_id) {
+        auto counted = Run(connection, kCountOnBox, {*storage_box_id, size_text}, deadline);
+        if (!counted.ok()) return counted.error();
+        if (AffectedRows(*counted) == 0) {
+          return Error::JobRetryable("Unknown storage box " + *storage_box_id);
+        }
+      }
+      if (auto committed = Run(connection, kCommit, {}, deadline); !committed.ok()) {
+        return committed.error();
+      }
+      return RecordOutcome::kSynced;
+    };
+
+    if (auto begun = Run(connection, kBegin, {}, deadline); !begun.ok()) return begun.error();
+    Result<RecordOutcome> outcome = in_transaction();
+    bool committed = outcome.ok() && *outcome == RecordOutcome::kSynced;
+    if (!committed && !connection.broken()) {
+      // Best effort: should it fail, the pool closes the connection, which
+      // rolls the transaction back just the same.
+      (void)Run(connection, kRollback, {}, deadline);
+    }
+    return outcome;
+  };
+  Result<RecordOutcome> outcome =
+      WithConnection<RecordOutcome>(*pool_, options_.query_timeout, record);
+  if (!outcome.ok()) {
+    return Error{outcome.error().kind, ReplaceAll(outcome.error().message, password_, "***")};
+  }
+  return outcome;
+}
+
+Result<std::optional<std::string>> PgCatalog::BoxEndpoint(const std::string& box_id) {
+  if (conninfo_error_) return *conninfo_error_;
+  auto select = [&](PgConnection& connection,
+                    Clock::time_point deadline) -> Result<std::optional<std::string>> {
+    auto rows = Run(connection, kSelectBoxEndpoint, {box_id}, deadline);
+    if (!rows.ok()) return rows.error();
+    if (PQntuples(rows->get()) == 0) return std::optional<std::string>();
+    return std::optional<std::string>(Field(*rows, 0, 0));
+  };
+  auto endpoint =
+      WithConnection<std::optional<std::string>>(*pool_, options_.query_timeout, select);
+  if (!endpoint.ok()) {
+    return Error{endpoint.error().kind, ReplaceAll(endpoint.error().message, password_, "***")};
+  }
+  return endpoint;
+}
+
+Result<std::vector<UnsyncedFile>> PgCatalog::Unsynced(int limit, int older_than_seconds) {
+  if (conninfo_error_) return *conninfo_error_;
+  if (limit <= 0) return std::vector<UnsyncedFile>();
+  auto select = [&](PgConnection& connection,
+                    Clock::time_point deadline) -> Result<std::vector<UnsyncedFile>> {
+    auto rows = Run(connection, kSelectUnsynced,
+                    {std::to_string(limit), std::to_string(older_than_seconds)}, deadline);
+    if (!rows.ok()) return rows.error();
+    std::vector<UnsyncedFile> files;
+    int count = PQntuples(rows->get());
+    files.reserve(static_cast<size_t>(count));
+    for (int row = 0; row < count; ++row) {
+      UnsyncedFile file;
+      file.sha256 = Field(*rows, row, 0);
+      file.s3_key = Field(*rows, row, 1);
+      int64_t size = 0;
+      std::string size_text = Field(*rows, row, 2);
+      std::from_chars(size_text.data(), size_text.data() + size_text.size(), size);
+      file.file_size = size > 0 ? static_cast<uint64_t>(size) : 0;
+      if (PQgetisnull(rows->get(), row, 3) == 0) file.storage_box_id = Field(*rows, row, 3);
+      files.push_back(std::move(file));
+    }
+    return files;
+  };
+  auto files = WithConnection<std::vector<UnsyncedFile>>(*pool_, options_.query_timeout, select);
+  if (!files.ok()) {
+    return Error{files.error().kind, ReplaceAll(files.error().message, password_, "***")};
+  }
+  return files;
+}
+
+PgCatalogStats PgCatalog::Stats() const {
+  PgPoolStats pool = pool_->Stats();
+  return PgCatalogStats{pool.open, pool.idle, pool.connects};
+}
+
+}  // namespace media_sync::catalog

@@ -1,0 +1,94 @@
+// catalog::PgCatalog: the Catalog over the platform's PostgreSQL database.
+//
+// Reads and writes only media_files(sha256, s3_key, file_size,
+// storage_box_id, created_at, synced_at) and storage_boxes(id,
+// minio_endpoint, used_bytes, reserved_bytes).
+//
+// Thread-safe: one PgCatalog is shared by every worker thread; calls run on a
+// small pool of connections, made lazily. No call blocks past its timeouts:
+// a server that is down or does not answer yields kOutage.
+//
+// Errors:
+//   kOutage         cannot connect, connection lost, server shutting down,
+//                   timeout, serialization failure or deadlock, too many
+//                   connections ("PostgreSQL unavailable: ...")
+//   kConfiguration  the server rejects our SQL (schema missing or wrong), or
+//                   the connection string cannot be parsed
+//   kJobRetryable   RecordSync without a media_files row, or for a box that
+//                   does not exist
+// Messages never contain the connection password.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/catalog.h"
+
+namespace media_sync::catalog {
+
+class PgConnectionPool;
+
+struct PgCatalogOptions {
+  // Connections at most; callers beyond that wait for one to come back.
+  int pool_size = 4;
+  // Bound on establishing one connection (TCP, TLS, authentication).
+  std::chrono::milliseconds connect_timeout = std::chrono::seconds(5);
+  // Bound on one call's statements once connected (the whole transaction of
+  // RecordSync); past it the connection is dropped and the call is kOutage.
+  std::chrono::milliseconds query_timeout = std::chrono::seconds(15);
+  // Shown in pg_stat_activity unless the connection string names its own.
+  std::string application_name = "media-sync";
+};
+
+struct PgCatalogStats {
+  int open_connections = 0;
+  int idle_connections = 0;
+  uint64_t connects = 0;  // successful connects since construction
+};
+
+class PgCatalog final : public Catalog {
+ public:
+  // conninfo: a libpq URI (postgresql://user:pass@host:port/db?...) or a
+  // key=value string; SQLAlchemy forms must be converted first
+  // (config::ParseDatabaseUrl). Nothing connects until the first call.
+  explicit PgCatalog(std::string conninfo, PgCatalogOptions options = {});
+  ~PgCatalog() override;
+  PgCatalog(const PgCatalog&) = delete;
+  PgCatalog& operator=(const PgCatalog&) = delete;
+
+  // One transaction: mark the row synced where it is not yet, and only if
+  // that changed the row move the box's counters (used_bytes += file_size,
+  // reserved_bytes = GREATEST(0, reserved_bytes - file_size)). Concurrent
+  // calls for one sha256 count once: the row lock serialises them and the
+  // losers see synced_at set.
+  //   kSynced         this call synced the row
+  //   kAlreadySynced  the row was synced before: nothing changed
+  //   kJobRetryable   "No media_files row for sha256 <hash>", or "Unknown
+  //                   storage box <id>" (the transaction is rolled back:
+  //                   nothing changed)
+  // A connection lost during COMMIT leaves the outcome unknown to this call;
+  // it retries once on a fresh connection when the lost connection was a
+  // pooled one, and a retry of a committed sync reports kAlreadySynced.
+  Result<RecordOutcome> RecordSync(const std::string& sha256, uint64_t file_size,
+                                   const std::optional<std::string>& storage_box_id) override;
+
+  // storage_boxes.minio_endpoint, or nullopt when there is no such box.
+  Result<std::optional<std::string>> BoxEndpoint(const std::string& box_id) override;
+
+  // Up to `limit` rows with synced_at IS NULL created more than
+  // `older_than_seconds` ago, oldest first. limit <= 0 yields no rows.
+  Result<std::vector<UnsyncedFile>> Unsynced(int limit, int older_than_seconds) override;
+
+  PgCatalogStats Stats() const;
+
+ private:
+  const PgCatalogOptions options_;
+  std::string password_;                 // only to scrub it from messages
+  std::optional<Error> conninfo_error_;  // set when conninfo does not parse
+  std::unique_ptr<PgConnectionPool> pool_;
+};
+
+}  // namespace media_sync::catalog

@@ -1,0 +1,380 @@
+// PgCatalog against a real PostgreSQL 15 (the shared local stack).
+#include "catalog/pg_catalog.h"
+
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <latch>
+#include <thread>
+#include <vector>
+
+#include "support/local_stack.h"
+#include "util/fd.h"
+#include "util/hash.h"
+
+namespace media_sync::catalog {
+namespace {
+
+using media_sync::testing::SharedStack;
+using namespace std::chrono_literals;
+
+std::string ShaOf(const std::string& name) { return Sha256Hex(name); }
+
+std::string KeyOf(const std::string& sha) {
+  return "media/" + sha.substr(0, 2) + "/" + sha.substr(2, 2) + "/" + sha + ".jpg";
+}
+
+std::string Trimmed(std::string text) {
+  while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
+  return text;
+}
+
+std::string Sql(const std::string& sql) { return Trimmed(SharedStack().Sql(sql)); }
+
+void AddBox(const std::string& id, int64_t used, int64_t reserved) {
+  Sql("INSERT INTO storage_boxes (id, minio_endpoint, used_bytes, reserved_bytes) VALUES ('" + id +
+      "', 'http://" + id + ".example:9000', " + std::to_string(used) + ", " +
+      std::to_string(reserved) + ")");
+}
+
+void AddFile(const std::string& sha, int64_t size, const std::string& box,
+             const std::string& created_at = "now()") {
+  std::string box_value = box.empty() ? "NULL" : "'" + box + "'";
+  Sql("INSERT INTO media_files (sha256, s3_key, file_size, storage_box_id, created_at) VALUES ('" +
+      sha + "', '" + KeyOf(sha) + "', " + std::to_string(size) + ", " + box_value + ", " +
+      created_at + ")");
+}
+
+std::string Counters(const std::string& box) {
+  return Sql("SELECT used_bytes || '/' || reserved_bytes FROM storage_boxes WHERE id = '" + box +
+             "'");
+}
+
+bool IsSynced(const std::string& sha) {
+  return Sql("SELECT synced_at IS NOT NULL FROM media_files WHERE sha256 = '" + sha + "'") == "t";
+}
+
+// A loopback port with nothing listening on it.
+int UnusedPort() {
+  UniqueFd fd(::socket(AF_INET, SOCK_STREAM, 0));
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  EXPECT_EQ(::bind(fd.get(), reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0);
+  socklen_t length = sizeof(address);
+  EXPECT_EQ(::getsockname(fd.get(), reinterpret_cast<sockaddr*>(&address), &length), 0);
+  return ntohs(address.sin_port);
+}
+
+class PgCatalogTest : public ::testing::Test {
+ protected:
+  void SetUp() override { SharedStack().Reset(); }
+
+  static std::string DatabaseUrl() { return SharedStack().Get("DATABASE_URL"); }
+};
+
+TEST_F(PgCatalogTest, RecordsOnceAndReplayChangesNothing) {
+  AddBox("box-a", 1000, 5000);
+  std::string sha = ShaOf("first");
+  AddFile(sha, 300, "box-a");
+  PgCatalog catalog(DatabaseUrl());
+
+  auto first = catalog.RecordSync(sha, 300, "box-a");
+  ASSERT_TRUE(first.ok()) << first.error().message;
+  EXPECT_EQ(*first, RecordOutcome::kSynced);
+  EXPECT_TRUE(IsSynced(sha));
+  EXPECT_EQ(Counters("box-a"), "1300/4700");
+  std::string synced_at = Sql("SELECT synced_at FROM media_files WHERE sha256 = '" + sha + "'");
+
+  for (int replay = 0; replay < 3; ++replay) {
+    auto again = catalog.RecordSync(sha, 300, "box-a");
+    ASSERT_TRUE(again.ok()) << again.error().message;
+    EXPECT_EQ(*again, RecordOutcome::kAlreadySynced);
+  }
+  EXPECT_EQ(Counters("box-a"), "1300/4700");
+  EXPECT_EQ(Sql("SELECT synced_at FROM media_files WHERE sha256 = '" + sha + "'"), synced_at);
+}
+
+TEST_F(PgCatalogTest, ReservedBytesNeverGoBelowZero) {
+  AddBox("box-a", 0, 100);
+  std::string sha = ShaOf("big");
+  AddFile(sha, 300, "box-a");
+  PgCatalog catalog(DatabaseUrl());
+  auto outcome = catalog.RecordSync(sha, 300, "box-a");
+  ASSERT_TRUE(outcome.ok()) << outcome.error().message;
+  EXPECT_EQ(Counters("box-a"), "300/0");
+}
+
+TEST_F(PgCatalogTest, JobWithoutBoxOnlySetsSyncedAt) {
+  AddBox("box-a", 10, 20);
+  std::string sha = ShaOf("boxless");
+  AddFile(sha, 300, "");
+  PgCatalog catalog(DatabaseUrl());
+  auto outcome = catalog.RecordSync(sha, 300, std::nullopt);
+  ASSERT_TRUE(outcome.ok()) << outcome.error().message;
+  EXPECT_EQ(*outcome, RecordOutcome::kSynced);
+  EXPECT_TRUE(IsSynced(sha));
+  EXPECT_EQ(Counters("box-a"), "10/20");
+}
+
+TEST_F(PgCatalogTest, MissingRowIsRetryableAndNamesTheSha) {
+  AddBox("box-a", 10, 20);
+  std::string sha = ShaOf("missing");
+  PgCatalog catalog(DatabaseUrl());
+  auto outcome = catalog.RecordSync(sha, 300, "box-a");
+  ASSERT_FALSE(outcome.ok());
+  EXPECT_EQ(outcome.error().kind, ErrorKind::kJobRetryable);
+  EXPECT_EQ(outcome.error().message, "No media_files row for sha256 " + sha);
+  EXPECT_EQ(Counters("box-a"), "10/20");
+}
+
+TEST_F(PgCatalogTest, UnknownBoxRollsBackTheSync) {
+  std::string sha = ShaOf("unknown box");
+  AddFile(sha, 300, "");
+  PgCatalog catalog(DatabaseUrl());
+  auto outcome = catalog.RecordSync(sha, 300, "box-gone");
+  ASSERT_FALSE(outcome.ok());
+  EXPECT_EQ(outcome.error().kind, ErrorKind::kJobRetryable);
+  EXPECT_EQ(outcome.error().message, "Unknown storage box box-gone");
+  EXPECT_FALSE(IsSynced(sha));
+  // The connection that rolled back is usable afterwards.
+  auto retried = catalog.RecordSync(sha, 300, std::nullopt);
+  ASSERT_TRUE(retried.ok()) << retried.error().message;
+  EXPECT_EQ(*retried, RecordOutcome::kSynced);
+}
+
+TEST_F(PgCatalogTest, ConcurrentRecordsOfOneFileCountOnce) {
+  constexpr int kThreads = 16;
+  constexpr int kFiles = 10;
+  constexpr int64_t kSize = 1000;
+  AddBox("box-a", 0, kFiles * kSize);
+  std::vector<std::string> shas;
+  for (int i = 0; i < kFiles; ++i) {
+    shas.push_back(ShaOf("concurrent " + std::to_string(i)));
+    AddFile(shas.back(), kSize, "box-a");
+  }
+  PgCatalogOptions options;
+  options.pool_size = kThreads;  // every thread on its own connection at once
+  PgCatalog catalog(DatabaseUrl(), options);
+
+  for (const std::string& sha : shas) {
+    std::latch start(kThreads);
+    std::atomic<int> synced{0};
+    std::atomic<int> already{0};
+    std::atomic<int> failed{0};
+    std::vector<std::thread> threads;
+    for (int t = 0; t < kThreads; ++t) {
+      threads.emplace_back([&] {
+        start.arrive_and_wait();
+        auto outcome = catalog.RecordSync(sha, kSize, "box-a");
+        if (!outcome.ok()) {
+          ++failed;
+        } else if (*outcome == RecordOutcome::kSynced) {
+          ++synced;
+        } else {
+          ++already;
+        }
+      });
+    }
+    for (auto& thread : threads) thread.join();
+    EXPECT_EQ(synced.load(), 1) << sha;
+    EXPECT_EQ(already.load(), kThreads - 1) << sha;
+    EXPECT_EQ(failed.load(), 0) << sha;
+  }
+  EXPECT_EQ(Counters("box-a"), std::to_string(kFiles * kSize) + "/0");
+  EXPECT_EQ(Sql("SELECT count(*) FROM media_files WHERE synced_at IS NULL"), "0");
+}
+
+TEST_F(PgCatalogTest, PoolReusesConnections) {
+  AddBox("box-a", 0, 0);
+  PgCatalogOptions options;
+  options.pool_size = 3;
+  options.application_name = "media-sync-pool-test";
+  PgCatalog catalog(DatabaseUrl(), options);
+  EXPECT_EQ(catalog.Stats().connects, 0u);  // lazily connected
+
+  for (int i = 0; i < 50; ++i) {
+    auto endpoint = catalog.BoxEndpoint("box-a");
+    ASSERT_TRUE(endpoint.ok()) << endpoint.error().message;
+  }
+  EXPECT_EQ(catalog.Stats().connects, 1u);
+
+  std::atomic<int> failures{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 8; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < 25; ++i) {
+        if (!catalog.BoxEndpoint("box-a").ok()) ++failures;
+      }
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  EXPECT_EQ(failures.load(), 0);
+  PgCatalogStats stats = catalog.Stats();
+  EXPECT_LE(stats.connects, 3u);
+  EXPECT_LE(stats.open_connections, 3);
+  EXPECT_EQ(stats.idle_connections, stats.open_connections);
+  int server_side = std::stoi(
+      Sql("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'media-sync-pool-test'"));
+  EXPECT_EQ(server_side, stats.open_connections);
+}
+
+TEST_F(PgCatalogTest, WorksAgainAfterPostgresRestart) {
+  AddBox("box-a", 0, 0);
+  PgCatalogOptions options;
+  options.pool_size = 2;
+  PgCatalog catalog(DatabaseUrl(), options);
+  ASSERT_TRUE(catalog.BoxEndpoint("box-a").ok());
+  EXPECT_EQ(catalog.Stats().connects, 1u);
+
+  SharedStack().Restart("postgres");
+
+  // The pooled connection died with the old server; the call notices,
+  // reconnects and succeeds.
+  auto endpoint = catalog.BoxEndpoint("box-a");
+  ASSERT_TRUE(endpoint.ok()) << endpoint.error().message;
+  EXPECT_EQ(endpoint->value_or(""), "http://box-a.example:9000");
+  EXPECT_EQ(catalog.Stats().connects, 2u);
+
+  std::string sha = ShaOf("after restart");
+  AddFile(sha, 10, "box-a");
+  auto outcome = catalog.RecordSync(sha, 10, "box-a");
+  ASSERT_TRUE(outcome.ok()) << outcome.error().message;
+  EXPECT_EQ(*outcome, RecordOutcome::kSynced);
+  EXPECT_EQ(Counters("box-a"), "10/0");
+}
+
+TEST_F(PgCatalogTest, ServerDownIsOutageWithoutPassword) {
+  std::string url =
+      "postgresql://postgres:Sup3rSecretPw@127.0.0.1:" + std::to_string(UnusedPort()) + "/media";
+  PgCatalog catalog(url);
+  auto started = std::chrono::steady_clock::now();
+  auto outcome = catalog.RecordSync(ShaOf("down"), 1, "box-a");
+  ASSERT_FALSE(outcome.ok());
+  EXPECT_EQ(outcome.error().kind, ErrorKind::kOutage);
+  EXPECT_EQ(outcome.error().message.rfind("PostgreSQL unavailable: ", 0), 0u)
+      << outcome.error().message;
+  EXPECT_EQ(outcome.error().message.find("Sup3rSecretPw"), std::string::npos);
+  auto endpoint = catalog.BoxEndpoint("box-a");
+  ASSERT_FALSE(endpoint.ok());
+  EXPECT_EQ(endpoint.error().kind, ErrorKind::kOutage);
+  auto unsynced = catalog.Unsynced(10, 0);
+  ASSERT_FALSE(unsynced.ok());
+  EXPECT_EQ(unsynced.error().kind, ErrorKind::kOutage);
+  EXPECT_LT(std::chrono::steady_clock::now() - started, 5s);
+  EXPECT_EQ(catalog.Stats().open_connections, 0);
+}
+
+TEST_F(PgCatalogTest, SilentServerTimesOutAsOutage) {
+  // Accepts TCP connections (the kernel completes them) but never answers.
+  UniqueFd listener(::socket(AF_INET, SOCK_STREAM, 0));
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(listener.get(), reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0);
+  ASSERT_EQ(::listen(listener.get(), 16), 0);
+  socklen_t length = sizeof(address);
+  ASSERT_EQ(::getsockname(listener.get(), reinterpret_cast<sockaddr*>(&address), &length), 0);
+
+  PgCatalogOptions options;
+  options.connect_timeout = 1s;
+  PgCatalog catalog("postgresql://postgres@127.0.0.1:" + std::to_string(ntohs(address.sin_port)) +
+                        "/media?sslmode=disable",
+                    options);
+  auto started = std::chrono::steady_clock::now();
+  auto outcome = catalog.BoxEndpoint("box-a");
+  auto elapsed = std::chrono::steady_clock::now() - started;
+  ASSERT_FALSE(outcome.ok());
+  EXPECT_EQ(outcome.error().kind, ErrorKind::kOutage) << outcome.error().message;
+  EXPECT_GE(elapsed, 900ms);
+  EXPECT_LT(elapsed, 4s);
+}
+
+TEST_F(PgCatalogTest, MissingSchemaIsConfiguration) {
+  if (Sql("SELECT count(*) FROM pg_database WHERE datname = 'media_sync_no_schema'") == "0") {
+    Sql("CREATE DATABASE media_sync_no_schema");
+  }
+  std::string url = DatabaseUrl();
+  size_t slash = url.find('/', url.find("//") + 2);
+  size_t query = url.find('?', slash);
+  url = url.substr(0, slash) + "/media_sync_no_schema" +
+        (query == std::string::npos ? "" : url.substr(query));
+  PgCatalog catalog(url);
+  auto outcome = catalog.RecordSync(ShaOf("schema"), 1, std::nullopt);
+  ASSERT_FALSE(outcome.ok());
+  EXPECT_EQ(outcome.error().kind, ErrorKind::kConfiguration);
+  EXPECT_NE(outcome.error().message.find("media_files"), std::string::npos)
+      << outcome.error().message;
+  // The connection survives a rejected statement: no reconnect per call.
+  auto endpoint = catalog.BoxEndpoint("box-a");
+  ASSERT_FALSE(endpoint.ok());
+  EXPECT_EQ(endpoint.error().kind, ErrorKind::kConfiguration);
+  EXPECT_EQ(catalog.Stats().connects, 1u);
+}
+
+TEST_F(PgCatalogTest, InvalidConnectionStringIsConfiguration) {
+  PgCatalog catalog("postgresql://postgres@127.0.0.1:notaport/media?bogus_option=1");
+  auto outcome = catalog.BoxEndpoint("box-a");
+  ASSERT_FALSE(outcome.ok());
+  EXPECT_EQ(outcome.error().kind, ErrorKind::kConfiguration) << outcome.error().message;
+}
+
+TEST_F(PgCatalogTest, BoxEndpointFoundOrMissing) {
+  AddBox("box-a", 0, 0);
+  PgCatalog catalog(DatabaseUrl());
+  auto found = catalog.BoxEndpoint("box-a");
+  ASSERT_TRUE(found.ok()) << found.error().message;
+  EXPECT_EQ(found->value_or(""), "http://box-a.example:9000");
+  auto missing = catalog.BoxEndpoint("box-nope");
+  ASSERT_TRUE(missing.ok()) << missing.error().message;
+  EXPECT_FALSE(missing->has_value());
+  // Hostile ids are parameters, not SQL.
+  auto hostile = catalog.BoxEndpoint("x' OR '1'='1");
+  ASSERT_TRUE(hostile.ok()) << hostile.error().message;
+  EXPECT_FALSE(hostile->has_value());
+}
+
+TEST_F(PgCatalogTest, UnsyncedListsOldUnsyncedRowsOldestFirst) {
+  AddBox("box-a", 0, 0);
+  std::string oldest = ShaOf("oldest");
+  std::string older = ShaOf("older");
+  std::string recent = ShaOf("recent");
+  std::string synced = ShaOf("synced");
+  AddFile(older, 20, "", "now() - interval '1 hour'");
+  AddFile(oldest, 10, "box-a", "now() - interval '2 hours'");
+  AddFile(recent, 30, "box-a", "now()");
+  AddFile(synced, 40, "box-a", "now() - interval '3 hours'");
+  Sql("UPDATE media_files SET synced_at = now() WHERE sha256 = '" + synced + "'");
+  PgCatalog catalog(DatabaseUrl());
+
+  auto files = catalog.Unsynced(10, 60);
+  ASSERT_TRUE(files.ok()) << files.error().message;
+  ASSERT_EQ(files->size(), 2u);
+  EXPECT_EQ((*files)[0].sha256, oldest);
+  EXPECT_EQ((*files)[0].s3_key, KeyOf(oldest));
+  EXPECT_EQ((*files)[0].file_size, 10u);
+  EXPECT_EQ((*files)[0].storage_box_id.value_or(""), "box-a");
+  EXPECT_EQ((*files)[1].sha256, older);
+  EXPECT_FALSE((*files)[1].storage_box_id.has_value());
+
+  auto first_only = catalog.Unsynced(1, 60);
+  ASSERT_TRUE(first_only.ok());
+  ASSERT_EQ(first_only->size(), 1u);
+  EXPECT_EQ((*first_only)[0].sha256, oldest);
+
+  auto including_recent = catalog.Unsynced(10, -60);
+  ASSERT_TRUE(including_recent.ok());
+  EXPECT_EQ(including_recent->size(), 3u);
+
+  auto none = catalog.Unsynced(0, 60);
+  ASSERT_TRUE(none.ok());
+  EXPECT_TRUE(none->empty());
+}
+
+}  // namespace
+}  // namespace media_sync::catalog
