@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <charconv>
 #include <cstdio>
 #include <utility>
 
@@ -63,33 +64,30 @@ RedisJobQueue::RedisJobQueue(config::RedisAddress address, std::string worker_id
 
 Result<std::optional<Delivery>> RedisJobQueue::Take(std::chrono::milliseconds wait) {
   // BLMOVE with timeout 0 would block forever: a zero wait means "don't block".
-  Result<RedisReply> moved = Error::Outage("unreachable");
-  if (wait.count() <= 0) {
-    moved = connection_.Command({"LMOVE", kPendingKey, processing_key_, "RIGHT", "LEFT"});
-  } else {
-    std::string seconds = SecondsArgument(wait);
-    std::vector<std::string_view> args = {"BLMOVE", kPendingKey, processing_key_,
-                                          "RIGHT",  "LEFT",      seconds};
-    moved = connection_.BlockingCommand(args, wait);
-  }
+  std::string seconds = SecondsArgument(wait);
+  std::vector<std::string_view> blocking_move = {"BLMOVE", kPendingKey, processing_key_,
+                                                 "RIGHT",  "LEFT",      seconds};
+  auto moved = wait.count() <= 0
+                   ? connection_.Command({"LMOVE", kPendingKey, processing_key_, "RIGHT", "LEFT"})
+                   : connection_.BlockingCommand(blocking_move, wait);
   if (!moved) return moved.error();
   if (moved->view().IsNil()) return std::optional<Delivery>();
 
   Delivery delivery;
   delivery.payload = std::string(moved->view().String());
-  // The job is safe in our processing list now; if reading its count fails,
-  // the caller sees an outage and the job is served again after the lease.
+  // The job sits in our processing list now, and while this worker lives no
+  // one else will serve it: returning an error here would strand it. So a
+  // count that cannot be read is taken as 0 (the job may loop one more
+  // round before it is failed), and the job is handed out.
   auto count = connection_.Command({"HGET", kRedeliveriesKey, delivery.payload});
-  if (!count) return count.error();
-  std::string_view text = count->view().String();
-  int64_t redeliveries = 0;
-  for (char digit : text) {
-    if (digit < '0' || digit > '9') {
-      redeliveries = 0;
-      break;
-    }
-    redeliveries = redeliveries * 10 + (digit - '0');
+  if (!count) {
+    spdlog::warn("queue: took a job but could not read its redelivery count ({}); using 0",
+                 count.error().message);
+    return std::optional<Delivery>(std::move(delivery));
   }
+  std::string_view text = count->view().String();  // empty (nil) when never reaped
+  int64_t redeliveries = 0;
+  std::from_chars(text.data(), text.data() + text.size(), redeliveries);
   delivery.redeliveries = redeliveries;
   return std::optional<Delivery>(std::move(delivery));
 }

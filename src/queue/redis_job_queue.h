@@ -21,6 +21,14 @@
 // LREM removes one copy only: two identical payloads held at once (a
 // duplicate job) are acknowledged one by one.
 //
+// A Take whose reply is lost on the wire after the server moved the job (a
+// network failure mid-reply) cannot know the job: it stays in this worker's
+// processing list, unseen, until the worker exits. It is not lost: Deregister
+// then refuses to drop the lease, the lease runs out and a live worker's
+// reaper returns the job to pending. Reading the redelivery count is best
+// effort for the same reason: once the job is ours, Take hands it out even if
+// that read fails (count 0, warning logged).
+//
 // Redelivery counts (media:sync:redeliveries) are cleared by Ack and Fail. A
 // Delay whose payload differs from the delivered one (the pipeline rewrote
 // retry_count) clears the old payload's count, since the new payload starts
