@@ -116,6 +116,7 @@ Decision Pipeline::Process(const Delivery& delivery, std::stop_token stop) const
       decision.outcome =
           *recorded == RecordOutcome::kSynced ? Outcome::kSynced : Outcome::kAlreadySynced;
       decision.bytes_uploaded = uploaded;
+      decision.message = job->s3_key;
       return decision;
     };
 

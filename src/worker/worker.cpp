@@ -151,6 +151,7 @@ void Worker::Handle(JobQueue& queue, const Delivery& delivery) {
       break;
     case Outcome::kAlreadySynced:
       ++stats_.already_synced;
+      spdlog::info("already synced {}", decision.message);
       break;
     case Outcome::kRetryScheduled:
       ++stats_.retries_scheduled;
