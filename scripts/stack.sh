@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# The throwaway local stack: redis-server, PostgreSQL 15 and s3rver on free
-# loopback ports, everything under one state directory.
+# The throwaway local stack: redis-server, PostgreSQL 15 and two s3rver
+# instances (two storage boxes) on free loopback ports, everything under one
+# state directory.
 #
 #   scripts/stack.sh up      [STATE_DIR]   start (stopping leftovers first), write STATE_DIR/env
 #   scripts/stack.sh down    [STATE_DIR]   stop everything, leave no process behind
-#   scripts/stack.sh restart SERVICE [STATE_DIR]   SERVICE = redis | postgres | s3, same port
+#   scripts/stack.sh restart SERVICE [STATE_DIR]   SERVICE = redis | postgres | s3 | s3-2, same port
 #   scripts/stack.sh status  [STATE_DIR]
 #
 # STATE_DIR defaults to .stack in the repository. The env file holds the
@@ -92,15 +93,16 @@ stop_postgres() {
   kill_pidfile "$STATE/postgres.pid"
 }
 
-start_s3() {
-  local port=$1 tls=()
-  mkdir -p "$STATE/s3"
+start_s3() {  # start_s3 PORT [NAME]: NAME s3rver (first box) or s3rver-2 (second box)
+  local port=$1 name=${2:-s3rver} tls=()
+  local data="$STATE/${name/s3rver/s3}"
+  mkdir -p "$data"
   if [ "${STACK_TLS:-0}" = 1 ]; then
     tls=(--key "$STATE/tls/server.key" --cert "$STATE/tls/server.pem")
   fi
-  (setsid "$S3RVER" -d "$STATE/s3" -a 127.0.0.1 -p "$port" --silent \
-     --configure-bucket "$BUCKET" "${tls[@]}" >"$STATE/s3rver.log" 2>&1 </dev/null &
-   echo $! >"$STATE/s3rver.pid")
+  (setsid "$S3RVER" -d "$data" -a 127.0.0.1 -p "$port" --silent \
+     --configure-bucket "$BUCKET" "${tls[@]}" >"$STATE/$name.log" 2>&1 </dev/null &
+   echo $! >"$STATE/$name.pid")
   if [ "${STACK_TLS:-0}" = 1 ]; then
     wait_for s3rver curl -s --cacert "$STATE/tls/ca.pem" -o /dev/null "https://localhost:$port/"
   else
@@ -108,7 +110,7 @@ start_s3() {
   fi
 }
 
-stop_s3() { kill_pidfile "$STATE/s3rver.pid"; }
+stop_s3() { kill_pidfile "$STATE/${1:-s3rver}.pid"; }
 
 make_tls() {
   [ -f "$STATE/tls/server.pem" ] && return 0
@@ -123,7 +125,8 @@ make_tls() {
 }
 
 down() {
-  stop_s3
+  stop_s3 s3rver
+  stop_s3 s3rver-2
   stop_postgres
   stop_redis
 }
@@ -131,15 +134,16 @@ down() {
 up() {
   [ -x "$S3RVER" ] || { log "s3rver missing: run scripts/deps.sh (make deps) first"; exit 1; }
   down  # leftovers of an earlier run or a crash
-  rm -rf "$STATE/pg" "$STATE/s3" "$STATE/buffer" "$STATE/env"  # every up starts from scratch
+  rm -rf "$STATE/pg" "$STATE/s3" "$STATE/s3-2" "$STATE/buffer" "$STATE/env"  # every up starts from scratch
   trap 'log "up failed; stopping what started"; down' ERR
-  local redis_port pg_port s3_port scheme=http host=127.0.0.1
-  redis_port=$(free_port); pg_port=$(free_port); s3_port=$(free_port)
-  printf 'redis=%s\npostgres=%s\ns3=%s\n' "$redis_port" "$pg_port" "$s3_port" >"$STATE/ports"
+  local redis_port pg_port s3_port s3_2_port scheme=http host=127.0.0.1
+  redis_port=$(free_port); pg_port=$(free_port); s3_port=$(free_port); s3_2_port=$(free_port)
+  printf 'redis=%s\npostgres=%s\ns3=%s\ns3-2=%s\n' "$redis_port" "$pg_port" "$s3_port" "$s3_2_port" >"$STATE/ports"
   if [ "${STACK_TLS:-0}" = 1 ]; then make_tls; scheme=https; host=localhost; fi
   start_redis "$redis_port"
   start_postgres "$pg_port"
-  start_s3 "$s3_port"
+  start_s3 "$s3_port" s3rver
+  start_s3 "$s3_2_port" s3rver-2
   "$PG_BIN/psql" -q -h 127.0.0.1 -p "$pg_port" -U postgres -d postgres \
     -c "CREATE DATABASE media" >/dev/null
   "$PG_BIN/psql" -q -h 127.0.0.1 -p "$pg_port" -U postgres -d media -v ON_ERROR_STOP=1 \
@@ -159,6 +163,8 @@ STACK_REDIS_PORT=$redis_port
 STACK_POSTGRES_PORT=$pg_port
 STACK_S3_PORT=$s3_port
 STACK_S3_URL=$scheme://$host:$s3_port
+STACK_S3_2_PORT=$s3_2_port
+STACK_S3_2_ENDPOINT=$host:$s3_2_port
 EOT
   if [ "$scheme" = https ]; then echo "MINIO_CA_FILE=$STATE/tls/ca.pem" >>"$STATE/env"; fi
   trap - ERR
@@ -169,14 +175,15 @@ restart() {
   case "$service" in
     redis) stop_redis; start_redis "$(port_of redis)" ;;
     postgres) stop_postgres; start_postgres "$(port_of postgres)" ;;
-    s3) stop_s3; start_s3 "$(port_of s3)" ;;
-    *) log "unknown service '$service' (redis, postgres, s3)"; exit 2 ;;
+    s3) stop_s3 s3rver; start_s3 "$(port_of s3)" s3rver ;;
+    s3-2) stop_s3 s3rver-2; start_s3 "$(port_of s3-2)" s3rver-2 ;;
+    *) log "unknown service '$service' (redis, postgres, s3, s3-2)"; exit 2 ;;
   esac
 }
 
 status() {
   local rc=0 name file
-  for name in redis postgres s3rver; do
+  for name in redis postgres s3rver s3rver-2; do
     file="$STATE/$name.pid"
     if [ -f "$file" ] && kill -0 "$(head -n1 "$file")" 2>/dev/null; then
       echo "$name: running (pid $(head -n1 "$file"))"

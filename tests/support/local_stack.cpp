@@ -91,7 +91,7 @@ std::string LocalStack::Get(const std::string& key) const {
 }
 
 pid_t LocalStack::Pid(const std::string& service) const {
-  std::string name = service == "s3" ? "s3rver" : service;
+  std::string name = service == "s3" ? "s3rver" : service == "s3-2" ? "s3rver-2" : service;
   std::ifstream file(state_dir_ + "/" + name + ".pid");
   pid_t pid = 0;
   if (!(file >> pid)) Die("no pid file for " + service);
@@ -119,10 +119,12 @@ void LocalStack::Reset() {
   for (const auto& entry : std::filesystem::directory_iterator(BufferDir(), ignored)) {
     std::filesystem::remove_all(entry.path(), ignored);
   }
-  // s3rver keeps objects as files under s3/<bucket>/; removing them empties the bucket.
-  std::string bucket_dir = state_dir_ + "/s3/" + Get("MINIO_BUCKET");
-  for (const auto& entry : std::filesystem::directory_iterator(bucket_dir, ignored)) {
-    std::filesystem::remove_all(entry.path(), ignored);
+  // s3rver keeps objects as files under <data>/<bucket>/; removing them empties the bucket.
+  for (const char* data : {"/s3/", "/s3-2/"}) {
+    std::string bucket_dir = state_dir_ + data + Get("MINIO_BUCKET");
+    for (const auto& entry : std::filesystem::directory_iterator(bucket_dir, ignored)) {
+      std::filesystem::remove_all(entry.path(), ignored);
+    }
   }
 }
 

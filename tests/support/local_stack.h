@@ -1,4 +1,5 @@
-// A real local stack (redis-server, PostgreSQL 15, s3rver) for integration
+// A real local stack (redis-server, PostgreSQL 15, two s3rver storage boxes:
+// MINIO_ENDPOINT and STACK_S3_2_ENDPOINT) for integration
 // tests, started with scripts/stack.sh under a fresh temporary directory.
 //
 // Each integration test binary gets one shared stack from SharedStack(),
@@ -34,9 +35,9 @@ class LocalStack {
   const std::string& StateDir() const { return state_dir_; }
   std::string BufferDir() const { return Get("MEDIA_BUFFER_PATH"); }
 
-  // pid of "redis", "postgres" or "s3rver" (for SIGSTOP/SIGKILL in fault tests).
+  // pid of "redis", "postgres", "s3" or "s3-2" (for SIGSTOP/SIGKILL in fault tests).
   pid_t Pid(const std::string& service) const;
-  // Restart "redis", "postgres" or "s3" on the same port (data of redis is lost).
+  // Restart "redis", "postgres", "s3" or "s3-2" on the same port (data of redis is lost).
   void Restart(const std::string& service);
 
   // Empties Redis (FLUSHALL), truncates both tables, empties the bucket's
