@@ -295,6 +295,35 @@ TEST_F(PgCatalogTest, SilentServerTimesOutAsOutage) {
   EXPECT_LT(elapsed, 4s);
 }
 
+TEST_F(PgCatalogTest, QueryPastItsDeadlineIsOutageAndCountsNothing) {
+  AddBox("box-a", 0, 0);
+  std::string sha = ShaOf("locked");
+  AddFile(sha, 10, "box-a");
+  // Another session holds the row lock for 3 s.
+  std::thread holder([&] {
+    Sql("BEGIN; SELECT 1 FROM media_files WHERE sha256 = '" + sha +
+        "' FOR UPDATE; SELECT pg_sleep(3); COMMIT;");
+  });
+  std::this_thread::sleep_for(500ms);
+  PgCatalogOptions options;
+  options.query_timeout = 1s;
+  PgCatalog catalog(DatabaseUrl(), options);
+  auto started = std::chrono::steady_clock::now();
+  auto blocked = catalog.RecordSync(sha, 10, "box-a");
+  EXPECT_LT(std::chrono::steady_clock::now() - started, 2500ms);
+  ASSERT_FALSE(blocked.ok());
+  EXPECT_EQ(blocked.error().kind, ErrorKind::kOutage) << blocked.error().message;
+  EXPECT_EQ(catalog.Stats().open_connections, 0);  // the timed-out connection is gone
+  holder.join();
+
+  // The abandoned statement never commits: the retry is the one that counts.
+  PgCatalog patient(DatabaseUrl());
+  auto retried = patient.RecordSync(sha, 10, "box-a");
+  ASSERT_TRUE(retried.ok()) << retried.error().message;
+  EXPECT_EQ(*retried, RecordOutcome::kSynced);
+  EXPECT_EQ(Counters("box-a"), "10/0");
+}
+
 TEST_F(PgCatalogTest, MissingSchemaIsConfiguration) {
   if (Sql("SELECT count(*) FROM pg_database WHERE datname = 'media_sync_no_schema'") == "0") {
     Sql("CREATE DATABASE media_sync_no_schema");
