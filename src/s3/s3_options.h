@@ -9,13 +9,14 @@
 namespace media_sync::s3 {
 
 struct S3Options {
-  std::string endpoint = "localhost:9000";  // host:port (MINIO_ENDPOINT or storage_boxes.minio_endpoint)
-  bool secure = false;                      // MINIO_SECURE: https
-  std::string access_key = "minioadmin";    // MINIO_ACCESS_KEY
-  std::string secret_key = "minioadmin";    // MINIO_SECRET_KEY (never logged)
-  std::string bucket = "osint-media";       // MINIO_BUCKET
-  std::string region = "us-east-1";         // MINIO_REGION
-  std::string ca_file;                      // MINIO_CA_FILE: PEM bundle; empty = system CAs
+  std::string endpoint =
+      "localhost:9000";  // host:port (MINIO_ENDPOINT or storage_boxes.minio_endpoint)
+  bool secure = false;   // MINIO_SECURE: https
+  std::string access_key = "minioadmin";  // MINIO_ACCESS_KEY
+  std::string secret_key = "minioadmin";  // MINIO_SECRET_KEY (never logged)
+  std::string bucket = "osint-media";     // MINIO_BUCKET
+  std::string region = "us-east-1";       // MINIO_REGION
+  std::string ca_file;                    // MINIO_CA_FILE: PEM bundle; empty = system CAs
 
   std::chrono::milliseconds connect_timeout{5000};  // S3_CONNECT_TIMEOUT_SECONDS
   // A transfer slower than low_speed_limit bytes/s for low_speed_time is

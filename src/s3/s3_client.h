@@ -1,0 +1,179 @@
+// A small S3 client over libcurl: AWS Signature V4 (header form), path-style
+// addressing, keep-alive connection reuse, and the calls media-sync needs.
+//
+// Thread-safety: S3Client is thread-safe; one client per storage box is shared
+// by all jobs. It keeps a pool of curl easy handles (each holding its live
+// connections), so sequential calls reuse connections and concurrent calls
+// each get their own.
+//
+// Ownership: request bodies are borrowed (std::span) and must stay alive until
+// the call returns; PartTransfers borrows them until the part finishes.
+//
+// Errors (see s3_errors.h for the full table): kOutage for transport failures,
+// timeouts and 5xx (retry later); kConfiguration for credentials, bucket,
+// region, TLS or an unsupported operation (fix the box); kJobRetryable for
+// content faults; kCancelled when the stop_token fired mid-transfer. No call
+// throws.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <span>
+#include <stop_token>
+#include <string>
+#include <vector>
+
+#include "core/object_store.h"
+#include "core/result.h"
+#include "s3/s3_options.h"
+#include "s3/sigv4.h"
+
+typedef void CURL;
+typedef void CURLM;
+
+namespace media_sync::s3 {
+
+// Inclusive byte range, as in "Range: bytes=first-last".
+struct ByteRange {
+  uint64_t first = 0;
+  uint64_t last = 0;
+};
+
+struct CompletedPart {
+  int part_number = 0;
+  std::string etag;
+};
+
+struct MultipartUploadInfo {
+  std::string key;
+  std::string upload_id;
+  std::chrono::system_clock::time_point initiated;
+};
+
+// Body of a PutObject or UploadPart: borrowed bytes plus their hashes.
+struct Payload {
+  std::span<const char> bytes;
+  std::string sha256_hex;  // hex SHA-256 of bytes: the signed payload hash
+  std::string md5_base64;  // sent as Content-MD5 when not empty
+};
+
+struct HttpResponse {
+  long status = 0;
+  std::map<std::string, std::string> headers;  // names lower-cased
+  std::string body;
+};
+
+namespace detail {
+struct Call;
+struct Exchange;
+struct EasyDeleter {
+  void operator()(CURL* easy) const;
+};
+struct MultiDeleter {
+  void operator()(CURLM* multi) const;
+};
+using EasyHandle = std::unique_ptr<CURL, EasyDeleter>;
+using MultiHandle = std::unique_ptr<CURLM, MultiDeleter>;
+}  // namespace detail
+
+class S3Client {
+ public:
+  explicit S3Client(S3Options options);
+  ~S3Client();
+  S3Client(const S3Client&) = delete;
+  S3Client& operator=(const S3Client&) = delete;
+
+  const S3Options& options() const { return options_; }
+
+  // Object metadata, or nullopt when the key does not exist (404).
+  Result<std::optional<ObjectInfo>> HeadObject(const std::string& key, std::stop_token stop = {});
+  // Whole object, or the given inclusive range, into memory. A missing key is
+  // kJobRetryable (NoSuchKey).
+  Result<std::string> GetObject(const std::string& key, std::optional<ByteRange> range = {},
+                                std::stop_token stop = {});
+  // Stores payload under key with x-amz-meta-* headers from metadata
+  // ("sha256" -> x-amz-meta-sha256). Returns the ETag.
+  Result<std::string> PutObject(const std::string& key, const Payload& payload,
+                                const std::map<std::string, std::string>& metadata,
+                                std::stop_token stop = {});
+  Status DeleteObject(const std::string& key, std::stop_token stop = {});
+
+  // Returns the upload id.
+  Result<std::string> CreateMultipartUpload(const std::string& key,
+                                            const std::map<std::string, std::string>& metadata,
+                                            std::stop_token stop = {});
+  // Returns the part's ETag.
+  Result<std::string> UploadPart(const std::string& key, const std::string& upload_id,
+                                 int part_number, const Payload& payload,
+                                 std::stop_token stop = {});
+  // Parts in ascending part_number. A 200 reply carrying an <Error> document
+  // is an error, as the S3 reference warns.
+  Status CompleteMultipartUpload(const std::string& key, const std::string& upload_id,
+                                 const std::vector<CompletedPart>& parts,
+                                 std::stop_token stop = {});
+  Status AbortMultipartUpload(const std::string& key, const std::string& upload_id,
+                              std::stop_token stop = {});
+  // All in-progress uploads whose key starts with prefix (follows pagination).
+  Result<std::vector<MultipartUploadInfo>> ListMultipartUploads(const std::string& prefix,
+                                                                std::stop_token stop = {});
+
+  // true when the bucket exists and is ours, false on 404.
+  Result<bool> HeadBucket(std::stop_token stop = {});
+  Status CreateBucket(std::stop_token stop = {});
+  // HeadBucket, and CreateBucket when missing. A bucket that is missing and
+  // cannot be created is kConfiguration.
+  Status EnsureBucket(std::stop_token stop = {});
+
+  // Several UploadPart requests driven concurrently by one curl multi handle
+  // in the calling thread (no extra threads). Not thread-safe: one user.
+  class PartTransfers {
+   public:
+    struct Outcome {
+      int part_number = 0;
+      Result<std::string> etag;  // ETag, or the part's error
+    };
+
+    PartTransfers(S3Client& client, std::stop_token stop);
+    ~PartTransfers();  // cancels whatever is still running
+    PartTransfers(const PartTransfers&) = delete;
+    PartTransfers& operator=(const PartTransfers&) = delete;
+
+    // Starts sending one part; payload.bytes must stay alive until its
+    // Outcome is returned by Poll (or this object is destroyed).
+    void Start(const std::string& key, const std::string& upload_id, int part_number,
+               const Payload& payload);
+    size_t in_flight() const { return running_.size(); }
+    // Drives the transfers for at most max_wait and returns those that ended.
+    std::vector<Outcome> Poll(std::chrono::milliseconds max_wait);
+
+   private:
+    S3Client& client_;
+    std::stop_token stop_;
+    detail::MultiHandle multi_;
+    std::map<CURL*, std::unique_ptr<detail::Exchange>> running_;
+    std::map<CURL*, int> part_numbers_;
+  };
+
+ private:
+  std::unique_ptr<detail::Exchange> Prepare(detail::Call call, std::stop_token stop);
+  Result<HttpResponse> Finish(detail::Exchange& exchange, int curl_code);
+  Result<HttpResponse> Execute(detail::Call call, std::stop_token stop);
+  Status CheckStatus(const detail::Call& call, const HttpResponse& response) const;
+  detail::EasyHandle TakeHandle();
+  void ReturnHandle(detail::EasyHandle handle);
+
+  const S3Options options_;
+  const std::string host_;      // "host:port" as sent and signed
+  const std::string base_url_;  // "http://host:port"
+  const SigV4Signer signer_;
+
+  std::mutex pool_mutex_;
+  std::vector<detail::EasyHandle> idle_handles_;  // guarded by pool_mutex_
+};
+
+}  // namespace media_sync::s3

@@ -1,0 +1,246 @@
+#include "s3/s3_object_store.h"
+
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <map>
+
+#include "util/hash.h"
+
+namespace media_sync::s3 {
+namespace {
+
+constexpr uint64_t kMiB = 1ull << 20;
+constexpr uint64_t kMinPartSize = 5 * kMiB;
+constexpr uint64_t kMaxParts = 10000;
+
+std::string SizeMismatch(uint64_t expected, uint64_t got) {
+  return "Size mismatch: expected " + std::to_string(expected) + ", got " + std::to_string(got);
+}
+
+std::string HashMismatch(const std::string& expected, const std::string& got) {
+  return "SHA-256 mismatch: expected " + expected + ", got " + got;
+}
+
+// Reads exactly length bytes at offset; a file that ends early is the job's
+// fault (it shrank, or the job's size is wrong).
+Status ReadExactly(int fd, char* buffer, size_t length, uint64_t offset, uint64_t expected_size) {
+  size_t done = 0;
+  while (done < length) {
+    ssize_t got = pread(fd, buffer + done, length - done, static_cast<off_t>(offset + done));
+    if (got < 0) {
+      if (errno == EINTR) continue;
+      return Error::JobRetryable(std::string("Cannot read local file: ") + std::strerror(errno));
+    }
+    if (got == 0) return Error::JobRetryable(SizeMismatch(expected_size, offset + done));
+    done += static_cast<size_t>(got);
+  }
+  return Ok();
+}
+
+Payload MakePayload(const char* data, size_t size, bool with_md5) {
+  Payload payload;
+  payload.bytes = std::span<const char>(data, size);
+  std::string_view view(data, size);
+  payload.sha256_hex = Sha256Hex(view);
+  if (with_md5) {
+    Hasher md5(Hasher::Algorithm::kMd5);
+    md5.Update(view);
+    payload.md5_base64 = Base64(md5.FinishRaw());
+  }
+  return payload;
+}
+
+}  // namespace
+
+S3ObjectStore::S3ObjectStore(S3Options options, Hooks hooks)
+    : S3ObjectStore(options, BufferPool::Process(options.buffer_pool_bytes), std::move(hooks)) {}
+
+S3ObjectStore::S3ObjectStore(S3Options options, BufferPool& pool, Hooks hooks)
+    : client_(std::move(options)), pool_(pool), hooks_(std::move(hooks)) {}
+
+uint64_t S3ObjectStore::PartSizeFor(uint64_t file_size, uint64_t configured) {
+  uint64_t part = std::max(configured, (file_size + kMaxParts - 1) / kMaxParts);
+  part = (part + kMiB - 1) / kMiB * kMiB;
+  return std::max(part, kMinPartSize);
+}
+
+Result<std::optional<ObjectInfo>> S3ObjectStore::Stat(const std::string& key) {
+  return client_.HeadObject(key);
+}
+
+Result<ObjectInfo> S3ObjectStore::Upload(const std::string& key, int fd, uint64_t size,
+                                         const std::string& sha256_hex, std::stop_token stop) {
+  if (!IsLowerHexSha256(sha256_hex)) {
+    return Error::JobPermanent("Invalid sha256 '" + sha256_hex + "': expected 64 lowercase hex");
+  }
+  const auto& options = client_.options();
+  const uint64_t whole_limit = std::min<uint64_t>(options.multipart_threshold, pool_.capacity());
+  if (size <= whole_limit) return UploadWhole(key, fd, size, sha256_hex, stop);
+  Status status = UploadMultipart(key, fd, size, sha256_hex, stop);
+  if (!status.ok()) return status.error();
+  return Verify(key, size, sha256_hex);
+}
+
+Result<ObjectInfo> S3ObjectStore::UploadWhole(const std::string& key, int fd, uint64_t size,
+                                              const std::string& sha256_hex, std::stop_token stop) {
+  {
+    auto lease = pool_.Acquire(std::max<size_t>(size, 1), stop);
+    if (!lease.ok()) return lease.error();
+    char* data = lease->data();
+    if (Status read = ReadExactly(fd, data, size, 0, size); !read.ok()) return read.error();
+    Payload payload = MakePayload(data, size, client_.options().content_md5);
+    if (payload.sha256_hex != sha256_hex) {
+      return Error::JobRetryable(HashMismatch(sha256_hex, payload.sha256_hex));
+    }
+    auto put = client_.PutObject(key, payload, {{"sha256", sha256_hex}}, stop);
+    if (!put.ok()) {
+      // A server that keeps whatever arrived may now hold a prefix of the
+      // file under key: take it away (a good object always has the full size).
+      if (put.error().kind == ErrorKind::kOutage || put.error().kind == ErrorKind::kCancelled) {
+        RemoveTruncated(key, size);
+      }
+      return put.error();
+    }
+  }  // the buffer goes back to the pool before the verification round trip
+  return Verify(key, size, sha256_hex);
+}
+
+void S3ObjectStore::RemoveTruncated(const std::string& key, uint64_t size) {
+  auto head = client_.HeadObject(key);
+  if (!head.ok() || !head->has_value() || (*head)->size == size) return;
+  spdlog::warn("Removing truncated object {} ({} of {} bytes) left by an interrupted PutObject",
+               key, (*head)->size, size);
+  if (Status removed = client_.DeleteObject(key); !removed.ok()) {
+    spdlog::warn("Cannot remove truncated object {}: {}", key, removed.error().message);
+  }
+}
+
+Status S3ObjectStore::UploadMultipart(const std::string& key, int fd, uint64_t size,
+                                      const std::string& sha256_hex, std::stop_token stop) {
+  const uint64_t part_size = PartSizeFor(size, client_.options().part_size);
+  if (part_size > pool_.capacity()) {
+    return Error::Configuration("Part size " + std::to_string(part_size) +
+                                " bytes exceeds S3_BUFFER_POOL (" +
+                                std::to_string(pool_.capacity()) + " bytes)");
+  }
+  auto upload_id = client_.CreateMultipartUpload(key, {{"sha256", sha256_hex}}, stop);
+  if (!upload_id.ok()) return upload_id.error();
+
+  std::vector<CompletedPart> completed;
+  Status sent = SendParts(key, *upload_id, fd, size, sha256_hex, completed, stop);
+  if (!sent.ok()) {
+    AbortQuietly(key, *upload_id);
+    return sent;
+  }
+  Status done = client_.CompleteMultipartUpload(key, *upload_id, completed, stop);
+  if (!done.ok()) AbortQuietly(key, *upload_id);
+  return done;
+}
+
+Status S3ObjectStore::SendParts(const std::string& key, const std::string& upload_id, int fd,
+                                uint64_t size, const std::string& sha256_hex,
+                                std::vector<CompletedPart>& completed, std::stop_token stop) {
+  const auto& options = client_.options();
+  const uint64_t part_size = PartSizeFor(size, options.part_size);
+  const size_t parallelism = static_cast<size_t>(std::max(1, options.part_parallelism));
+  // Declared before the transfers so that they are destroyed after them: a
+  // transfer borrows its lease's memory until it ends.
+  std::map<int, BufferPool::Lease> leases;
+  S3Client::PartTransfers transfers(client_, stop);
+  Hasher whole_file;
+  uint64_t offset = 0;
+  int next_part = 1;
+
+  while (offset < size || transfers.in_flight() > 0) {
+    if (stop.stop_requested()) return Error::Cancelled("UploadPart " + key + ": stopped");
+    while (offset < size && transfers.in_flight() < parallelism) {
+      const size_t length = static_cast<size_t>(std::min(part_size, size - offset));
+      BufferPool::Lease lease;
+      if (transfers.in_flight() == 0) {
+        // Holding nothing: safe to wait for memory.
+        auto acquired = pool_.Acquire(length, stop);
+        if (!acquired.ok()) return acquired.error();
+        lease = std::move(acquired).value();
+      } else {
+        // Holding buffers of parts in flight: never block, keep them moving.
+        auto acquired = pool_.TryAcquire(length);
+        if (!acquired.ok()) return acquired.error();
+        if (!acquired->has_value()) break;
+        lease = std::move(**acquired);
+      }
+      if (Status read = ReadExactly(fd, lease.data(), length, offset, size); !read.ok()) {
+        return read;
+      }
+      whole_file.Update(lease.data(), length);
+      offset += length;
+      if (offset == size) {
+        // The last part goes out only when the whole file matched.
+        std::string got = whole_file.FinishHex();
+        if (got != sha256_hex) return Error::JobRetryable(HashMismatch(sha256_hex, got));
+      }
+      Payload payload = MakePayload(lease.data(), length, options.content_md5);
+      transfers.Start(key, upload_id, next_part, payload);
+      leases.emplace(next_part, std::move(lease));
+      ++next_part;
+    }
+    for (auto& outcome : transfers.Poll(std::chrono::milliseconds(100))) {
+      leases.erase(outcome.part_number);
+      if (!outcome.etag.ok()) return outcome.etag.error();
+      completed.push_back({outcome.part_number, std::move(outcome.etag).value()});
+      if (hooks_.on_part_uploaded) hooks_.on_part_uploaded(outcome.part_number);
+    }
+  }
+  std::sort(completed.begin(), completed.end(),
+            [](const auto& a, const auto& b) { return a.part_number < b.part_number; });
+  return Ok();
+}
+
+void S3ObjectStore::AbortQuietly(const std::string& key, const std::string& upload_id) {
+  if (hooks_.on_multipart_aborted) hooks_.on_multipart_aborted(upload_id);
+  // Not stoppable: an abort after a stop request is exactly what must happen.
+  if (Status aborted = client_.AbortMultipartUpload(key, upload_id); !aborted.ok()) {
+    // The upload was never completed, so nothing is visible under key; its
+    // parts wait for SweepStaleUploads or the bucket's lifecycle rule.
+    spdlog::warn("Cannot abort multipart upload {} of {}: {}", upload_id, key,
+                 aborted.error().message);
+  }
+}
+
+Result<ObjectInfo> S3ObjectStore::Verify(const std::string& key, uint64_t size,
+                                         const std::string& sha256_hex) {
+  auto head = client_.HeadObject(key);
+  if (!head.ok()) return head.error().Wrap("Verifying upload");
+  if (!head->has_value()) {
+    return Error::JobRetryable("Verifying upload of " + key + ": object missing after upload");
+  }
+  ObjectInfo info = **head;
+  if (info.size != size) {
+    return Error::JobRetryable("Verifying upload of " + key + ": " + SizeMismatch(size, info.size));
+  }
+  if (info.sha256 != sha256_hex) {
+    return Error::JobRetryable("Verifying upload of " + key + ": x-amz-meta-sha256 is '" +
+                               info.sha256 + "', expected " + sha256_hex);
+  }
+  return info;
+}
+
+Result<int> S3ObjectStore::SweepStaleUploads(const std::string& prefix,
+                                             std::chrono::seconds older_than) {
+  auto uploads = client_.ListMultipartUploads(prefix);
+  if (!uploads.ok()) return uploads.error();
+  const auto cutoff = std::chrono::system_clock::now() - older_than;
+  int aborted = 0;
+  for (const MultipartUploadInfo& upload : *uploads) {
+    if (upload.initiated > cutoff) continue;
+    Status status = client_.AbortMultipartUpload(upload.key, upload.upload_id);
+    if (!status.ok()) return status.error();
+    ++aborted;
+  }
+  return aborted;
+}
+
+}  // namespace media_sync::s3

@@ -1,0 +1,87 @@
+// The real ObjectStore: one S3 bucket behind one endpoint (a storage box).
+//
+// Upload guarantees that no byte sequence other than the file that hashes to
+// the job's sha256 ever becomes the object under its key, even on servers
+// that check nothing and keep truncated bodies (s3rver):
+//   * files up to min(multipart_threshold, pool capacity) are read whole into
+//     a pooled buffer, hashed, compared, and only then sent with PutObject
+//     from that same memory, signed with that hash;
+//   * larger files go multipart: each part is read once into a pooled buffer,
+//     hashed and sent, the whole-file hash is computed over the parts in
+//     order, and the last part is sent only after the whole hash matched. A
+//     mismatch, any failure or a stop aborts the upload; it is never
+//     completed, so nothing becomes visible;
+//   * after either path, HeadObject must show the size and x-amz-meta-sha256.
+//
+// Thread-safety: thread-safe; one store is shared by every job of its box.
+// Ownership: borrows the BufferPool (it must outlive the store); does not own
+// the fds passed to Upload.
+// Errors: kOutage (retry later, not the job's fault), kConfiguration (keys,
+// bucket, TLS, buffer pool smaller than a part), kJobRetryable ("Size
+// mismatch: expected X, got Y", "SHA-256 mismatch: expected X, got Y",
+// content rejected by the server, failed verification), kJobPermanent (a
+// sha256 that is not 64 lowercase hex digits), kCancelled (stop requested).
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <stop_token>
+#include <string>
+
+#include "core/object_store.h"
+#include "s3/buffer_pool.h"
+#include "s3/s3_client.h"
+#include "s3/s3_options.h"
+
+namespace media_sync::s3 {
+
+class S3ObjectStore : public ObjectStore {
+ public:
+  // Observation points for tests and metrics; called on the uploading thread.
+  struct Hooks {
+    std::function<void(int part_number)> on_part_uploaded;
+    std::function<void(const std::string& upload_id)> on_multipart_aborted;
+  };
+
+  // Uses the process-wide BufferPool sized by options.buffer_pool_bytes.
+  explicit S3ObjectStore(S3Options options, Hooks hooks = {});
+  S3ObjectStore(S3Options options, BufferPool& pool, Hooks hooks = {});
+
+  Result<std::optional<ObjectInfo>> Stat(const std::string& key) override;
+  Result<ObjectInfo> Upload(const std::string& key, int fd, uint64_t size,
+                            const std::string& sha256_hex, std::stop_token stop) override;
+
+  // HeadBucket, CreateBucket when missing (see S3Client::EnsureBucket).
+  Status EnsureBucket() { return client_.EnsureBucket(); }
+  // Aborts multipart uploads under prefix initiated more than older_than ago
+  // (left behind by a crashed worker). Returns how many were aborted. A
+  // server without ListMultipartUploads answers kConfiguration.
+  Result<int> SweepStaleUploads(const std::string& prefix, std::chrono::seconds older_than);
+
+  S3Client& client() { return client_; }
+  BufferPool& pool() { return pool_; }
+
+  // max(configured, ceil(file_size / 10000)) rounded up to whole MiB, at
+  // least 5 MiB: S3's limits (10,000 parts, 5 MiB minimum part).
+  static uint64_t PartSizeFor(uint64_t file_size, uint64_t configured);
+
+ private:
+  Result<ObjectInfo> UploadWhole(const std::string& key, int fd, uint64_t size,
+                                 const std::string& sha256_hex, std::stop_token stop);
+  Status UploadMultipart(const std::string& key, int fd, uint64_t size,
+                         const std::string& sha256_hex, std::stop_token stop);
+  Status SendParts(const std::string& key, const std::string& upload_id, int fd, uint64_t size,
+                   const std::string& sha256_hex, std::vector<CompletedPart>& completed,
+                   std::stop_token stop);
+  void AbortQuietly(const std::string& key, const std::string& upload_id);
+  void RemoveTruncated(const std::string& key, uint64_t size);
+  Result<ObjectInfo> Verify(const std::string& key, uint64_t size, const std::string& sha256_hex);
+
+  S3Client client_;
+  BufferPool& pool_;
+  Hooks hooks_;
+};
+
+}  // namespace media_sync::s3
