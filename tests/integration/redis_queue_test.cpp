@@ -255,12 +255,21 @@ TEST_F(RedisQueueTest, TakeOnEmptyQueueWaitsAndReturnsNothing) {
 
 TEST_F(RedisQueueTest, TakeWakesUpWhenAJobArrives) {
   RedisJobQueue queue(StackRedis(), "w1");
-  std::thread producer([] {
-    std::this_thread::sleep_for(200ms);  // lets Take block first; not a synchronisation
+  // Produces only once Take is blocked on the server, so the test proves the
+  // blocking wait wakes up rather than finding the job already there.
+  std::atomic<bool> saw_blocked{false};
+  std::thread producer([&] {
+    saw_blocked = Eventually(
+        [] {
+          return SharedStack().RedisCli("INFO clients").find("blocked_clients:1") !=
+                 std::string::npos;
+        },
+        4s);
     Produce({"late-job"});
   });
   auto taken = queue.Take(5s);
   producer.join();
+  EXPECT_TRUE(saw_blocked);
   ASSERT_TRUE(taken.ok()) << taken.error().message;
   ASSERT_TRUE(taken->has_value());
   EXPECT_EQ((*taken)->payload, "late-job");
