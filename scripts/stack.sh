@@ -64,7 +64,8 @@ port_of() { grep "^$1=" "$STATE/ports" 2>/dev/null | cut -d= -f2; }
 
 start_redis() {
   local port=$1
-  redis-server --port "$port" --bind 127.0.0.1 --save "" --appendonly no \
+  # Append-only file: jobs survive a restart of the server (the fault tests restart it).
+  redis-server --port "$port" --bind 127.0.0.1 --save "" --appendonly yes --appendfsync no \
     --daemonize yes --pidfile "$STATE/redis.pid" --logfile "$STATE/redis.log" --dir "$STATE"
   wait_for redis redis-cli -p "$port" ping
 }
@@ -134,7 +135,7 @@ down() {
 up() {
   [ -x "$S3RVER" ] || { log "s3rver missing: run scripts/deps.sh (make deps) first"; exit 1; }
   down  # leftovers of an earlier run or a crash
-  rm -rf "$STATE/pg" "$STATE/s3" "$STATE/s3-2" "$STATE/buffer" "$STATE/env"  # every up starts from scratch
+  rm -rf "$STATE/pg" "$STATE/s3" "$STATE/s3-2" "$STATE/buffer" "$STATE/env" "$STATE/appendonlydir"  # every up starts from scratch
   trap 'log "up failed; stopping what started"; down' ERR
   local redis_port pg_port s3_port s3_2_port scheme=http host=127.0.0.1
   redis_port=$(free_port); pg_port=$(free_port); s3_port=$(free_port); s3_2_port=$(free_port)

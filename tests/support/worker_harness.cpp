@@ -1,0 +1,218 @@
+#include "support/worker_harness.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <sstream>
+#include <thread>
+
+#include "core/job.h"
+#include "util/hash.h"
+
+namespace media_sync::testing {
+namespace {
+
+std::string ShellQuote(const std::string& text) {
+  std::string quoted = "'";
+  for (char c : text) quoted += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return quoted + "'";
+}
+
+std::string Trim(std::string text) {
+  while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
+  return text;
+}
+
+}  // namespace
+
+WorkerProcess::WorkerProcess(const LocalStack& stack, std::map<std::string, std::string> env,
+                             std::vector<std::string> args) {
+  static int counter = 0;
+  log_path_ = stack.StateDir() + "/worker-" + std::to_string(getpid()) + "-" +
+              std::to_string(++counter) + ".log";
+  std::map<std::string, std::string> merged = stack.Env();
+  merged["METRICS_ADDRESS"] = "";
+  merged["LOG_LEVEL"] = "debug";
+  for (auto& [key, value] : env) merged[key] = value;
+
+  std::vector<std::string> environment;
+  for (char** e = environ; *e != nullptr; ++e) {
+    std::string entry = *e;
+    std::string name = entry.substr(0, entry.find('='));
+    if (merged.count(name) == 0) environment.push_back(entry);
+  }
+  for (const auto& [key, value] : merged) environment.push_back(key + "=" + value);
+  std::vector<char*> envp;
+  for (auto& entry : environment) envp.push_back(entry.data());
+  envp.push_back(nullptr);
+  std::string binary = MediaSyncBinary();
+  std::vector<std::string> argv_storage = {binary};
+  argv_storage.insert(argv_storage.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (auto& arg : argv_storage) argv.push_back(arg.data());
+  argv.push_back(nullptr);
+
+  int log_fd = open(log_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  pid_ = fork();
+  if (pid_ == 0) {
+    dup2(log_fd, STDOUT_FILENO);
+    dup2(log_fd, STDERR_FILENO);
+    // A fresh signal mask: the test binary's must not leak into the worker.
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, nullptr);
+    execve(binary.c_str(), argv.data(), envp.data());
+    _exit(127);
+  }
+  close(log_fd);
+}
+
+WorkerProcess::~WorkerProcess() {
+  if (Running()) {
+    kill(pid_, SIGKILL);
+    WaitExit(std::chrono::seconds(10));
+  }
+}
+
+void WorkerProcess::Signal(int signal) const { kill(pid_, signal); }
+
+bool WorkerProcess::Running() {
+  if (exit_code_) return false;
+  return !WaitExit(std::chrono::milliseconds(0)).has_value();
+}
+
+std::optional<int> WorkerProcess::WaitExit(std::chrono::milliseconds timeout) {
+  if (exit_code_) return exit_code_;
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (true) {
+    int status = 0;
+    pid_t done = waitpid(pid_, &status, WNOHANG);
+    if (done == pid_) {
+      exit_code_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+      return exit_code_;
+    }
+    if (std::chrono::steady_clock::now() >= deadline) return std::nullopt;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+}
+
+std::string WorkerProcess::Log() const {
+  std::ifstream file(log_path_);
+  std::stringstream text;
+  text << file.rdbuf();
+  return text.str();
+}
+
+bool WaitUntil(const std::function<bool()>& condition, std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (!condition()) {
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return true;
+}
+
+Json MediaFactory::Make(uint64_t size, const std::optional<std::string>& box, uint64_t seed,
+                        const std::string& ext, bool insert_row) {
+  std::string content(size, '\0');
+  std::mt19937_64 random(seed);
+  for (size_t i = 0; i < size; i += 8) {
+    uint64_t word = random();
+    std::memcpy(content.data() + i, &word, std::min<size_t>(8, size - i));
+  }
+  std::string sha = Sha256Hex(content);
+  std::string key = ContentKey(sha, ext);
+  std::string path = stack_.BufferDir() + "/" + key;
+  std::filesystem::create_directories(std::filesystem::path(path).parent_path());
+  std::ofstream(path, std::ios::binary).write(content.data(), static_cast<std::streamsize>(size));
+  if (insert_row) {
+    std::string box_sql = box ? "'" + *box + "'" : "NULL";
+    stack_.Sql("INSERT INTO media_files (sha256, s3_key, file_size, storage_box_id) VALUES ('" +
+               sha + "', '" + key + "', " + std::to_string(size) + ", " + box_sql + ")" +
+               (box ? "; UPDATE storage_boxes SET reserved_bytes = reserved_bytes + " +
+                          std::to_string(size) + " WHERE id = " + box_sql
+                    : std::string()));
+  }
+  Json job{{"sha256", sha},
+           {"s3_key", key},
+           {"local_path", path},
+           {"storage_box_id", box ? Json(*box) : Json(nullptr)},
+           {"file_size", size},
+           {"queued_at", "2024-01-15T12:00:00"},
+           {"retry_count", 0}};
+  return job;
+}
+
+void MediaFactory::AddTwoBoxes() {
+  stack_.Sql("INSERT INTO storage_boxes (id, minio_endpoint) VALUES ('box-a', '" +
+             stack_.Get("MINIO_ENDPOINT") + "'), ('box-b', 'http://" +
+             stack_.Get("STACK_S3_2_ENDPOINT") + "')");
+}
+
+void MediaFactory::Push(const Json& job) const { PushRaw(job.dump()); }
+
+void MediaFactory::PushRaw(const std::string& payload) const {
+  stack_.RedisCli("LPUSH media:sync:pending " + ShellQuote(payload));
+}
+
+int64_t MediaFactory::Len(const std::string& key) const {
+  return std::stoll(Trim(stack_.RedisCli("LLEN " + key)));
+}
+
+int64_t MediaFactory::DelayedCount() const {
+  return std::stoll(Trim(stack_.RedisCli("ZCARD media:sync:delayed")));
+}
+
+std::vector<Json> MediaFactory::FailedEntries() const {
+  std::vector<Json> entries;
+  // One entry per line: entries are compact JSON, which never holds a raw newline.
+  std::string raw = stack_.RedisCli("--raw LRANGE media:sync:failed 0 -1");
+  std::istringstream lines(raw);
+  std::string line;
+  while (std::getline(lines, line)) {
+    if (line.empty()) continue;
+    Json entry = Json::parse(line, nullptr, false);
+    if (!entry.is_discarded()) entries.push_back(entry);
+  }
+  return entries;
+}
+
+int64_t MediaFactory::SyncedRows(const std::optional<std::string>& box) const {
+  std::string where = "synced_at IS NOT NULL";
+  if (box) where += " AND storage_box_id = '" + *box + "'";
+  return std::stoll(Trim(stack_.Sql("SELECT count(*) FROM media_files WHERE " + where)));
+}
+
+int64_t MediaFactory::UsedBytes(const std::string& box) const {
+  return std::stoll(Trim(stack_.Sql("SELECT used_bytes FROM storage_boxes WHERE id = '" + box + "'")));
+}
+
+int64_t MediaFactory::ReservedBytes(const std::string& box) const {
+  return std::stoll(
+      Trim(stack_.Sql("SELECT reserved_bytes FROM storage_boxes WHERE id = '" + box + "'")));
+}
+
+bool MediaFactory::LocalExists(const Json& job) const {
+  return std::filesystem::exists(job["local_path"].get<std::string>());
+}
+
+bool MediaFactory::ObjectStored(const Json& job) const {
+  bool second_box = job["storage_box_id"].is_string() && job["storage_box_id"] == "box-b";
+  std::string path = stack_.StateDir() + (second_box ? "/s3-2/" : "/s3/") +
+                     stack_.Get("MINIO_BUCKET") + "/" + job["s3_key"].get<std::string>() +
+                     "._S3rver_object";
+  std::ifstream file(path, std::ios::binary);
+  if (!file) return false;
+  std::stringstream bytes;
+  bytes << file.rdbuf();
+  return Sha256Hex(bytes.str()) == job["sha256"].get<std::string>();
+}
+
+}  // namespace media_sync::testing
