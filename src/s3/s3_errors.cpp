@@ -41,7 +41,7 @@ std::optional<std::pair<size_t, size_t>> FindElement(std::string_view xml, std::
     size_t start = xml.find(open, from);
     if (start == std::string_view::npos) return std::nullopt;
     size_t after = start + open.size();
-    if (after < xml.size() && (xml[after] == '>' || xml[after] == ' ')) {
+    if (after < xml.size() && (xml[after] == '>' || xml[after] == ' ' || xml[after] == '/')) {
       size_t content = xml.find('>', after);
       if (content == std::string_view::npos) return std::nullopt;
       if (xml[content - 1] == '/') return std::make_pair(content + 1, content + 1);  // <tag/>
