@@ -12,7 +12,7 @@
 # service's variables (REDIS_URL, DATABASE_URL, MINIO_*, MEDIA_BUFFER_PATH)
 # plus STACK_* entries used by tests. Set STACK_TLS=1 to serve s3rver over
 # HTTPS with a self-signed certificate (CA at STATE_DIR/tls/ca.pem).
-set -euo pipefail
+set -Eeuo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 S3RVER="$ROOT/.deps/s3rver/node_modules/.bin/s3rver"
@@ -29,8 +29,13 @@ STATE=$(cd "$STATE" && pwd)
 
 log() { echo "stack: $*" >&2; }
 
-free_port() {
-  node -e "const s=require('net').createServer();s.listen(0,'127.0.0.1',()=>{console.log(s.address().port);s.close()})"
+free_ports() {  # free_ports N: N distinct free loopback ports, held open together while chosen
+  node -e "
+    const net=require('net'); const n=+process.argv[1]; const servers=[];
+    const next=()=>{ if(servers.length===n){ console.log(servers.map(s=>s.address().port).join(' '));
+      servers.forEach(s=>s.close()); return; }
+      const s=net.createServer(); servers.push(s); s.listen(0,'127.0.0.1',next); };
+    next();" "$1"
 }
 
 as_postgres() {
@@ -134,11 +139,22 @@ down() {
 
 up() {
   [ -x "$S3RVER" ] || { log "s3rver missing: run scripts/deps.sh (make deps) first"; exit 1; }
+  # A port chosen free can be taken by another stack starting at the same
+  # moment: try again with new ports. A separate process, because `set -e`
+  # and the ERR trap do not work inside an `if`.
+  for attempt in 1 2 3; do
+    if bash "$0" up-once "$STATE"; then return 0; fi
+    log "attempt $attempt failed; retrying with new ports"
+  done
+  return 1
+}
+
+up_once() {
   down  # leftovers of an earlier run or a crash
   rm -rf "$STATE/pg" "$STATE/s3" "$STATE/s3-2" "$STATE/buffer" "$STATE/env" "$STATE/appendonlydir"  # every up starts from scratch
-  trap 'log "up failed; stopping what started"; down' ERR
+  trap 'log "up failed; stopping what started"; down; exit 1' ERR
   local redis_port pg_port s3_port s3_2_port scheme=http host=127.0.0.1
-  redis_port=$(free_port); pg_port=$(free_port); s3_port=$(free_port); s3_2_port=$(free_port)
+  read -r redis_port pg_port s3_port s3_2_port <<<"$(free_ports 4)"
   printf 'redis=%s\npostgres=%s\ns3=%s\ns3-2=%s\n' "$redis_port" "$pg_port" "$s3_port" "$s3_2_port" >"$STATE/ports"
   if [ "${STACK_TLS:-0}" = 1 ]; then make_tls; scheme=https; host=localhost; fi
   start_redis "$redis_port"
@@ -197,6 +213,7 @@ status() {
 
 case "$cmd" in
   up) up ;;
+  up-once) up_once ;;
   down) down; log "down: $STATE" ;;
   restart) restart ;;
   status) status ;;
