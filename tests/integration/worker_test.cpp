@@ -1,0 +1,267 @@
+// End-to-end behaviour of `media-sync run` against real Redis, PostgreSQL and
+// two s3rver storage boxes: the happy path at volume, exactly-once effects,
+// bad input, and the failed-queue runbook.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "support/worker_harness.h"
+
+namespace media_sync::testing {
+namespace {
+
+using ::testing::HasSubstr;
+using namespace std::chrono_literals;
+
+class WorkerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    stack_.Reset();
+    media_.AddTwoBoxes();
+  }
+
+  // Runs `media-sync run --drain` to completion; returns its log.
+  std::string Drain(std::map<std::string, std::string> env = {}) {
+    WorkerProcess worker(stack_, std::move(env), {"run", "--drain"});
+    auto code = worker.WaitExit(180s);
+    EXPECT_EQ(code, 0) << worker.Log();
+    return worker.Log();
+  }
+
+  void ExpectQueuesEmpty() {
+    EXPECT_EQ(media_.Len("media:sync:pending"), 0);
+    EXPECT_EQ(media_.DelayedCount(), 0);
+    EXPECT_EQ(stack_.RedisCli("KEYS 'media:sync:processing:*'"), "\n");
+  }
+
+  LocalStack& stack_ = SharedStack();
+  MediaFactory media_{stack_};
+};
+
+TEST_F(WorkerTest, SyncsHundredsOfFilesOverTwoBoxesExactlyOnce) {
+  std::vector<Json> jobs;
+  int64_t bytes_a = 0;
+  int64_t bytes_b = 0;
+  for (int i = 0; i < 240; ++i) {
+    std::string box = i % 2 == 0 ? "box-a" : "box-b";
+    // Mostly small files, a few above the multipart threshold.
+    uint64_t size = i % 60 == 0 ? (6u << 20) + 3 : 1024u * (1 + i % 40);
+    jobs.push_back(media_.Make(size, box, 1000 + i, i % 3 == 0 ? "mp4" : "jpg"));
+    (box == "box-a" ? bytes_a : bytes_b) += static_cast<int64_t>(size);
+    media_.Push(jobs.back());
+  }
+  std::string log = Drain({{"S3_MULTIPART_THRESHOLD", "5MiB"}, {"S3_PART_SIZE", "5MiB"}});
+  EXPECT_THAT(log, HasSubstr("summary: synced 240, already synced 0, failed 0"));
+
+  EXPECT_EQ(media_.SyncedRows(), 240);
+  EXPECT_EQ(media_.UsedBytes("box-a"), bytes_a);
+  EXPECT_EQ(media_.UsedBytes("box-b"), bytes_b);
+  EXPECT_EQ(media_.ReservedBytes("box-a"), 0);
+  EXPECT_EQ(media_.ReservedBytes("box-b"), 0);
+  for (const auto& job : jobs) {
+    EXPECT_FALSE(media_.LocalExists(job)) << job["local_path"];
+    EXPECT_TRUE(media_.ObjectStored(job)) << job["s3_key"];
+  }
+  ExpectQueuesEmpty();
+  EXPECT_EQ(media_.Len("media:sync:failed"), 0);
+}
+
+TEST_F(WorkerTest, JobWithoutBoxGoesToTheDefaultEndpoint) {
+  Json job = media_.Make(4096, std::nullopt, 7);
+  media_.Push(job);
+  Drain();
+  EXPECT_EQ(media_.SyncedRows(), 1);
+  EXPECT_TRUE(media_.ObjectStored(job));  // the default endpoint is box-a's server
+  EXPECT_EQ(media_.UsedBytes("box-a"), 0);  // no box: no counters move
+}
+
+TEST_F(WorkerTest, DuplicateReplayedAndAlreadyStoredJobsChangeNothing) {
+  Json job = media_.Make(10000, "box-a", 11);
+  media_.Push(job);
+  media_.Push(job);  // duplicate in the queue at once
+  Drain();
+  EXPECT_EQ(media_.SyncedRows(), 1);
+  EXPECT_EQ(media_.UsedBytes("box-a"), 10000);
+
+  media_.Push(job);  // replayed later: file gone, object stored, row synced
+  std::string log = Drain();
+  EXPECT_THAT(log, HasSubstr("already synced 1"));
+  EXPECT_EQ(media_.UsedBytes("box-a"), 10000);
+  EXPECT_EQ(media_.ReservedBytes("box-a"), 0);
+  EXPECT_EQ(media_.Len("media:sync:failed"), 0);
+
+  // Object already there (a crash after upload), row not yet synced, local file back.
+  Json second = media_.Make(5000, "box-a", 12);
+  media_.Push(second);
+  Drain();
+  stack_.Sql("UPDATE media_files SET synced_at = NULL WHERE sha256 = '" +
+             second["sha256"].get<std::string>() + "'");
+  media_.Make(5000, "box-a", 12, "jpg", /*insert_row=*/false);  // same bytes, same path
+  media_.Push(second);
+  log = Drain();
+  EXPECT_THAT(log, HasSubstr("synced 1"));
+  EXPECT_THAT(log, HasSubstr("bytes 0"));  // nothing uploaded again
+  EXPECT_FALSE(media_.LocalExists(second));
+  EXPECT_EQ(media_.UsedBytes("box-a"), 10000 + 5000 + 5000);  // the re-synced row counts once more
+  ExpectQueuesEmpty();
+}
+
+TEST_F(WorkerTest, BadInputEndsInTheFailedQueueWithItsMessageAndTouchesNothingOutside) {
+  const std::string buffer = stack_.BufferDir();
+  char outside_pattern[] = "/tmp/media-sync-outside-XXXXXX";
+  ASSERT_NE(mkdtemp(outside_pattern), nullptr);
+  const std::string outside = outside_pattern;
+  std::ofstream(outside + "/secret.jpg") << "do not touch";
+
+  struct Case {
+    std::string name;
+    std::string payload;
+    std::string error;
+  };
+  std::vector<Case> cases;
+  auto job_with = [&](uint64_t seed, const std::function<void(Json&)>& change) {
+    Json job = media_.Make(2048, "box-a", seed);
+    change(job);
+    return job.dump();
+  };
+  cases.push_back({"garbage", "{this is not json", "Invalid job: payload is not valid JSON"});
+  cases.push_back({"wrong type", R"({"sha256": 5})", "sha256 must be a string"});
+  cases.push_back({"traversal", job_with(21, [&](Json& j) {
+                     j["local_path"] = buffer + "/../../" + outside.substr(1) + "/secret.jpg";
+                   }),
+                   "Path outside media buffer"});
+  cases.push_back({"absolute elsewhere",
+                   job_with(22, [&](Json& j) { j["local_path"] = outside + "/secret.jpg"; }),
+                   "Path outside media buffer"});
+  cases.push_back({"symlink out", job_with(23, [&](Json& j) {
+                     std::string link = buffer + "/link.jpg";
+                     std::filesystem::create_symlink(outside + "/secret.jpg", link);
+                     j["local_path"] = link;
+                   }),
+                   "Path outside media buffer"});
+  cases.push_back({"fifo", job_with(24, [&](Json& j) {
+                     std::string fifo = buffer + "/pipe.jpg";
+                     ASSERT_EQ(mkfifo(fifo.c_str(), 0644), 0);
+                     j["local_path"] = fifo;
+                   }),
+                   "Not a regular file"});
+  cases.push_back({"directory", job_with(25, [&](Json& j) {
+                     std::filesystem::create_directories(buffer + "/dir.jpg");
+                     j["local_path"] = buffer + "/dir.jpg";
+                   }),
+                   "Not a regular file"});
+  cases.push_back({"lying size", job_with(26, [&](Json& j) { j["file_size"] = 4096; }),
+                   "Size mismatch: expected 4096, got 2048"});
+  std::string lying_hash_key;
+  cases.push_back({"lying hash", job_with(27, [&](Json& j) {
+                     std::string fake(64, 'e');
+                     stack_.Sql("INSERT INTO media_files (sha256, s3_key, file_size) VALUES ('" +
+                                fake + "', 'x', 2048)");
+                     j["sha256"] = fake;
+                     j["s3_key"] = "media/ee/ee/" + fake + ".jpg";
+                     lying_hash_key = j["s3_key"];
+                   }),
+                   "SHA-256 mismatch"});
+  cases.push_back({"key not matching hash",
+                   job_with(28, [&](Json& j) { j["s3_key"] = "media/00/00/other.jpg"; }),
+                   "does not match sha256"});
+  cases.push_back({"no catalog row", job_with(29, [&](Json& j) {
+                     stack_.Sql("DELETE FROM media_files WHERE sha256 = '" +
+                                j["sha256"].get<std::string>() + "'");
+                   }),
+                   "No media_files row for sha256"});
+  cases.push_back({"unknown box", job_with(30, [&](Json& j) { j["storage_box_id"] = "mars-1"; }),
+                   "Unknown storage box mars-1"});
+  for (const auto& c : cases) media_.PushRaw(c.payload);
+  Json good = media_.Make(3000, "box-b", 31);
+  media_.Push(good);
+
+  std::string log = Drain({{"RETRY_DELAY_SECONDS", "0"}});
+  std::vector<Json> failed = media_.FailedEntries();
+  ASSERT_EQ(failed.size(), cases.size()) << log;
+  for (const auto& c : cases) {
+    auto it = std::find_if(failed.begin(), failed.end(), [&](const Json& entry) {
+      return entry["error"].get<std::string>().find(c.error) != std::string::npos;
+    });
+    ASSERT_NE(it, failed.end()) << c.name << ": no entry with '" << c.error << "'";
+    EXPECT_TRUE(it->contains("failed_at")) << c.name;
+    EXPECT_TRUE(it->contains("attempts")) << c.name;
+  }
+  // The raw payload of a non-object is kept whole.
+  auto garbage = std::find_if(failed.begin(), failed.end(),
+                              [](const Json& entry) { return entry.contains("raw"); });
+  ASSERT_NE(garbage, failed.end());
+  EXPECT_EQ((*garbage)["raw"], "{this is not json");
+
+  // The worker kept serving: the good job went through.
+  EXPECT_TRUE(media_.ObjectStored(good));
+  EXPECT_EQ(media_.SyncedRows(), 1);
+  // Nothing outside the buffer was read or deleted; no lying object stored.
+  EXPECT_TRUE(std::filesystem::exists(outside + "/secret.jpg"));
+  EXPECT_FALSE(std::filesystem::exists(stack_.StateDir() + "/s3/" + stack_.Get("MINIO_BUCKET") +
+                                       "/" + lying_hash_key + "._S3rver_object"));
+  ExpectQueuesEmpty();
+  std::filesystem::remove_all(outside);
+}
+
+TEST_F(WorkerTest, FailedQueueRunbookRetriesTheJobForReal) {
+  Json job = media_.Make(8000, "box-b", 41);
+  std::string path = job["local_path"];
+  std::string hidden = path + ".away";
+  std::filesystem::rename(path, hidden);
+  media_.Push(job);
+
+  std::string log = Drain({{"RETRY_DELAY_SECONDS", "1"}});
+  EXPECT_THAT(log, HasSubstr("retries scheduled 3"));
+  std::vector<Json> failed = media_.FailedEntries();
+  ASSERT_EQ(failed.size(), 1u) << log;
+  EXPECT_EQ(failed[0]["error"], "File missing from both local buffer and MinIO");
+  EXPECT_EQ(failed[0]["attempts"], 4);
+  EXPECT_EQ(failed[0]["retry_count"], 3);
+  EXPECT_EQ(media_.SyncedRows(), 0);
+
+  // The operator restores the file and runs the seed's runbook.
+  std::filesystem::rename(hidden, path);
+  EXPECT_EQ(stack_.RedisCli("RPOPLPUSH media:sync:failed media:sync:pending").empty(), false);
+  log = Drain({{"RETRY_DELAY_SECONDS", "1"}});
+  EXPECT_THAT(log, HasSubstr("summary: synced 1"));
+  EXPECT_EQ(media_.SyncedRows(), 1);
+  EXPECT_TRUE(media_.ObjectStored(job));
+  EXPECT_FALSE(media_.LocalExists(job));
+  EXPECT_EQ(media_.Len("media:sync:failed"), 0);
+}
+
+TEST_F(WorkerTest, SeveralWorkersShareOneQueue) {
+  std::vector<Json> jobs;
+  for (int i = 0; i < 120; ++i) {
+    jobs.push_back(media_.Make(2000 + i, i % 2 ? "box-a" : "box-b", 500 + i));
+    media_.Push(jobs.back());
+  }
+  WorkerProcess first(stack_, {{"WORKER_ID", "one"}, {"SYNC_CONCURRENCY", "4"}}, {"run", "--drain"});
+  WorkerProcess second(stack_, {{"WORKER_ID", "two"}, {"SYNC_CONCURRENCY", "4"}},
+                       {"run", "--drain"});
+  EXPECT_EQ(first.WaitExit(120s), 0) << first.Log();
+  EXPECT_EQ(second.WaitExit(120s), 0) << second.Log();
+  EXPECT_EQ(media_.SyncedRows(), 120);
+  int64_t expected_a = 0;
+  for (int i = 1; i < 120; i += 2) expected_a += 2000 + i;
+  EXPECT_EQ(media_.UsedBytes("box-a"), expected_a);
+  for (const auto& job : jobs) EXPECT_FALSE(media_.LocalExists(job));
+  ExpectQueuesEmpty();
+}
+
+TEST_F(WorkerTest, BadConfigurationStopsAtStartUpWithExitCode2) {
+  WorkerProcess worker(stack_, {{"MINIO_SECURE", "maybe"}}, {"run"});
+  EXPECT_EQ(worker.WaitExit(10s), 2);
+  EXPECT_THAT(worker.Log(), HasSubstr("MINIO_SECURE='maybe'"));
+  WorkerProcess no_buffer(stack_, {{"MEDIA_BUFFER_PATH", "/nonexistent/buffer"}}, {"run"});
+  EXPECT_EQ(no_buffer.WaitExit(10s), 2);
+  EXPECT_THAT(no_buffer.Log(), HasSubstr("MEDIA_BUFFER_PATH"));
+}
+
+}  // namespace
+}  // namespace media_sync::testing
