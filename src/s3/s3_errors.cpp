@@ -35,8 +35,10 @@ std::string DecodeEntities(std::string_view text) {
 // Finds "<tag>" or "<tag " (start tag with attributes) at or after from.
 std::optional<std::pair<size_t, size_t>> FindElement(std::string_view xml, std::string_view tag,
                                                      size_t from) {
-  const std::string open = "<" + std::string(tag);
-  const std::string close = "</" + std::string(tag) + ">";
+  std::string open("<");
+  open.append(tag);
+  std::string close("</");
+  close.append(tag).push_back('>');
   while (true) {
     size_t start = xml.find(open, from);
     if (start == std::string_view::npos) return std::nullopt;
@@ -144,14 +146,14 @@ Error ClassifyHttpError(long status, std::string_view body, std::string_view ope
                         std::string_view key) {
   S3ErrorBody parsed = ParseS3ErrorBody(body);
   std::string text(operation);
-  if (!key.empty()) text += " " + std::string(key);
-  text += ": HTTP " + std::to_string(status);
-  if (!parsed.code.empty()) text += " " + parsed.code;
-  if (!parsed.message.empty()) text += ": " + parsed.message;
+  if (!key.empty()) text.append(" ").append(key);
+  text.append(": HTTP ").append(std::to_string(status));
+  if (!parsed.code.empty()) text.append(" ").append(parsed.code);
+  if (!parsed.message.empty()) text.append(": ").append(parsed.message);
   if (parsed.code.empty() && (status == 401 || status == 403)) {
     text += " (no error body; check the access key, the secret key and the clock)";
   }
-  if (!parsed.request_id.empty()) text += " (RequestId " + parsed.request_id + ")";
+  if (!parsed.request_id.empty()) text.append(" (RequestId ").append(parsed.request_id).append(")");
   return Error{KindForS3Error(status, parsed.code), std::move(text)};
 }
 
