@@ -1,0 +1,143 @@
+// The command line as an operator meets it: help, exit codes, configuration
+// errors, and the queue commands against the real stack.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <fstream>
+
+#include "support/worker_harness.h"
+
+namespace media_sync::testing {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::Not;
+using namespace std::chrono_literals;
+
+struct Outcome {
+  int code;
+  std::string output;
+};
+
+Outcome Cli(const std::string& args, const std::string& env = "") {
+  std::string out;
+  int code = RunStatus(env + " " + MediaSyncBinary() + " " + args + " 2>&1", &out);
+  return {code, out};
+}
+
+TEST(CliTest, HelpListsEverySubcommand) {
+  Outcome help = Cli("--help");
+  EXPECT_EQ(help.code, 0);
+  for (const char* command : {"run", "status", "enqueue", "reconcile", "failed", "config"}) {
+    EXPECT_THAT(help.output, HasSubstr(command));
+  }
+  EXPECT_EQ(Cli("--version").output, std::string("media-sync ") + MEDIA_SYNC_VERSION + "\n");
+}
+
+TEST(CliTest, EverySubcommandHasHelp) {
+  const std::map<std::string, std::string> expected = {
+      {"run", "--drain"},          {"status", "--json"},    {"enqueue", "--jobs"},
+      {"reconcile", "--older-than"}, {"failed", "requeue"}, {"failed list", "--limit"},
+      {"failed requeue", "--count"}, {"config", "secrets masked"}};
+  for (const auto& [command, text] : expected) {
+    Outcome help = Cli(command + " --help");
+    EXPECT_EQ(help.code, 0) << command;
+    EXPECT_THAT(help.output, HasSubstr(text)) << command;
+  }
+}
+
+TEST(CliTest, UsageErrorsExitWith2) {
+  EXPECT_EQ(Cli("").code, 2);
+  EXPECT_EQ(Cli("frobnicate").code, 2);
+  EXPECT_EQ(Cli("run --concurrency 0").code, 2);
+  EXPECT_EQ(Cli("failed").code, 2);
+}
+
+TEST(CliTest, BadConfigurationNamesTheVariableAndExitsWith2) {
+  Outcome bad = Cli("config", "MINIO_SECURE=maybe");
+  EXPECT_EQ(bad.code, 2);
+  EXPECT_THAT(bad.output, HasSubstr("MINIO_SECURE='maybe'"));
+  Outcome negative = Cli("config", "SYNC_CONCURRENCY=-4");
+  EXPECT_EQ(negative.code, 2);
+  EXPECT_THAT(negative.output, HasSubstr("SYNC_CONCURRENCY"));
+  Outcome no_db = Cli("run", "DATABASE_URL=");
+  EXPECT_EQ(no_db.code, 2);
+  EXPECT_THAT(no_db.output, HasSubstr("DATABASE_URL"));
+}
+
+TEST(CliTest, ConfigPrintsEffectiveSettingsWithSecretsMasked) {
+  Outcome config = Cli("config",
+                       "MINIO_SECRET_KEY=topsecret DATABASE_URL=postgresql://u:dbpass@h/db "
+                       "REDIS_URL=redis://:redispass@h:6379/0 SYNC_CONCURRENCY=7");
+  EXPECT_EQ(config.code, 0);
+  EXPECT_THAT(config.output, HasSubstr("SYNC_CONCURRENCY"));
+  EXPECT_THAT(config.output, HasSubstr("7"));
+  EXPECT_THAT(config.output, Not(HasSubstr("topsecret")));
+  EXPECT_THAT(config.output, Not(HasSubstr("dbpass")));
+  EXPECT_THAT(config.output, Not(HasSubstr("redispass")));
+}
+
+class CliStackTest : public ::testing::Test {
+ protected:
+  void SetUp() override { stack_.Reset(); }
+  std::string Env() const {
+    std::string env;
+    for (const auto& [key, value] : stack_.Env()) env += key + "='" + value + "' ";
+    return env + "METRICS_ADDRESS= ";
+  }
+  LocalStack& stack_ = SharedStack();
+  MediaFactory media_{stack_};
+};
+
+TEST_F(CliStackTest, EnqueueStatusFailedAndReconcile) {
+  media_.AddTwoBoxes();
+  Json job = media_.Make(1234, "box-a", 3);
+  Outcome enqueue = Cli("enqueue --box box-a " + job["local_path"].get<std::string>(), Env());
+  EXPECT_EQ(enqueue.code, 0) << enqueue.output;
+  EXPECT_EQ(media_.Len("media:sync:pending"), 1);
+  Json pushed = Json::parse(stack_.RedisCli("--raw LINDEX media:sync:pending 0"));
+  EXPECT_EQ(pushed["sha256"], job["sha256"]);
+  EXPECT_EQ(pushed["s3_key"], job["s3_key"]);
+  EXPECT_EQ(pushed["file_size"], 1234);
+
+  // Invalid JSON lines are refused before anything is pushed.
+  std::string bad_file = stack_.StateDir() + "/bad-jobs.jsonl";
+  std::ofstream(bad_file) << "{\"sha256\": 1}\n";
+  Outcome bad_lines = Cli("enqueue --jobs " + bad_file, Env());
+  EXPECT_EQ(bad_lines.code, 1);
+  EXPECT_THAT(bad_lines.output, HasSubstr("line 1"));
+  EXPECT_EQ(media_.Len("media:sync:pending"), 1);
+
+  Outcome status = Cli("status --json", Env());
+  ASSERT_EQ(status.code, 0) << status.output;
+  Json counts = Json::parse(status.output);
+  EXPECT_EQ(counts["pending"], 1);
+  EXPECT_EQ(counts["failed"], 0);
+  EXPECT_EQ(counts["unsynced_rows"], 1);
+
+  // reconcile re-enqueues unsynced rows with the buffer layout's local_path.
+  Outcome reconcile = Cli("reconcile --older-than 0", Env());
+  EXPECT_EQ(reconcile.code, 0) << reconcile.output;
+  EXPECT_EQ(media_.Len("media:sync:pending"), 2);
+  Json reconciled = Json::parse(stack_.RedisCli("--raw LINDEX media:sync:pending 0"));
+  EXPECT_EQ(reconciled["local_path"], job["local_path"]);
+  EXPECT_EQ(reconciled["storage_box_id"], "box-a");
+
+  stack_.RedisCli("LPUSH media:sync:failed '{\"raw\":\"x\",\"error\":\"e\",\"failed_at\":\"t\",\"attempts\":1}'");
+  Outcome list = Cli("failed list", Env());
+  EXPECT_EQ(list.code, 0);
+  EXPECT_THAT(list.output, HasSubstr("\"error\":\"e\""));
+  Outcome requeue = Cli("failed requeue --count 0", Env());
+  EXPECT_EQ(requeue.code, 0);
+  EXPECT_EQ(media_.Len("media:sync:failed"), 0);
+  EXPECT_EQ(media_.Len("media:sync:pending"), 3);
+}
+
+TEST_F(CliStackTest, StatusFailsClearlyWhenRedisIsUnreachable) {
+  Outcome status = Cli("status", "REDIS_URL=redis://127.0.0.1:1/0");
+  EXPECT_EQ(status.code, 1);
+  EXPECT_THAT(status.output, HasSubstr("127.0.0.1:1"));
+}
+
+}  // namespace
+}  // namespace media_sync::testing
