@@ -52,14 +52,14 @@ wait_for() {  # wait_for DESCRIPTION COMMAND...: poll until the command succeeds
   return 1
 }
 
-kill_pidfile() {  # kill_pidfile FILE: TERM, then KILL after 10 s, then forget the file
-  local file=$1 pid
+kill_pidfile() {  # kill_pidfile FILE [TENTHS]: TERM, then KILL after TENTHS/10 s (10 s), forget the file
+  local file=$1 tenths=${2:-100} pid
   [ -f "$file" ] || return 0
   pid=$(head -n1 "$file" 2>/dev/null || true)
   if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
     kill -CONT "$pid" 2>/dev/null || true
     kill -TERM "$pid" 2>/dev/null || true
-    for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    for _ in $(seq 1 "$tenths"); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     kill -KILL "$pid" 2>/dev/null || true
   fi
   rm -f "$file"
@@ -116,7 +116,8 @@ start_s3() {  # start_s3 PORT [NAME]: NAME s3rver (first box) or s3rver-2 (secon
   fi
 }
 
-stop_s3() { kill_pidfile "$STATE/${1:-s3rver}.pid"; }
+# s3rver keeps nothing worth a clean shutdown (objects are plain files): 1 s.
+stop_s3() { kill_pidfile "$STATE/${1:-s3rver}.pid" 10; }
 
 make_tls() {
   [ -f "$STATE/tls/server.pem" ] && return 0
