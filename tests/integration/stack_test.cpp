@@ -31,7 +31,7 @@ TEST(StackTest, PostgresHasTheReferenceSchema) {
 
 TEST(StackTest, BothS3rverBoxesAnswerHttpWithTheBucket) {
   LocalStack& stack = SharedStack();
-  for (const std::string endpoint : {stack.Get("MINIO_ENDPOINT"), stack.Get("STACK_S3_2_ENDPOINT")}) {
+  for (const std::string& endpoint : {stack.Get("MINIO_ENDPOINT"), stack.Get("STACK_S3_2_ENDPOINT")}) {
     std::string out;
     // An unsigned request is refused by a real S3 API, which proves one answers.
     int status = RunStatus("curl -s -o /dev/null -w '%{http_code}' http://" + endpoint + "/" +
