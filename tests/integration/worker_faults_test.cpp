@@ -1,0 +1,509 @@
+// Fault guarantees of `media-sync run` (DESIGN.md §2: no job lost, no media
+// lost, exactly-once effects, outages cost nothing, graceful shutdown),
+// proven with the worker as a child process against the real Redis,
+// PostgreSQL and two s3rver storage boxes, while those servers are frozen
+// (SIGSTOP), restarted, or the worker itself is killed.
+//
+// A SIGSTOPped server keeps accepting TCP connections (the kernel completes
+// the handshake) but never answers: exactly a box that hangs.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <atomic>
+#include <cctype>
+#include <chrono>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "support/worker_harness.h"
+
+namespace media_sync::testing {
+namespace {
+
+using ::testing::HasSubstr;
+using namespace std::chrono_literals;
+
+using Env = std::map<std::string, std::string>;
+
+constexpr uint64_t kMiB = 1ull << 20;
+
+// Freezes a server for the lifetime of the scope, so a failing assertion
+// never leaves it stopped for the tests that follow.
+class ScopedFreeze {
+ public:
+  explicit ScopedFreeze(pid_t pid) : pid_(pid) { kill(pid_, SIGSTOP); }
+  ~ScopedFreeze() { Thaw(); }
+  ScopedFreeze(const ScopedFreeze&) = delete;
+  ScopedFreeze& operator=(const ScopedFreeze&) = delete;
+
+  void Thaw() {
+    if (frozen_) kill(pid_, SIGCONT);
+    frozen_ = false;
+  }
+
+ private:
+  pid_t pid_;
+  bool frozen_ = true;
+};
+
+int CountOccurrences(const std::string& text, const std::string& needle) {
+  int count = 0;
+  for (size_t at = text.find(needle); at != std::string::npos;
+       at = text.find(needle, at + needle.size())) {
+    ++count;
+  }
+  return count;
+}
+
+std::string Trim(std::string text) {
+  while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
+  return text;
+}
+
+std::string ShellQuote(const std::string& text) {
+  std::string quoted = "'";
+  for (char c : text) quoted += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return quoted + "'";
+}
+
+// A producer that LPUSHes jobs one at a time at a steady pace from its own
+// thread, so that jobs keep arriving across a server restart. A push that
+// Redis does not take (it is restarting) is retried until it is.
+class PacedProducer {
+ public:
+  PacedProducer(const LocalStack& stack, std::vector<Json> jobs, std::chrono::milliseconds interval)
+      : push_prefix_("redis-cli -p " + stack.Get("STACK_REDIS_PORT") +
+                     " LPUSH media:sync:pending "),
+        jobs_(std::move(jobs)),
+        interval_(interval),
+        thread_([this](std::stop_token stop) { Produce(stop); }) {}
+
+  int64_t pushed() const { return pushed_; }
+
+ private:
+  void Produce(std::stop_token stop) {
+    for (const auto& job : jobs_) {
+      while (!stop.stop_requested() && !PushOnce(job.dump())) {
+        std::this_thread::sleep_for(50ms);
+      }
+      if (stop.stop_requested()) return;
+      ++pushed_;
+      std::this_thread::sleep_for(interval_);
+    }
+  }
+
+  // LPUSH answers with the new length; anything else (no server, LOADING) is a miss.
+  bool PushOnce(const std::string& payload) const {
+    std::string out;
+    if (RunStatus(push_prefix_ + ShellQuote(payload) + " 2>&1", &out) != 0) return false;
+    return !out.empty() && std::isdigit(static_cast<unsigned char>(out.front()));
+  }
+
+  const std::string push_prefix_;
+  const std::vector<Json> jobs_;
+  const std::chrono::milliseconds interval_;
+  std::atomic<int64_t> pushed_ = 0;
+  std::jthread thread_;  // last: joined before the members it reads go away
+};
+
+class WorkerFaultsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    stack_.Reset();
+    media_.AddTwoBoxes();
+  }
+
+  // `count` files of `size` bytes for `box`, with rows; not pushed yet.
+  std::vector<Json> MakeJobs(int count, const std::string& box, uint64_t first_seed,
+                             uint64_t size) {
+    std::vector<Json> jobs;
+    for (int i = 0; i < count; ++i) jobs.push_back(media_.Make(size, box, first_seed + i));
+    return jobs;
+  }
+
+  void PushAll(const std::vector<Json>& jobs) {
+    for (const auto& job : jobs) media_.Push(job);
+  }
+
+  // A worker holds jobs only once registered: its heartbeat key is the first
+  // thing its maintenance thread writes, after the start-up bucket check.
+  bool HeartbeatAlive(const std::string& worker_id) const {
+    return Trim(stack_.RedisCli("EXISTS media:sync:worker:" + worker_id)) == "1";
+  }
+
+  bool WaitRegistered(const std::string& worker_id, WorkerProcess& worker) {
+    return WaitUntil([&] { return HeartbeatAlive(worker_id) || !worker.Running(); }, 20s) &&
+           worker.Running();
+  }
+
+  std::string ProcessingKeys() const {
+    return Trim(stack_.RedisCli("--raw KEYS 'media:sync:processing:*'"));
+  }
+
+  std::vector<std::string> PendingPayloads() const {
+    std::vector<std::string> payloads;
+    std::string raw = stack_.RedisCli("--raw LRANGE media:sync:pending 0 -1");
+    size_t start = 0;
+    for (size_t end = raw.find('\n'); end != std::string::npos; end = raw.find('\n', start)) {
+      if (end > start) payloads.push_back(raw.substr(start, end - start));
+      start = end + 1;
+    }
+    return payloads;
+  }
+
+  bool QueuesEmpty() const {
+    return media_.Len("media:sync:pending") == 0 && media_.DelayedCount() == 0 &&
+           ProcessingKeys().empty();
+  }
+
+  // What the queues hold, for failure messages.
+  std::string QueueState() const {
+    return "pending " + std::to_string(media_.Len("media:sync:pending")) + ", delayed " +
+           std::to_string(media_.DelayedCount()) + ", failed " +
+           std::to_string(media_.Len("media:sync:failed")) + ", processing lists [" +
+           ProcessingKeys() + "], synced rows " + std::to_string(media_.SyncedRows());
+  }
+
+  // Every job synced once: its row, its box's counters (used = sum of sizes,
+  // nothing left reserved), its object byte-exact, its local file gone.
+  void ExpectSyncedExactlyOnce(const std::vector<Json>& jobs) {
+    std::map<std::string, int64_t> rows;
+    std::map<std::string, int64_t> bytes;
+    for (const auto& job : jobs) {
+      std::string box = job["storage_box_id"].get<std::string>();
+      ++rows[box];
+      bytes[box] += job["file_size"].get<int64_t>();
+      EXPECT_TRUE(media_.ObjectStored(job)) << job["s3_key"];
+      EXPECT_FALSE(media_.LocalExists(job)) << job["local_path"];
+    }
+    for (const auto& [box, count] : rows) {
+      EXPECT_EQ(media_.SyncedRows(box), count) << box;
+      EXPECT_EQ(media_.UsedBytes(box), bytes[box]) << box;
+      EXPECT_EQ(media_.ReservedBytes(box), 0) << box;
+    }
+    EXPECT_EQ(media_.SyncedRows(), static_cast<int64_t>(jobs.size()));
+  }
+
+  // Acknowledgement follows the database commit: wait for it, then check
+  // that nothing is left anywhere and nothing failed.
+  void ExpectQueuesDrainedWithoutFailures(WorkerProcess& worker) {
+    EXPECT_TRUE(WaitUntil([&] { return QueuesEmpty(); }, 20s)) << QueueState() << worker.Log();
+    EXPECT_EQ(media_.Len("media:sync:failed"), 0)
+        << stack_.RedisCli("LRANGE media:sync:failed 0 -1");
+  }
+
+  // SIGTERM with nothing in flight: a clean exit 0.
+  void StopIdleWorker(WorkerProcess& worker) {
+    worker.Signal(SIGTERM);
+    EXPECT_EQ(worker.WaitExit(15s), 0) << worker.Log();
+  }
+
+  void ExpectRestartCostsNothing(const std::string& service, uint64_t first_seed);
+
+  // The s3rver data directory of box-a's server.
+  std::string BoxADataDir() const {
+    return stack_.StateDir() + "/s3/" + stack_.Get("MINIO_BUCKET");
+  }
+
+  bool ObjectFileExists(const Json& job) const {
+    return std::filesystem::exists(BoxADataDir() + "/" + job["s3_key"].get<std::string>() +
+                                   "._S3rver_object");
+  }
+
+  // s3rver keeps an in-progress multipart upload under
+  // <bucket>/._S3rver_uploads/<upload id>/<part number>, and writes
+  // <part number>.md5 once that part was received whole.
+  int CompletedPartsInProgress() const {
+    std::error_code ignored;
+    int parts = 0;
+    for (std::filesystem::recursive_directory_iterator
+             it(BoxADataDir() + "/._S3rver_uploads", ignored),
+         end;
+         it != end; it.increment(ignored)) {
+      if (it->path().extension() == ".md5") ++parts;
+    }
+    return parts;
+  }
+
+  LocalStack& stack_ = SharedStack();
+  MediaFactory media_{stack_};
+};
+
+// Guarantee 1 (no job lost) and 3 (exactly once): the jobs a worker held when
+// it was SIGKILLed return once its lease lapses, and another worker syncs each
+// of them once.
+TEST_F(WorkerFaultsTest, JobsOfAWorkerKilledMidUploadAreSyncedOnceByAnother) {
+  constexpr int kConcurrency = 4;
+  auto jobs = MakeJobs(8, "box-a", 100, 64 * 1024);
+  WorkerProcess killed(stack_, {{"WORKER_ID", "a"},
+                                {"LEASE_SECONDS", "2"},
+                                {"SYNC_CONCURRENCY", std::to_string(kConcurrency)},
+                                // The frozen server must hold every job until the kill.
+                                {"S3_LOW_SPEED_SECONDS", "60"}});
+  ASSERT_TRUE(WaitRegistered("a", killed)) << killed.Log();
+
+  int64_t held = 0;
+  {
+    ScopedFreeze storage(stack_.Pid("s3"));
+    PushAll(jobs);
+    // Every job thread has taken a job and hangs on the frozen server.
+    ASSERT_TRUE(
+        WaitUntil([&] { return media_.Len("media:sync:processing:a") == kConcurrency; }, 20s))
+        << QueueState() << killed.Log();
+    killed.Signal(SIGKILL);
+    ASSERT_EQ(killed.WaitExit(10s), 128 + SIGKILL);
+    held = media_.Len("media:sync:processing:a");
+  }
+  ASSERT_EQ(held, kConcurrency);
+
+  // `run --drain` waits only for its own jobs, so the rescuer starts once the
+  // dead worker's lease (2 s) has lapsed and its jobs are up for grabs.
+  ASSERT_TRUE(WaitUntil([&] { return !HeartbeatAlive("a"); }, 10s));
+  WorkerProcess rescuer(stack_, {{"WORKER_ID", "b"}, {"LEASE_SECONDS", "2"}}, {"run", "--drain"});
+  ASSERT_EQ(rescuer.WaitExit(60s), 0) << rescuer.Log();
+
+  EXPECT_THAT(rescuer.Log(),
+              HasSubstr("returned " + std::to_string(held) + " jobs of dead workers to pending"));
+  EXPECT_THAT(rescuer.Log(), HasSubstr("summary: synced 8, already synced 0, failed 0"));
+  ExpectSyncedExactlyOnce(jobs);
+  EXPECT_TRUE(QueuesEmpty()) << QueueState();
+  EXPECT_EQ(media_.Len("media:sync:failed"), 0);
+}
+
+// Guarantee 4: a storage server frozen for far longer than the whole retry
+// budget of a job (1 retry after 1 s, each attempt timing out in 2 s) delays
+// the jobs and burns nothing.
+TEST_F(WorkerFaultsTest, FrozenStorageLongerThanTheRetryBudgetFailsNothing) {
+  constexpr int kConcurrency = 2;
+  auto jobs = MakeJobs(12, "box-a", 200, 32 * 1024);
+  WorkerProcess worker(stack_, {{"WORKER_ID", "frozen-s3"},
+                                {"SYNC_CONCURRENCY", std::to_string(kConcurrency)},
+                                {"RETRY_DELAY_SECONDS", "1"},
+                                {"MAX_RETRIES", "1"},
+                                {"S3_LOW_SPEED_SECONDS", "2"},
+                                {"OUTAGE_BACKOFF_MAX_SECONDS", "2"}});
+  ASSERT_TRUE(WaitRegistered("frozen-s3", worker)) << worker.Log();
+
+  {
+    ScopedFreeze storage(stack_.Pid("s3"));
+    auto frozen_at = std::chrono::steady_clock::now();
+    PushAll(jobs);
+    // At most kConcurrency jobs can hit the server before it is marked down;
+    // each later report is a single probe after a backoff. Two probes beyond
+    // the first batch: the outage has lasted several timeouts and backoffs,
+    // well past the 1 retry × 1 s (+2 s per attempt) a job fault would get.
+    const std::string down_report = "storage box box-a is down";
+    ASSERT_TRUE(WaitUntil(
+        [&] { return CountOccurrences(worker.Log(), down_report) >= kConcurrency + 2; }, 45s))
+        << QueueState() << worker.Log();
+    EXPECT_GT(std::chrono::steady_clock::now() - frozen_at, 5s);
+    EXPECT_EQ(media_.Len("media:sync:failed"), 0) << worker.Log();
+    EXPECT_EQ(media_.SyncedRows(), 0);
+  }
+
+  ASSERT_TRUE(WaitUntil([&] { return media_.SyncedRows() == 12; }, 30s))
+      << QueueState() << worker.Log();
+  ExpectQueuesDrainedWithoutFailures(worker);
+  ExpectSyncedExactlyOnce(jobs);
+  StopIdleWorker(worker);
+}
+
+// Restarts `service` while a producer keeps feeding jobs: every job is synced
+// exactly once afterwards and none reached the failed queue.
+void WorkerFaultsTest::ExpectRestartCostsNothing(const std::string& service, uint64_t first_seed) {
+  // 80 jobs, one per 60 ms: about 5 s of arrivals, against a restart of ~2 s
+  // that starts once the first jobs are synced.
+  constexpr int kJobs = 80;
+  auto jobs = MakeJobs(kJobs, "box-a", first_seed, 16 * 1024);
+  const std::string worker_id = service + "-restart";
+  WorkerProcess worker(
+      stack_,
+      {{"WORKER_ID", worker_id}, {"SYNC_CONCURRENCY", "2"}, {"OUTAGE_BACKOFF_MAX_SECONDS", "2"}});
+  ASSERT_TRUE(WaitRegistered(worker_id, worker)) << worker.Log();
+
+  PacedProducer producer(stack_, jobs, 60ms);
+  ASSERT_TRUE(WaitUntil([&] { return media_.SyncedRows() >= 5; }, 30s)) << worker.Log();
+  stack_.Restart(service);
+  // The restart only proves something if jobs kept arriving after it.
+  ASSERT_LT(producer.pushed(), kJobs) << "the producer finished before the restart did";
+
+  ASSERT_TRUE(WaitUntil([&] { return media_.SyncedRows() == kJobs; }, 45s))
+      << QueueState() << worker.Log();
+  ExpectQueuesDrainedWithoutFailures(worker);
+  ExpectSyncedExactlyOnce(jobs);
+  EXPECT_TRUE(worker.Running()) << worker.Log();
+  StopIdleWorker(worker);
+}
+
+// Guarantee 4: PostgreSQL restarted under a flowing queue holds the jobs in
+// flight; none fails, none is counted twice.
+TEST_F(WorkerFaultsTest, PostgresRestartWhileJobsFlowFailsNothing) {
+  ExpectRestartCostsNothing("postgres", 300);
+}
+
+// Guarantee 4: Redis restarted under a flowing queue (its append-only file
+// keeps the lists): the worker reconnects and every job is synced once.
+TEST_F(WorkerFaultsTest, RedisRestartWhileJobsFlowFailsNothing) {
+  ExpectRestartCostsNothing("redis", 400);
+}
+
+// Guarantee 4: while box-b is down, box-a's jobs all complete; box-b's wait,
+// unharmed, and complete once it is back.
+TEST_F(WorkerFaultsTest, JobsOfAHealthyBoxCompleteWhileAnotherBoxIsDown) {
+  constexpr int kPerBox = 10;
+  std::vector<Json> jobs_a = MakeJobs(kPerBox, "box-a", 500, 16 * 1024);
+  std::vector<Json> jobs_b = MakeJobs(kPerBox, "box-b", 600, 16 * 1024);
+  WorkerProcess worker(stack_, {{"WORKER_ID", "one-box-down"},
+                                {"SYNC_CONCURRENCY", "4"},
+                                {"S3_LOW_SPEED_SECONDS", "2"},
+                                {"OUTAGE_BACKOFF_MAX_SECONDS", "2"}});
+  ASSERT_TRUE(WaitRegistered("one-box-down", worker)) << worker.Log();
+
+  {
+    ScopedFreeze box_b(stack_.Pid("s3-2"));
+    for (int i = 0; i < kPerBox; ++i) {
+      media_.Push(jobs_b[i]);
+      media_.Push(jobs_a[i]);
+    }
+    ASSERT_TRUE(WaitUntil([&] { return media_.SyncedRows("box-a") == kPerBox; }, 30s))
+        << QueueState() << worker.Log();
+    // Still frozen here: none of box-b's jobs can have completed, none failed.
+    EXPECT_EQ(media_.SyncedRows("box-b"), 0);
+    EXPECT_EQ(media_.Len("media:sync:failed"), 0) << worker.Log();
+    for (const auto& job : jobs_b) EXPECT_TRUE(media_.LocalExists(job)) << job["local_path"];
+  }
+
+  ASSERT_TRUE(WaitUntil([&] { return media_.SyncedRows("box-b") == kPerBox; }, 30s))
+      << QueueState() << worker.Log();
+  ExpectQueuesDrainedWithoutFailures(worker);
+  std::vector<Json> all = jobs_a;
+  all.insert(all.end(), jobs_b.begin(), jobs_b.end());
+  ExpectSyncedExactlyOnce(all);
+  StopIdleWorker(worker);
+}
+
+// Guarantee 4: a box that hangs must not tie up the in-flight slots. Box-b's
+// jobs are queued first, so every slot starts on a hung request; if each
+// box-b job kept a slot until its 3 s timeout, box-a's jobs behind them could
+// not finish before 40 jobs / 4 slots × 3 s = 30 s. Marking the box down
+// costs one timeout (3 s) and then a single probing slot.
+TEST_F(WorkerFaultsTest, AHangingBoxDoesNotTieUpTheInFlightSlots) {
+  constexpr int kPerBox = 40;
+  constexpr int kConcurrency = 4;
+  constexpr auto kTimeout = 3s;
+  // Well below the 30 s that hung slots would need, well above the ~4 s expected.
+  constexpr auto kBound = 4 * kTimeout;
+  std::vector<Json> jobs_b = MakeJobs(kPerBox, "box-b", 700, 4 * 1024);
+  std::vector<Json> jobs_a = MakeJobs(kPerBox, "box-a", 800, 4 * 1024);
+  WorkerProcess worker(stack_, {{"WORKER_ID", "hanging-box"},
+                                {"SYNC_CONCURRENCY", std::to_string(kConcurrency)},
+                                {"S3_LOW_SPEED_SECONDS", std::to_string(kTimeout.count())},
+                                {"OUTAGE_BACKOFF_MAX_SECONDS", "2"}});
+  ASSERT_TRUE(WaitRegistered("hanging-box", worker)) << worker.Log();
+
+  {
+    ScopedFreeze box_b(stack_.Pid("s3-2"));
+    PushAll(jobs_b);
+    PushAll(jobs_a);
+    auto pushed_at = std::chrono::steady_clock::now();
+    ASSERT_TRUE(WaitUntil([&] { return media_.SyncedRows("box-a") == kPerBox; }, 60s))
+        << QueueState() << worker.Log();
+    auto took = std::chrono::steady_clock::now() - pushed_at;
+    EXPECT_LT(took, kBound) << "box-a's " << kPerBox << " jobs took "
+                            << std::chrono::duration_cast<std::chrono::milliseconds>(took).count()
+                            << " ms behind a hanging box";
+    EXPECT_EQ(media_.SyncedRows("box-b"), 0);
+    EXPECT_EQ(media_.Len("media:sync:failed"), 0) << worker.Log();
+  }
+
+  ASSERT_TRUE(WaitUntil([&] { return media_.SyncedRows("box-b") == kPerBox; }, 30s))
+      << QueueState() << worker.Log();
+  ExpectQueuesDrainedWithoutFailures(worker);
+  std::vector<Json> all = jobs_a;
+  all.insert(all.end(), jobs_b.begin(), jobs_b.end());
+  ExpectSyncedExactlyOnce(all);
+  StopIdleWorker(worker);
+}
+
+// Guarantee 7 (and 2): SIGTERM with no grace during a multipart upload exits 0
+// at once, hands the job back to pending unchanged, leaves no object under its
+// key and the local file in place; the job then syncs normally.
+TEST_F(WorkerFaultsTest, SigtermDuringMultipartUploadHandsTheJobBack) {
+  constexpr uint64_t kSize = 120 * kMiB;
+  Json job = media_.Make(kSize, "box-a", 900, "mp4");
+  const Env multipart = {
+      {"S3_MULTIPART_THRESHOLD", "5MiB"}, {"S3_PART_SIZE", "5MiB"}, {"S3_PART_PARALLELISM", "1"}};
+  Env env = multipart;
+  env["WORKER_ID"] = "multipart";
+  env["SHUTDOWN_GRACE_SECONDS"] = "0";
+  WorkerProcess worker(stack_, env);
+  ASSERT_TRUE(WaitRegistered("multipart", worker)) << worker.Log();
+  media_.Push(job);
+
+  // One part stored, so the upload is under way (24 parts in all).
+  ASSERT_TRUE(WaitUntil([&] { return CompletedPartsInProgress() >= 1; }, 30s))
+      << QueueState() << worker.Log();
+  ASSERT_FALSE(ObjectFileExists(job)) << "the upload finished before the signal";
+  worker.Signal(SIGTERM);
+  EXPECT_EQ(worker.WaitExit(5s), 0) << worker.Log();
+
+  EXPECT_EQ(PendingPayloads(), std::vector<std::string>{job.dump()}) << QueueState();
+  EXPECT_EQ(ProcessingKeys(), "");
+  EXPECT_EQ(media_.DelayedCount(), 0);
+  EXPECT_EQ(media_.Len("media:sync:failed"), 0);
+  EXPECT_FALSE(ObjectFileExists(job)) << "a partial upload became the object";
+  EXPECT_TRUE(media_.LocalExists(job));
+  EXPECT_EQ(media_.SyncedRows(), 0);
+  EXPECT_EQ(media_.ReservedBytes("box-a"), static_cast<int64_t>(kSize));
+
+  // What was handed back is whole: the next worker syncs it.
+  WorkerProcess next(stack_, multipart, {"run", "--drain"});
+  ASSERT_EQ(next.WaitExit(60s), 0) << next.Log();
+  ExpectSyncedExactlyOnce(std::vector<Json>{job});
+}
+
+// Guarantee 7: a second SIGTERM hands in-flight jobs back at once, even with
+// a long grace period and a request that would hang far longer.
+TEST_F(WorkerFaultsTest, SecondSigtermHandsBackAtOnce) {
+  Json job = media_.Make(64 * 1024, "box-a", 1000);
+  WorkerProcess worker(stack_, {{"WORKER_ID", "two-signals"},
+                                {"SHUTDOWN_GRACE_SECONDS", "60"},
+                                // Neither the grace nor a timeout can end the job soon.
+                                {"S3_LOW_SPEED_SECONDS", "60"}});
+  ASSERT_TRUE(WaitRegistered("two-signals", worker)) << worker.Log();
+
+  ScopedFreeze storage(stack_.Pid("s3"));
+  media_.Push(job);
+  ASSERT_TRUE(WaitUntil([&] { return media_.Len("media:sync:processing:two-signals") == 1; }, 10s))
+      << QueueState() << worker.Log();
+
+  worker.Signal(SIGTERM);
+  // Two signals sent back to back may merge into one: wait until the first
+  // was taken.
+  ASSERT_TRUE(WaitUntil(
+      [&] { return worker.Log().find("finishing in-flight jobs") != std::string::npos; }, 10s))
+      << worker.Log();
+  ASSERT_TRUE(worker.Running()) << worker.Log();
+  ASSERT_EQ(media_.Len("media:sync:processing:two-signals"), 1);
+
+  worker.Signal(SIGTERM);
+  auto signalled_at = std::chrono::steady_clock::now();
+  auto code = worker.WaitExit(5s);
+  auto took = std::chrono::steady_clock::now() - signalled_at;
+  EXPECT_EQ(code, 0) << "exit after "
+                     << std::chrono::duration_cast<std::chrono::milliseconds>(took).count()
+                     << " ms\n"
+                     << worker.Log();
+  EXPECT_EQ(PendingPayloads(), std::vector<std::string>{job.dump()}) << QueueState();
+  EXPECT_EQ(ProcessingKeys(), "");
+  EXPECT_TRUE(media_.LocalExists(job));
+  EXPECT_EQ(media_.SyncedRows(), 0);
+}
+
+}  // namespace
+}  // namespace media_sync::testing
