@@ -1,0 +1,172 @@
+#include "worker/box_registry.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <map>
+
+namespace media_sync::worker {
+namespace {
+
+using ::testing::HasSubstr;
+using namespace std::chrono_literals;
+
+class NullStore : public ObjectStore {
+ public:
+  explicit NullStore(std::string endpoint) : endpoint(std::move(endpoint)) {}
+  Result<std::optional<ObjectInfo>> Stat(const std::string&) override {
+    return std::optional<ObjectInfo>();
+  }
+  Result<ObjectInfo> Upload(const std::string&, int, uint64_t, const std::string&,
+                            std::stop_token) override {
+    return ObjectInfo{};
+  }
+  std::string endpoint;
+};
+
+class BoxCatalog : public Catalog {
+ public:
+  Result<RecordOutcome> RecordSync(const std::string&, uint64_t,
+                                   const std::optional<std::string>&) override {
+    return RecordOutcome::kSynced;
+  }
+  Result<std::optional<std::string>> BoxEndpoint(const std::string& box) override {
+    ++lookups;
+    if (down) return Error::Outage("PostgreSQL unavailable");
+    auto it = endpoints.find(box);
+    if (it == endpoints.end()) return std::optional<std::string>();
+    return std::optional<std::string>(it->second);
+  }
+  Result<std::vector<UnsyncedFile>> Unsynced(int, int) override {
+    return std::vector<UnsyncedFile>();
+  }
+  std::map<std::string, std::string> endpoints;
+  int lookups = 0;
+  bool down = false;
+};
+
+class BoxRegistryTest : public ::testing::Test {
+ protected:
+  BoxRegistryTest() {
+    defaults_.endpoint = "default:9000";
+    catalog_.endpoints["russia-1"] = "minio-russia-1:9000";
+    catalog_.endpoints["tls-box"] = "https://secure.example:9443/";
+  }
+  BoxRegistry Make() {
+    BoxRegistry::Settings settings;
+    settings.refresh = 30s;
+    settings.first_backoff = 1000ms;
+    settings.max_backoff = 8s;
+    settings.probe_timeout = 60s;
+    return BoxRegistry(
+        defaults_, catalog_,
+        [this](const s3::S3Options& options) -> Result<std::shared_ptr<ObjectStore>> {
+          built_.push_back(options);
+          return std::shared_ptr<ObjectStore>(std::make_shared<NullStore>(options.endpoint));
+        },
+        settings, [this] { return now_; });
+  }
+  static std::string EndpointOf(const std::shared_ptr<ObjectStore>& store) {
+    return static_cast<NullStore&>(*store).endpoint;
+  }
+
+  s3::S3Options defaults_;
+  BoxCatalog catalog_;
+  std::vector<s3::S3Options> built_;
+  std::chrono::system_clock::time_point now_{1700000000s};
+};
+
+TEST_F(BoxRegistryTest, JobWithoutBoxUsesTheDefaultEndpoint) {
+  BoxRegistry registry = Make();
+  auto store = registry.ForBox(std::nullopt);
+  ASSERT_TRUE(store.ok());
+  EXPECT_EQ(EndpointOf(*store), "default:9000");
+  EXPECT_EQ(catalog_.lookups, 0);
+}
+
+TEST_F(BoxRegistryTest, CachesPerBoxAndRereadsAfterRefresh) {
+  BoxRegistry registry = Make();
+  auto first = registry.ForBox("russia-1");
+  ASSERT_TRUE(first.ok());
+  EXPECT_EQ(EndpointOf(*first), "minio-russia-1:9000");
+  auto again = registry.ForBox("russia-1");
+  EXPECT_EQ(first->get(), again->get());
+  EXPECT_EQ(catalog_.lookups, 1);
+
+  now_ += 31s;
+  auto same = registry.ForBox("russia-1");
+  EXPECT_EQ(catalog_.lookups, 2);
+  EXPECT_EQ(first->get(), same->get());  // endpoint unchanged: store kept
+
+  catalog_.endpoints["russia-1"] = "minio-russia-2:9000";
+  now_ += 31s;
+  auto changed = registry.ForBox("russia-1");
+  ASSERT_TRUE(changed.ok());
+  EXPECT_EQ(EndpointOf(*changed), "minio-russia-2:9000");
+  EXPECT_NE(first->get(), changed->get());
+}
+
+TEST_F(BoxRegistryTest, EndpointUrlsSelectTheScheme) {
+  BoxRegistry registry = Make();
+  ASSERT_TRUE(registry.ForBox("tls-box").ok());
+  ASSERT_EQ(built_.size(), 1u);
+  EXPECT_EQ(built_[0].endpoint, "secure.example:9443");
+  EXPECT_TRUE(built_[0].secure);
+  EXPECT_FALSE(BoxRegistry::OptionsForEndpoint(defaults_, "ftp://x:1").ok());
+  auto plain = BoxRegistry::OptionsForEndpoint(defaults_, "http://a:1");
+  ASSERT_TRUE(plain.ok());
+  EXPECT_FALSE(plain->secure);
+}
+
+TEST_F(BoxRegistryTest, UnknownBoxIsAJobFault) {
+  BoxRegistry registry = Make();
+  auto store = registry.ForBox("mars-1");
+  ASSERT_FALSE(store.ok());
+  EXPECT_EQ(store.error().kind, ErrorKind::kJobRetryable);
+  EXPECT_EQ(store.error().message, "Unknown storage box mars-1");
+}
+
+TEST_F(BoxRegistryTest, CatalogOutageKeepsKnownBoxesWorking) {
+  BoxRegistry registry = Make();
+  ASSERT_TRUE(registry.ForBox("russia-1").ok());
+  catalog_.down = true;
+  now_ += 31s;
+  EXPECT_TRUE(registry.ForBox("russia-1").ok());
+  auto unknown = registry.ForBox("tls-box");
+  ASSERT_FALSE(unknown.ok());
+  EXPECT_EQ(unknown.error().kind, ErrorKind::kOutage);
+}
+
+TEST_F(BoxRegistryTest, DownBoxWaitsWithDoublingBackoffAndOneProbe) {
+  BoxRegistry registry = Make();
+  EXPECT_FALSE(registry.DownUntil("russia-1").has_value());
+  registry.ReportFailure("russia-1", Error::Outage("connection refused"));
+  EXPECT_EQ(registry.DownUntil("russia-1"), now_ + 1s);
+  EXPECT_FALSE(registry.DownUntil("finland-1").has_value());  // other boxes unaffected
+  EXPECT_THAT(registry.DownBoxes(), ::testing::ElementsAre("russia-1"));
+
+  now_ += 1s;
+  EXPECT_FALSE(registry.DownUntil("russia-1").has_value());  // this caller probes
+  EXPECT_TRUE(registry.DownUntil("russia-1").has_value());   // the others keep waiting
+  registry.ReportFailure("russia-1", Error::Outage("timeout"));
+  EXPECT_EQ(registry.DownUntil("russia-1"), now_ + 2s);
+  for (int i = 0; i < 5; ++i) registry.ReportFailure("russia-1", Error::Outage("timeout"));
+  EXPECT_EQ(registry.DownUntil("russia-1"), now_ + 8s);  // capped
+
+  registry.ReportSuccess("russia-1");
+  EXPECT_FALSE(registry.DownUntil("russia-1").has_value());
+  EXPECT_TRUE(registry.DownBoxes().empty());
+}
+
+TEST_F(BoxRegistryTest, ConfigurationErrorRereadsTheEndpoint) {
+  BoxRegistry registry = Make();
+  ASSERT_TRUE(registry.ForBox("russia-1").ok());
+  registry.ReportFailure("russia-1", Error::Configuration("403 InvalidAccessKeyId"));
+  catalog_.endpoints["russia-1"] = "fixed:9000";
+  auto store = registry.ForBox("russia-1");  // within the refresh period
+  ASSERT_TRUE(store.ok());
+  EXPECT_EQ(EndpointOf(*store), "fixed:9000");
+}
+
+}  // namespace
+}  // namespace media_sync::worker
