@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <sstream>
 
 #include "support/worker_harness.h"
 
@@ -131,6 +132,25 @@ TEST_F(CliStackTest, EnqueueStatusFailedAndReconcile) {
   EXPECT_EQ(requeue.code, 0);
   EXPECT_EQ(media_.Len("media:sync:failed"), 0);
   EXPECT_EQ(media_.Len("media:sync:pending"), 3);
+}
+
+TEST_F(CliStackTest, JsonLogFormatWritesOneObjectPerLine) {
+  Outcome run = Cli("run --drain", Env() + "LOG_FORMAT=json LOG_LEVEL=info");
+  ASSERT_EQ(run.code, 0) << run.output;
+  int json_lines = 0;
+  std::istringstream lines(run.output);
+  std::string line;
+  while (std::getline(lines, line)) {
+    if (line.rfind("summary:", 0) == 0) continue;  // the drain summary goes to stdout
+    Json entry = Json::parse(line, nullptr, false);
+    ASSERT_FALSE(entry.is_discarded()) << line;
+    EXPECT_TRUE(entry.contains("ts"));
+    EXPECT_TRUE(entry.contains("level"));
+    EXPECT_TRUE(entry.contains("msg"));
+    ++json_lines;
+  }
+  EXPECT_GE(json_lines, 2);  // at least "starting" and "queue drained"
+  EXPECT_THAT(run.output, HasSubstr("queue drained"));
 }
 
 TEST_F(CliStackTest, StatusFailsClearlyWhenRedisIsUnreachable) {
