@@ -15,7 +15,7 @@
 
 namespace media_sync {
 
-inline constexpr size_t kMaxJobBytes = 64 * 1024;
+inline constexpr size_t kMaxJobBytes = size_t{64} * 1024;
 inline constexpr int kMaxJobDepth = 16;
 
 struct Job {

@@ -47,6 +47,6 @@ bool IsLowerHexSha256(std::string_view text);
 // SHA-256 of bytes [0, size) of fd, read with pread through a buffer of
 // buffer_size bytes. Fails (kJobRetryable) if the file holds fewer bytes;
 // outage never (local I/O errors are reported as kJobRetryable with errno text).
-Result<std::string> Sha256OfFd(int fd, uint64_t size, size_t buffer_size = 256 * 1024);
+Result<std::string> Sha256OfFd(int fd, uint64_t size, size_t buffer_size = size_t{256} * 1024);
 
 }  // namespace media_sync

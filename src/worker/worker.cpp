@@ -64,7 +64,7 @@ Worker::~Worker() {
 
 void Worker::Start() {
   running_jobs_threads_ = settings_.concurrency;
-  maintenance_ = std::jthread([this](std::stop_token stop) { MaintenanceLoop(stop); });
+  maintenance_ = std::jthread([this](const std::stop_token& stop) { MaintenanceLoop(stop); });
   for (int i = 0; i < settings_.concurrency; ++i) {
     job_threads_.emplace_back([this, i] { JobLoop(i); });
   }
@@ -87,7 +87,7 @@ void Worker::Wait() {
   }
 }
 
-bool Worker::SleepFor(std::chrono::milliseconds duration, std::stop_token token) {
+bool Worker::SleepFor(std::chrono::milliseconds duration, const std::stop_token& token) {
   std::mutex mutex;
   std::condition_variable_any wake;
   std::unique_lock lock(mutex);
@@ -204,7 +204,7 @@ void Worker::Apply(JobQueue& queue, const Delivery& delivery, const Decision& de
   }
 }
 
-void Worker::MaintenanceLoop(std::stop_token stop) {
+void Worker::MaintenanceLoop(const std::stop_token& stop) {
   queue::MaintenanceOptions options;
   options.lease = settings_.lease;
   options.redis = settings_.redis_options;

@@ -68,12 +68,12 @@ class Worker {
 
  private:
   void JobLoop(int index);
-  void MaintenanceLoop(std::stop_token stop);
+  void MaintenanceLoop(const std::stop_token& stop);
   void Handle(JobQueue& queue, const Delivery& delivery);
   // Applies a decision to the queue, retrying while Redis is down (until Cancel).
   void Apply(JobQueue& queue, const Delivery& delivery, const Decision& decision);
   // Sleeps up to `duration`; returns early (true) when `token` asks to stop.
-  static bool SleepFor(std::chrono::milliseconds duration, std::stop_token token);
+  static bool SleepFor(std::chrono::milliseconds duration, const std::stop_token& token);
   std::chrono::milliseconds Jittered(std::chrono::milliseconds base) const;
 
   const WorkerSettings settings_;
