@@ -122,7 +122,7 @@ Decision Pipeline::Process(const Delivery& delivery, std::stop_token stop) const
 
     if (!local->has_value()) {
       // A crash after the upload leaves the object without the local file.
-      auto info = objects.Stat(job->s3_key);
+      auto info = objects.Stat(job->s3_key, stop);
       if (!info) return StepFailure{info.error(), Source::kStore};
       if (!info->has_value()) {
         return StepFailure{Error::JobRetryable(std::string(kMissingEverywhere)), Source::kJob};
@@ -146,7 +146,7 @@ Decision Pipeline::Process(const Delivery& delivery, std::stop_token stop) const
       return StepFailure{Error::JobRetryable(SizeMismatch(job->file_size, file.size())),
                          Source::kJob};
     }
-    auto info = objects.Stat(job->s3_key);
+    auto info = objects.Stat(job->s3_key, stop);
     if (!info) return StepFailure{info.error(), Source::kStore};
     bool already_stored = info->has_value() && (*info)->size == job->file_size &&
                           (*info)->sha256 == job->sha256;

@@ -24,8 +24,9 @@ using namespace std::chrono_literals;
 // In-memory object store: keeps whatever Upload accepts, verifies like the real one.
 class FakeStore : public ObjectStore {
  public:
-  Result<std::optional<ObjectInfo>> Stat(const std::string& key) override {
+  Result<std::optional<ObjectInfo>> Stat(const std::string& key, std::stop_token stop) override {
     ++stats;
+    if (stop.stop_requested()) return Error::Cancelled("shutting down");
     if (outage) return Error::Outage("connection refused");
     auto it = objects.find(key);
     if (it == objects.end()) return std::optional<ObjectInfo>();

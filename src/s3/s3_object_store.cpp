@@ -68,8 +68,9 @@ uint64_t S3ObjectStore::PartSizeFor(uint64_t file_size, uint64_t configured) {
   return std::max(part, kMinPartSize);
 }
 
-Result<std::optional<ObjectInfo>> S3ObjectStore::Stat(const std::string& key) {
-  return client_.HeadObject(key);
+Result<std::optional<ObjectInfo>> S3ObjectStore::Stat(const std::string& key,
+                                                      std::stop_token stop) {
+  return client_.HeadObject(key, std::move(stop));
 }
 
 Result<ObjectInfo> S3ObjectStore::Upload(const std::string& key, int fd, uint64_t size,
@@ -82,7 +83,7 @@ Result<ObjectInfo> S3ObjectStore::Upload(const std::string& key, int fd, uint64_
   if (size <= whole_limit) return UploadWhole(key, fd, size, sha256_hex, stop);
   Status status = UploadMultipart(key, fd, size, sha256_hex, stop);
   if (!status.ok()) return status.error();
-  return Verify(key, size, sha256_hex);
+  return Verify(key, size, sha256_hex, stop);
 }
 
 Result<ObjectInfo> S3ObjectStore::UploadWhole(const std::string& key, int fd, uint64_t size,
@@ -106,7 +107,7 @@ Result<ObjectInfo> S3ObjectStore::UploadWhole(const std::string& key, int fd, ui
       return put.error();
     }
   }  // the buffer goes back to the pool before the verification round trip
-  return Verify(key, size, sha256_hex);
+  return Verify(key, size, sha256_hex, stop);
 }
 
 void S3ObjectStore::RemoveTruncated(const std::string& key, uint64_t size) {
@@ -211,8 +212,8 @@ void S3ObjectStore::AbortQuietly(const std::string& key, const std::string& uplo
 }
 
 Result<ObjectInfo> S3ObjectStore::Verify(const std::string& key, uint64_t size,
-                                         const std::string& sha256_hex) {
-  auto head = client_.HeadObject(key);
+                                         const std::string& sha256_hex, std::stop_token stop) {
+  auto head = client_.HeadObject(key, std::move(stop));
   if (!head.ok()) return head.error().Wrap("Verifying upload");
   if (!head->has_value()) {
     return Error::JobRetryable("Verifying upload of " + key + ": object missing after upload");

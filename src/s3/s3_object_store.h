@@ -49,7 +49,8 @@ class S3ObjectStore : public ObjectStore {
   explicit S3ObjectStore(S3Options options, Hooks hooks = {});
   S3ObjectStore(S3Options options, BufferPool& pool, Hooks hooks = {});
 
-  Result<std::optional<ObjectInfo>> Stat(const std::string& key) override;
+  Result<std::optional<ObjectInfo>> Stat(const std::string& key,
+                                         std::stop_token stop = {}) override;
   Result<ObjectInfo> Upload(const std::string& key, int fd, uint64_t size,
                             const std::string& sha256_hex, std::stop_token stop) override;
 
@@ -77,7 +78,8 @@ class S3ObjectStore : public ObjectStore {
                    std::stop_token stop);
   void AbortQuietly(const std::string& key, const std::string& upload_id);
   void RemoveTruncated(const std::string& key, uint64_t size);
-  Result<ObjectInfo> Verify(const std::string& key, uint64_t size, const std::string& sha256_hex);
+  Result<ObjectInfo> Verify(const std::string& key, uint64_t size, const std::string& sha256_hex,
+                            std::stop_token stop);
 
   S3Client client_;
   BufferPool& pool_;

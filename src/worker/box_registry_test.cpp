@@ -14,7 +14,7 @@ using namespace std::chrono_literals;
 class NullStore : public ObjectStore {
  public:
   explicit NullStore(std::string endpoint) : endpoint(std::move(endpoint)) {}
-  Result<std::optional<ObjectInfo>> Stat(const std::string&) override {
+  Result<std::optional<ObjectInfo>> Stat(const std::string&, std::stop_token) override {
     return std::optional<ObjectInfo>();
   }
   Result<ObjectInfo> Upload(const std::string&, int, uint64_t, const std::string&,
