@@ -24,6 +24,7 @@
 #include "util/hash.h"
 #include "util/log.h"
 #include "worker/box_registry.h"
+#include "worker/bucket_creating_store.h"
 #include "worker/worker.h"
 
 namespace media_sync::cli {
@@ -73,7 +74,9 @@ int Run(config::Options options, const RunFlags& flags) {
 
   s3::BufferPool pool(options.s3.buffer_pool_bytes);
   auto factory = [&pool](const s3::S3Options& box) -> Result<std::shared_ptr<ObjectStore>> {
-    return std::shared_ptr<ObjectStore>(std::make_shared<s3::S3ObjectStore>(box, pool));
+    auto store = std::make_shared<s3::S3ObjectStore>(box, pool);
+    return std::shared_ptr<ObjectStore>(std::make_shared<worker::BucketCreatingStore>(
+        store, [store](std::stop_token stop) { return store->client().EnsureBucket(stop); }));
   };
   worker::BoxRegistry::Settings registry_settings;
   registry_settings.refresh = options.box_refresh;
@@ -81,19 +84,14 @@ int Run(config::Options options, const RunFlags& flags) {
   worker::BoxRegistry registry(options.s3, catalog, factory, registry_settings);
 
   {
-    // The seed creates the bucket when it is missing; so do we, on the
-    // default endpoint. A box that is down now is retried by the jobs.
+    // Multipart uploads of a worker that died are aborted here (stores
+    // create their bucket on first use, see BucketCreatingStore).
     s3::S3ObjectStore default_store(options.s3, pool);
-    if (auto ensured = default_store.EnsureBucket(); !ensured) {
-      if (ensured.error().kind == ErrorKind::kConfiguration) {
-        spdlog::error("default storage endpoint {}: {}", options.s3.endpoint,
-                      ensured.error().message);
-      } else {
-        spdlog::warn("default storage endpoint {} not reachable yet: {}", options.s3.endpoint,
-                     ensured.error().message);
-      }
-    } else if (auto swept = default_store.SweepStaleUploads("media/", std::chrono::hours(24));
-               swept && *swept > 0) {
+    auto swept = default_store.SweepStaleUploads("media/", std::chrono::hours(24));
+    if (!swept) {
+      spdlog::warn("start-up sweep of stale multipart uploads at {}: {}", options.s3.endpoint,
+                   swept.error().message);
+    } else if (*swept > 0) {
       spdlog::info("aborted {} stale multipart uploads", *swept);
     }
   }
@@ -348,7 +346,7 @@ int Main(int argc, char** argv) {
                   "Jobs in flight in this process (default: SYNC_CONCURRENCY)")
       ->check(CLI::Range(1, 1024));
   run->add_flag("--drain", run_flags.drain,
-                "Exit 0 once pending, delayed and this worker's jobs are done; print a summary");
+                "Exit 0 once no job is pending, delayed or held by any worker; print a summary");
   run->add_option("--worker-id", run_flags.worker_id, "Worker id (default: WORKER_ID)");
 
   bool status_json = false;

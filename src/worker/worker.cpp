@@ -243,8 +243,12 @@ void Worker::MaintenanceLoop(const std::stop_token& stop) {
       if (!counts) {
         status = counts.error();
       } else if (counts->pending == 0 && counts->delayed == 0 && stats_.in_flight == 0) {
-        auto own = counts->processing_by_worker.find(settings_.worker_id);
-        if (own == counts->processing_by_worker.end() || own->second == 0) {
+        // Drained: nothing pending or delayed and nothing held by any
+        // worker. A dead worker's jobs count as held until the reaper returns
+        // them to pending when its lease runs out; a live worker's jobs may
+        // still come back as retries.
+        bool held = counts->processing > 0;
+        if (!held) {
           spdlog::info("queue drained: stopping");
           stop_taking_.request_stop();
         }

@@ -42,7 +42,7 @@ struct WorkerSettings {
   int concurrency = 32;
   std::chrono::milliseconds lease{30000};
   std::chrono::milliseconds outage_backoff_max{30000};
-  bool drain = false;  // stop once pending, delayed and our processing list are empty
+  bool drain = false;  // stop once no job is pending, delayed or held by any worker
 };
 
 class Worker {

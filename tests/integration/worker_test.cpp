@@ -254,6 +254,33 @@ TEST_F(WorkerTest, SeveralWorkersShareOneQueue) {
   ExpectQueuesEmpty();
 }
 
+TEST_F(WorkerTest, DrainServesTheJobsOfADeadWorker) {
+  // A worker just died holding two jobs: registered, its heartbeat not yet
+  // expired, jobs in its list. Drain must wait for its lease to run out.
+  Json first = media_.Make(1500, "box-a", 81);
+  Json second = media_.Make(1600, "box-b", 82);
+  stack_.RedisCli("SADD media:sync:workers ghost");
+  stack_.RedisCli("SET media:sync:worker:ghost '{}' PX 1500");
+  for (const Json& job : {first, second}) {
+    stack_.RedisCli("LPUSH media:sync:processing:ghost '" + job.dump() + "'");
+  }
+  std::string log = Drain({{"LEASE_SECONDS", "2"}});
+  EXPECT_THAT(log, HasSubstr("returned 2 jobs of dead workers"));
+  EXPECT_THAT(log, HasSubstr("summary: synced 2"));
+  EXPECT_EQ(media_.SyncedRows(), 2);
+  ExpectQueuesEmpty();
+}
+
+TEST_F(WorkerTest, CreatesAMissingBucketAsTheSeedDoes) {
+  Json job = media_.Make(3333, "box-b", 77);
+  media_.Push(job);
+  std::string log = Drain({{"MINIO_BUCKET", "fresh-bucket"}});
+  EXPECT_THAT(log, HasSubstr("summary: synced 1"));
+  // box-b's s3rver keeps the object under the new bucket's directory.
+  EXPECT_TRUE(std::filesystem::exists(stack_.StateDir() + "/s3-2/fresh-bucket/" +
+                                      job["s3_key"].get<std::string>() + "._S3rver_object"));
+}
+
 TEST_F(WorkerTest, BadConfigurationStopsAtStartUpWithExitCode2) {
   WorkerProcess worker(stack_, {{"MINIO_SECURE", "maybe"}}, {"run"});
   EXPECT_EQ(worker.WaitExit(10s), 2);
