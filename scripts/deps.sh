@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs everything media-sync needs to build, test and run its local stack:
 # Debian packages (compiler toolchain, libraries, redis-server, PostgreSQL 15)
-# and s3rver from the npm registry into .deps/ (ignored by git).
+# and, from the npm registry into .deps/ (ignored by git), s3rver and the AWS
+# SDK's SigV4 signer used by the strict gateway in front of it
+# (tests/support/strict_s3_gateway.js).
 # Idempotent: installs only what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -44,5 +46,22 @@ if [ "$installed" != "$S3RVER_VERSION" ]; then
   echo "deps: installing s3rver@$S3RVER_VERSION into $S3RVER_DIR"
   mkdir -p "$S3RVER_DIR"
   npm install --prefix "$S3RVER_DIR" --no-audit --no-fund --loglevel=error "s3rver@$S3RVER_VERSION" >/dev/null
+fi
+
+# The strict gateway checks signatures with the AWS SDK's own signer. Exact
+# versions: a signer that changes under us would change what "strict" means.
+GATEWAY_DIR=.deps/s3gateway
+GATEWAY_PACKAGES=("@smithy/signature-v4@5.7.5" "@aws-crypto/sha256-js@5.2.0")
+gateway_ok=1
+for spec in "${GATEWAY_PACKAGES[@]}"; do
+  name=${spec%@*} version=${spec##*@}
+  installed=$(node -e "try{console.log(require('./$GATEWAY_DIR/node_modules/$name/package.json').version)}catch(e){}" 2>/dev/null || true)
+  if [ "$installed" != "$version" ]; then gateway_ok=0; fi
+done
+if [ "$gateway_ok" = 0 ]; then
+  echo "deps: installing ${GATEWAY_PACKAGES[*]} into $GATEWAY_DIR"
+  mkdir -p "$GATEWAY_DIR"
+  npm install --prefix "$GATEWAY_DIR" --no-audit --no-fund --loglevel=error --save-exact \
+    "${GATEWAY_PACKAGES[@]}" >/dev/null
 fi
 echo "deps: ok"

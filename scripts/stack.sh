@@ -1,28 +1,37 @@
 #!/usr/bin/env bash
 # The throwaway local stack: redis-server, PostgreSQL 15 and two s3rver
 # instances (two storage boxes) on free loopback ports, everything under one
-# state directory.
+# state directory. The first box is reached through the strict S3 gateway
+# (tests/support/strict_s3_gateway.js), which checks SigV4 signatures,
+# x-amz-content-sha256 and Content-MD5 as MinIO and AWS do and forwards only
+# requests that pass; the second box is s3rver alone (lenient).
 #
 #   scripts/stack.sh up      [STATE_DIR]   start (stopping leftovers first), write STATE_DIR/env
 #   scripts/stack.sh down    [STATE_DIR]   stop everything, leave no process behind
-#   scripts/stack.sh restart SERVICE [STATE_DIR]   SERVICE = redis | postgres | s3 | s3-2, same port
+#   scripts/stack.sh restart SERVICE [STATE_DIR]   same port; SERVICE = redis | postgres |
+#                                          s3 (the first s3rver; the gateway stays) | s3-2 | s3gateway
 #   scripts/stack.sh status  [STATE_DIR]
 #
 # STATE_DIR defaults to .stack in the repository. The env file holds the
-# service's variables (REDIS_URL, DATABASE_URL, MINIO_*, MEDIA_BUFFER_PATH)
-# plus STACK_* entries used by tests. Set STACK_TLS=1 to serve s3rver over
-# HTTPS with a self-signed certificate (CA at STATE_DIR/tls/ca.pem).
+# service's variables (REDIS_URL, DATABASE_URL, MINIO_* with MINIO_ENDPOINT on
+# the gateway, MEDIA_BUFFER_PATH) plus STACK_* entries used by tests
+# (STACK_S3_DIRECT_ENDPOINT: the first s3rver without the gateway). Set
+# STACK_TLS=1 to serve the gateway and the second s3rver over HTTPS with a
+# self-signed certificate (CA at STATE_DIR/tls/ca.pem); the gateway talks plain
+# HTTP to its s3rver.
 set -Eeuo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 S3RVER="$ROOT/.deps/s3rver/node_modules/.bin/s3rver"
+GATEWAY="$ROOT/tests/support/strict_s3_gateway.js"
+GATEWAY_MODULES="$ROOT/.deps/s3gateway/node_modules"
 PG_BIN=/usr/lib/postgresql/15/bin
 BUCKET=${MINIO_BUCKET:-osint-media}
 
 cmd=${1:-}
 shift || true
 service=""
-if [ "$cmd" = restart ]; then service=${1:?usage: stack.sh restart redis|postgres|s3 [STATE_DIR]}; shift; fi
+if [ "$cmd" = restart ]; then service=${1:?usage: stack.sh restart redis|postgres|s3|s3-2|s3gateway [STATE_DIR]}; shift; fi
 STATE=${1:-$ROOT/.stack}
 mkdir -p "$STATE"
 STATE=$(cd "$STATE" && pwd)
@@ -99,22 +108,41 @@ stop_postgres() {
   kill_pidfile "$STATE/postgres.pid"
 }
 
-start_s3() {  # start_s3 PORT [NAME]: NAME s3rver (first box) or s3rver-2 (second box)
+start_s3() {  # start_s3 PORT [NAME]: NAME s3rver (first box, behind the gateway) or s3rver-2
   local port=$1 name=${2:-s3rver} tls=()
   local data="$STATE/${name/s3rver/s3}"
   mkdir -p "$data"
-  if [ "${STACK_TLS:-0}" = 1 ]; then
+  # The first s3rver speaks plain HTTP: TLS ends at the gateway in front of it.
+  if [ "${STACK_TLS:-0}" = 1 ] && [ "$name" != s3rver ]; then
     tls=(--key "$STATE/tls/server.key" --cert "$STATE/tls/server.pem")
   fi
   (setsid "$S3RVER" -d "$data" -a 127.0.0.1 -p "$port" --silent \
      --configure-bucket "$BUCKET" "${tls[@]}" >"$STATE/$name.log" 2>&1 </dev/null &
    echo $! >"$STATE/$name.pid")
-  if [ "${STACK_TLS:-0}" = 1 ]; then
+  if [ ${#tls[@]} -gt 0 ]; then
     wait_for s3rver curl -s --cacert "$STATE/tls/ca.pem" -o /dev/null "https://localhost:$port/"
   else
     wait_for s3rver curl -s -o /dev/null "http://127.0.0.1:$port/"
   fi
 }
+
+start_gateway() {  # start_gateway PORT UPSTREAM_PORT: the strict gateway in front of the first s3rver
+  local port=$1 upstream=$2 tls=() scheme=http host=127.0.0.1
+  if [ "${STACK_TLS:-0}" = 1 ]; then
+    tls=(--key "$STATE/tls/server.key" --cert "$STATE/tls/server.pem"); scheme=https; host=localhost
+  fi
+  (setsid node "$GATEWAY" --port "$port" --upstream "$upstream" --modules "$GATEWAY_MODULES" \
+     --access-key S3RVER --secret-key S3RVER "${tls[@]}" >>"$STATE/s3gateway.log" 2>&1 </dev/null &
+   echo $! >"$STATE/s3gateway.pid")
+  # Any HTTP status will do: an anonymous request gets 403 once it listens.
+  if [ "$scheme" = https ]; then
+    wait_for s3gateway curl -s --cacert "$STATE/tls/ca.pem" -o /dev/null "https://$host:$port/"
+  else
+    wait_for s3gateway curl -s -o /dev/null "http://$host:$port/"
+  fi
+}
+
+stop_gateway() { kill_pidfile "$STATE/s3gateway.pid" 10; }
 
 # s3rver keeps nothing worth a clean shutdown (objects are plain files): 1 s.
 stop_s3() { kill_pidfile "$STATE/${1:-s3rver}.pid" 10; }
@@ -132,6 +160,7 @@ make_tls() {
 }
 
 down() {
+  stop_gateway
   stop_s3 s3rver
   stop_s3 s3rver-2
   stop_postgres
@@ -140,6 +169,8 @@ down() {
 
 up() {
   [ -x "$S3RVER" ] || { log "s3rver missing: run scripts/deps.sh (make deps) first"; exit 1; }
+  [ -d "$GATEWAY_MODULES/@smithy/signature-v4" ] ||
+    { log "the gateway's signer is missing: run scripts/deps.sh (make deps) first"; exit 1; }
   # A port chosen free can be taken by another stack starting at the same
   # moment: try again with new ports. A separate process, because `set -e`
   # and the ERR trap do not work inside an `if`.
@@ -154,14 +185,16 @@ up_once() {
   down  # leftovers of an earlier run or a crash
   rm -rf "$STATE/pg" "$STATE/s3" "$STATE/s3-2" "$STATE/buffer" "$STATE/env" "$STATE/appendonlydir"  # every up starts from scratch
   trap 'log "up failed; stopping what started"; down; exit 1' ERR
-  local redis_port pg_port s3_port s3_2_port scheme=http host=127.0.0.1
-  read -r redis_port pg_port s3_port s3_2_port <<<"$(free_ports 4)"
-  printf 'redis=%s\npostgres=%s\ns3=%s\ns3-2=%s\n' "$redis_port" "$pg_port" "$s3_port" "$s3_2_port" >"$STATE/ports"
+  local redis_port pg_port s3_port s3_2_port gateway_port scheme=http host=127.0.0.1
+  read -r redis_port pg_port s3_port s3_2_port gateway_port <<<"$(free_ports 5)"
+  printf 'redis=%s\npostgres=%s\ns3=%s\ns3-2=%s\ns3gateway=%s\n' \
+    "$redis_port" "$pg_port" "$s3_port" "$s3_2_port" "$gateway_port" >"$STATE/ports"
   if [ "${STACK_TLS:-0}" = 1 ]; then make_tls; scheme=https; host=localhost; fi
   start_redis "$redis_port"
   start_postgres "$pg_port"
   start_s3 "$s3_port" s3rver
   start_s3 "$s3_2_port" s3rver-2
+  start_gateway "$gateway_port" "$s3_port"
   "$PG_BIN/psql" -q -h 127.0.0.1 -p "$pg_port" -U postgres -d postgres \
     -c "CREATE DATABASE media" >/dev/null
   "$PG_BIN/psql" -q -h 127.0.0.1 -p "$pg_port" -U postgres -d media -v ON_ERROR_STOP=1 \
@@ -170,7 +203,7 @@ up_once() {
   cat >"$STATE/env" <<EOT
 REDIS_URL=redis://127.0.0.1:$redis_port/0
 DATABASE_URL=postgresql://postgres@127.0.0.1:$pg_port/media
-MINIO_ENDPOINT=$host:$s3_port
+MINIO_ENDPOINT=$host:$gateway_port
 MINIO_ACCESS_KEY=S3RVER
 MINIO_SECRET_KEY=S3RVER
 MINIO_BUCKET=$BUCKET
@@ -179,14 +212,16 @@ MEDIA_BUFFER_PATH=$STATE/buffer
 STACK_STATE_DIR=$STATE
 STACK_REDIS_PORT=$redis_port
 STACK_POSTGRES_PORT=$pg_port
-STACK_S3_PORT=$s3_port
-STACK_S3_URL=$scheme://$host:$s3_port
+STACK_S3_PORT=$gateway_port
+STACK_S3_URL=$scheme://$host:$gateway_port
+STACK_S3_DIRECT_ENDPOINT=127.0.0.1:$s3_port
 STACK_S3_2_PORT=$s3_2_port
 STACK_S3_2_ENDPOINT=$host:$s3_2_port
 EOT
   if [ "$scheme" = https ]; then echo "MINIO_CA_FILE=$STATE/tls/ca.pem" >>"$STATE/env"; fi
   trap - ERR
-  log "up: redis :$redis_port, postgres :$pg_port, s3rver :$s3_port ($scheme); env in $STATE/env"
+  log "up: redis :$redis_port, postgres :$pg_port, strict gateway :$gateway_port ($scheme)" \
+    "-> s3rver :$s3_port, s3rver-2 :$s3_2_port; env in $STATE/env"
 }
 
 restart() {
@@ -195,13 +230,14 @@ restart() {
     postgres) stop_postgres; start_postgres "$(port_of postgres)" ;;
     s3) stop_s3 s3rver; start_s3 "$(port_of s3)" s3rver ;;
     s3-2) stop_s3 s3rver-2; start_s3 "$(port_of s3-2)" s3rver-2 ;;
-    *) log "unknown service '$service' (redis, postgres, s3, s3-2)"; exit 2 ;;
+    s3gateway) stop_gateway; start_gateway "$(port_of s3gateway)" "$(port_of s3)" ;;
+    *) log "unknown service '$service' (redis, postgres, s3, s3-2, s3gateway)"; exit 2 ;;
   esac
 }
 
 status() {
   local rc=0 name file
-  for name in redis postgres s3rver s3rver-2; do
+  for name in redis postgres s3rver s3rver-2 s3gateway; do
     file="$STATE/$name.pid"
     if [ -f "$file" ] && kill -0 "$(head -n1 "$file")" 2>/dev/null; then
       echo "$name: running (pid $(head -n1 "$file"))"
@@ -218,5 +254,5 @@ case "$cmd" in
   down) down; log "down: $STATE" ;;
   restart) restart ;;
   status) status ;;
-  *) echo "usage: stack.sh up|down|status [STATE_DIR] | restart redis|postgres|s3 [STATE_DIR]" >&2; exit 2 ;;
+  *) echo "usage: stack.sh up|down|status [STATE_DIR] | restart redis|postgres|s3|s3-2|s3gateway [STATE_DIR]" >&2; exit 2 ;;
 esac
