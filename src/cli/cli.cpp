@@ -96,8 +96,8 @@ int Run(config::Options options, const RunFlags& flags) {
     }
   }
 
-  Pipeline pipeline(registry, catalog, *buffer, PipelineSettings{options.max_retries,
-                                                                  options.retry_delay});
+  Pipeline pipeline(registry, catalog, *buffer,
+                    PipelineSettings{options.max_retries, options.retry_delay});
   worker::WorkerSettings settings;
   settings.redis = options.redis;
   settings.redis_options = redis_options;

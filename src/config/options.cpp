@@ -11,13 +11,13 @@ namespace media_sync::config {
 namespace {
 
 constexpr uint64_t kMiB = 1ull << 20;
-constexpr uint64_t kMinPartSize = 5 * kMiB;          // S3: every part but the last
-constexpr uint64_t kMaxSinglePut = 5ull << 30;       // S3: 5 GiB per PutObject / part
+constexpr uint64_t kMinPartSize = 5 * kMiB;     // S3: every part but the last
+constexpr uint64_t kMaxSinglePut = 5ull << 30;  // S3: 5 GiB per PutObject / part
 constexpr std::string_view kMaskedSecret = "********";
 
 Error Bad(std::string_view variable, std::string_view value, std::string_view problem) {
-  return Error::Configuration(std::string(variable) + "='" + std::string(value) + "': " +
-                              std::string(problem));
+  return Error::Configuration(std::string(variable) + "='" + std::string(value) +
+                              "': " + std::string(problem));
 }
 
 std::string Lower(std::string_view text) {
@@ -84,9 +84,9 @@ class Reader {
     auto parsed = ParseByteSize(*value);
     if (!parsed) return Bad(name, *value, "is not a size (bytes, or with KiB/MiB/GiB)");
     if (*parsed < min || *parsed > max) {
-      return Bad(name, *value,
-                 "must be between " + std::to_string(min) + " and " + std::to_string(max) +
-                     " bytes");
+      return Bad(
+          name, *value,
+          "must be between " + std::to_string(min) + " and " + std::to_string(max) + " bytes");
     }
     out = *parsed;
     return Ok();
@@ -111,10 +111,9 @@ std::string FormatBytes(uint64_t bytes) {
 
 }  // namespace
 
-#define MEDIA_SYNC_TRY(expr)              \
-  do {                                    \
-    if (auto status_ = (expr); !status_) \
-      return status_.error();             \
+#define MEDIA_SYNC_TRY(expr)                                     \
+  do {                                                           \
+    if (auto status_ = (expr); !status_) return status_.error(); \
   } while (false)
 
 std::optional<uint64_t> ParseByteSize(std::string_view text) {
@@ -172,7 +171,8 @@ Result<Options> LoadOptions(const EnvLookup& env) {
   }
 
   MEDIA_SYNC_TRY(read.String("MINIO_ENDPOINT", o.s3.endpoint));
-  if (o.s3.endpoint.find("://") != std::string::npos || o.s3.endpoint.find('/') != std::string::npos) {
+  if (o.s3.endpoint.find("://") != std::string::npos ||
+      o.s3.endpoint.find('/') != std::string::npos) {
     return Bad("MINIO_ENDPOINT", o.s3.endpoint,
                "must be host:port without scheme or path (use MINIO_SECURE for https)");
   }
@@ -186,7 +186,8 @@ Result<Options> LoadOptions(const EnvLookup& env) {
   }
   MEDIA_SYNC_TRY(read.String("MINIO_BUCKET", o.s3.bucket));
   if (o.s3.bucket.size() < 3 || o.s3.bucket.size() > 63 ||
-      o.s3.bucket.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789.-") != std::string::npos) {
+      o.s3.bucket.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789.-") !=
+          std::string::npos) {
     return Bad("MINIO_BUCKET", o.s3.bucket,
                "is not a valid bucket name (3-63 lowercase letters, digits, '.', '-')");
   }
@@ -198,17 +199,18 @@ Result<Options> LoadOptions(const EnvLookup& env) {
   }
   MEDIA_SYNC_TRY(read.Seconds("S3_CONNECT_TIMEOUT_SECONDS", o.s3.connect_timeout, 1, 600));
   MEDIA_SYNC_TRY(read.Seconds("S3_LOW_SPEED_SECONDS", o.s3.low_speed_time, 1, 3600));
-  MEDIA_SYNC_TRY(read.Bytes("S3_MULTIPART_THRESHOLD", o.s3.multipart_threshold, kMinPartSize,
-                            kMaxSinglePut));
+  MEDIA_SYNC_TRY(
+      read.Bytes("S3_MULTIPART_THRESHOLD", o.s3.multipart_threshold, kMinPartSize, kMaxSinglePut));
   MEDIA_SYNC_TRY(read.Bytes("S3_PART_SIZE", o.s3.part_size, kMinPartSize, kMaxSinglePut));
   MEDIA_SYNC_TRY(read.Integer("S3_PART_PARALLELISM", o.s3.part_parallelism, 1, 64));
   MEDIA_SYNC_TRY(read.Boolean("S3_CONTENT_MD5", o.s3.content_md5));
   MEDIA_SYNC_TRY(read.Bytes("S3_BUFFER_POOL", o.s3.buffer_pool_bytes, kMinPartSize, 64ull << 30));
   uint64_t largest_buffer = std::max(o.s3.part_size, o.s3.multipart_threshold);
   if (o.s3.buffer_pool_bytes < largest_buffer) {
-    return Bad("S3_BUFFER_POOL", FormatBytes(o.s3.buffer_pool_bytes),
-               "must hold at least one upload buffer: max(S3_PART_SIZE, S3_MULTIPART_THRESHOLD) = " +
-                   FormatBytes(largest_buffer));
+    return Bad(
+        "S3_BUFFER_POOL", FormatBytes(o.s3.buffer_pool_bytes),
+        "must hold at least one upload buffer: max(S3_PART_SIZE, S3_MULTIPART_THRESHOLD) = " +
+            FormatBytes(largest_buffer));
   }
 
   MEDIA_SYNC_TRY(read.String("MEDIA_BUFFER_PATH", o.buffer_path));
@@ -234,8 +236,9 @@ Result<Options> LoadOptions(const EnvLookup& env) {
   if (!o.metrics_address.empty()) {
     auto colon = o.metrics_address.rfind(':');
     int port = 0;
-    std::string_view port_text =
-        colon == std::string::npos ? std::string_view() : std::string_view(o.metrics_address).substr(colon + 1);
+    std::string_view port_text = colon == std::string::npos
+                                     ? std::string_view()
+                                     : std::string_view(o.metrics_address).substr(colon + 1);
     auto [ptr, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
     if (colon == std::string::npos || colon == 0 || ec != std::errc() ||
         ptr != port_text.data() + port_text.size() || port < 0 || port > 65535) {
@@ -245,7 +248,7 @@ Result<Options> LoadOptions(const EnvLookup& env) {
   }
   MEDIA_SYNC_TRY(read.String("LOG_LEVEL", o.log_level));
   o.log_level = Lower(o.log_level);
-  static constexpr std::string_view kLevels[] = {"trace", "debug", "info",     "warn",
+  static constexpr std::string_view kLevels[] = {"trace",   "debug", "info",     "warn",
                                                  "warning", "error", "critical", "off"};
   if (std::find(std::begin(kLevels), std::end(kLevels), o.log_level) == std::end(kLevels)) {
     return Bad("LOG_LEVEL", o.log_level,

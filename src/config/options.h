@@ -25,7 +25,8 @@ struct Options {
   RedisAddress redis;                                  // parsed REDIS_URL
   std::string database_url;                            // DATABASE_URL (required by run/reconcile)
   std::string database_conninfo;                       // libpq URI derived from DATABASE_URL
-  s3::S3Options s3;  // MINIO_ENDPOINT/_ACCESS_KEY/_SECRET_KEY/_BUCKET/_SECURE/_REGION/_CA_FILE, S3_*
+  s3::S3Options
+      s3;  // MINIO_ENDPOINT/_ACCESS_KEY/_SECRET_KEY/_BUCKET/_SECURE/_REGION/_CA_FILE, S3_*
   std::string buffer_path = "/var/cache/osint-media-buffer";  // MEDIA_BUFFER_PATH
 
   // Worker.
@@ -39,8 +40,8 @@ struct Options {
   int db_pool_size = 4;                          // DB_POOL_SIZE: PostgreSQL connections
   std::string worker_id;                         // WORKER_ID: default <hostname>-<pid>
   std::string metrics_address = "0.0.0.0:9108";  // METRICS_ADDRESS: empty disables /metrics
-  std::string log_level = "info";                // LOG_LEVEL: trace|debug|info|warn|error|critical|off
-  LogFormat log_format = LogFormat::kText;       // LOG_FORMAT: text|json
+  std::string log_level = "info";           // LOG_LEVEL: trace|debug|info|warn|error|critical|off
+  LogFormat log_format = LogFormat::kText;  // LOG_FORMAT: text|json
 
   // DATABASE_URL must be set for commands that touch PostgreSQL.
   Status RequireDatabase() const;

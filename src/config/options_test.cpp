@@ -239,9 +239,9 @@ TEST(UrlsTest, RedisUrlForms) {
   EXPECT_EQ(socket_auth->unix_socket, "/tmp/r.sock");
   EXPECT_EQ(socket_auth->password, "pw");
 
-  for (const char* bad : {"localhost:6379", "http://localhost", "redis://", "redis://host:0/0",
-                          "redis://host:99999", "redis://host:6379/x", "unix://relative.sock",
-                          "rediss://host:6380/0"}) {
+  for (const char* bad :
+       {"localhost:6379", "http://localhost", "redis://", "redis://host:0/0", "redis://host:99999",
+        "redis://host:6379/x", "unix://relative.sock", "rediss://host:6380/0"}) {
     auto parsed = ParseRedisUrl(bad);
     EXPECT_FALSE(parsed.ok()) << bad;
     if (!parsed.ok()) {

@@ -88,7 +88,8 @@ TEST(JobTest, RejectsEachMalformedFieldByName) {
   EXPECT_THAT(ErrorOf(with("s3_key", "media/ab/c1/" + kSha + ".j/g")),
               HasSubstr("does not match sha256"));
   EXPECT_THAT(ErrorOf(without("file_size")), HasSubstr("missing field file_size"));
-  EXPECT_THAT(ErrorOf(with("file_size", -1)), HasSubstr("file_size must be a non-negative integer"));
+  EXPECT_THAT(ErrorOf(with("file_size", -1)),
+              HasSubstr("file_size must be a non-negative integer"));
   EXPECT_THAT(ErrorOf(with("file_size", 1.5)), HasSubstr("got 1.5"));
   EXPECT_THAT(ErrorOf(with("file_size", "12345")), HasSubstr("got string"));
   EXPECT_THAT(ErrorOf(with("storage_box_id", Json::array())),
@@ -116,7 +117,8 @@ TEST(JobTest, HostileInputIsBounded) {
 
 TEST(JobTest, FailedEntryKeepsTheJobAndAddsFailureFields) {
   auto now = std::chrono::system_clock::time_point(std::chrono::milliseconds(1705320000123));
-  Json entry = Json::parse(FailedEntry(ValidJob().dump(), "Size mismatch: expected 1, got 2", 4, now));
+  Json entry =
+      Json::parse(FailedEntry(ValidJob().dump(), "Size mismatch: expected 1, got 2", 4, now));
   EXPECT_EQ(entry["sha256"], kSha);
   EXPECT_EQ(entry["error"], "Size mismatch: expected 1, got 2");
   EXPECT_EQ(entry["failed_at"], "2024-01-15T12:00:00.123Z");
@@ -125,7 +127,8 @@ TEST(JobTest, FailedEntryKeepsTheJobAndAddsFailureFields) {
 
 TEST(JobTest, FailedEntryKeepsRawPayloadWhole) {
   auto now = std::chrono::system_clock::now();
-  Json entry = Json::parse(FailedEntry("{not json", "Invalid job: payload is not valid JSON", 1, now));
+  Json entry =
+      Json::parse(FailedEntry("{not json", "Invalid job: payload is not valid JSON", 1, now));
   EXPECT_EQ(entry["raw"], "{not json");
   EXPECT_EQ(entry["attempts"], 1);
   Json binary = Json::parse(FailedEntry(std::string("\xff\x00", 2), "Invalid job", 1, now));

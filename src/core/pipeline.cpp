@@ -67,11 +67,12 @@ Decision Pipeline::Process(const Delivery& delivery, std::stop_token stop) const
   if (!job) return Fail(delivery.payload, job.error(), 1 + static_cast<int>(delivery.redeliveries));
 
   if (delivery.redeliveries > settings_.max_retries) {
-    return Fail(job->payload,
-                Error::JobPermanent("Worker lease expired " + std::to_string(delivery.redeliveries) +
-                                    " times while this job was in flight (the job may crash or "
-                                    "hang the worker)"),
-                job->retry_count + 1 + static_cast<int>(delivery.redeliveries));
+    return Fail(
+        job->payload,
+        Error::JobPermanent("Worker lease expired " + std::to_string(delivery.redeliveries) +
+                            " times while this job was in flight (the job may crash or "
+                            "hang the worker)"),
+        job->retry_count + 1 + static_cast<int>(delivery.redeliveries));
   }
 
   const StoreRouter::BoxId& box = job->storage_box_id;
@@ -148,8 +149,8 @@ Decision Pipeline::Process(const Delivery& delivery, std::stop_token stop) const
     }
     auto info = objects.Stat(job->s3_key, stop);
     if (!info) return StepFailure{info.error(), Source::kStore};
-    bool already_stored = info->has_value() && (*info)->size == job->file_size &&
-                          (*info)->sha256 == job->sha256;
+    bool already_stored =
+        info->has_value() && (*info)->size == job->file_size && (*info)->sha256 == job->sha256;
     if (already_stored) {
       // Nothing to upload, but the local copy is deleted only if its own
       // bytes are the job's: hash it first.

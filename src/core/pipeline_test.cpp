@@ -118,20 +118,25 @@ class PipelineTest : public ::testing::Test {
     auto buffer = buffer::LocalBuffer::Create(dir_);
     ASSERT_TRUE(buffer.ok()) << buffer.error().message;
     buffer_.emplace(std::move(*buffer));
-    pipeline_.emplace(router_, catalog_, *buffer_, PipelineSettings{3, 5s}, [this] { return now_; });
+    pipeline_.emplace(router_, catalog_, *buffer_, PipelineSettings{3, 5s},
+                      [this] { return now_; });
   }
   void TearDown() override { std::filesystem::remove_all(dir_); }
 
   // Writes a buffer file with `content` and a catalog row; returns its job.
   Json MakeJob(const std::string& content, const std::string& box = "russia-1") {
     std::string sha = Sha256Hex(content);
-    std::string relative = "media/" + sha.substr(0, 2) + "/" + sha.substr(2, 2) + "/" + sha + ".jpg";
+    std::string relative =
+        "media/" + sha.substr(0, 2) + "/" + sha.substr(2, 2) + "/" + sha + ".jpg";
     std::filesystem::create_directories(std::filesystem::path(dir_ + "/" + relative).parent_path());
     std::ofstream(dir_ + "/" + relative, std::ios::binary) << content;
     catalog_.synced[sha] = false;
-    return Json{{"sha256", sha},          {"s3_key", relative},
-                {"local_path", dir_ + "/" + relative}, {"storage_box_id", box},
-                {"file_size", content.size()}, {"queued_at", "2024-01-15T12:00:00"}};
+    return Json{{"sha256", sha},
+                {"s3_key", relative},
+                {"local_path", dir_ + "/" + relative},
+                {"storage_box_id", box},
+                {"file_size", content.size()},
+                {"queued_at", "2024-01-15T12:00:00"}};
   }
 
   Decision Run(const Json& job, int64_t redeliveries = 0) { return Run(job.dump(), redeliveries); }
@@ -267,8 +272,8 @@ TEST_F(PipelineTest, PathOutsideTheBufferFailsAtOnceAndTouchesNothing) {
   Decision absolute = Run(job);
   EXPECT_EQ(absolute.action, Action::kFail);
   EXPECT_THAT(absolute.message, HasSubstr("Path outside media buffer"));
-  job["local_path"] = dir_ + "/../" + std::filesystem::path(outside_pattern).filename().string() +
-                      "/secret.jpg";
+  job["local_path"] =
+      dir_ + "/../" + std::filesystem::path(outside_pattern).filename().string() + "/secret.jpg";
   Decision traversal = Run(job);
   EXPECT_EQ(traversal.action, Action::kFail);
   EXPECT_TRUE(std::filesystem::exists(outside));

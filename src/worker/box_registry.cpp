@@ -111,16 +111,17 @@ Result<std::shared_ptr<ObjectStore>> BoxRegistry::ForBox(const BoxId& box) {
 void BoxRegistry::ReportFailure(const BoxId& box, const Error& error) {
   std::lock_guard lock(mu_);
   Box& entry = boxes_[Name(box)];
-  entry.backoff = entry.backoff.count() == 0
-                      ? settings_.first_backoff
-                      : std::min<std::chrono::milliseconds>(entry.backoff * 2, settings_.max_backoff);
+  entry.backoff = entry.backoff.count() == 0 ? settings_.first_backoff
+                                             : std::min<std::chrono::milliseconds>(
+                                                   entry.backoff * 2, settings_.max_backoff);
   entry.down_until = clock_() + entry.backoff;
   entry.probing_since.reset();
   if (error.kind == ErrorKind::kConfiguration) {
     entry.reread = true;
-    spdlog::error("storage box {} is unusable until its configuration is fixed: {} (checking "
-                  "again in {} ms)",
-                  Display(Name(box)), error.message, entry.backoff.count());
+    spdlog::error(
+        "storage box {} is unusable until its configuration is fixed: {} (checking "
+        "again in {} ms)",
+        Display(Name(box)), error.message, entry.backoff.count());
   } else {
     spdlog::warn("storage box {} is down: {} (checking again in {} ms)", Display(Name(box)),
                  error.message, entry.backoff.count());

@@ -33,10 +33,10 @@ class BoxRegistry final : public StoreRouter {
   using Clock = std::function<TimePoint()>;
 
   struct Settings {
-    std::chrono::seconds refresh{30};              // BOX_REFRESH_SECONDS
+    std::chrono::seconds refresh{30};  // BOX_REFRESH_SECONDS
     std::chrono::milliseconds first_backoff{1000};
-    std::chrono::seconds max_backoff{60};          // OUTAGE_BACKOFF_MAX_SECONDS
-    std::chrono::seconds probe_timeout{120};       // a probe that never reports frees the box
+    std::chrono::seconds max_backoff{60};     // OUTAGE_BACKOFF_MAX_SECONDS
+    std::chrono::seconds probe_timeout{120};  // a probe that never reports frees the box
   };
 
   // `defaults` holds MINIO_* (endpoint used for jobs without a box).

@@ -270,9 +270,10 @@ void Worker::MaintenanceLoop(const std::stop_token& stop) {
   if (!deregistered) {
     spdlog::warn("could not deregister: {}", deregistered.error().message);
   } else if (!*deregistered) {
-    spdlog::warn("jobs still held in media:sync:processing:{}: they return to pending when the "
-                 "lease runs out",
-                 settings_.worker_id);
+    spdlog::warn(
+        "jobs still held in media:sync:processing:{}: they return to pending when the "
+        "lease runs out",
+        settings_.worker_id);
   }
 }
 

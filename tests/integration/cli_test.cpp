@@ -36,10 +36,14 @@ TEST(CliTest, HelpListsEverySubcommand) {
 }
 
 TEST(CliTest, EverySubcommandHasHelp) {
-  const std::map<std::string, std::string> expected = {
-      {"run", "--drain"},          {"status", "--json"},    {"enqueue", "--jobs"},
-      {"reconcile", "--older-than"}, {"failed", "requeue"}, {"failed list", "--limit"},
-      {"failed requeue", "--count"}, {"config", "secrets masked"}};
+  const std::map<std::string, std::string> expected = {{"run", "--drain"},
+                                                       {"status", "--json"},
+                                                       {"enqueue", "--jobs"},
+                                                       {"reconcile", "--older-than"},
+                                                       {"failed", "requeue"},
+                                                       {"failed list", "--limit"},
+                                                       {"failed requeue", "--count"},
+                                                       {"config", "secrets masked"}};
   for (const auto& [command, text] : expected) {
     Outcome help = Cli(command + " --help");
     EXPECT_EQ(help.code, 0) << command;
@@ -124,7 +128,9 @@ TEST_F(CliStackTest, EnqueueStatusFailedAndReconcile) {
   EXPECT_EQ(reconciled["local_path"], job["local_path"]);
   EXPECT_EQ(reconciled["storage_box_id"], "box-a");
 
-  stack_.RedisCli("LPUSH media:sync:failed '{\"raw\":\"x\",\"error\":\"e\",\"failed_at\":\"t\",\"attempts\":1}'");
+  stack_.RedisCli(
+      "LPUSH media:sync:failed "
+      "'{\"raw\":\"x\",\"error\":\"e\",\"failed_at\":\"t\",\"attempts\":1}'");
   Outcome list = Cli("failed list", Env());
   EXPECT_EQ(list.code, 0);
   EXPECT_THAT(list.output, HasSubstr("\"error\":\"e\""));

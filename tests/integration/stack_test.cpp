@@ -9,9 +9,7 @@ namespace {
 
 using ::testing::HasSubstr;
 
-TEST(StackTest, RedisAnswersPing) {
-  EXPECT_EQ(SharedStack().RedisCli("PING"), "PONG\n");
-}
+TEST(StackTest, RedisAnswersPing) { EXPECT_EQ(SharedStack().RedisCli("PING"), "PONG\n"); }
 
 TEST(StackTest, PostgresHasTheReferenceSchema) {
   LocalStack& stack = SharedStack();
@@ -31,7 +29,8 @@ TEST(StackTest, PostgresHasTheReferenceSchema) {
 
 TEST(StackTest, BothS3rverBoxesAnswerHttpWithTheBucket) {
   LocalStack& stack = SharedStack();
-  for (const std::string& endpoint : {stack.Get("MINIO_ENDPOINT"), stack.Get("STACK_S3_2_ENDPOINT")}) {
+  for (const std::string& endpoint :
+       {stack.Get("MINIO_ENDPOINT"), stack.Get("STACK_S3_2_ENDPOINT")}) {
     std::string out;
     // An unsigned request is refused by a real S3 API, which proves one answers.
     int status = RunStatus("curl -s -o /dev/null -w '%{http_code}' http://" + endpoint + "/" +

@@ -75,7 +75,7 @@ TEST_F(WorkerTest, JobWithoutBoxGoesToTheDefaultEndpoint) {
   media_.Push(job);
   Drain();
   EXPECT_EQ(media_.SyncedRows(), 1);
-  EXPECT_TRUE(media_.ObjectStored(job));  // the default endpoint is box-a's server
+  EXPECT_TRUE(media_.ObjectStored(job));    // the default endpoint is box-a's server
   EXPECT_EQ(media_.UsedBytes("box-a"), 0);  // no box: no counters move
 }
 
@@ -130,49 +130,63 @@ TEST_F(WorkerTest, BadInputEndsInTheFailedQueueWithItsMessageAndTouchesNothingOu
   };
   cases.push_back({"garbage", "{this is not json", "Invalid job: payload is not valid JSON"});
   cases.push_back({"wrong type", R"({"sha256": 5})", "sha256 must be a string"});
-  cases.push_back({"traversal", job_with(21, [&](Json& j) {
-                     j["local_path"] = buffer + "/../../" + outside.substr(1) + "/secret.jpg";
-                   }),
+  cases.push_back({"traversal",
+                   job_with(21,
+                            [&](Json& j) {
+                              j["local_path"] =
+                                  buffer + "/../../" + outside.substr(1) + "/secret.jpg";
+                            }),
                    "Path outside media buffer"});
   cases.push_back({"absolute elsewhere",
                    job_with(22, [&](Json& j) { j["local_path"] = outside + "/secret.jpg"; }),
                    "Path outside media buffer"});
-  cases.push_back({"symlink out", job_with(23, [&](Json& j) {
-                     std::string link = buffer + "/link.jpg";
-                     std::filesystem::create_symlink(outside + "/secret.jpg", link);
-                     j["local_path"] = link;
-                   }),
+  cases.push_back({"symlink out",
+                   job_with(23,
+                            [&](Json& j) {
+                              std::string link = buffer + "/link.jpg";
+                              std::filesystem::create_symlink(outside + "/secret.jpg", link);
+                              j["local_path"] = link;
+                            }),
                    "Path outside media buffer"});
-  cases.push_back({"fifo", job_with(24, [&](Json& j) {
-                     std::string fifo = buffer + "/pipe.jpg";
-                     ASSERT_EQ(mkfifo(fifo.c_str(), 0644), 0);
-                     j["local_path"] = fifo;
-                   }),
+  cases.push_back({"fifo",
+                   job_with(24,
+                            [&](Json& j) {
+                              std::string fifo = buffer + "/pipe.jpg";
+                              ASSERT_EQ(mkfifo(fifo.c_str(), 0644), 0);
+                              j["local_path"] = fifo;
+                            }),
                    "Not a regular file"});
-  cases.push_back({"directory", job_with(25, [&](Json& j) {
-                     std::filesystem::create_directories(buffer + "/dir.jpg");
-                     j["local_path"] = buffer + "/dir.jpg";
-                   }),
+  cases.push_back({"directory",
+                   job_with(25,
+                            [&](Json& j) {
+                              std::filesystem::create_directories(buffer + "/dir.jpg");
+                              j["local_path"] = buffer + "/dir.jpg";
+                            }),
                    "Not a regular file"});
   cases.push_back({"lying size", job_with(26, [&](Json& j) { j["file_size"] = 4096; }),
                    "Size mismatch: expected 4096, got 2048"});
   std::string lying_hash_key;
-  cases.push_back({"lying hash", job_with(27, [&](Json& j) {
-                     std::string fake(64, 'e');
-                     stack_.Sql("INSERT INTO media_files (sha256, s3_key, file_size) VALUES ('" +
-                                fake + "', 'x', 2048)");
-                     j["sha256"] = fake;
-                     j["s3_key"] = "media/ee/ee/" + fake + ".jpg";
-                     lying_hash_key = j["s3_key"];
-                   }),
+  cases.push_back({"lying hash",
+                   job_with(27,
+                            [&](Json& j) {
+                              std::string fake(64, 'e');
+                              stack_.Sql(
+                                  "INSERT INTO media_files (sha256, s3_key, file_size) VALUES ('" +
+                                  fake + "', 'x', 2048)");
+                              j["sha256"] = fake;
+                              j["s3_key"] = "media/ee/ee/" + fake + ".jpg";
+                              lying_hash_key = j["s3_key"];
+                            }),
                    "SHA-256 mismatch"});
   cases.push_back({"key not matching hash",
                    job_with(28, [&](Json& j) { j["s3_key"] = "media/00/00/other.jpg"; }),
                    "does not match sha256"});
-  cases.push_back({"no catalog row", job_with(29, [&](Json& j) {
-                     stack_.Sql("DELETE FROM media_files WHERE sha256 = '" +
-                                j["sha256"].get<std::string>() + "'");
-                   }),
+  cases.push_back({"no catalog row",
+                   job_with(29,
+                            [&](Json& j) {
+                              stack_.Sql("DELETE FROM media_files WHERE sha256 = '" +
+                                         j["sha256"].get<std::string>() + "'");
+                            }),
                    "No media_files row for sha256"});
   cases.push_back({"unknown box", job_with(30, [&](Json& j) { j["storage_box_id"] = "mars-1"; }),
                    "Unknown storage box mars-1"});
@@ -241,7 +255,8 @@ TEST_F(WorkerTest, SeveralWorkersShareOneQueue) {
     jobs.push_back(media_.Make(2000 + i, i % 2 ? "box-a" : "box-b", 500 + i));
     media_.Push(jobs.back());
   }
-  WorkerProcess first(stack_, {{"WORKER_ID", "one"}, {"SYNC_CONCURRENCY", "4"}}, {"run", "--drain"});
+  WorkerProcess first(stack_, {{"WORKER_ID", "one"}, {"SYNC_CONCURRENCY", "4"}},
+                      {"run", "--drain"});
   WorkerProcess second(stack_, {{"WORKER_ID", "two"}, {"SYNC_CONCURRENCY", "4"}},
                        {"run", "--drain"});
   EXPECT_EQ(first.WaitExit(120s), 0) << first.Log();

@@ -140,12 +140,9 @@ Json MediaFactory::Make(uint64_t size, const std::optional<std::string>& box, ui
                           std::to_string(size) + " WHERE id = " + box_sql
                     : std::string()));
   }
-  Json job{{"sha256", sha},
-           {"s3_key", key},
-           {"local_path", path},
-           {"storage_box_id", box ? Json(*box) : Json(nullptr)},
-           {"file_size", size},
-           {"queued_at", "2024-01-15T12:00:00"},
+  Json job{{"sha256", sha},      {"s3_key", key},
+           {"local_path", path}, {"storage_box_id", box ? Json(*box) : Json(nullptr)},
+           {"file_size", size},  {"queued_at", "2024-01-15T12:00:00"},
            {"retry_count", 0}};
   return job;
 }
@@ -191,7 +188,8 @@ int64_t MediaFactory::SyncedRows(const std::optional<std::string>& box) const {
 }
 
 int64_t MediaFactory::UsedBytes(const std::string& box) const {
-  return std::stoll(Trim(stack_.Sql("SELECT used_bytes FROM storage_boxes WHERE id = '" + box + "'")));
+  return std::stoll(
+      Trim(stack_.Sql("SELECT used_bytes FROM storage_boxes WHERE id = '" + box + "'")));
 }
 
 int64_t MediaFactory::ReservedBytes(const std::string& box) const {
