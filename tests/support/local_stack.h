@@ -1,6 +1,10 @@
-// A real local stack (redis-server, PostgreSQL 15, two s3rver storage boxes:
-// MINIO_ENDPOINT and STACK_S3_2_ENDPOINT) for integration
-// tests, started with scripts/stack.sh under a fresh temporary directory.
+// A real local stack (redis-server, PostgreSQL 15, two s3rver storage boxes)
+// for integration tests, started with scripts/stack.sh under a fresh
+// temporary directory. MINIO_ENDPOINT is the strict S3 gateway
+// (tests/support/strict_s3_gateway.js) in front of the first s3rver: it
+// refuses wrong signatures and bodies that do not match their signed hashes,
+// as MinIO and AWS S3 do. STACK_S3_DIRECT_ENDPOINT is that s3rver without the
+// gateway, STACK_S3_2_ENDPOINT the second box (lenient, no gateway).
 //
 // Each integration test binary gets one shared stack from SharedStack(),
 // started before the first test and stopped after the last (the support
@@ -35,9 +39,12 @@ class LocalStack {
   const std::string& StateDir() const { return state_dir_; }
   std::string BufferDir() const { return Get("MEDIA_BUFFER_PATH"); }
 
-  // pid of "redis", "postgres", "s3" or "s3-2" (for SIGSTOP/SIGKILL in fault tests).
+  // pid of "redis", "postgres", "s3" (the first s3rver, behind the gateway:
+  // freezing it makes the gateway wait, the same hang for the client), "s3-2"
+  // or "s3gateway" (for SIGSTOP/SIGKILL in fault tests).
   pid_t Pid(const std::string& service) const;
-  // Restart "redis", "postgres", "s3" or "s3-2" on the same port (data of redis is lost).
+  // Restart "redis", "postgres", "s3" (the gateway stays), "s3-2" or "s3gateway"
+  // on the same port.
   void Restart(const std::string& service);
 
   // Empties Redis (FLUSHALL), truncates both tables, empties the bucket's
