@@ -39,6 +39,8 @@ constexpr const char* kSelectUnsynced =
     "WHERE synced_at IS NULL AND created_at < now() - $2::integer * interval '1 second' "
     "ORDER BY created_at, sha256 LIMIT $1::integer";
 
+constexpr const char* kCountUnsynced = "SELECT count(*) FROM media_files WHERE synced_at IS NULL";
+
 std::string ErrorField(const PGresult* result, int field) {
   const char* value = PQresultErrorField(result, field);
   return value == nullptr ? std::string() : std::string(value);
@@ -230,6 +232,23 @@ Result<std::vector<UnsyncedFile>> PgCatalog::Unsynced(int limit, int older_than_
     return Error{files.error().kind, ReplaceAll(files.error().message, password_, "***")};
   }
   return files;
+}
+
+Result<int64_t> PgCatalog::CountUnsynced() {
+  if (conninfo_error_) return *conninfo_error_;
+  auto count = [&](PgConnection& connection, Clock::time_point deadline) -> Result<int64_t> {
+    auto rows = Run(connection, kCountUnsynced, {}, deadline);
+    if (!rows.ok()) return rows.error();
+    int64_t value = 0;
+    std::string text = Field(*rows, 0, 0);
+    std::from_chars(text.data(), text.data() + text.size(), value);
+    return value;
+  };
+  auto counted = WithConnection<int64_t>(*pool_, options_.query_timeout, count);
+  if (!counted.ok()) {
+    return Error{counted.error().kind, ReplaceAll(counted.error().message, password_, "***")};
+  }
+  return counted;
 }
 
 PgCatalogStats PgCatalog::Stats() const {

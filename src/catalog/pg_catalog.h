@@ -83,6 +83,8 @@ class PgCatalog final : public Catalog {
   // `older_than_seconds` ago, oldest first. limit <= 0 yields no rows.
   Result<std::vector<UnsyncedFile>> Unsynced(int limit, int older_than_seconds) override;
 
+  Result<int64_t> CountUnsynced() override;
+
   PgCatalogStats Stats() const;
 
  private:

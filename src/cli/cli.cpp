@@ -180,9 +180,9 @@ int Status(const config::Options& options, bool json) {
   if (next_due && next_due->has_value()) out["next_retry_due"] = IsoTimestamp(**next_due);
   if (!options.database_url.empty()) {
     catalog::PgCatalog catalog(options.database_conninfo, {});
-    auto unsynced = catalog.Unsynced(100000, 0);
+    auto unsynced = catalog.CountUnsynced();
     if (unsynced) {
-      out["unsynced_rows"] = unsynced->size();
+      out["unsynced_rows"] = *unsynced;
     } else {
       out["unsynced_rows_error"] = unsynced.error().message;
     }
@@ -206,7 +206,8 @@ int Status(const config::Options& options, bool json) {
   }
   std::printf("workers     %zu live\n", counts->live_workers.size());
   if (out.contains("unsynced_rows")) {
-    std::printf("unsynced    %zu media_files rows\n", out["unsynced_rows"].get<size_t>());
+    std::printf("unsynced    %lld media_files rows\n",
+                static_cast<long long>(out["unsynced_rows"].get<int64_t>()));
   }
   return kExitOk;
 }

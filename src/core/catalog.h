@@ -41,6 +41,9 @@ class Catalog {
   // Up to `limit` media_files rows with synced_at IS NULL, oldest first,
   // created before `older_than_seconds` ago (for reconcile).
   virtual Result<std::vector<UnsyncedFile>> Unsynced(int limit, int older_than_seconds) = 0;
+
+  // How many media_files rows have synced_at IS NULL (for status).
+  virtual Result<int64_t> CountUnsynced() = 0;
 };
 
 }  // namespace media_sync

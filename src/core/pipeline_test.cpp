@@ -103,6 +103,7 @@ class FakeCatalog : public Catalog {
   Result<std::vector<UnsyncedFile>> Unsynced(int, int) override {
     return std::vector<UnsyncedFile>();
   }
+  Result<int64_t> CountUnsynced() override { return int64_t{0}; }
 
   std::map<std::string, bool> synced;  // sha256 -> synced_at set
   std::map<std::string, uint64_t> used_bytes;

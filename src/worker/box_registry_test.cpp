@@ -40,6 +40,7 @@ class BoxCatalog : public Catalog {
   Result<std::vector<UnsyncedFile>> Unsynced(int, int) override {
     return std::vector<UnsyncedFile>();
   }
+  Result<int64_t> CountUnsynced() override { return int64_t{0}; }
   std::map<std::string, std::string> endpoints;
   int lookups = 0;
   bool down = false;

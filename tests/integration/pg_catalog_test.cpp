@@ -391,6 +391,10 @@ TEST_F(PgCatalogTest, UnsyncedListsOldUnsyncedRowsOldestFirst) {
   EXPECT_EQ((*files)[1].sha256, older);
   EXPECT_FALSE((*files)[1].storage_box_id.has_value());
 
+  auto count = catalog.CountUnsynced();  // every unsynced row, whatever its age
+  ASSERT_TRUE(count.ok()) << count.error().message;
+  EXPECT_EQ(*count, 3);
+
   auto first_only = catalog.Unsynced(1, 60);
   ASSERT_TRUE(first_only.ok());
   ASSERT_EQ(first_only->size(), 1u);
