@@ -175,6 +175,9 @@ TEST_F(WorkerTest, BadInputEndsInTheFailedQueueWithItsMessageAndTouchesNothingOu
                                   fake + "', 'x', 2048)");
                               j["sha256"] = fake;
                               j["s3_key"] = "media/ee/ee/" + fake + ".jpg";
+                              // box-b is s3rver without the strict gateway: it would
+                              // keep any body, so only the client can refuse it.
+                              j["storage_box_id"] = "box-b";
                               lying_hash_key = j["s3_key"];
                             }),
                    "SHA-256 mismatch"});
@@ -216,7 +219,7 @@ TEST_F(WorkerTest, BadInputEndsInTheFailedQueueWithItsMessageAndTouchesNothingOu
   EXPECT_EQ(media_.SyncedRows(), 1);
   // Nothing outside the buffer was read or deleted; no lying object stored.
   EXPECT_TRUE(std::filesystem::exists(outside + "/secret.jpg"));
-  EXPECT_FALSE(std::filesystem::exists(stack_.StateDir() + "/s3/" + stack_.Get("MINIO_BUCKET") +
+  EXPECT_FALSE(std::filesystem::exists(stack_.StateDir() + "/s3-2/" + stack_.Get("MINIO_BUCKET") +
                                        "/" + lying_hash_key + "._S3rver_object"));
   ExpectQueuesEmpty();
   std::filesystem::remove_all(outside);
