@@ -88,7 +88,11 @@ int Run(config::Options options, const RunFlags& flags) {
     // create their bucket on first use, see BucketCreatingStore).
     s3::S3ObjectStore default_store(options.s3, pool);
     auto swept = default_store.SweepStaleUploads("media/", std::chrono::hours(24));
-    if (!swept) {
+    if (!swept && swept.error().message.find("NotImplemented") != std::string::npos) {
+      spdlog::info("{} does not list multipart uploads: stale ones are left to the bucket's "
+                   "lifecycle rules",
+                   options.s3.endpoint);
+    } else if (!swept) {
       spdlog::warn("start-up sweep of stale multipart uploads at {}: {}", options.s3.endpoint,
                    swept.error().message);
     } else if (*swept > 0) {
