@@ -125,6 +125,7 @@ Decision Pipeline::Process(const Delivery& delivery, std::stop_token stop) const
       // A crash after the upload leaves the object without the local file.
       auto info = objects.Stat(job->s3_key, stop);
       if (!info) return StepFailure{info.error(), Source::kStore};
+      stores_.ReportSuccess(box);
       if (!info->has_value()) {
         return StepFailure{Error::JobRetryable(std::string(kMissingEverywhere)), Source::kJob};
       }
@@ -149,6 +150,7 @@ Decision Pipeline::Process(const Delivery& delivery, std::stop_token stop) const
     }
     auto info = objects.Stat(job->s3_key, stop);
     if (!info) return StepFailure{info.error(), Source::kStore};
+    stores_.ReportSuccess(box);
     bool already_stored =
         info->has_value() && (*info)->size == job->file_size && (*info)->sha256 == job->sha256;
     if (already_stored) {
@@ -169,7 +171,6 @@ Decision Pipeline::Process(const Delivery& delivery, std::stop_token stop) const
       }
       uploaded = file.size();
     }
-    stores_.ReportSuccess(box);
 
     auto recorded = record();
     if (std::holds_alternative<StepFailure>(recorded)) return recorded;
@@ -182,6 +183,8 @@ Decision Pipeline::Process(const Delivery& delivery, std::stop_token stop) const
   auto result = run();
   if (auto* decision = std::get_if<Decision>(&result)) return std::move(*decision);
   auto& failure = std::get<StepFailure>(result);
+  // A local fault before any call to the store says nothing about the box.
+  if (failure.source != Source::kStore) stores_.AbandonProbe(box);
   const Error& error = failure.error;
   if (error.kind == ErrorKind::kCancelled) {
     Decision decision;

@@ -77,6 +77,8 @@ class FakeRouter : public StoreRouter {
     down_until[box.value_or("")] = std::chrono::system_clock::time_point(1000s);
   }
   void ReportSuccess(const BoxId& box) override { down_until.erase(box.value_or("")); }
+  void AbandonProbe(const BoxId& box) override { abandoned.push_back(box.value_or("")); }
+  std::vector<std::string> abandoned;
 
   std::map<std::string, TimePoint> down_until;
   bool catalog_outage = false;
@@ -168,6 +170,7 @@ TEST_F(PipelineTest, SyncsUploadsRecordsDeletesAndAcks) {
   EXPECT_TRUE(catalog_.synced.at(job["sha256"]));
   EXPECT_EQ(catalog_.used_bytes["russia-1"], 10u);
   EXPECT_FALSE(LocalExists(job));
+  EXPECT_TRUE(router_.abandoned.empty());
 }
 
 TEST_F(PipelineTest, ReplayedJobChangesNothing) {
@@ -252,6 +255,8 @@ TEST_F(PipelineTest, SizeMismatchUsesTheSeedText) {
   EXPECT_EQ(decision.action, Action::kDelay);
   EXPECT_THAT(decision.message, HasSubstr("Size mismatch: expected 99, got 12"));
   EXPECT_EQ(store_->uploads, 0);
+  // The store was never asked: if this job was probing a box, another may.
+  EXPECT_THAT(router_.abandoned, ::testing::ElementsAre("russia-1"));
 }
 
 TEST_F(PipelineTest, InvalidPayloadsFailAtOnceWithRawKept) {

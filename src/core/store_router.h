@@ -35,6 +35,9 @@ class StoreRouter {
   virtual void ReportFailure(const BoxId& box, const Error& error) = 0;
   // A call to the box's store succeeded: the box is up.
   virtual void ReportSuccess(const BoxId& box) = 0;
+  // The job that DownUntil() chose to probe the box ended without calling
+  // its store (a local fault): let the next job probe instead.
+  virtual void AbandonProbe(const BoxId& box) = 0;
 };
 
 }  // namespace media_sync

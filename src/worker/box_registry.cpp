@@ -139,6 +139,12 @@ void BoxRegistry::ReportSuccess(const BoxId& box) {
   entry.backoff = std::chrono::milliseconds(0);
 }
 
+void BoxRegistry::AbandonProbe(const BoxId& box) {
+  std::lock_guard lock(mu_);
+  auto it = boxes_.find(Name(box));
+  if (it != boxes_.end()) it->second.probing_since.reset();
+}
+
 std::vector<std::string> BoxRegistry::DownBoxes() {
   std::lock_guard lock(mu_);
   std::vector<std::string> down;

@@ -47,6 +47,7 @@ class BoxRegistry final : public StoreRouter {
   Result<std::shared_ptr<ObjectStore>> ForBox(const BoxId& box) override;
   void ReportFailure(const BoxId& box, const Error& error) override;
   void ReportSuccess(const BoxId& box) override;
+  void AbandonProbe(const BoxId& box) override;
 
   // Boxes currently marked down (for status and readiness).
   std::vector<std::string> DownBoxes();

@@ -159,6 +159,16 @@ TEST_F(BoxRegistryTest, DownBoxWaitsWithDoublingBackoffAndOneProbe) {
   EXPECT_TRUE(registry.DownBoxes().empty());
 }
 
+TEST_F(BoxRegistryTest, AnAbandonedProbeLetsTheNextJobProbe) {
+  BoxRegistry registry = Make();
+  registry.ReportFailure("russia-1", Error::Outage("connection refused"));
+  now_ += 1s;
+  EXPECT_FALSE(registry.DownUntil("russia-1").has_value());  // probe chosen
+  EXPECT_TRUE(registry.DownUntil("russia-1").has_value());   // others wait
+  registry.AbandonProbe("russia-1");                         // it never asked the box
+  EXPECT_FALSE(registry.DownUntil("russia-1").has_value());  // the next job probes
+}
+
 TEST_F(BoxRegistryTest, ConfigurationErrorRereadsTheEndpoint) {
   BoxRegistry registry = Make();
   ASSERT_TRUE(registry.ForBox("russia-1").ok());
