@@ -205,12 +205,11 @@ Result<Options> LoadOptions(const EnvLookup& env) {
   MEDIA_SYNC_TRY(read.Integer("S3_PART_PARALLELISM", o.s3.part_parallelism, 1, 64));
   MEDIA_SYNC_TRY(read.Boolean("S3_CONTENT_MD5", o.s3.content_md5));
   MEDIA_SYNC_TRY(read.Bytes("S3_BUFFER_POOL", o.s3.buffer_pool_bytes, kMinPartSize, 64ull << 30));
-  uint64_t largest_buffer = std::max(o.s3.part_size, o.s3.multipart_threshold);
-  if (o.s3.buffer_pool_bytes < largest_buffer) {
+  // Buffers hold a whole small file or one part; larger single PUTs stream.
+  if (o.s3.buffer_pool_bytes < o.s3.part_size) {
     return Bad(
         "S3_BUFFER_POOL", FormatBytes(o.s3.buffer_pool_bytes),
-        "must hold at least one upload buffer: max(S3_PART_SIZE, S3_MULTIPART_THRESHOLD) = " +
-            FormatBytes(largest_buffer));
+        "must hold at least one upload buffer of S3_PART_SIZE = " + FormatBytes(o.s3.part_size));
   }
 
   MEDIA_SYNC_TRY(read.String("MEDIA_BUFFER_PATH", o.buffer_path));

@@ -18,6 +18,9 @@ struct detail::Call {
   QueryList query;
   HeaderList headers;  // extra headers, all signed
   std::span<const char> body;
+  // A body read on demand instead of `body` (PutObjectStream).
+  S3Client::BodyReader body_reader;
+  uint64_t body_reader_size = 0;
   std::string payload_sha256;  // of body; computed when empty
   size_t max_response_body = 1 << 20;
 };
@@ -80,6 +83,12 @@ std::string StripScheme(std::string endpoint) {
 
 size_t ReadBody(char* buffer, size_t size, size_t count, void* user) {
   auto* exchange = static_cast<Exchange*>(user);
+  if (exchange->call.body_reader) {
+    long n = exchange->call.body_reader(buffer, size * count, exchange->upload_offset);
+    if (n < 0) return CURL_READFUNC_ABORT;
+    exchange->upload_offset += static_cast<size_t>(n);
+    return static_cast<size_t>(n);
+  }
   const auto& body = exchange->call.body;
   size_t n = std::min(size * count, body.size() - exchange->upload_offset);
   std::memcpy(buffer, body.data() + exchange->upload_offset, n);
@@ -91,6 +100,12 @@ size_t ReadBody(char* buffer, size_t size, size_t count, void* user) {
 // keep-alive connection that the server had closed).
 int SeekBody(void* user, curl_off_t offset, int origin) {
   auto* exchange = static_cast<Exchange*>(user);
+  if (exchange->call.body_reader) {
+    // A streamed body restarts from its beginning only (its reader hashes as it goes).
+    if (origin != SEEK_SET || offset != 0) return CURL_SEEKFUNC_CANTSEEK;
+    exchange->upload_offset = 0;
+    return CURL_SEEKFUNC_OK;
+  }
   if (origin != SEEK_SET || offset < 0 ||
       static_cast<size_t>(offset) > exchange->call.body.size()) {
     return CURL_SEEKFUNC_CANTSEEK;
@@ -272,7 +287,8 @@ std::unique_ptr<Exchange> S3Client::Prepare(detail::Call call, std::stop_token s
   } else if (c.method == "PUT" || c.method == "POST") {
     curl_easy_setopt(easy, CURLOPT_UPLOAD, 1L);
     curl_easy_setopt(easy, CURLOPT_CUSTOMREQUEST, c.method.c_str());
-    curl_easy_setopt(easy, CURLOPT_INFILESIZE_LARGE, static_cast<curl_off_t>(c.body.size()));
+    uint64_t body_size = c.body_reader ? c.body_reader_size : c.body.size();
+    curl_easy_setopt(easy, CURLOPT_INFILESIZE_LARGE, static_cast<curl_off_t>(body_size));
     curl_easy_setopt(easy, CURLOPT_READFUNCTION, ReadBody);
     curl_easy_setopt(easy, CURLOPT_READDATA, self);
     curl_easy_setopt(easy, CURLOPT_SEEKFUNCTION, SeekBody);
@@ -346,6 +362,23 @@ Result<std::string> S3Client::PutObject(const std::string& key, const Payload& p
   call.body = payload.bytes;
   call.payload_sha256 = payload.sha256_hex;
   if (!payload.md5_base64.empty()) call.headers.emplace_back("content-md5", payload.md5_base64);
+  AddMetadataHeaders(call.headers, metadata);
+  auto response = Execute(call, stop);
+  if (!response.ok()) return response.error();
+  if (Status status = CheckStatus(call, *response); !status.ok()) return status.error();
+  return Unquote(response->headers["etag"]);
+}
+
+Result<std::string> S3Client::PutObjectStream(const std::string& key, uint64_t size,
+                                              const std::string& payload_sha256_hex,
+                                              const std::string& md5_base64, BodyReader read,
+                                              const std::map<std::string, std::string>& metadata,
+                                              std::stop_token stop) {
+  Call call = MakeCall("PutObject", "PUT", key);
+  call.body_reader = std::move(read);
+  call.body_reader_size = size;
+  call.payload_sha256 = payload_sha256_hex;
+  if (!md5_base64.empty()) call.headers.emplace_back("content-md5", md5_base64);
   AddMetadataHeaders(call.headers, metadata);
   auto response = Execute(call, stop);
   if (!response.ok()) return response.error();

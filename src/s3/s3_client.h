@@ -101,6 +101,20 @@ class S3Client {
   Result<std::string> PutObject(const std::string& key, const Payload& payload,
                                 const std::map<std::string, std::string>& metadata,
                                 std::stop_token stop = {});
+  // PutObject whose body is read on demand: `read(buffer, capacity, offset)`
+  // fills up to capacity bytes taken from `offset` of the body and returns
+  // how many, or -1 to abort the request (the connection is dropped, the
+  // server sees a short body, and the call fails with kOutage unless stop was
+  // requested). Offsets grow, except a rewind to 0 when curl resends the
+  // request on a fresh connection. The request is signed with
+  // payload_sha256_hex, which the caller vouches for. Memory: curl's own
+  // upload buffer only.
+  using BodyReader = std::function<long(char* buffer, size_t capacity, uint64_t offset)>;
+  Result<std::string> PutObjectStream(const std::string& key, uint64_t size,
+                                      const std::string& payload_sha256_hex,
+                                      const std::string& md5_base64, BodyReader read,
+                                      const std::map<std::string, std::string>& metadata,
+                                      std::stop_token stop = {});
   Status DeleteObject(const std::string& key, std::stop_token stop = {});
 
   // Returns the upload id.

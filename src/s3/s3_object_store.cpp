@@ -16,6 +16,8 @@ namespace {
 constexpr uint64_t kMiB = 1ull << 20;
 constexpr uint64_t kMinPartSize = 5 * kMiB;
 constexpr uint64_t kMaxParts = 10000;
+constexpr uint64_t kMaxSinglePut = 5ull << 30;  // S3: one PutObject
+constexpr size_t kStreamBuffer = 256 * 1024;    // first-pass read size of a streamed PUT
 
 std::string SizeMismatch(uint64_t expected, uint64_t got) {
   return "Size mismatch: expected " + std::to_string(expected) + ", got " + std::to_string(got);
@@ -78,9 +80,18 @@ Result<ObjectInfo> S3ObjectStore::Upload(const std::string& key, int fd, uint64_
   if (!IsLowerHexSha256(sha256_hex)) {
     return Error::JobPermanent("Invalid sha256 '" + sha256_hex + "': expected 64 lowercase hex");
   }
+  // Three ways, each sending only bytes that hash to sha256_hex:
+  //  - up to one part: read whole into a pooled buffer, hashed, PUT from it;
+  //  - up to the multipart threshold: a PUT streamed from the file at
+  //    constant memory, the file hashed before and again while it is sent;
+  //  - above: multipart, parts in parallel from pooled buffers.
   const auto& options = client_.options();
-  const uint64_t whole_limit = std::min<uint64_t>(options.multipart_threshold, pool_.capacity());
-  if (size <= whole_limit) return UploadWhole(key, fd, size, sha256_hex, stop);
+  const uint64_t buffered_limit =
+      std::min({options.part_size, options.multipart_threshold, pool_.capacity()});
+  if (size <= buffered_limit) return UploadWhole(key, fd, size, sha256_hex, stop);
+  if (size <= std::min(options.multipart_threshold, kMaxSinglePut)) {
+    return UploadStreamed(key, fd, size, sha256_hex, stop);
+  }
   Status status = UploadMultipart(key, fd, size, sha256_hex, stop);
   if (!status.ok()) return status.error();
   return Verify(key, size, sha256_hex, stop);
@@ -107,6 +118,78 @@ Result<ObjectInfo> S3ObjectStore::UploadWhole(const std::string& key, int fd, ui
       return put.error();
     }
   }  // the buffer goes back to the pool before the verification round trip
+  return Verify(key, size, sha256_hex, stop);
+}
+
+Result<ObjectInfo> S3ObjectStore::UploadStreamed(const std::string& key, int fd, uint64_t size,
+                                                 const std::string& sha256_hex,
+                                                 std::stop_token stop) {
+  // First pass: a lying job is refused before a byte is sent.
+  std::string md5_base64;
+  {
+    std::vector<char> buffer(kStreamBuffer);
+    Hasher sha256;
+    std::optional<Hasher> md5;
+    if (client_.options().content_md5) md5.emplace(Hasher::Algorithm::kMd5);
+    for (uint64_t offset = 0; offset < size;) {
+      if (stop.stop_requested()) return Error::Cancelled("PutObject " + key + ": stopped");
+      size_t n = static_cast<size_t>(std::min<uint64_t>(buffer.size(), size - offset));
+      if (Status read = ReadExactly(fd, buffer.data(), n, offset, size); !read.ok()) {
+        return read.error();
+      }
+      sha256.Update(buffer.data(), n);
+      if (md5) md5->Update(buffer.data(), n);
+      offset += n;
+    }
+    std::string actual = sha256.FinishHex();
+    if (actual != sha256_hex) return Error::JobRetryable(HashMismatch(sha256_hex, actual));
+    if (md5) md5_base64 = Base64(md5->FinishRaw());
+  }
+  if (hooks_.before_stream) hooks_.before_stream();
+
+  // Second pass, from the page cache: the bytes handed to curl are hashed
+  // again, and the last ones are handed over only if the whole body still
+  // hashes to sha256_hex. A file changed since the first pass therefore never
+  // completes a request: the server sees a short body.
+  struct Stream {
+    Hasher hasher;
+    uint64_t next = 0;
+    std::optional<Error> failure;
+  } stream;
+  auto read = [&](char* buffer, size_t capacity, uint64_t offset) -> long {
+    if (offset == 0) {
+      stream.hasher.Reset();
+      stream.next = 0;
+    }
+    if (offset != stream.next) return -1;
+    size_t n = static_cast<size_t>(std::min<uint64_t>(capacity, size - offset));
+    if (n == 0) return 0;
+    if (Status status = ReadExactly(fd, buffer, n, offset, size); !status.ok()) {
+      stream.failure = status.error();
+      return -1;
+    }
+    stream.hasher.Update(buffer, n);
+    stream.next += n;
+    if (stream.next == size) {
+      std::string sent = stream.hasher.FinishHex();
+      if (sent != sha256_hex) {
+        stream.failure = Error::JobRetryable(HashMismatch(sha256_hex, sent) +
+                                             " (the file changed while it was sent)");
+        return -1;
+      }
+    }
+    return static_cast<long>(n);
+  };
+  auto put = client_.PutObjectStream(key, size, sha256_hex, md5_base64, read,
+                                     {{"sha256", sha256_hex}}, stop);
+  if (!put.ok()) {
+    if (stream.failure || put.error().kind == ErrorKind::kOutage ||
+        put.error().kind == ErrorKind::kCancelled) {
+      RemoveTruncated(key, size);
+    }
+    if (stream.failure) return *stream.failure;
+    return put.error();
+  }
   return Verify(key, size, sha256_hex, stop);
 }
 

@@ -43,6 +43,8 @@ class S3ObjectStore : public ObjectStore {
   struct Hooks {
     std::function<void(int part_number)> on_part_uploaded;
     std::function<void(const std::string& upload_id)> on_multipart_aborted;
+    // A streamed PutObject has hashed the file and is about to send it.
+    std::function<void()> before_stream;
   };
 
   // Uses the process-wide BufferPool sized by options.buffer_pool_bytes.
@@ -71,6 +73,8 @@ class S3ObjectStore : public ObjectStore {
  private:
   Result<ObjectInfo> UploadWhole(const std::string& key, int fd, uint64_t size,
                                  const std::string& sha256_hex, std::stop_token stop);
+  Result<ObjectInfo> UploadStreamed(const std::string& key, int fd, uint64_t size,
+                                    const std::string& sha256_hex, std::stop_token stop);
   Status UploadMultipart(const std::string& key, int fd, uint64_t size,
                          const std::string& sha256_hex, std::stop_token stop);
   Status SendParts(const std::string& key, const std::string& upload_id, int fd, uint64_t size,

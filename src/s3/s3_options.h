@@ -24,11 +24,13 @@ struct S3Options {
   std::chrono::seconds low_speed_time{20};  // S3_LOW_SPEED_SECONDS
   int64_t low_speed_limit = 1;              // bytes per second
 
-  uint64_t multipart_threshold = 16ull << 20;  // S3_MULTIPART_THRESHOLD: files above use multipart
-  uint64_t part_size = 8ull << 20;             // S3_PART_SIZE: minimum; grown to fit 10,000 parts
-  int part_parallelism = 4;                    // S3_PART_PARALLELISM: parts in flight per upload
-  bool content_md5 = false;                    // S3_CONTENT_MD5: also send Content-MD5
-  uint64_t buffer_pool_bytes = 32ull << 20;    // S3_BUFFER_POOL: all upload buffers of the process
+  // S3_MULTIPART_THRESHOLD: files above use multipart; files above one part
+  // and up to this (at most 5 GiB) go as one PutObject streamed from the file.
+  uint64_t multipart_threshold = 16ull << 20;
+  uint64_t part_size = 8ull << 20;           // S3_PART_SIZE: minimum; grown to fit 10,000 parts
+  int part_parallelism = 4;                  // S3_PART_PARALLELISM: parts in flight per upload
+  bool content_md5 = false;                  // S3_CONTENT_MD5: also send Content-MD5
+  uint64_t buffer_pool_bytes = 32ull << 20;  // S3_BUFFER_POOL: all upload buffers of the process
 };
 
 }  // namespace media_sync::s3

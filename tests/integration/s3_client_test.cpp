@@ -15,6 +15,7 @@
 #include <filesystem>
 #include <fstream>
 #include <random>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -88,12 +89,18 @@ class TestFile {
   }
   ~TestFile() {
     if (fd_ >= 0) close(fd_);
+    if (write_fd_ >= 0) close(write_fd_);
     std::filesystem::remove_all(dir_);
   }
   TestFile(const TestFile&) = delete;
   TestFile& operator=(const TestFile&) = delete;
 
   int fd() const { return fd_; }
+  // A second descriptor open for writing, to change the file under a running upload.
+  int fd_for_writing() {
+    if (write_fd_ < 0) write_fd_ = open(path_.c_str(), O_WRONLY | O_CLOEXEC);
+    return write_fd_;
+  }
   uint64_t size() const { return size_; }
   const std::string& sha256() const { return sha256_; }
   const std::string& path() const { return path_; }
@@ -104,6 +111,7 @@ class TestFile {
   std::string path_;
   std::string sha256_;
   int fd_ = -1;
+  int write_fd_ = -1;
 };
 
 // SHA-256 of the stored object, read back with ranged GETs of at most 8 MiB.
@@ -204,23 +212,34 @@ TEST(S3ObjectStoreTest, ContentMd5IsAcceptedWhenEnabled) {
 
 // 200 MiB through the default part size, in a child process so that its peak
 // RSS (VmHWM) measures the upload alone; read back byte-exact with ranged GETs.
-TEST(S3ObjectStoreTest, Uploads200MiBWithBoundedPeakMemory) {
-  S3Options options = OptionsFor(SharedStack());
-  options.multipart_threshold = 16 * kMiB;
-  options.part_size = 8 * kMiB;
-  options.part_parallelism = 4;
-  options.buffer_pool_bytes = 32 * kMiB;
-  TestFile file(200 * kMiB, 42);
-  const std::string key = TestPrefix() + file.sha256() + ".bin";
+long StatusFieldKib(const char* field) {
+  std::ifstream status("/proc/self/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind(field, 0) == 0) return std::stol(line.substr(std::strlen(field)));
+  }
+  return -1;
+}
 
+struct PeakRss {
+  long peak_kib = -1;      // VmHWM of the uploading process
+  long baseline_kib = -1;  // its RSS before the upload (inherited from the test binary)
+};
+
+// Peak RSS of a child process that uploads `file` under `key` with
+// `options`; a failed upload fails the test.
+PeakRss PeakRssOfUpload(const S3Options& options, const TestFile& file, const std::string& key) {
   int pipe_fds[2];
-  ASSERT_EQ(pipe(pipe_fds), 0);
+  if (pipe(pipe_fds) != 0) {
+    ADD_FAILURE() << "pipe failed";
+    return {};
+  }
   pid_t child = fork();
-  ASSERT_GE(child, 0);
   if (child == 0) {
     close(pipe_fds[0]);
     // Start the peak at the current RSS (what the test binary already holds).
     { std::ofstream("/proc/self/clear_refs") << "5"; }
+    const long baseline = StatusFieldKib("VmRSS:");
     std::string report;
     {
       BufferPool pool(options.buffer_pool_bytes);
@@ -229,11 +248,7 @@ TEST(S3ObjectStoreTest, Uploads200MiBWithBoundedPeakMemory) {
       if (!uploaded.ok()) report = "error " + uploaded.error().message;
     }
     if (report.empty()) {
-      std::ifstream status("/proc/self/status");
-      std::string line;
-      while (std::getline(status, line)) {
-        if (line.rfind("VmHWM:", 0) == 0) report = "ok " + line.substr(6);
-      }
+      report = "ok " + std::to_string(StatusFieldKib("VmHWM:")) + " " + std::to_string(baseline);
     }
     ssize_t ignored = write(pipe_fds[1], report.data(), report.size());
     (void)ignored;
@@ -247,15 +262,100 @@ TEST(S3ObjectStoreTest, Uploads200MiBWithBoundedPeakMemory) {
   close(pipe_fds[0]);
   int status = 0;
   waitpid(child, &status, 0);
-  ASSERT_TRUE(WIFEXITED(status));
-  ASSERT_EQ(report.rfind("ok ", 0), 0u) << report;
-  const long peak_kib = std::stol(report.substr(3));
-  RecordProperty("peak_rss_kib", std::to_string(peak_kib));
-  std::printf("200 MiB upload: peak RSS %ld KiB\n", peak_kib);
-  EXPECT_LT(peak_kib, 64 * 1024) << "peak RSS of the uploading process";
+  EXPECT_TRUE(WIFEXITED(status));
+  if (report.rfind("ok ", 0) != 0) {
+    ADD_FAILURE() << report;
+    return {};
+  }
+  PeakRss rss;
+  std::istringstream(report.substr(3)) >> rss.peak_kib >> rss.baseline_kib;
+  return rss;
+}
+
+TEST(S3ObjectStoreTest, Uploads200MiBWithBoundedPeakMemory) {
+  S3Options options = OptionsFor(SharedStack());
+  options.multipart_threshold = 16 * kMiB;
+  options.part_size = 8 * kMiB;
+  options.part_parallelism = 4;
+  options.buffer_pool_bytes = 32 * kMiB;
+  TestFile file(200 * kMiB, 42);
+  const std::string key = TestPrefix() + file.sha256() + ".bin";
+
+  const PeakRss rss = PeakRssOfUpload(options, file, key);
+  RecordProperty("peak_rss_kib", std::to_string(rss.peak_kib));
+  std::printf("200 MiB multipart upload: peak RSS %ld KiB (%ld KiB before it)\n", rss.peak_kib,
+              rss.baseline_kib);
+  ASSERT_GT(rss.baseline_kib, 0);
+  EXPECT_LT(rss.peak_kib, 64 * 1024) << "peak RSS of the uploading process";
+  // What the upload itself added: the 32 MiB pool and a little more.
+  EXPECT_LT(rss.peak_kib - rss.baseline_kib, 44 * 1024);
 
   S3ObjectStore store(options);
   ExpectStoredExactly(store, key, file);
+}
+
+TEST(S3ObjectStoreTest, Streams200MiBInOnePutAtConstantMemory) {
+  S3Options options = OptionsFor(SharedStack());
+  options.multipart_threshold = 1024 * kMiB;  // one PutObject up to 1 GiB
+  options.part_size = 8 * kMiB;
+  options.buffer_pool_bytes = 8 * kMiB;
+  TestFile file(200 * kMiB, 43);
+  const std::string key = TestPrefix() + file.sha256() + ".bin";
+
+  const PeakRss rss = PeakRssOfUpload(options, file, key);
+  RecordProperty("peak_rss_kib", std::to_string(rss.peak_kib));
+  std::printf("200 MiB streamed PutObject: peak RSS %ld KiB (%ld KiB before it)\n", rss.peak_kib,
+              rss.baseline_kib);
+  ASSERT_GT(rss.baseline_kib, 0);
+  EXPECT_LT(rss.peak_kib, 64 * 1024) << "peak RSS of the uploading process";
+  // No pooled buffer: a 256 KiB read buffer and curl's upload buffer.
+  EXPECT_LT(rss.peak_kib - rss.baseline_kib, 6 * 1024);
+
+  S3ObjectStore store(options);
+  ExpectStoredExactly(store, key, file);
+}
+
+TEST(S3ObjectStoreTest, LyingJobLeavesNothingWithStreamedPut) {
+  S3Options options = LenientOptionsFor(SharedStack());
+  options.multipart_threshold = 64 * kMiB;
+  S3ObjectStore store(options);
+  TestFile file(12 * kMiB, 5);
+  TestFile other(12 * kMiB, 6);
+  const std::string key = TestPrefix() + other.sha256() + ".bin";
+  auto uploaded = store.Upload(key, file.fd(), file.size(), other.sha256(), {});
+  ASSERT_FALSE(uploaded.ok());
+  EXPECT_EQ(uploaded.error().kind, ErrorKind::kJobRetryable);
+  EXPECT_EQ(uploaded.error().message,
+            "SHA-256 mismatch: expected " + other.sha256() + ", got " + file.sha256());
+  ExpectNothingUnder(store, key);
+}
+
+// The file changes after it was hashed and before it is sent: the second
+// pass notices at the last chunk and never completes the request. s3rver
+// keeps the short body it received; the client removes it (its size is
+// wrong), so nothing stays under the key. Through the strict gateway the
+// short body is refused outright.
+TEST(S3ObjectStoreTest, FileChangedWhileStreamingLeavesNothing) {
+  for (bool lenient : {true, false}) {
+    S3Options options = lenient ? LenientOptionsFor(SharedStack()) : OptionsFor(SharedStack());
+    options.multipart_threshold = 64 * kMiB;
+    TestFile file(12 * kMiB, lenient ? 7 : 8);
+    S3ObjectStore::Hooks hooks;
+    hooks.before_stream = [&] {
+      const char changed[] = "changed";
+      ASSERT_EQ(pwrite(file.fd_for_writing(), changed, sizeof(changed), 6 * kMiB),
+                static_cast<ssize_t>(sizeof(changed)));
+    };
+    S3ObjectStore store(options, hooks);
+    const std::string key = TestPrefix() + (lenient ? "lenient/" : "strict/") + file.sha256();
+    auto uploaded = store.Upload(key, file.fd(), file.size(), file.sha256(), {});
+    ASSERT_FALSE(uploaded.ok()) << (lenient ? "lenient" : "strict");
+    EXPECT_EQ(uploaded.error().kind, ErrorKind::kJobRetryable);
+    EXPECT_NE(uploaded.error().message.find("the file changed while it was sent"),
+              std::string::npos)
+        << uploaded.error().message;
+    ExpectNothingUnder(store, key);
+  }
 }
 
 TEST(S3ObjectStoreTest, LyingJobLeavesNothingWithSinglePut) {
