@@ -22,6 +22,8 @@ step "starting a throwaway stack in $STATE"
 bash "$ROOT/scripts/stack.sh" up "$STATE"
 set -a; . "$STATE/env"; set +a
 export METRICS_ADDRESS=""  # the demo needs no metrics endpoint
+# Small files go from one buffer, 8-16 MiB as one streamed PutObject, larger multipart.
+export S3_MULTIPART_THRESHOLD=16MiB
 psql_() { psql -X -q -h 127.0.0.1 -p "$STACK_POSTGRES_PORT" -U postgres -d media "$@"; }
 
 psql_ -c "INSERT INTO storage_boxes (id, minio_endpoint, used_bytes, reserved_bytes) VALUES
@@ -33,7 +35,8 @@ rows="$STATE/rows.sql"
 : >"$jobs"; : >"$rows"
 for i in $(seq 1 "$FILES"); do
   case $((i % 50)) in
-    0) size=$((24 * 1024 * 1024)) ;;          # multipart
+    0) size=$((24 * 1024 * 1024)) ;;          # multipart (threshold 16 MiB below)
+    25) size=$((12 * 1024 * 1024)) ;;         # one PutObject streamed from the file
     1|2|3|4|5) size=$(((i % 7 + 1) * 1024 * 1024)) ;;
     *) size=$(((i % 64 + 1) * 1024)) ;;
   esac

@@ -64,7 +64,7 @@ TEST(OptionsTest, DefaultsFollowTheSeed) {
   EXPECT_EQ(o.log_format, LogFormat::kText);
   EXPECT_EQ(o.s3.connect_timeout, std::chrono::seconds(5));
   EXPECT_EQ(o.s3.low_speed_time, std::chrono::seconds(20));
-  EXPECT_EQ(o.s3.multipart_threshold, 16ull << 20);
+  EXPECT_EQ(o.s3.multipart_threshold, 128ull << 20);
   EXPECT_EQ(o.s3.part_size, 8ull << 20);
   EXPECT_EQ(o.s3.part_parallelism, 4);
   EXPECT_FALSE(o.s3.content_md5);
