@@ -76,21 +76,23 @@ Decision Pipeline::Process(const Delivery& delivery, std::stop_token stop) const
   }
 
   const StoreRouter::BoxId& box = job->storage_box_id;
-  auto defer_for_box = [&](const Error& error) {
+  auto defer_for_box = [&](StoreRouter::TimePoint due, const std::string& why) {
     Decision decision;
     decision.action = Action::kDelay;
     decision.outcome = Outcome::kBoxDown;
     decision.payload = job->payload;  // the box's fault: no attempt is counted
-    decision.due = stores_.DownUntil(box).value_or(clock_() + std::chrono::seconds(1));
-    decision.message = error.message;
+    decision.due = due;
+    decision.message = why;
     return decision;
   };
-  if (stores_.DownUntil(box)) {
-    return defer_for_box(Error::Outage("Storage box " + box.value_or("(default)") + " is down"));
+  // Asked once: when the box's backoff has just ended, this job is its probe.
+  if (auto down_until = stores_.DownUntil(box)) {
+    return defer_for_box(*down_until, "Storage box " + box.value_or("(default)") + " is down");
   }
 
   auto store = stores_.ForBox(box);
   if (!store) {
+    stores_.AbandonProbe(box);  // the box itself was not asked
     if (store.error().IsJobFault()) return OnJobFault(*job, delivery, store.error());
     Decision decision;
     decision.action = Action::kHold;
@@ -196,7 +198,8 @@ Decision Pipeline::Process(const Delivery& delivery, std::stop_token stop) const
   if (error.IsJobFault()) return OnJobFault(*job, delivery, error);
   if (failure.source == Source::kStore) {
     stores_.ReportFailure(box, error);
-    return defer_for_box(error);
+    return defer_for_box(stores_.DownUntil(box).value_or(clock_() + std::chrono::seconds(1)),
+                         error.message);
   }
   Decision decision;
   decision.action = Action::kHold;
