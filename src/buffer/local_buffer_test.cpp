@@ -182,8 +182,8 @@ TEST_P(LocalBufferTest, RefusesFifoWithoutBlocking) {
 
 TEST_P(LocalBufferTest, RefusesDirectory) {
   fs::create_directories(buffer_dir_ / "dir.jpg");
-  ExpectNotRegular("dir.jpg");
-  ExpectNotRegular(buffer_dir_.string());
+  ASSERT_NO_FATAL_FAILURE(ExpectNotRegular("dir.jpg"));
+  ASSERT_NO_FATAL_FAILURE(ExpectNotRegular(buffer_dir_.string()));
 }
 
 TEST_P(LocalBufferTest, RefusesUnixSocket) {

@@ -9,7 +9,11 @@ namespace {
 
 using ::testing::HasSubstr;
 
-TEST(StackTest, RedisAnswersPing) { EXPECT_EQ(SharedStack().RedisCli("PING"), "PONG\n"); }
+TEST(StackTest, RedisAnswersPingOnItsPort) {
+  LocalStack& stack = SharedStack();
+  EXPECT_EQ(stack.RedisCli("PING"), "PONG\n");
+  EXPECT_EQ(stack.Get("REDIS_URL"), "redis://127.0.0.1:" + stack.Get("STACK_REDIS_PORT") + "/0");
+}
 
 TEST(StackTest, PostgresHasTheReferenceSchema) {
   LocalStack& stack = SharedStack();

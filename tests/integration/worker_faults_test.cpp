@@ -358,13 +358,13 @@ void WorkerFaultsTest::ExpectRestartCostsNothing(const std::string& service, uin
 // Guarantee 4: PostgreSQL restarted under a flowing queue holds the jobs in
 // flight; none fails, none is counted twice.
 TEST_F(WorkerFaultsTest, PostgresRestartWhileJobsFlowFailsNothing) {
-  ExpectRestartCostsNothing("postgres", 300);
+  ASSERT_NO_FATAL_FAILURE(ExpectRestartCostsNothing("postgres", 300));
 }
 
 // Guarantee 4: Redis restarted under a flowing queue (its append-only file
 // keeps the lists): the worker reconnects and every job is synced once.
 TEST_F(WorkerFaultsTest, RedisRestartWhileJobsFlowFailsNothing) {
-  ExpectRestartCostsNothing("redis", 400);
+  ASSERT_NO_FATAL_FAILURE(ExpectRestartCostsNothing("redis", 400));
 }
 
 // Guarantee 4: while box-b is down, box-a's jobs all complete; box-b's wait,
