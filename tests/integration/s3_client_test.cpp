@@ -272,26 +272,32 @@ PeakRss PeakRssOfUpload(const S3Options& options, const TestFile& file, const st
   return rss;
 }
 
+// Uploads a 200 MiB file in a child process; its peak RSS stays under the
+// process target (64 MiB) and the upload itself adds less than max_added_kib.
+// The object reads back byte-exact.
+void ExpectBoundedUpload(const S3Options& options, uint32_t seed, long max_added_kib,
+                         const char* label) {
+  TestFile file(200 * kMiB, seed);
+  const std::string key = TestPrefix() + file.sha256() + ".bin";
+  const PeakRss rss = PeakRssOfUpload(options, file, key);
+  ::testing::Test::RecordProperty("peak_rss_kib", std::to_string(rss.peak_kib));
+  std::printf("200 MiB %s: peak RSS %ld KiB (%ld KiB before it)\n", label, rss.peak_kib,
+              rss.baseline_kib);
+  ASSERT_GT(rss.baseline_kib, 0);
+  EXPECT_LT(rss.peak_kib, 64 * 1024) << "peak RSS of the uploading process";
+  EXPECT_LT(rss.peak_kib - rss.baseline_kib, max_added_kib) << "RSS the upload added";
+  S3ObjectStore store(options);
+  ExpectStoredExactly(store, key, file);
+}
+
 TEST(S3ObjectStoreTest, Uploads200MiBWithBoundedPeakMemory) {
   S3Options options = OptionsFor(SharedStack());
   options.multipart_threshold = 16 * kMiB;
   options.part_size = 8 * kMiB;
   options.part_parallelism = 4;
   options.buffer_pool_bytes = 32 * kMiB;
-  TestFile file(200 * kMiB, 42);
-  const std::string key = TestPrefix() + file.sha256() + ".bin";
-
-  const PeakRss rss = PeakRssOfUpload(options, file, key);
-  RecordProperty("peak_rss_kib", std::to_string(rss.peak_kib));
-  std::printf("200 MiB multipart upload: peak RSS %ld KiB (%ld KiB before it)\n", rss.peak_kib,
-              rss.baseline_kib);
-  ASSERT_GT(rss.baseline_kib, 0);
-  EXPECT_LT(rss.peak_kib, 64 * 1024) << "peak RSS of the uploading process";
-  // What the upload itself added: the 32 MiB pool and a little more.
-  EXPECT_LT(rss.peak_kib - rss.baseline_kib, 44 * 1024);
-
-  S3ObjectStore store(options);
-  ExpectStoredExactly(store, key, file);
+  // The 32 MiB pool and a little more.
+  ASSERT_NO_FATAL_FAILURE(ExpectBoundedUpload(options, 42, 44 * 1024, "multipart upload"));
 }
 
 TEST(S3ObjectStoreTest, Streams200MiBInOnePutAtConstantMemory) {
@@ -299,20 +305,8 @@ TEST(S3ObjectStoreTest, Streams200MiBInOnePutAtConstantMemory) {
   options.multipart_threshold = 1024 * kMiB;  // one PutObject up to 1 GiB
   options.part_size = 8 * kMiB;
   options.buffer_pool_bytes = 8 * kMiB;
-  TestFile file(200 * kMiB, 43);
-  const std::string key = TestPrefix() + file.sha256() + ".bin";
-
-  const PeakRss rss = PeakRssOfUpload(options, file, key);
-  RecordProperty("peak_rss_kib", std::to_string(rss.peak_kib));
-  std::printf("200 MiB streamed PutObject: peak RSS %ld KiB (%ld KiB before it)\n", rss.peak_kib,
-              rss.baseline_kib);
-  ASSERT_GT(rss.baseline_kib, 0);
-  EXPECT_LT(rss.peak_kib, 64 * 1024) << "peak RSS of the uploading process";
   // No pooled buffer: a 256 KiB read buffer and curl's upload buffer.
-  EXPECT_LT(rss.peak_kib - rss.baseline_kib, 6 * 1024);
-
-  S3ObjectStore store(options);
-  ExpectStoredExactly(store, key, file);
+  ASSERT_NO_FATAL_FAILURE(ExpectBoundedUpload(options, 43, 6 * 1024, "streamed PutObject"));
 }
 
 TEST(S3ObjectStoreTest, LyingJobLeavesNothingWithStreamedPut) {
