@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
+#include <random>
 
 namespace media_sync {
 namespace {
@@ -113,6 +114,53 @@ TEST(JobTest, HostileInputIsBounded) {
   std::string big = "{\"pad\":\"" + std::string(kMaxJobBytes, 'x') + "\"}";
   EXPECT_THAT(ErrorOf(big), HasSubstr("exceeds the limit"));
   EXPECT_THAT(ErrorOf(std::string("\xff\xfe\x00\x01", 4)), HasSubstr("not valid JSON"));
+}
+
+TEST(JobTest, RandomMutationsNeverCrashAndFailOnlyAsPermanent) {
+  // Hostile payloads: bytes flipped, inserted and cut from a valid job, plus
+  // pure noise. Each either parses or fails as a permanent job fault, and a
+  // failed entry can always be built from it (JSON that parses back).
+  const std::string valid = ValidJob().dump();
+  std::mt19937 random(20261124);
+  std::uniform_int_distribution<int> byte(0, 255);
+  int parsed = 0;
+  for (int round = 0; round < 20000; ++round) {
+    std::string payload = valid;
+    int edits = 1 + static_cast<int>(random() % 8);
+    for (int e = 0; e < edits && !payload.empty(); ++e) {
+      size_t at = random() % payload.size();
+      switch (random() % 4) {
+        case 0:
+          payload[at] = static_cast<char>(byte(random));
+          break;
+        case 1:
+          payload.insert(at, 1, "{}[]\",:0-e\x00"[random() % 12]);
+          break;
+        case 2:
+          payload.erase(at, 1 + random() % 8);
+          break;
+        default:
+          payload = payload.substr(0, at);
+      }
+    }
+    if (round % 10 == 0) {
+      payload.resize(random() % 64);
+      for (char& c : payload) c = static_cast<char>(byte(random));
+    }
+    auto job = ParseJob(payload);
+    if (job.ok()) {
+      ++parsed;
+      EXPECT_EQ(job->sha256.size(), 64u);
+    } else {
+      EXPECT_EQ(job.error().kind, ErrorKind::kJobPermanent) << job.error().message;
+      EXPECT_EQ(job.error().message.rfind("Invalid job: ", 0), 0u) << job.error().message;
+    }
+    Json entry = Json::parse(
+        FailedEntry(payload, "Invalid job", 1, std::chrono::system_clock::now()), nullptr, false);
+    ASSERT_FALSE(entry.is_discarded()) << payload;
+    EXPECT_TRUE(entry.contains("error"));
+  }
+  EXPECT_GT(parsed, 0);  // some mutations keep a valid job (unknown fields, values)
 }
 
 TEST(JobTest, FailedEntryKeepsTheJobAndAddsFailureFields) {
