@@ -289,6 +289,21 @@ TEST_F(WorkerTest, DrainServesTheJobsOfADeadWorker) {
   ExpectQueuesEmpty();
 }
 
+TEST_F(WorkerTest, AJobThatKeepsKillingWorkersIsParkedWithAnErrorThatSaysSo) {
+  // Its lease already expired MAX_RETRIES + 1 times (the reaper counted them).
+  Json job = media_.Make(2500, "box-a", 83);
+  stack_.RedisCli("HSET media:sync:redeliveries '" + job.dump() + "' 4");
+  media_.Push(job);
+  std::string log = Drain();
+  std::vector<Json> failed = media_.FailedEntries();
+  ASSERT_EQ(failed.size(), 1u) << log;
+  EXPECT_THAT(failed[0]["error"].get<std::string>(), HasSubstr("Worker lease expired 4 times"));
+  EXPECT_EQ(failed[0]["attempts"], 5);
+  EXPECT_EQ(media_.SyncedRows(), 0);
+  EXPECT_TRUE(media_.LocalExists(job));  // parked, not touched
+  EXPECT_EQ(stack_.RedisCli("HLEN media:sync:redeliveries"), "0\n");
+}
+
 TEST_F(WorkerTest, CreatesAMissingBucketAsTheSeedDoes) {
   Json job = media_.Make(3333, "box-b", 77);
   media_.Push(job);
