@@ -2,6 +2,7 @@
 
 #include <variant>
 
+#include "core/error_texts.h"
 #include "core/job.h"
 #include "util/hash.h"
 
@@ -11,12 +12,6 @@ namespace {
 using Action = Decision::Action;
 using Outcome = Decision::Outcome;
 
-constexpr std::string_view kMissingEverywhere = "File missing from both local buffer and MinIO";
-
-std::string SizeMismatch(uint64_t expected, uint64_t got) {
-  return "Size mismatch: expected " + std::to_string(expected) + ", got " + std::to_string(got);
-}
-
 // Where a step's failure came from decides who waits: a store's outage makes
 // only its box wait, a catalog outage holds everything.
 enum class Source { kStore, kCatalog, kJob };
@@ -25,6 +20,15 @@ struct StepFailure {
   Error error;
   Source source;
 };
+
+// A shared service (PostgreSQL, the catalog) is down: the job is kept.
+Decision Hold(const Error& error) {
+  Decision decision;
+  decision.action = Action::kHold;
+  decision.outcome = Outcome::kServiceDown;
+  decision.message = error.message;
+  return decision;
+}
 
 }  // namespace
 
@@ -94,11 +98,7 @@ Decision Pipeline::Process(const Delivery& delivery, std::stop_token stop) const
   if (!store) {
     stores_.AbandonProbe(box);  // the box itself was not asked
     if (store.error().IsJobFault()) return OnJobFault(*job, delivery, store.error());
-    Decision decision;
-    decision.action = Action::kHold;
-    decision.outcome = Outcome::kServiceDown;
-    decision.message = store.error().message;
-    return decision;
+    return Hold(store.error());
   }
 
   // Runs steps 2-5; each failure says its source.
@@ -201,11 +201,7 @@ Decision Pipeline::Process(const Delivery& delivery, std::stop_token stop) const
     return defer_for_box(stores_.DownUntil(box).value_or(clock_() + std::chrono::seconds(1)),
                          error.message);
   }
-  Decision decision;
-  decision.action = Action::kHold;
-  decision.outcome = Outcome::kServiceDown;
-  decision.message = error.message;
-  return decision;
+  return Hold(error);
 }
 
 }  // namespace media_sync

@@ -8,6 +8,7 @@
 #include <cstring>
 #include <map>
 
+#include "core/error_texts.h"
 #include "util/hash.h"
 
 namespace media_sync::s3 {
@@ -18,10 +19,6 @@ constexpr uint64_t kMinPartSize = 5 * kMiB;
 constexpr uint64_t kMaxParts = 10000;
 constexpr uint64_t kMaxSinglePut = 5ull << 30;  // S3: one PutObject
 constexpr size_t kStreamBuffer = 256 * 1024;    // first-pass read size of a streamed PUT
-
-std::string SizeMismatch(uint64_t expected, uint64_t got) {
-  return "Size mismatch: expected " + std::to_string(expected) + ", got " + std::to_string(got);
-}
 
 std::string HashMismatch(const std::string& expected, const std::string& got) {
   return "SHA-256 mismatch: expected " + expected + ", got " + got;

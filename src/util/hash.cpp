@@ -9,6 +9,8 @@
 #include <stdexcept>
 #include <vector>
 
+#include "core/error_texts.h"
+
 namespace media_sync {
 
 void Hasher::CtxDeleter::operator()(evp_md_ctx_st* ctx) const { EVP_MD_CTX_free(ctx); }
@@ -94,8 +96,7 @@ Result<std::string> Sha256OfFd(int fd, uint64_t size, size_t buffer_size) {
       return Error::JobRetryable(std::string("Cannot read local file: ") + std::strerror(errno));
     }
     if (got == 0) {
-      return Error::JobRetryable("Size mismatch: expected " + std::to_string(size) + ", got " +
-                                 std::to_string(offset));
+      return Error::JobRetryable(SizeMismatch(size, offset));
     }
     hasher.Update(buffer.data(), static_cast<size_t>(got));
     offset += static_cast<uint64_t>(got);
