@@ -59,17 +59,6 @@ int CountOccurrences(const std::string& text, const std::string& needle) {
   return count;
 }
 
-std::string Trim(std::string text) {
-  while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
-  return text;
-}
-
-std::string ShellQuote(const std::string& text) {
-  std::string quoted = "'";
-  for (char c : text) quoted += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return quoted + "'";
-}
-
 // A producer that LPUSHes jobs one at a time at a steady pace from its own
 // thread, so that jobs keep arriving across a server restart. A push that
 // Redis does not take (it is restarting) is retried until it is.

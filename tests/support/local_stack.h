@@ -69,6 +69,11 @@ std::string Run(const std::string& command);
 // Runs a shell command, returns its exit code; stdout into *out when given.
 int RunStatus(const std::string& command, std::string* out = nullptr);
 
+// `text` as one single-quoted shell word.
+std::string ShellQuote(const std::string& text);
+// `text` without trailing newlines and spaces (command output).
+std::string Trim(std::string text);
+
 // Path of a file or folder in the source tree and of the built media-sync binary.
 std::string SourcePath(const std::string& relative);
 std::string MediaSyncBinary();

@@ -17,20 +17,6 @@
 #include "util/hash.h"
 
 namespace media_sync::testing {
-namespace {
-
-std::string ShellQuote(const std::string& text) {
-  std::string quoted = "'";
-  for (char c : text) quoted += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return quoted + "'";
-}
-
-std::string Trim(std::string text) {
-  while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
-  return text;
-}
-
-}  // namespace
 
 WorkerProcess::WorkerProcess(const LocalStack& stack, std::map<std::string, std::string> env,
                              std::vector<std::string> args) {
