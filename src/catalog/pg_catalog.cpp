@@ -93,6 +93,13 @@ std::string ReplaceAll(std::string text, const std::string& secret, std::string_
   return text;
 }
 
+// The call's result with the password replaced by "***" in its message.
+template <typename T>
+Result<T> Scrubbed(Result<T> result, const std::string& password) {
+  if (result.ok()) return result;
+  return Error{result.error().kind, ReplaceAll(result.error().message, password, "***")};
+}
+
 // Runs body on a pooled connection. A pooled connection can be dead without
 // knowing it (the server restarted since it was last used): when the body
 // fails with an outage on such a connection, the idle ones are dropped and
@@ -180,10 +187,7 @@ Result<RecordOutcome> PgCatalog::RecordSync(const std::string& sha256, uint64_t 
   };
   Result<RecordOutcome> outcome =
       WithConnection<RecordOutcome>(*pool_, options_.query_timeout, record);
-  if (!outcome.ok()) {
-    return Error{outcome.error().kind, ReplaceAll(outcome.error().message, password_, "***")};
-  }
-  return outcome;
+  return Scrubbed(std::move(outcome), password_);
 }
 
 Result<std::optional<std::string>> PgCatalog::BoxEndpoint(const std::string& box_id) {
@@ -197,10 +201,7 @@ Result<std::optional<std::string>> PgCatalog::BoxEndpoint(const std::string& box
   };
   auto endpoint =
       WithConnection<std::optional<std::string>>(*pool_, options_.query_timeout, select);
-  if (!endpoint.ok()) {
-    return Error{endpoint.error().kind, ReplaceAll(endpoint.error().message, password_, "***")};
-  }
-  return endpoint;
+  return Scrubbed(std::move(endpoint), password_);
 }
 
 Result<std::vector<UnsyncedFile>> PgCatalog::Unsynced(int limit, int older_than_seconds) {
@@ -228,10 +229,7 @@ Result<std::vector<UnsyncedFile>> PgCatalog::Unsynced(int limit, int older_than_
     return files;
   };
   auto files = WithConnection<std::vector<UnsyncedFile>>(*pool_, options_.query_timeout, select);
-  if (!files.ok()) {
-    return Error{files.error().kind, ReplaceAll(files.error().message, password_, "***")};
-  }
-  return files;
+  return Scrubbed(std::move(files), password_);
 }
 
 Result<int64_t> PgCatalog::CountUnsynced() {
@@ -245,10 +243,7 @@ Result<int64_t> PgCatalog::CountUnsynced() {
     return value;
   };
   auto counted = WithConnection<int64_t>(*pool_, options_.query_timeout, count);
-  if (!counted.ok()) {
-    return Error{counted.error().kind, ReplaceAll(counted.error().message, password_, "***")};
-  }
-  return counted;
+  return Scrubbed(std::move(counted), password_);
 }
 
 PgCatalogStats PgCatalog::Stats() const {

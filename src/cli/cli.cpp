@@ -89,9 +89,10 @@ int Run(config::Options options, const RunFlags& flags) {
     s3::S3ObjectStore default_store(options.s3, pool);
     auto swept = default_store.SweepStaleUploads("media/", std::chrono::hours(24));
     if (!swept && swept.error().message.find("NotImplemented") != std::string::npos) {
-      spdlog::info("{} does not list multipart uploads: stale ones are left to the bucket's "
-                   "lifecycle rules",
-                   options.s3.endpoint);
+      spdlog::info(
+          "{} does not list multipart uploads: stale ones are left to the bucket's "
+          "lifecycle rules",
+          options.s3.endpoint);
     } else if (!swept) {
       spdlog::warn("start-up sweep of stale multipart uploads at {}: {}", options.s3.endpoint,
                    swept.error().message);
@@ -217,8 +218,7 @@ int Status(const config::Options& options, bool json) {
 }
 
 // A job for a file already in the buffer: hashes it and derives key and size.
-Result<std::string> JobForFile(const config::Options& options, const std::string& path,
-                               const std::optional<std::string>& box) {
+Result<std::string> JobForFile(const std::string& path, const std::optional<std::string>& box) {
   std::string absolute = path;
   if (absolute.empty() || absolute.front() != '/') {
     char cwd[4096];
@@ -243,7 +243,6 @@ Result<std::string> JobForFile(const config::Options& options, const std::string
            {"file_size", static_cast<uint64_t>(st.st_size)},
            {"queued_at", IsoTimestamp(std::chrono::system_clock::now())},
            {"retry_count", 0}};
-  (void)options;
   return job.dump();
 }
 
@@ -251,7 +250,7 @@ int Enqueue(const config::Options& options, const std::vector<std::string>& file
             const std::string& jobs_file, const std::optional<std::string>& box) {
   std::vector<std::string> payloads;
   for (const auto& file : files) {
-    auto job = JobForFile(options, file, box);
+    auto job = JobForFile(file, box);
     if (!job) return Failed("enqueue", job.error());
     payloads.push_back(std::move(*job));
   }
