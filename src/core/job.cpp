@@ -179,6 +179,17 @@ Result<Job> ParseJob(std::string_view payload) {
   return job;
 }
 
+std::string MakeJobPayload(const NewJob& job) {
+  Json document{{"sha256", job.sha256},
+                {"s3_key", job.s3_key},
+                {"local_path", job.local_path},
+                {"storage_box_id", job.storage_box_id ? Json(*job.storage_box_id) : Json(nullptr)},
+                {"file_size", job.file_size},
+                {"queued_at", IsoTimestamp(job.queued_at)},
+                {"retry_count", 0}};
+  return document.dump(-1, ' ', false, Json::error_handler_t::replace);
+}
+
 std::string WithRetryCount(std::string_view payload, int retry_count) {
   auto document = ParseBounded(payload);
   if (!document || !document->is_object()) return std::string(payload);

@@ -31,6 +31,19 @@ struct Job {
   bool requeued_from_failed = false;
 };
 
+// A new job as a producer writes it, in the seed's field order.
+struct NewJob {
+  std::string sha256;
+  std::string s3_key;
+  std::string local_path;
+  std::optional<std::string> storage_box_id;  // null in the JSON when absent
+  uint64_t file_size = 0;
+  std::chrono::system_clock::time_point queued_at;
+};
+
+// The JSON payload of a new job (retry_count 0), as LPUSHed onto pending.
+std::string MakeJobPayload(const NewJob& job);
+
 // Validates a raw payload. A failed-queue entry (has failed_at) comes back
 // with error/failed_at/attempts removed and retry_count reset to 0.
 Result<Job> ParseJob(std::string_view payload);

@@ -200,5 +200,28 @@ TEST(JobTest, RequeuedFailedEntryStartsAFreshBudget) {
   EXPECT_EQ(payload["sha256"], kSha);
 }
 
+TEST(JobTest, MakeJobPayloadWritesTheSeedFormatThatParseJobAccepts) {
+  NewJob fresh{kSha,
+               "media/ab/c1/" + kSha + ".jpg",
+               "/buffer/media/ab/c1/" + kSha + ".jpg",
+               std::nullopt,
+               42,
+               std::chrono::system_clock::time_point(std::chrono::seconds(0))};
+  std::string payload = MakeJobPayload(fresh);
+  Json document = Json::parse(payload);
+  std::vector<std::string> fields;
+  for (const auto& item : document.items()) fields.push_back(item.key());
+  EXPECT_EQ(fields, (std::vector<std::string>{"sha256", "s3_key", "local_path", "storage_box_id",
+                                              "file_size", "queued_at", "retry_count"}));
+  EXPECT_TRUE(document["storage_box_id"].is_null());
+  EXPECT_EQ(document["queued_at"], "1970-01-01T00:00:00.000Z");
+  auto job = ParseJob(payload);
+  ASSERT_TRUE(job.ok()) << job.error().message;
+  EXPECT_EQ(job->file_size, 42u);
+  EXPECT_EQ(job->retry_count, 0);
+  fresh.storage_box_id = "russia-1";
+  EXPECT_EQ(ParseJob(MakeJobPayload(fresh))->storage_box_id, "russia-1");
+}
+
 }  // namespace
 }  // namespace media_sync

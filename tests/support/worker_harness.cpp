@@ -126,11 +126,8 @@ Json MediaFactory::Make(uint64_t size, const std::optional<std::string>& box, ui
                           std::to_string(size) + " WHERE id = " + box_sql
                     : std::string()));
   }
-  Json job{{"sha256", sha},      {"s3_key", key},
-           {"local_path", path}, {"storage_box_id", box ? Json(*box) : Json(nullptr)},
-           {"file_size", size},  {"queued_at", "2024-01-15T12:00:00"},
-           {"retry_count", 0}};
-  return job;
+  return Json::parse(
+      MakeJobPayload(NewJob{sha, key, path, box, size, std::chrono::system_clock::now()}));
 }
 
 void MediaFactory::AddTwoBoxes() {

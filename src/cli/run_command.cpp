@@ -1,0 +1,183 @@
+// `media-sync run`: wires the real adapters (Redis, PostgreSQL, S3, the
+// local buffer) into the pipeline and the worker, then waits for signals.
+#include <signal.h>
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <memory>
+#include <optional>
+
+#include "buffer/local_buffer.h"
+#include "catalog/pg_catalog.h"
+#include "cli/command.h"
+#include "core/pipeline.h"
+#include "queue/queue_admin.h"
+#include "s3/buffer_pool.h"
+#include "s3/s3_object_store.h"
+#include "worker/box_registry.h"
+#include "worker/bucket_creating_store.h"
+#include "worker/worker.h"
+
+namespace media_sync::cli {
+namespace {
+
+struct RunFlags {
+  int concurrency = 0;  // 0: SYNC_CONCURRENCY
+  bool drain = false;
+  std::string worker_id;
+};
+
+int Run(config::Options options, const RunFlags& flags) {
+  if (flags.concurrency > 0) options.concurrency = flags.concurrency;
+  if (!flags.worker_id.empty()) options.worker_id = flags.worker_id;
+  if (auto status = options.RequireDatabase(); !status) return ConfigError(status.error());
+
+  auto buffer = buffer::LocalBuffer::Create(options.buffer_path);
+  if (!buffer) return ConfigError(buffer.error().Wrap("MEDIA_BUFFER_PATH"));
+
+  queue::RedisOptions redis_options;
+  queue::QueueAdmin admin(options.redis, redis_options);
+  if (auto connected = admin.Connect(); !connected) {
+    if (connected.error().kind == ErrorKind::kConfiguration) return ConfigError(connected.error());
+    spdlog::warn("Redis not reachable yet ({}); the worker keeps trying",
+                 connected.error().message);
+  }
+
+  catalog::PgCatalogOptions catalog_options;
+  catalog_options.pool_size = options.db_pool_size;
+  catalog::PgCatalog catalog(options.database_conninfo, catalog_options);
+
+  s3::BufferPool pool(options.s3.buffer_pool_bytes);
+  auto factory = [&pool](const s3::S3Options& box) -> Result<std::shared_ptr<ObjectStore>> {
+    auto store = std::make_shared<s3::S3ObjectStore>(box, pool);
+    return std::shared_ptr<ObjectStore>(std::make_shared<worker::BucketCreatingStore>(
+        store, [store](std::stop_token stop) { return store->client().EnsureBucket(stop); }));
+  };
+  worker::BoxRegistry::Settings registry_settings;
+  registry_settings.refresh = options.box_refresh;
+  registry_settings.max_backoff = options.outage_backoff_max;
+  worker::BoxRegistry registry(options.s3, catalog, factory, registry_settings);
+
+  {
+    // Multipart uploads of a worker that died are aborted here (stores
+    // create their bucket on first use, see BucketCreatingStore).
+    s3::S3ObjectStore default_store(options.s3, pool);
+    auto swept = default_store.SweepStaleUploads("media/", std::chrono::hours(24));
+    if (!swept && swept.error().message.find("NotImplemented") != std::string::npos) {
+      spdlog::info(
+          "{} does not list multipart uploads: stale ones are left to the bucket's "
+          "lifecycle rules",
+          options.s3.endpoint);
+    } else if (!swept) {
+      spdlog::warn("start-up sweep of stale multipart uploads at {}: {}", options.s3.endpoint,
+                   swept.error().message);
+    } else if (*swept > 0) {
+      spdlog::info("aborted {} stale multipart uploads", *swept);
+    }
+  }
+
+  Pipeline pipeline(registry, catalog, *buffer,
+                    PipelineSettings{options.max_retries, options.retry_delay});
+  worker::WorkerSettings settings;
+  settings.redis = options.redis;
+  settings.redis_options = redis_options;
+  settings.worker_id = options.worker_id;
+  settings.concurrency = options.concurrency;
+  settings.lease = options.lease;
+  settings.outage_backoff_max = options.outage_backoff_max;
+  settings.drain = flags.drain;
+
+  spdlog::info("media-sync {} starting: worker {}, {} jobs in flight, buffer {}, bucket {} at {}",
+               MEDIA_SYNC_VERSION, options.worker_id, options.concurrency, options.buffer_path,
+               options.s3.bucket, options.s3.endpoint);
+  auto started = std::chrono::steady_clock::now();
+  worker::Worker worker(settings, pipeline);
+  worker.Start();
+
+  // SIGTERM/SIGINT are blocked in every thread (see Main): this thread takes
+  // them. First: stop taking jobs, finish in-flight work within the grace
+  // period. Second, or grace over: hand everything back at once.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  std::optional<std::chrono::steady_clock::time_point> grace_deadline;
+  bool cancelled = false;
+  while (!worker.Finished()) {
+    timespec tick{0, 200'000'000};
+    int signal = sigtimedwait(&signals, nullptr, &tick);
+    if (signal == SIGTERM || signal == SIGINT) {
+      if (!grace_deadline) {
+        spdlog::info("{} received: finishing in-flight jobs (up to {} s), send again to stop now",
+                     strsignal(signal), options.shutdown_grace.count());
+        grace_deadline = std::chrono::steady_clock::now() + options.shutdown_grace;
+        worker.RequestStop();
+      } else if (!cancelled) {
+        spdlog::warn("second signal: handing in-flight jobs back now");
+        worker.Cancel();
+        cancelled = true;
+      }
+    }
+    if (grace_deadline && !cancelled && std::chrono::steady_clock::now() >= *grace_deadline) {
+      spdlog::warn("grace period over: handing in-flight jobs back");
+      worker.Cancel();
+      cancelled = true;
+    }
+  }
+  worker.Wait();
+
+  const auto& stats = worker.stats();
+  double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  uint64_t synced = stats.synced.load();
+  std::printf(
+      "summary: synced %llu, already synced %llu, failed %llu, retries scheduled %llu, "
+      "deferred %llu, bytes %llu, seconds %.2f, files/s %.1f, MB/s %.1f\n",
+      static_cast<unsigned long long>(synced),
+      static_cast<unsigned long long>(stats.already_synced.load()),
+      static_cast<unsigned long long>(stats.failed.load()),
+      static_cast<unsigned long long>(stats.retries_scheduled.load()),
+      static_cast<unsigned long long>(stats.deferred.load()),
+      static_cast<unsigned long long>(stats.bytes_uploaded.load()), seconds,
+      seconds > 0 ? static_cast<double>(synced + stats.already_synced.load()) / seconds : 0.0,
+      seconds > 0 ? static_cast<double>(stats.bytes_uploaded.load()) / seconds / 1e6 : 0.0);
+  std::fflush(stdout);
+  spdlog::info("media-sync stopped");
+  return kExitOk;
+}
+
+}  // namespace
+
+Command AddRunCommand(CLI::App& app) {
+  auto flags = std::make_shared<RunFlags>();
+  Command command;
+  command.app = app.add_subcommand(
+      "run", "Run the worker: take jobs from media:sync:pending, upload, verify, record, delete.");
+  command.app
+      ->add_option("--concurrency", flags->concurrency,
+                   "Jobs in flight in this process (default: SYNC_CONCURRENCY)")
+      ->check(CLI::Range(1, 1024));
+  command.app->add_flag(
+      "--drain", flags->drain,
+      "Exit 0 once no job is pending, delayed or held by any worker; print a summary");
+  command.app->add_option("--worker-id", flags->worker_id, "Worker id (default: WORKER_ID)");
+  command.app->footer(
+      "Examples:\n"
+      "  media-sync run                      # the service; stop with SIGTERM\n"
+      "  media-sync run --drain --concurrency 64   # a backfill: exit once the queue is empty");
+  command.run = [flags](const config::Options& options) {
+    // Block the shutdown signals before any thread starts, so that only the
+    // main thread receives them (with sigtimedwait).
+    sigset_t signals;
+    sigemptyset(&signals);
+    sigaddset(&signals, SIGTERM);
+    sigaddset(&signals, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+    return Run(options, *flags);
+  };
+  return command;
+}
+
+}  // namespace media_sync::cli
