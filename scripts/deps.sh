@@ -15,6 +15,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   redis-server postgresql-15 postgresql-client-15
   clang-format clang-tidy
+  prometheus
 )
 
 missing=()

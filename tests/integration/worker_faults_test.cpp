@@ -31,25 +31,6 @@ using Env = std::map<std::string, std::string>;
 
 constexpr uint64_t kMiB = 1ull << 20;
 
-// Freezes a server for the lifetime of the scope, so a failing assertion
-// never leaves it stopped for the tests that follow.
-class ScopedFreeze {
- public:
-  explicit ScopedFreeze(pid_t pid) : pid_(pid) { kill(pid_, SIGSTOP); }
-  ~ScopedFreeze() { Thaw(); }
-  ScopedFreeze(const ScopedFreeze&) = delete;
-  ScopedFreeze& operator=(const ScopedFreeze&) = delete;
-
-  void Thaw() {
-    if (frozen_) kill(pid_, SIGCONT);
-    frozen_ = false;
-  }
-
- private:
-  pid_t pid_;
-  bool frozen_ = true;
-};
-
 int CountOccurrences(const std::string& text, const std::string& needle) {
   int count = 0;
   for (size_t at = text.find(needle); at != std::string::npos;
