@@ -28,8 +28,8 @@ unit-test: build
 integration-test: build
 	@cd $(BUILD_DIR) && ctest --output-on-failure -L integration -j $(JOBS)
 
-demo: deps
-	@$(MAKE) --no-print-directory build
+demo: deps configure
+	@cmake --build $(BUILD_DIR) -j $(JOBS) --target media-sync
 	@bash scripts/demo.sh
 
 stack-up: deps
