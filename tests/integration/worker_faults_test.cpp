@@ -1,4 +1,4 @@
-// Fault guarantees of `media-sync run` (DESIGN.md §2: no job lost, no media
+// Fault guarantees of `media-sync run` (docs/contract.md §2: no job lost, no media
 // lost, exactly-once effects, outages cost nothing, graceful shutdown),
 // proven with the worker as a child process against the real Redis,
 // PostgreSQL and two s3rver storage boxes, while those servers are frozen
