@@ -18,6 +18,7 @@
 #include "s3/s3_object_store.h"
 #include "worker/box_registry.h"
 #include "worker/bucket_creating_store.h"
+#include "worker/periodic_reconciler.h"
 #include "worker/worker.h"
 
 namespace media_sync::cli {
@@ -95,6 +96,8 @@ int Run(config::Options options, const RunFlags& flags) {
   auto started = std::chrono::steady_clock::now();
   worker::Worker worker(settings, pipeline);
   worker.Start();
+  worker::PeriodicReconciler reconciler(worker::PeriodicReconcilerSettings::FromOptions(options),
+                                        catalog, registry, *buffer);
 
   // SIGTERM/SIGINT are blocked in every thread (see Main): this thread takes
   // them. First: stop taking jobs, finish in-flight work within the grace
@@ -126,6 +129,7 @@ int Run(config::Options options, const RunFlags& flags) {
       cancelled = true;
     }
   }
+  reconciler.Stop();
   worker.Wait();
 
   const auto& stats = worker.stats();
