@@ -172,6 +172,13 @@ end
 return deleted
 )lua");
 
+// KEYS: failed. ARGV: count. Deletes the count oldest entries (right end).
+const LuaScript kPurgeOldestScript(R"lua(
+local count = math.min(tonumber(ARGV[1]), redis.call('LLEN', KEYS[1]))
+if count > 0 then redis.call('LTRIM', KEYS[1], 0, -count - 1) end
+return count
+)lua");
+
 // Entries per script run: each LREM walks the list, so a run stays short
 // even on a long failed queue.
 constexpr size_t kEntriesPerScript = 100;
@@ -272,6 +279,15 @@ Status QueueAdmin::ForEachQueuedPayload(const std::function<void(std::string_vie
   }
   if (auto status = walk("ZRANGE", kDelayedKey); !status) return status;
   return walk("LRANGE", kFailedKey);
+}
+
+Result<int64_t> QueueAdmin::PurgeOldestFailed(int64_t count) {
+  if (count <= 0) return int64_t{0};
+  std::string how_many = std::to_string(count);
+  auto reply = connection_.RunScript(kPurgeOldestScript, std::vector<std::string_view>{kFailedKey},
+                                     std::vector<std::string_view>{how_many});
+  if (!reply) return reply.error();
+  return reply->view().Integer();
 }
 
 Result<std::unordered_set<std::string>> QueueAdmin::QueuedSha256s() {

@@ -93,6 +93,11 @@ class QueueAdmin {
   Status ForEachQueuedPayload(const std::function<void(std::string_view)>& visit,
                               int64_t chunk = 1000);
 
+  // Deletes the `count` oldest failed entries (the right end), in one
+  // script; entries failed since the caller counted are newer and stay.
+  // Returns how many were deleted (fewer when the queue is shorter).
+  Result<int64_t> PurgeOldestFailed(int64_t count);
+
   // The sha256 (lowercased) of every job held in Redis, by
   // ForEachQueuedPayload: jobs and failed entries of jobs; payloads that are
   // not JSON objects with a string sha256 are skipped.
