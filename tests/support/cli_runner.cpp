@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <atomic>
 #include <fstream>
 #include <sstream>
 
@@ -9,7 +10,7 @@ namespace media_sync::testing {
 
 CliOutcome RunCli(const LocalStack& stack, const std::string& args,
                   const std::map<std::string, std::string>& env) {
-  static int counter = 0;
+  static std::atomic<int> counter = 0;  // tests may run commands from several threads
   std::map<std::string, std::string> merged = stack.Env();
   merged["METRICS_ADDRESS"] = "";
   for (const auto& [key, value] : env) merged[key] = value;
