@@ -13,7 +13,8 @@ constexpr const char* kClearLine = "\r\033[K";
 
 Progress::Progress(uint64_t total_files, uint64_t total_bytes, Settings settings)
     : total_files_(total_files), total_bytes_(total_bytes), settings_(settings) {
-  last_drawn_ = started_;
+  // On a terminal the bar shows from the first file; plain lines wait a period.
+  last_drawn_ = settings_.terminal ? started_ - settings_.redraw : started_;
 }
 
 double Progress::Seconds() const {

@@ -122,6 +122,7 @@ TEST_F(EnqueueCommandTest, TreeFromOutsideTheBufferIsPlacedRegisteredQueuedAndSy
   CliOutcome first = RunCli(stack_, "enqueue --box box-a " + ShellQuote(source_) + " " +
                                         ShellQuote(other_fs_ + "/d.webm"));
   ASSERT_EQ(first.code, 0) << first.all();
+  EXPECT_THAT(first.err, Not(HasSubstr("\033"))) << "no terminal: no bar drawn in place";
   EXPECT_THAT(first.out, HasSubstr("queued 4, already synced 0, already queued 0, duplicates 0, "
                                    "failed 0, bytes " +
                                    std::to_string(total)));
@@ -294,6 +295,20 @@ TEST_F(EnqueueCommandTest, DryRunHashesAndReportsButTouchesNothing) {
   EXPECT_EQ(Rows(), 0);
   EXPECT_EQ(media_.Len("media:sync:pending"), 0);
   EXPECT_EQ(media_.ReservedBytes("box-a"), 0);
+}
+
+TEST_F(EnqueueCommandTest, OnATerminalProgressIsOneLineRedrawnInPlace) {
+  for (int i = 0; i < 20; ++i)
+    Write(source_ + "/f" + std::to_string(i) + ".jpg", 2000, 60 + i, "jpg");
+  CliOutcome outcome = RunCliOnTerminal(stack_, "enqueue --box box-a " + ShellQuote(source_));
+  ASSERT_EQ(outcome.code, 0) << outcome.out;
+  // Carriage return and erase-line, then the bar with files, files/s, MB/s.
+  EXPECT_THAT(outcome.out, HasSubstr("\r\033[K["));
+  EXPECT_THAT(outcome.out, ::testing::ContainsRegex("\\] [0-9]+/20 files, "));
+  EXPECT_THAT(outcome.out, HasSubstr(" files/s, "));
+  EXPECT_THAT(outcome.out, HasSubstr(" MB/s"));
+  EXPECT_THAT(outcome.out, HasSubstr("queued 20, already synced 0"));
+  EXPECT_EQ(Pending().size(), 20u);
 }
 
 TEST_F(EnqueueCommandTest, FilesNeedDatabaseUrl) {

@@ -278,6 +278,20 @@ TEST_F(FailedCommandTest, PurgeOffATerminalRefusesWithoutYes) {
   EXPECT_EQ(Failed().size(), 4u);
 }
 
+TEST_F(FailedCommandTest, PurgeOnATerminalAsksFirst) {
+  ParkFour();
+  CliOutcome declined = RunCliOnTerminal(stack_, "failed purge --box box-a", "n\n");
+  EXPECT_EQ(declined.code, 1) << declined.out;
+  EXPECT_THAT(declined.out, HasSubstr("Delete 2 failed entries matching --box 'box-a'?"));
+  EXPECT_THAT(declined.out, HasSubstr("nothing deleted"));
+  EXPECT_EQ(Failed().size(), 4u);
+
+  CliOutcome confirmed = RunCliOnTerminal(stack_, "failed purge --box box-a", "y\n");
+  EXPECT_EQ(confirmed.code, 0) << confirmed.out;
+  EXPECT_THAT(confirmed.out, HasSubstr("deleted 2 failed entries"));
+  EXPECT_THAT(Failed(), ElementsAre(b1_, raw_));
+}
+
 TEST_F(FailedCommandTest, PurgeWithYesDeletesTheChosenEntriesOnly) {
   ParkFour();
   CliOutcome by_box = RunCli(stack_, "failed purge --box box-a --yes");

@@ -23,4 +23,11 @@ struct CliOutcome {
 CliOutcome RunCli(const LocalStack& stack, const std::string& args,
                   const std::map<std::string, std::string>& env = {});
 
+// The same on a pseudo-terminal (util-linux `script`): stdin, stdout and
+// stderr are a terminal, `input` is typed into it; `out` holds everything
+// the terminal showed.
+CliOutcome RunCliOnTerminal(const LocalStack& stack, const std::string& args,
+                            const std::string& input = "",
+                            const std::map<std::string, std::string>& env = {});
+
 }  // namespace media_sync::testing
