@@ -192,6 +192,12 @@ Result<std::string> ExtensionOf(const std::string& path) {
 
 enum class Outcome { kQueued, kAlreadySynced, kAlreadyQueued, kDuplicate };
 
+std::string AlreadyQueuedNote(const std::string& path, const std::string& key) {
+  return "already queued: " + path + " (" + key +
+         "): its job is pending, delayed, held by a worker or failed (see `media-sync failed "
+         "list --grep` to requeue a failed one)";
+}
+
 struct Counts {
   uint64_t queued = 0;
   uint64_t already_synced = 0;
@@ -330,7 +336,7 @@ class FileEnqueuer {
     }
     if (dry_run_) {
       if (queued) {
-        Say("already queued: " + file.path + " (" + key + ")");
+        Say(AlreadyQueuedNote(file.path, key));
         return Outcome::kAlreadyQueued;
       }
       Say("would queue: " + file.path + " as " + key + " (" +
@@ -345,7 +351,7 @@ class FileEnqueuer {
     auto placed = intake_.Place(fd.get(), size, *sha, key);
     if (!placed) return placed.error();
     if (queued) {
-      Say("already queued: " + file.path + " (" + key + ")");
+      Say(AlreadyQueuedNote(file.path, key));
       return Outcome::kAlreadyQueued;
     }
     if (!row->has_value()) {
