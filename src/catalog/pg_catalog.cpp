@@ -302,4 +302,111 @@ PgCatalogStats PgCatalog::Stats() const {
   return PgCatalogStats{pool.open, pool.idle, pool.connects};
 }
 
+namespace {
+
+// $1 sha256.
+constexpr const char* kSelectFile =
+    "SELECT s3_key, file_size, storage_box_id, synced_at IS NOT NULL FROM media_files "
+    "WHERE sha256 = $1";
+
+// $1 sha256, $2 s3_key, $3 file size, $4 box id ('' for none). The reservation
+// joins only a row this statement inserted, so a file registered twice
+// reserves once; both happen or neither (one statement).
+constexpr const char* kRegisterFile =
+    "WITH inserted AS ("
+    "  INSERT INTO media_files (sha256, s3_key, file_size, storage_box_id) "
+    "  VALUES ($1, $2, $3::bigint, NULLIF($4, '')) ON CONFLICT (sha256) DO NOTHING "
+    "  RETURNING file_size, storage_box_id), "
+    "reserved AS ("
+    "  UPDATE storage_boxes SET reserved_bytes = reserved_bytes + inserted.file_size "
+    "  FROM inserted WHERE storage_boxes.id = inserted.storage_box_id RETURNING 1) "
+    "SELECT (SELECT count(*) FROM inserted), (SELECT count(*) FROM reserved)";
+
+// $1 cursor created_at, $2 cursor sha256, $3 minimum age in seconds, $4 limit.
+// Keyset paging in the order of the media_files_unsynced index.
+constexpr const char* kSelectUnsyncedAfter =
+    "SELECT sha256, s3_key, file_size, storage_box_id, created_at::text FROM media_files "
+    "WHERE synced_at IS NULL AND created_at < now() - $3::integer * interval '1 second' "
+    "AND (created_at, sha256) > ($1::timestamptz, $2::char(64)) "
+    "ORDER BY created_at, sha256 LIMIT $4::integer";
+
+uint64_t UnsignedField(const PgResult& result, int row, int column) {
+  int64_t value = 0;
+  std::string text = Field(result, row, column);
+  std::from_chars(text.data(), text.data() + text.size(), value);
+  return value > 0 ? static_cast<uint64_t>(value) : 0;
+}
+
+}  // namespace
+
+Result<std::optional<CatalogFile>> PgCatalog::FindFile(const std::string& sha256) {
+  if (conninfo_error_) return *conninfo_error_;
+  auto select = [&](PgConnection& connection,
+                    Clock::time_point deadline) -> Result<std::optional<CatalogFile>> {
+    auto rows = Run(connection, kSelectFile, {sha256}, deadline);
+    if (!rows.ok()) return rows.error();
+    if (PQntuples(rows->get()) == 0) return std::optional<CatalogFile>();
+    CatalogFile file;
+    file.s3_key = Field(*rows, 0, 0);
+    file.file_size = UnsignedField(*rows, 0, 1);
+    if (PQgetisnull(rows->get(), 0, 2) == 0) file.storage_box_id = Field(*rows, 0, 2);
+    file.synced = Field(*rows, 0, 3) == "t";
+    return std::optional<CatalogFile>(std::move(file));
+  };
+  auto found = WithConnection<std::optional<CatalogFile>>(*pool_, options_.query_timeout, select);
+  return Scrubbed(std::move(found), password_);
+}
+
+Result<bool> PgCatalog::RegisterFile(const std::string& sha256, const std::string& s3_key,
+                                     uint64_t file_size,
+                                     const std::optional<std::string>& storage_box_id) {
+  if (conninfo_error_) return *conninfo_error_;
+  if (file_size > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
+    return Error::JobPermanent("file_size out of range: " + std::to_string(file_size));
+  }
+  if (storage_box_id && storage_box_id->empty()) {
+    return Error::JobPermanent("storage_box_id must not be empty");
+  }
+  auto insert = [&](PgConnection& connection, Clock::time_point deadline) -> Result<bool> {
+    auto rows =
+        Run(connection, kRegisterFile,
+            {sha256, s3_key, std::to_string(file_size), storage_box_id.value_or("")}, deadline);
+    if (!rows.ok()) return rows.error();
+    return Field(*rows, 0, 0) == "1";
+  };
+  auto inserted = WithConnection<bool>(*pool_, options_.query_timeout, insert);
+  return Scrubbed(std::move(inserted), password_);
+}
+
+Result<std::vector<UnsyncedFile>> PgCatalog::UnsyncedAfter(UnsyncedCursor& cursor, int limit,
+                                                           int older_than_seconds) {
+  if (conninfo_error_) return *conninfo_error_;
+  if (limit <= 0) return std::vector<UnsyncedFile>();
+  UnsyncedCursor next = cursor;
+  auto select = [&](PgConnection& connection,
+                    Clock::time_point deadline) -> Result<std::vector<UnsyncedFile>> {
+    auto rows = Run(connection, kSelectUnsyncedAfter,
+                    {cursor.created_at, cursor.sha256, std::to_string(older_than_seconds),
+                     std::to_string(limit)},
+                    deadline);
+    if (!rows.ok()) return rows.error();
+    std::vector<UnsyncedFile> files;
+    int count = PQntuples(rows->get());
+    files.reserve(static_cast<size_t>(count));
+    for (int row = 0; row < count; ++row) {
+      UnsyncedFile file;
+      file.sha256 = Field(*rows, row, 0);
+      file.s3_key = Field(*rows, row, 1);
+      file.file_size = UnsignedField(*rows, row, 2);
+      if (PQgetisnull(rows->get(), row, 3) == 0) file.storage_box_id = Field(*rows, row, 3);
+      next = UnsyncedCursor{Field(*rows, row, 4), file.sha256};
+      files.push_back(std::move(file));
+    }
+    return files;
+  };
+  auto files = WithConnection<std::vector<UnsyncedFile>>(*pool_, options_.query_timeout, select);
+  if (files.ok()) cursor = std::move(next);
+  return Scrubbed(std::move(files), password_);
+}
+
 }  // namespace media_sync::catalog

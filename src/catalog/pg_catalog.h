@@ -50,6 +50,21 @@ struct PgCatalogStats {
   uint64_t connects = 0;  // successful connects since construction
 };
 
+// A media_files row as `enqueue` needs it.
+struct CatalogFile {
+  std::string s3_key;
+  uint64_t file_size = 0;
+  std::optional<std::string> storage_box_id;
+  bool synced = false;  // synced_at IS NOT NULL
+};
+
+// Where UnsyncedAfter() resumes: the (created_at, sha256) of the last row
+// returned. The default starts at the oldest row.
+struct UnsyncedCursor {
+  std::string created_at = "-infinity";  // PostgreSQL's text form, fed back as is
+  std::string sha256;
+};
+
 class PgCatalog final : public Catalog {
  public:
   // conninfo: a libpq URI (postgresql://user:pass@host:port/db?...) or a
@@ -100,6 +115,23 @@ class PgCatalog final : public Catalog {
     int64_t unsynced_rows = 0;
   };
   Result<std::vector<BoxUsage>> BoxesUsage();
+
+  // The media_files row of sha256, or nullopt when there is none.
+  Result<std::optional<CatalogFile>> FindFile(const std::string& sha256);
+
+  // One statement, so one transaction: inserts the media_files row unless one
+  // exists for sha256 (ON CONFLICT DO NOTHING) and, only when it inserted one
+  // with a box, adds file_size to that box's reserved_bytes. Returns true
+  // when the row is new. A box that does not exist is kConfiguration (the
+  // foreign key); check it first with BoxEndpoint().
+  Result<bool> RegisterFile(const std::string& sha256, const std::string& s3_key,
+                            uint64_t file_size, const std::optional<std::string>& storage_box_id);
+
+  // Like Unsynced(), one page at a time: up to `limit` rows with synced_at
+  // IS NULL created more than `older_than_seconds` ago and after `cursor`,
+  // oldest first; advances `cursor` past them. An empty page is the end.
+  Result<std::vector<UnsyncedFile>> UnsyncedAfter(UnsyncedCursor& cursor, int limit,
+                                                  int older_than_seconds);
 
  private:
   const PgCatalogOptions options_;

@@ -1,7 +1,23 @@
-// `media-sync failed`: inspect and requeue the failed queue.
+// `media-sync failed`: inspect, requeue and purge the failed queue.
+//
+// Entries are addressed by index (0 = newest, as LRANGE counts) or by
+// filter. Indexes shift when new failures arrive, so every change moves or
+// deletes the exact entry that was read, atomically (QueueAdmin), never
+// "whatever is at index N now".
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cctype>
 #include <cstdint>
 #include <cstdio>
+#include <functional>
+#include <iostream>
+#include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
 
 #include "cli/command.h"
 #include "queue/queue_admin.h"
@@ -9,42 +25,477 @@
 namespace media_sync::cli {
 namespace {
 
-int FailedList(const config::Options& options, int64_t limit) {
+using Json = nlohmann::ordered_json;
+
+// Entries read per LRANGE while filtering.
+constexpr int64_t kScanChunk = 500;
+
+struct FailedFlags {
+  int64_t limit = 20;
+  bool json = false;
+  std::string grep;
+  std::string box;
+  int64_t index = 0;
+  bool all = false;
+  int64_t count = 1;
+  bool yes = false;
+};
+
+struct Filter {
+  std::string grep;  // lowercased
+  std::string box;
+  bool empty() const { return grep.empty() && box.empty(); }
+  std::string Describe() const {
+    std::string text;
+    if (!grep.empty()) text += " --grep '" + grep + "'";
+    if (!box.empty()) text += " --box '" + box + "'";
+    return text;
+  }
+};
+
+std::string Lower(std::string text) {
+  std::transform(text.begin(), text.end(), text.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return text;
+}
+
+// One failed entry as read, and what is known of it.
+struct Entry {
+  int64_t index = 0;
+  std::string raw;  // exactly as stored: what requeue and purge act on
+  Json document;    // discarded when not a JSON object
+
+  bool is_object() const { return document.is_object(); }
+  std::string Text(const char* field) const {
+    if (!is_object()) return "";
+    auto it = document.find(field);
+    if (it == document.end() || it->is_null()) return "";
+    return it->is_string() ? it->get<std::string>() : it->dump();
+  }
+  // Not a job: a garbage payload kept under raw / raw_base64, or not JSON.
+  bool is_job() const {
+    return is_object() && !document.contains("raw") && !document.contains("raw_base64");
+  }
+};
+
+Entry MakeEntry(int64_t index, std::string raw) {
+  Entry entry;
+  entry.index = index;
+  entry.document = Json::parse(raw, nullptr, /*allow_exceptions=*/false);
+  if (!entry.document.is_object()) entry.document = Json::value_t::discarded;
+  entry.raw = std::move(raw);
+  return entry;
+}
+
+bool Matches(const Entry& entry, const Filter& filter) {
+  if (!filter.box.empty() && entry.Text("storage_box_id") != filter.box) return false;
+  if (filter.grep.empty()) return true;
+  std::vector<std::string> fields = {entry.Text("error"), entry.Text("s3_key"),
+                                     entry.Text("sha256"), entry.Text("local_path")};
+  // What is known of an entry that is not a job: its kept payload.
+  if (!entry.is_job()) fields.push_back(entry.is_object() ? entry.Text("raw") : entry.raw);
+  return std::any_of(fields.begin(), fields.end(), [&](const std::string& field) {
+    return Lower(field).find(filter.grep) != std::string::npos;
+  });
+}
+
+// Walks the failed queue newest first, chunk by chunk, until `visit` returns
+// false or the end.
+Status Scan(queue::QueueAdmin& admin, const std::function<bool(Entry)>& visit) {
+  for (int64_t start = 0;; start += kScanChunk) {
+    auto chunk = admin.ListFailed(start, kScanChunk);
+    if (!chunk) return chunk.error();
+    for (size_t i = 0; i < chunk->size(); ++i) {
+      if (!visit(MakeEntry(start + static_cast<int64_t>(i), std::move((*chunk)[i])))) return Ok();
+    }
+    if (static_cast<int64_t>(chunk->size()) < kScanChunk) return Ok();
+  }
+}
+
+// Every entry matching the filter, newest first.
+Result<std::vector<Entry>> Matching(queue::QueueAdmin& admin, const Filter& filter) {
+  std::vector<Entry> found;
+  auto status = Scan(admin, [&](Entry entry) {
+    if (Matches(entry, filter)) found.push_back(std::move(entry));
+    return true;
+  });
+  if (!status) return status.error();
+  return found;
+}
+
+// Control characters (a multi-line error) would break the table.
+std::string OneLine(const std::string& text) {
+  std::string out = text;
+  for (char& c : out) {
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = ' ';
+  }
+  return out;
+}
+
+std::string Shorten(const std::string& text, size_t width) {
+  if (text.size() <= width) return text;
+  if (width <= 3) return text.substr(0, width);
+  return text.substr(0, width - 3) + "...";
+}
+
+std::string HumanSize(const std::string& bytes_text) {
+  if (bytes_text.empty()) return "-";
+  double bytes = std::strtod(bytes_text.c_str(), nullptr);
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  int unit = 0;
+  while (bytes >= 1024 && unit < 4) {
+    bytes /= 1024;
+    ++unit;
+  }
+  char text[32];
+  std::snprintf(text, sizeof(text), unit == 0 ? "%.0f %s" : "%.1f %s", bytes, units[unit]);
+  return text;
+}
+
+size_t TerminalColumns() {
+  winsize size{};
+  if (isatty(STDOUT_FILENO) && ioctl(STDOUT_FILENO, TIOCGWINSZ, &size) == 0 && size.ws_col > 0) {
+    return size.ws_col;
+  }
+  return 200;  // a pipe or a file: room for the key and a useful error
+}
+
+void PrintTable(const std::vector<Entry>& entries) {
+  struct Row {
+    std::string index, failed_at, attempts, box, size, error, key;
+  };
+  std::vector<Row> rows;
+  Row header{"#", "FAILED_AT", "ATTEMPTS", "BOX", "SIZE", "ERROR", "KEY"};
+  for (const Entry& entry : entries) {
+    Row row;
+    row.index = std::to_string(entry.index);
+    row.failed_at = entry.Text("failed_at");
+    row.attempts = entry.Text("attempts");
+    row.box = entry.Text("storage_box_id");
+    row.size = entry.is_job() ? HumanSize(entry.Text("file_size")) : "-";
+    row.error = OneLine(entry.Text("error"));
+    if (entry.is_job()) {
+      row.key = entry.Text("s3_key");
+      if (row.key.empty()) row.key = "sha256 " + entry.Text("sha256");
+    } else if (entry.is_object()) {
+      std::string kept = entry.document.contains("raw") ? entry.Text("raw") : "(base64)";
+      row.key = "(not a job: " + Shorten(OneLine(kept), 40) + ")";
+    } else {
+      row.key = "(not JSON: " + Shorten(OneLine(entry.raw), 40) + ")";
+      row.error = "(unknown)";
+    }
+    for (std::string* field : {&row.failed_at, &row.attempts, &row.box}) {
+      if (field->empty()) *field = "-";
+    }
+    rows.push_back(std::move(row));
+  }
+  auto width = [&](std::string Row::*field) {
+    size_t widest = (header.*field).size();
+    for (const Row& row : rows) widest = std::max(widest, (row.*field).size());
+    return widest;
+  };
+  size_t index_w = width(&Row::index);
+  size_t failed_w = width(&Row::failed_at);
+  size_t attempts_w = width(&Row::attempts);
+  size_t box_w = std::min<size_t>(width(&Row::box), 20);
+  size_t size_w = width(&Row::size);
+  size_t key_w = width(&Row::key);
+  size_t fixed = index_w + failed_w + attempts_w + box_w + size_w + key_w + 12;
+  size_t columns = TerminalColumns();
+  size_t error_w = std::max<size_t>(30, columns > fixed ? columns - fixed : 0);
+  error_w = std::min(error_w, width(&Row::error));
+  auto print = [&](const Row& row) {
+    std::printf("%*s  %-*s  %*s  %-*s  %*s  %-*s  %s\n", static_cast<int>(index_w),
+                row.index.c_str(), static_cast<int>(failed_w), row.failed_at.c_str(),
+                static_cast<int>(attempts_w), row.attempts.c_str(), static_cast<int>(box_w),
+                Shorten(row.box, box_w).c_str(), static_cast<int>(size_w), row.size.c_str(),
+                static_cast<int>(error_w), Shorten(row.error, error_w).c_str(), row.key.c_str());
+  };
+  print(header);
+  for (const Row& row : rows) print(row);
+}
+
+int List(const config::Options& options, const FailedFlags& flags, const Filter& filter) {
   queue::QueueAdmin admin(options.redis);
-  auto entries = admin.ListFailed(0, limit);
-  if (!entries) return Failed("failed list", entries.error());
-  for (const auto& entry : *entries) std::printf("%s\n", entry.c_str());
+  auto total = admin.FailedLength();
+  if (!total) return Failed("failed list", total.error());
+  std::vector<Entry> shown;
+  int64_t matching = *total;
+  if (filter.empty()) {
+    auto raw = admin.ListFailed(0, flags.limit);
+    if (!raw) return Failed("failed list", raw.error());
+    for (size_t i = 0; i < raw->size(); ++i) {
+      shown.push_back(MakeEntry(static_cast<int64_t>(i), std::move((*raw)[i])));
+    }
+  } else {
+    auto found = Matching(admin, filter);
+    if (!found) return Failed("failed list", found.error());
+    matching = static_cast<int64_t>(found->size());
+    for (auto& entry : *found) {
+      if (static_cast<int64_t>(shown.size()) >= flags.limit) break;
+      shown.push_back(std::move(entry));
+    }
+  }
+
+  if (flags.json) {
+    Json array = Json::array();
+    for (const Entry& entry : shown) {
+      Json item{{"index", entry.index}};
+      if (entry.is_object()) {
+        for (const auto& [key, value] : entry.document.items()) item[key] = value;
+      } else {
+        item["entry"] = entry.raw;
+      }
+      array.push_back(std::move(item));
+    }
+    std::printf("%s\n", array.dump(-1, ' ', false, Json::error_handler_t::replace).c_str());
+    return kExitOk;
+  }
+  if (*total == 0) {
+    std::printf("the failed queue is empty\n");
+    return kExitOk;
+  }
+  if (!shown.empty()) PrintTable(shown);
+  std::printf("%zu shown, newest first, of %lld failed entries", shown.size(),
+              static_cast<long long>(*total));
+  if (!filter.empty()) {
+    std::printf(" (%lld matching%s)", static_cast<long long>(matching), filter.Describe().c_str());
+  }
+  std::printf("\n");
   return kExitOk;
 }
 
-int FailedRequeue(const config::Options& options, int64_t count) {
+int Show(const config::Options& options, int64_t index) {
   queue::QueueAdmin admin(options.redis);
-  auto moved = admin.RequeueFailed(count);
-  if (!moved) return Failed("failed requeue", moved.error());
-  std::printf("requeued %lld failed jobs onto media:sync:pending\n",
-              static_cast<long long>(*moved));
+  auto raw = admin.FailedEntryAt(index);
+  if (!raw) return Failed("failed show", raw.error());
+  if (!raw->has_value()) {
+    auto total = admin.FailedLength();
+    std::fprintf(stderr,
+                 "media-sync: failed show: no entry at index %lld (the failed queue holds %lld)\n",
+                 static_cast<long long>(index), total ? static_cast<long long>(*total) : -1LL);
+    return kExitFailed;
+  }
+  Entry entry = MakeEntry(index, std::move(**raw));
+  if (entry.is_object()) {
+    std::printf("%s\n", entry.document.dump(2, ' ', false, Json::error_handler_t::replace).c_str());
+  } else {
+    std::printf("%s\n", entry.raw.c_str());
+  }
   return kExitOk;
+}
+
+std::string Describe(const Entry& entry) {
+  if (entry.is_job()) return entry.Text("s3_key") + " (" + OneLine(entry.Text("error")) + ")";
+  return "entry that is not a job";
+}
+
+int RequeueOne(queue::QueueAdmin& admin, int64_t index) {
+  auto raw = admin.FailedEntryAt(index);
+  if (!raw) return Failed("failed requeue", raw.error());
+  if (!raw->has_value()) {
+    auto total = admin.FailedLength();
+    std::fprintf(stderr,
+                 "media-sync: failed requeue: no entry at index %lld (the failed queue holds "
+                 "%lld)\n",
+                 static_cast<long long>(index), total ? static_cast<long long>(*total) : -1LL);
+    return kExitFailed;
+  }
+  Entry entry = MakeEntry(index, std::move(**raw));
+  std::vector<std::string> entries = {entry.raw};
+  auto moved = admin.RequeueFailedEntries(entries);
+  if (!moved) return Failed("failed requeue", moved.error());
+  if (!moved->front()) {
+    std::fprintf(stderr,
+                 "media-sync: failed requeue: entry %lld was requeued or purged meanwhile; nothing "
+                 "moved\n",
+                 static_cast<long long>(index));
+    return kExitFailed;
+  }
+  std::printf("requeued 1 failed job onto media:sync:pending: %s\n", Describe(entry).c_str());
+  return kExitOk;
+}
+
+int Requeue(const config::Options& options, const FailedFlags& flags, bool by_index,
+            const Filter& filter) {
+  queue::QueueAdmin admin(options.redis);
+  if (by_index) return RequeueOne(admin, flags.index);
+  if (filter.empty()) {
+    // --all or --count: the runbook's RPOPLPUSH, oldest first, each atomic.
+    int64_t count = flags.all || flags.count == 0 ? INT64_MAX : flags.count;
+    auto moved = admin.RequeueFailed(count);
+    if (!moved) return Failed("failed requeue", moved.error());
+    std::printf("requeued %lld failed jobs onto media:sync:pending\n",
+                static_cast<long long>(*moved));
+    return kExitOk;
+  }
+  auto found = Matching(admin, filter);
+  if (!found) return Failed("failed requeue", found.error());
+  std::vector<std::string> entries;
+  // Oldest first, so they are served in the order they failed.
+  for (auto it = found->rbegin(); it != found->rend(); ++it) entries.push_back(it->raw);
+  auto moved = admin.RequeueFailedEntries(entries);
+  if (!moved) return Failed("failed requeue", moved.error());
+  auto count = std::count(moved->begin(), moved->end(), true);
+  std::printf("requeued %lld failed jobs onto media:sync:pending (%zu matched%s",
+              static_cast<long long>(count), entries.size(), filter.Describe().c_str());
+  if (static_cast<size_t>(count) < entries.size()) {
+    std::printf("; %zu were requeued or purged meanwhile",
+                entries.size() - static_cast<size_t>(count));
+  }
+  std::printf(")\n");
+  return kExitOk;
+}
+
+// Asks on the terminal; false when declined.
+bool Confirm(const std::string& question) {
+  std::fprintf(stderr, "%s [y/N] ", question.c_str());
+  std::fflush(stderr);
+  std::string answer;
+  if (!std::getline(std::cin, answer)) return false;
+  answer = Lower(answer);
+  return answer == "y" || answer == "yes";
+}
+
+int Purge(const config::Options& options, const FailedFlags& flags, const Filter& filter) {
+  if (!flags.all && filter.empty()) {
+    std::fprintf(stderr,
+                 "media-sync: failed purge: say what to delete: --all, or a filter (--grep TEXT, "
+                 "--box ID)\n");
+    return kExitUsage;
+  }
+  queue::QueueAdmin admin(options.redis);
+  std::vector<Entry> found;
+  int64_t count = 0;
+  if (flags.all) {
+    auto total = admin.FailedLength();
+    if (!total) return Failed("failed purge", total.error());
+    count = *total;
+  } else {
+    auto matching = Matching(admin, filter);
+    if (!matching) return Failed("failed purge", matching.error());
+    found = std::move(*matching);
+    count = static_cast<int64_t>(found.size());
+  }
+  if (count == 0) {
+    std::printf("deleted 0 failed entries (none %s)\n", flags.all ? "in the queue" : "matched");
+    return kExitOk;
+  }
+  std::string what = std::to_string(count) + " failed entries" +
+                     (flags.all ? std::string(" (all)") : " matching" + filter.Describe());
+  if (!flags.yes) {
+    if (!isatty(STDIN_FILENO)) {
+      std::fprintf(stderr,
+                   "media-sync: failed purge: would delete %s; not on a terminal to confirm: pass "
+                   "--yes\n",
+                   what.c_str());
+      return kExitUsage;
+    }
+    if (!Confirm("Delete " + what + "? This cannot be undone.")) {
+      std::fprintf(stderr, "media-sync: failed purge: not confirmed; nothing deleted\n");
+      return kExitFailed;
+    }
+  }
+  int64_t deleted = 0;
+  if (flags.all) {
+    // The entries counted are the oldest; any that failed since stay.
+    auto purged = admin.PurgeOldestFailed(count);
+    if (!purged) return Failed("failed purge", purged.error());
+    deleted = *purged;
+  } else {
+    std::vector<std::string> entries;
+    for (const Entry& entry : found) entries.push_back(entry.raw);
+    auto removed = admin.DeleteFailedEntries(entries);
+    if (!removed) return Failed("failed purge", removed.error());
+    deleted = std::count(removed->begin(), removed->end(), true);
+  }
+  std::printf("deleted %lld failed entries\n", static_cast<long long>(deleted));
+  return kExitOk;
+}
+
+void AddFilters(CLI::App* app, FailedFlags& flags) {
+  app->add_option("--grep", flags.grep,
+                  "Entries whose error, s3_key, sha256 or local_path contains TEXT (any case)");
+  app->add_option("--box", flags.box, "Entries of this storage_box_id");
 }
 
 }  // namespace
 
 Command AddFailedCommand(CLI::App& app) {
-  auto limit = std::make_shared<int64_t>(20);
-  auto count = std::make_shared<int64_t>(1);
+  auto flags = std::make_shared<FailedFlags>();
   Command command;
-  command.app = app.add_subcommand("failed", "Inspect or requeue the failed queue.");
+  command.app = app.add_subcommand("failed", "Inspect, requeue or purge the failed queue.");
   command.app->require_subcommand(1);
-  auto* list = command.app->add_subcommand("list", "Print failed entries (newest first).");
-  list->add_option("--limit", *limit, "How many entries")->check(CLI::PositiveNumber);
-  auto* requeue = command.app->add_subcommand(
-      "requeue", "Move failed entries back to pending (oldest first), with a fresh retry budget.");
-  requeue->add_option("--count", *count, "How many entries (0: all)")
-      ->check(CLI::NonNegativeNumber);
   command.app->footer(
-      "Examples:\n  media-sync failed list --limit 5\n  media-sync failed requeue --count 0");
-  command.run = [list, requeue, limit, count](const config::Options& options) {
-    if (list->parsed()) return FailedList(options, *limit);
-    if (requeue->parsed()) return FailedRequeue(options, *count == 0 ? INT64_MAX : *count);
+      "Entries are numbered from 0, the newest, as `failed list` shows them.\n"
+      "Examples:\n"
+      "  media-sync failed list --grep 'size mismatch'\n"
+      "  media-sync failed show 0\n"
+      "  media-sync failed requeue --box russia-1\n"
+      "  media-sync failed purge --grep 'not valid JSON' --yes");
+
+  auto* list = command.app->add_subcommand(
+      "list", "Print failed entries as a table, newest first, with their index.");
+  list->add_option("--limit", flags->limit, "How many entries at most (default 20)")
+      ->check(CLI::PositiveNumber);
+  list->add_flag("--json", flags->json, "One JSON array of the entries, each with its index");
+  AddFilters(list, *flags);
+  list->footer(
+      "Columns: index (0 = newest), failed_at, attempts, box, size, error (shortened to fit), "
+      "key.\n"
+      "Examples:\n"
+      "  media-sync failed list --limit 50 --box russia-1\n"
+      "  media-sync failed list --grep 3f2a9c --json");
+
+  auto* show = command.app->add_subcommand("show", "Print one failed entry whole, as JSON.");
+  show->add_option("index", flags->index, "Index as in `failed list` (0 = newest)")
+      ->required()
+      ->check(CLI::NonNegativeNumber);
+  show->footer("Example:\n  media-sync failed show 0");
+
+  auto* requeue = command.app->add_subcommand(
+      "requeue",
+      "Move failed entries back to pending, each atomically, with a fresh retry budget.");
+  auto* index = requeue->add_option("index", flags->index, "Index as in `failed list`")
+                    ->check(CLI::NonNegativeNumber);
+  AddFilters(requeue, *flags);
+  auto* all = requeue->add_flag("--all", flags->all, "Every entry");
+  auto* count = requeue->add_option("--count", flags->count,
+                                    "The N oldest entries, like the runbook's RPOPLPUSH (0: all; "
+                                    "default with no other choice: 1)");
+  count->check(CLI::NonNegativeNumber);
+  for (CLI::Option* selector : {all, count}) {
+    index->excludes(selector);
+    requeue->get_option("--grep")->excludes(selector);
+    requeue->get_option("--box")->excludes(selector);
+  }
+  index->excludes("--grep")->excludes("--box");
+  all->excludes(count);
+  requeue->footer(
+      "One entry by index, the entries matching --grep/--box, --all, or the --count oldest.\n"
+      "Indexes shift as new failures arrive: to pick one job wherever it is, use --grep SHA256.\n"
+      "Examples:\n"
+      "  media-sync failed requeue 3\n"
+      "  media-sync failed requeue --grep 'storage box' --box russia-1\n"
+      "  media-sync failed requeue --all");
+
+  auto* purge = command.app->add_subcommand(
+      "purge", "Delete failed entries for good (asks first on a terminal).");
+  AddFilters(purge, *flags);
+  auto* purge_all = purge->add_flag("--all", flags->all, "Every entry");
+  purge_all->excludes(purge->get_option("--grep"))->excludes(purge->get_option("--box"));
+  purge->add_flag("--yes", flags->yes, "Do not ask (needed when not on a terminal)");
+  purge->footer(
+      "Examples:\n"
+      "  media-sync failed purge --grep 'payload is not valid JSON'\n"
+      "  media-sync failed purge --all --yes");
+
+  command.run = [=](const config::Options& options) {
+    Filter filter{Lower(flags->grep), flags->box};
+    if (list->parsed()) return List(options, *flags, filter);
+    if (show->parsed()) return Show(options, flags->index);
+    if (requeue->parsed()) return Requeue(options, *flags, index->count() > 0, filter);
+    if (purge->parsed()) return Purge(options, *flags, filter);
     return kExitUsage;
   };
   return command;

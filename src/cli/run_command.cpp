@@ -23,6 +23,7 @@
 #include "worker/box_registry.h"
 #include "worker/bucket_creating_store.h"
 #include "worker/monitor.h"
+#include "worker/periodic_reconciler.h"
 #include "worker/worker.h"
 
 namespace media_sync::cli {
@@ -131,6 +132,8 @@ int Run(config::Options options, const RunFlags& flags) {
   }
   monitor.Start();
   worker.Start();
+  worker::PeriodicReconciler reconciler(worker::PeriodicReconcilerSettings::FromOptions(options),
+                                        catalog, registry, *buffer);
 
   // SIGTERM/SIGINT are blocked in every thread (see Main): this thread takes
   // them. First: stop taking jobs, finish in-flight work within the grace
@@ -162,6 +165,7 @@ int Run(config::Options options, const RunFlags& flags) {
       cancelled = true;
     }
   }
+  reconciler.Stop();
   worker.Wait();
 
   const auto& stats = worker.stats();

@@ -44,6 +44,10 @@ struct Options {
   std::string log_level = "info";           // LOG_LEVEL: trace|debug|info|warn|error|critical|off
   LogFormat log_format = LogFormat::kText;  // LOG_FORMAT: text|json
 
+  // RECONCILE_INTERVAL_SECONDS: how often `run` re-enqueues lost jobs (one
+  // worker at a time, under a Redis lock); 0 = off.
+  std::chrono::seconds reconcile_interval{0};
+
   // DATABASE_URL must be set for commands that touch PostgreSQL.
   Status RequireDatabase() const;
 };

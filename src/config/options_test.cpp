@@ -299,5 +299,23 @@ TEST(OptionsTest, ByteSizes) {
   EXPECT_EQ(ParseByteSize("1.5MiB"), std::nullopt);
 }
 
+TEST(OptionsTest, ReconcileIntervalIsOffByDefaultAndValidated) {
+  EXPECT_EQ(MustLoad({}).reconcile_interval, std::chrono::seconds(0));
+  EXPECT_EQ(MustLoad({{"RECONCILE_INTERVAL_SECONDS", "0"}}).reconcile_interval,
+            std::chrono::seconds(0));
+  EXPECT_EQ(MustLoad({{"RECONCILE_INTERVAL_SECONDS", "900"}}).reconcile_interval,
+            std::chrono::seconds(900));
+  for (const char* bad : {"-1", "15m", "", "604801"}) {
+    std::string message = MustFail({{"RECONCILE_INTERVAL_SECONDS", bad}});
+    EXPECT_THAT(message, HasSubstr("RECONCILE_INTERVAL_SECONDS")) << bad;
+  }
+  EXPECT_THAT(MustFail({{"RECONCILE_INTERVAL_SECONDS", "-1"}}),
+              HasSubstr("must be between 0 and 604800"));
+
+  std::string all;
+  for (const auto& [name, value] : Describe(MustLoad({}))) all += name + "=" + value + "\n";
+  EXPECT_THAT(all, HasSubstr("RECONCILE_INTERVAL_SECONDS=0 (off)"));
+}
+
 }  // namespace
 }  // namespace media_sync::config

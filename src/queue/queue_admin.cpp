@@ -1,8 +1,11 @@
 #include "queue/queue_admin.h"
 
 #include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <cmath>
+#include <nlohmann/json.hpp>
+#include <set>
 #include <string_view>
 #include <utility>
 
@@ -139,6 +142,171 @@ Status QueueAdmin::Enqueue(std::span<const std::string> payloads) {
   auto replies = connection_.Pipeline(commands);
   if (!replies) return replies.error();
   return Ok();
+}
+
+namespace {
+
+// KEYS: failed, pending. ARGV: exact entries. Each entry is removed once from
+// failed (the newest copy) and pushed onto pending only if that removed it,
+// so a concurrent requeue or purge of the same entry cannot duplicate or lose
+// it. Returns one 0/1 per entry.
+const LuaScript kRequeueEntriesScript(R"lua(
+local moved = {}
+for i = 1, #ARGV do
+  if redis.call('LREM', KEYS[1], 1, ARGV[i]) == 1 then
+    redis.call('LPUSH', KEYS[2], ARGV[i])
+    moved[i] = 1
+  else
+    moved[i] = 0
+  end
+end
+return moved
+)lua");
+
+// KEYS: failed. ARGV: exact entries, each removed once. Returns one 0/1 per entry.
+const LuaScript kDeleteEntriesScript(R"lua(
+local deleted = {}
+for i = 1, #ARGV do
+  deleted[i] = redis.call('LREM', KEYS[1], 1, ARGV[i])
+end
+return deleted
+)lua");
+
+// KEYS: failed. ARGV: count. Deletes the count oldest entries (right end).
+const LuaScript kPurgeOldestScript(R"lua(
+local count = math.min(tonumber(ARGV[1]), redis.call('LLEN', KEYS[1]))
+if count > 0 then redis.call('LTRIM', KEYS[1], 0, -count - 1) end
+return count
+)lua");
+
+// Entries per script run: each LREM walks the list, so a run stays short
+// even on a long failed queue.
+constexpr size_t kEntriesPerScript = 100;
+
+}  // namespace
+
+Result<int64_t> QueueAdmin::FailedLength() {
+  auto reply = connection_.Command({"LLEN", kFailedKey});
+  if (!reply) return reply.error();
+  return reply->view().Integer();
+}
+
+Result<std::optional<std::string>> QueueAdmin::FailedEntryAt(int64_t index) {
+  std::string at = std::to_string(index);
+  auto reply = connection_.Command({"LINDEX", kFailedKey, at});
+  if (!reply) return reply.error();
+  if (reply->view().IsNil()) return std::optional<std::string>();
+  return std::optional<std::string>(std::string(reply->view().String()));
+}
+
+namespace {
+
+// Runs `script` over `entries` in batches; collects its 0/1 replies.
+Result<std::vector<bool>> RunPerEntry(RedisConnection& connection, const LuaScript& script,
+                                      std::span<const std::string_view> keys,
+                                      std::span<const std::string> entries) {
+  std::vector<bool> done;
+  done.reserve(entries.size());
+  for (size_t at = 0; at < entries.size(); at += kEntriesPerScript) {
+    size_t end = std::min(entries.size(), at + kEntriesPerScript);
+    std::vector<std::string_view> args(entries.begin() + static_cast<std::ptrdiff_t>(at),
+                                       entries.begin() + static_cast<std::ptrdiff_t>(end));
+    auto reply = connection.RunScript(script, keys, args);
+    if (!reply) return reply.error();
+    ReplyView view = reply->view();
+    if (view.Size() != args.size()) {
+      return Error::Configuration(connection.endpoint() +
+                                  ": unexpected reply to a failed-queue script");
+    }
+    for (size_t i = 0; i < view.Size(); ++i) done.push_back(view[i].Integer() == 1);
+  }
+  return done;
+}
+
+}  // namespace
+
+Result<std::vector<bool>> QueueAdmin::RequeueFailedEntries(std::span<const std::string> entries) {
+  const std::vector<std::string_view> keys = {kFailedKey, kPendingKey};
+  return RunPerEntry(connection_, kRequeueEntriesScript, keys, entries);
+}
+
+Result<std::vector<bool>> QueueAdmin::DeleteFailedEntries(std::span<const std::string> entries) {
+  const std::vector<std::string_view> keys = {kFailedKey};
+  return RunPerEntry(connection_, kDeleteEntriesScript, keys, entries);
+}
+
+Status QueueAdmin::ForEachQueuedPayload(const std::function<void(std::string_view)>& visit,
+                                        int64_t chunk) {
+  chunk = std::max<int64_t>(chunk, 1);
+  // Reads one list or sorted set by rank, chunk by chunk.
+  auto walk = [&](std::string_view range_command, std::string_view key) -> Status {
+    for (int64_t start = 0;; start += chunk) {
+      std::string first = std::to_string(start);
+      std::string last = std::to_string(start + chunk - 1);
+      auto reply = connection_.Command({range_command, key, first, last});
+      if (!reply) return reply.error();
+      ReplyView view = reply->view();
+      for (size_t i = 0; i < view.Size(); ++i) visit(view[i].String());
+      if (static_cast<int64_t>(view.Size()) < chunk) return Ok();
+    }
+  };
+
+  // Processing lists: the registered workers' and any other left behind.
+  std::set<std::string> processing;
+  auto members = connection_.Command({"SMEMBERS", kWorkersKey});
+  if (!members) return members.error();
+  for (size_t i = 0; i < members->view().Size(); ++i) {
+    processing.insert(ProcessingKey(members->view()[i].String()));
+  }
+  std::string pattern = std::string(kProcessingKeyPrefix) + "*";
+  std::string cursor = "0";
+  do {
+    auto reply = connection_.Command({"SCAN", cursor, "MATCH", pattern, "COUNT", "100"});
+    if (!reply) return reply.error();
+    ReplyView view = reply->view();
+    if (view.Size() != 2) {
+      return Error::Configuration(connection_.endpoint() + ": unexpected reply to SCAN");
+    }
+    cursor = std::string(view[0].String());
+    for (size_t i = 0; i < view[1].Size(); ++i) processing.insert(std::string(view[1][i].String()));
+  } while (cursor != "0");
+
+  // Pending first, then where a job goes from there, so a job moving along
+  // its usual path during the walk is more likely seen than missed.
+  if (auto status = walk("LRANGE", kPendingKey); !status) return status;
+  for (const auto& key : processing) {
+    if (auto status = walk("LRANGE", key); !status) return status;
+  }
+  if (auto status = walk("ZRANGE", kDelayedKey); !status) return status;
+  return walk("LRANGE", kFailedKey);
+}
+
+Result<int64_t> QueueAdmin::PurgeOldestFailed(int64_t count) {
+  if (count <= 0) return int64_t{0};
+  std::string how_many = std::to_string(count);
+  auto reply = connection_.RunScript(kPurgeOldestScript, std::vector<std::string_view>{kFailedKey},
+                                     std::vector<std::string_view>{how_many});
+  if (!reply) return reply.error();
+  return reply->view().Integer();
+}
+
+Result<std::unordered_set<std::string>> QueueAdmin::QueuedSha256s() {
+  // A job is at most 64 KiB (core/job.h); anything far larger is not one.
+  constexpr size_t kMaxPayload = size_t{1} << 20;
+  std::unordered_set<std::string> found;
+  auto status = ForEachQueuedPayload([&found](std::string_view payload) {
+    if (payload.size() > kMaxPayload) return;
+    auto document = nlohmann::json::parse(payload, nullptr, /*allow_exceptions=*/false);
+    if (!document.is_object()) return;
+    auto sha = document.find("sha256");
+    if (sha == document.end() || !sha->is_string()) return;
+    std::string text = sha->get<std::string>();
+    std::transform(text.begin(), text.end(), text.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    found.insert(std::move(text));
+  });
+  if (!status) return status.error();
+  return found;
 }
 
 }  // namespace media_sync::queue

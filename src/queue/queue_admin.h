@@ -9,10 +9,13 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
+#include <unordered_set>
 #include <vector>
 
 #include "config/urls.h"
@@ -61,6 +64,44 @@ class QueueAdmin {
   // batches; payloads[0] is served first among them. Not atomic as a whole:
   // on an outage a prefix of the batches may have been queued.
   Status Enqueue(std::span<const std::string> payloads);
+
+  // LLEN media:sync:failed.
+  Result<int64_t> FailedLength();
+
+  // The failed entry at `index` (0 = newest), or nullopt past the end.
+  Result<std::optional<std::string>> FailedEntryAt(int64_t index);
+
+  // Moves each exact entry from failed to pending, each in one atomic step
+  // (LREM failed 1 entry; only if that removed it, LPUSH pending entry), so an
+  // entry another operator or worker moved meanwhile is neither duplicated
+  // nor lost. The entry goes whole, failure fields included: the worker
+  // retries it with a fresh budget (core/job.h, requeued_from_failed).
+  // Returns, per entry, whether it was still there and moved. Scripts run in
+  // batches; on an outage the earlier batches have moved.
+  Result<std::vector<bool>> RequeueFailedEntries(std::span<const std::string> entries);
+
+  // Removes each exact entry from failed once (LREM failed 1 entry); returns,
+  // per entry, whether it was still there.
+  Result<std::vector<bool>> DeleteFailedEntries(std::span<const std::string> entries);
+
+  // Calls `visit` with every payload held in Redis: pending, delayed, every
+  // processing list (registered workers and any media:sync:processing:* key)
+  // and failed. Read in chunks of `chunk` (LRANGE, ZRANGE by rank, SCAN) so no
+  // command holds the server long. Not a snapshot: an entry moving between
+  // keys during the walk can be seen twice or missed, so callers that act on
+  // an absence look twice.
+  Status ForEachQueuedPayload(const std::function<void(std::string_view)>& visit,
+                              int64_t chunk = 1000);
+
+  // Deletes the `count` oldest failed entries (the right end), in one
+  // script; entries failed since the caller counted are newer and stay.
+  // Returns how many were deleted (fewer when the queue is shorter).
+  Result<int64_t> PurgeOldestFailed(int64_t count);
+
+  // The sha256 (lowercased) of every job held in Redis, by
+  // ForEachQueuedPayload: jobs and failed entries of jobs; payloads that are
+  // not JSON objects with a string sha256 are skipped.
+  Result<std::unordered_set<std::string>> QueuedSha256s();
 
  private:
   RedisConnection connection_;

@@ -120,10 +120,15 @@ TEST_F(CliStackTest, EnqueueStatusFailedAndReconcile) {
   EXPECT_EQ(counts["queues"]["failed"], 0);
   EXPECT_EQ(counts["unsynced_rows"], 1);
 
-  // reconcile re-enqueues unsynced rows with the buffer layout's local_path.
+  // reconcile leaves a row whose job is queued alone, and re-enqueues it
+  // with the buffer layout's local_path once Redis lost the job.
+  Outcome queued = Cli("reconcile --older-than 0", Env());
+  EXPECT_EQ(queued.code, 0) << queued.output;
+  EXPECT_EQ(media_.Len("media:sync:pending"), 1);
+  stack_.RedisCli("DEL media:sync:pending");
   Outcome reconcile = Cli("reconcile --older-than 0", Env());
   EXPECT_EQ(reconcile.code, 0) << reconcile.output;
-  EXPECT_EQ(media_.Len("media:sync:pending"), 2);
+  EXPECT_EQ(media_.Len("media:sync:pending"), 1);
   Json reconciled = Json::parse(stack_.RedisCli("--raw LINDEX media:sync:pending 0"));
   EXPECT_EQ(reconciled["local_path"], job["local_path"]);
   EXPECT_EQ(reconciled["storage_box_id"], "box-a");
@@ -131,13 +136,13 @@ TEST_F(CliStackTest, EnqueueStatusFailedAndReconcile) {
   stack_.RedisCli(
       "LPUSH media:sync:failed "
       "'{\"raw\":\"x\",\"error\":\"e\",\"failed_at\":\"t\",\"attempts\":1}'");
-  Outcome list = Cli("failed list", Env());
+  Outcome list = Cli("failed list --json", Env());
   EXPECT_EQ(list.code, 0);
   EXPECT_THAT(list.output, HasSubstr("\"error\":\"e\""));
   Outcome requeue = Cli("failed requeue --count 0", Env());
   EXPECT_EQ(requeue.code, 0);
   EXPECT_EQ(media_.Len("media:sync:failed"), 0);
-  EXPECT_EQ(media_.Len("media:sync:pending"), 3);
+  EXPECT_EQ(media_.Len("media:sync:pending"), 2);
 }
 
 TEST_F(CliStackTest, JsonLogFormatWritesOneObjectPerLine) {

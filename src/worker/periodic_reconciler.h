@@ -1,0 +1,70 @@
+// PeriodicReconciler: the reconcile of `media-sync run`, every
+// RECONCILE_INTERVAL_SECONDS (off when 0). One thread wakes every interval
+// (plus up to a tenth of it at random, so a fleet started together spreads
+// out), takes the Redis ReconcileLock, runs a Reconciler pass, and releases
+// the lock, marking the round done for half an interval so the other
+// workers' wake-ups in that time stand down. While a pass runs, its lock TTL
+// is renewed between steps; a pass that loses its lock stops before pushing.
+//
+// Construct it after the worker started; Stop() (or destruction) before the
+// worker stops: a pass in progress is cancelled (a HeadObject in flight
+// returns at once).
+//
+// Thread-safety: Stop() may be called from any thread, once or more.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <stop_token>
+#include <string>
+#include <thread>
+
+#include "buffer/local_buffer.h"
+#include "catalog/pg_catalog.h"
+#include "config/options.h"
+#include "core/store_router.h"
+#include "queue/reconcile_lock.h"
+#include "worker/reconciler.h"
+
+namespace media_sync::worker {
+
+struct PeriodicReconcilerSettings {
+  std::chrono::seconds interval{0};  // RECONCILE_INTERVAL_SECONDS; 0: off
+  // TTL of the lock, renewed between steps of a pass: how long a crashed
+  // holder keeps the others out.
+  std::chrono::milliseconds lock_ttl{60000};
+  std::string worker_id;  // the lock's owner
+  config::RedisAddress redis;
+  ReconcileSettings reconcile;  // older_than 1 h, limit 10000: as `media-sync reconcile`
+
+  static PeriodicReconcilerSettings FromOptions(const config::Options& options);
+};
+
+class PeriodicReconciler {
+ public:
+  // Starts the thread when settings.interval > 0; otherwise does nothing.
+  // Borrows catalog, stores and buffer, which must outlive it.
+  PeriodicReconciler(PeriodicReconcilerSettings settings, catalog::PgCatalog& catalog,
+                     StoreRouter& stores, const buffer::LocalBuffer& buffer);
+  ~PeriodicReconciler();
+  PeriodicReconciler(const PeriodicReconciler&) = delete;
+  PeriodicReconciler& operator=(const PeriodicReconciler&) = delete;
+
+  // Cancels a pass in progress and joins the thread.
+  void Stop();
+
+ private:
+  void Loop(std::stop_token stop);
+  void RunOnce(std::stop_token stop);
+
+  const PeriodicReconcilerSettings settings_;
+  // Used only on thread_ (neither is thread-safe).
+  Reconciler reconciler_;
+  queue::ReconcileLock lock_;
+  std::mutex mu_;
+  std::condition_variable_any wake_;
+  std::jthread thread_;
+};
+
+}  // namespace media_sync::worker

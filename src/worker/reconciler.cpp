@@ -1,0 +1,132 @@
+#include "worker/reconciler.h"
+
+#include <optional>
+#include <unordered_set>
+#include <utility>
+
+#include "core/job.h"
+
+namespace media_sync::worker {
+namespace {
+
+// Rows read per query: one round trip per page, a bounded reply.
+constexpr int kPageRows = 1000;
+
+}  // namespace
+
+std::string_view ToString(LostJob::Source source) {
+  switch (source) {
+    case LostJob::Source::kLocalFile:
+      return "local file";
+    case LostJob::Source::kStoredObject:
+      return "object in storage";
+    case LostJob::Source::kUnchecked:
+      return "object not checked";
+  }
+  return "?";
+}
+
+Reconciler::Reconciler(config::RedisAddress redis, catalog::PgCatalog& catalog, StoreRouter& stores,
+                       const buffer::LocalBuffer& buffer)
+    : admin_(std::move(redis)), catalog_(catalog), stores_(stores), buffer_(buffer) {}
+
+std::string Reconciler::PayloadFor(const UnsyncedFile& row) const {
+  // The platform's buffer layout: the file sits at <buffer>/<s3_key>.
+  return MakeJobPayload(NewJob{row.sha256, row.s3_key, buffer_.path() + "/" + row.s3_key,
+                               row.storage_box_id, row.file_size,
+                               std::chrono::system_clock::now()});
+}
+
+Result<std::optional<LostJob>> Reconciler::Classify(const UnsyncedFile& row, std::stop_token stop) {
+  LostJob lost{row, LostJob::Source::kLocalFile, ""};
+  auto local = buffer_.Open(row.s3_key);
+  if (!local) {
+    // A path problem the worker will name in the failed entry.
+    lost.note = local.error().message;
+    return std::optional<LostJob>(std::move(lost));
+  }
+  if (local->has_value()) return std::optional<LostJob>(std::move(lost));
+
+  auto store = stores_.ForBox(row.storage_box_id);
+  if (!store) {
+    lost.source = LostJob::Source::kUnchecked;
+    lost.note = store.error().message;
+    return std::optional<LostJob>(std::move(lost));
+  }
+  auto object = (*store)->Stat(row.s3_key, stop);
+  if (!object) {
+    if (object.error().kind == ErrorKind::kCancelled) return object.error();
+    lost.source = LostJob::Source::kUnchecked;
+    lost.note = object.error().message;
+    return std::optional<LostJob>(std::move(lost));
+  }
+  if (!object->has_value()) return std::optional<LostJob>();
+  lost.source = LostJob::Source::kStoredObject;
+  return std::optional<LostJob>(std::move(lost));
+}
+
+Result<ReconcileReport> Reconciler::Run(const ReconcileSettings& settings, std::stop_token stop,
+                                        const Checkpoint& checkpoint) {
+  auto check = [&]() -> Status {
+    if (stop.stop_requested()) return Error::Cancelled("reconcile stopped");
+    return checkpoint ? checkpoint() : Ok();
+  };
+  ReconcileReport report;
+  if (settings.limit <= 0) return report;
+
+  auto queued = admin_.QueuedSha256s();
+  if (!queued) return queued.error();
+  const int older_than = static_cast<int>(settings.older_than.count());
+
+  catalog::UnsyncedCursor cursor;
+  while (!report.limit_reached) {
+    if (auto status = check(); !status) return status.error();
+    auto page = catalog_.UnsyncedAfter(cursor, kPageRows, older_than);
+    if (!page) return page.error();
+    if (page->empty()) break;
+    for (const UnsyncedFile& row : *page) {
+      ++report.rows_examined;
+      if (queued->count(row.sha256) > 0) {
+        ++report.still_queued;
+        continue;
+      }
+      if (auto status = check(); !status) return status.error();
+      auto lost = Classify(row, stop);
+      if (!lost) return lost.error();
+      if (!lost->has_value()) {
+        report.nothing_left.push_back(row);
+        continue;
+      }
+      report.enqueued.push_back(std::move(**lost));
+      if (static_cast<int>(report.enqueued.size()) >= settings.limit) {
+        report.limit_reached = true;
+        break;
+      }
+    }
+  }
+  if (settings.dry_run || report.enqueued.empty()) return report;
+
+  // The second look: a job that was moving between keys during the first
+  // read is found now, and is not pushed twice.
+  if (auto status = check(); !status) return status.error();
+  auto again = admin_.QueuedSha256s();
+  if (!again) return again.error();
+  std::vector<LostJob> still_lost;
+  for (LostJob& lost : report.enqueued) {
+    if (again->count(lost.row.sha256) > 0) {
+      ++report.appeared_meanwhile;
+      ++report.still_queued;
+    } else {
+      still_lost.push_back(std::move(lost));
+    }
+  }
+  report.enqueued = std::move(still_lost);
+
+  std::vector<std::string> payloads;
+  payloads.reserve(report.enqueued.size());
+  for (const LostJob& lost : report.enqueued) payloads.push_back(PayloadFor(lost.row));
+  if (auto pushed = admin_.Enqueue(payloads); !pushed) return pushed.error();
+  return report;
+}
+
+}  // namespace media_sync::worker

@@ -1,0 +1,98 @@
+// Reconciler: re-enqueues the jobs Redis lost, and only those. Shared by
+// `media-sync reconcile` and the periodic reconcile of `media-sync run`.
+//
+// A media_files row never synced and older than `older_than` has lost its
+// job when no payload for its sha256 is anywhere in Redis (pending, delayed,
+// any processing list, failed). For such a row:
+//   - its file is in the buffer (at <buffer>/<s3_key>)   -> enqueued;
+//   - no file, but the object is in storage (HeadObject) -> enqueued: the
+//     worker checks the object and records the sync;
+//   - no file and no object                              -> reported, never
+//     enqueued: nothing is left to sync, a job would only fail again;
+//   - the storage box cannot be asked                    -> enqueued: the
+//     worker defers it while the box is down.
+// Redis is read in bounded chunks and is not frozen meanwhile, so a job
+// moving between keys can be missed once; rows found lost are looked up
+// again after a second read and pushed only if still missing there. A job
+// pushed twice all the same is harmless: the sync is recorded once.
+//
+// Thread-safety: none; one Reconciler per thread (it owns a Redis
+// connection). Borrows the catalog, the stores and the buffer.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <stop_token>
+#include <string>
+#include <vector>
+
+#include "buffer/local_buffer.h"
+#include "catalog/pg_catalog.h"
+#include "config/urls.h"
+#include "core/catalog.h"
+#include "core/result.h"
+#include "core/store_router.h"
+#include "queue/queue_admin.h"
+
+namespace media_sync::worker {
+
+struct ReconcileSettings {
+  // Rows younger than this are left alone: their producer may not have
+  // pushed the job yet.
+  std::chrono::seconds older_than{3600};
+  // Jobs enqueued per run at most; the rows after them wait for the next run.
+  int limit = 10000;
+  bool dry_run = false;  // decide and report, push nothing
+};
+
+struct LostJob {
+  enum class Source {
+    kLocalFile,     // the file is in the buffer
+    kStoredObject,  // no file, but the object is in storage
+    kUnchecked,     // no file and the box could not be asked (see note)
+  };
+  UnsyncedFile row;
+  Source source = Source::kLocalFile;
+  std::string note;  // why unchecked, or a problem with the local file
+};
+
+struct ReconcileReport {
+  int64_t rows_examined = 0;               // unsynced rows older than the threshold looked at
+  int64_t still_queued = 0;                // of them, with a job somewhere in Redis
+  int64_t appeared_meanwhile = 0;          // lost at first, found in Redis by the second look
+  std::vector<LostJob> enqueued;           // pushed (on a dry run: would be)
+  std::vector<UnsyncedFile> nothing_left;  // no local file and no object: reported only
+  bool limit_reached = false;              // more rows may be lost: run again
+};
+
+class Reconciler {
+ public:
+  // Called between steps; an error stops the run and is returned (the
+  // periodic runner keeps its lock alive here and stops on shutdown).
+  using Checkpoint = std::function<Status()>;
+
+  Reconciler(config::RedisAddress redis, catalog::PgCatalog& catalog, StoreRouter& stores,
+             const buffer::LocalBuffer& buffer);
+
+  // One pass. Errors: the first outage or configuration error of Redis,
+  // PostgreSQL or the buffer; kCancelled when `stop` is requested. Nothing
+  // is pushed unless the pass got that far.
+  Result<ReconcileReport> Run(const ReconcileSettings& settings, std::stop_token stop = {},
+                              const Checkpoint& checkpoint = {});
+
+  // The job payload reconcile pushes for a row: local_path <buffer>/<s3_key>.
+  std::string PayloadFor(const UnsyncedFile& row) const;
+
+ private:
+  // Sorts one lost row: where its bytes are, or nullopt when nowhere.
+  Result<std::optional<LostJob>> Classify(const UnsyncedFile& row, std::stop_token stop);
+
+  queue::QueueAdmin admin_;
+  catalog::PgCatalog& catalog_;
+  StoreRouter& stores_;
+  const buffer::LocalBuffer& buffer_;
+};
+
+std::string_view ToString(LostJob::Source source);
+
+}  // namespace media_sync::worker
