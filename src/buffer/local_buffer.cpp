@@ -77,11 +77,13 @@ bool IsSymlink(int dir_fd, const std::string& name) {
 }
 
 Error OutsideBuffer(std::string_view local_path) {
-  return Error::JobPermanent("Path outside media buffer: " + std::string(local_path));
+  return Error::JobPermanent("Path outside media buffer: " + std::string(local_path))
+      .As(FaultClass::kOutsideBuffer);
 }
 
 Error NotRegularFile(std::string_view local_path) {
-  return Error::JobRetryable("Not a regular file: " + std::string(local_path));
+  return Error::JobRetryable("Not a regular file: " + std::string(local_path))
+      .As(FaultClass::kNotRegularFile);
 }
 
 }  // namespace
@@ -185,9 +187,12 @@ int LocalBuffer::WalkBeneath(const std::string& relative_path, int flags) const 
 }
 
 Result<std::optional<LocalFile>> LocalBuffer::Open(std::string_view local_path) const {
-  if (local_path.empty()) return Error::JobPermanent("Invalid local path: empty");
+  if (local_path.empty()) {
+    return Error::JobPermanent("Invalid local path: empty").As(FaultClass::kInvalidJob);
+  }
   if (local_path.find('\0') != std::string_view::npos) {
-    return Error::JobPermanent("Invalid local path: contains a NUL byte");
+    return Error::JobPermanent("Invalid local path: contains a NUL byte")
+        .As(FaultClass::kInvalidJob);
   }
   std::optional<std::string> relative_path = RelativeToBuffer(local_path);
   if (!relative_path) return OutsideBuffer(local_path);
@@ -205,13 +210,15 @@ Result<std::optional<LocalFile>> LocalBuffer::Open(std::string_view local_path) 
         return NotRegularFile(local_path);
       default:
         return Error::JobRetryable("Cannot open " + std::string(local_path) + ": " +
-                                   ErrnoText(error));
+                                   ErrnoText(error))
+            .As(FaultClass::kLocalIo);
     }
   }
   UniqueFd file_fd(fd);
   struct stat st {};
   if (::fstat(file_fd.get(), &st) != 0) {
-    return Error::JobRetryable("Cannot stat " + std::string(local_path) + ": " + ErrnoText(errno));
+    return Error::JobRetryable("Cannot stat " + std::string(local_path) + ": " + ErrnoText(errno))
+        .As(FaultClass::kLocalIo);
   }
   if (!S_ISREG(st.st_mode)) return NotRegularFile(local_path);
   // O_NONBLOCK has no effect on regular files; it only kept FIFOs from blocking.
@@ -232,7 +239,8 @@ Status LocalBuffer::Remove(const LocalFile& file) const {
       int error = -fd;
       if (error == ENOENT) return Ok();
       if (error == EXDEV || error == ELOOP) return OutsideBuffer(file.path());
-      return Error::JobRetryable("Cannot delete " + file.path() + ": " + ErrnoText(error));
+      return Error::JobRetryable("Cannot delete " + file.path() + ": " + ErrnoText(error))
+          .As(FaultClass::kLocalIo);
     }
     parent.reset(fd);
   }
@@ -242,15 +250,18 @@ Status LocalBuffer::Remove(const LocalFile& file) const {
   if (::fstatat(parent_fd, leaf.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
     int error = errno;
     if (error == ENOENT) return Ok();
-    return Error::JobRetryable("Cannot delete " + file.path() + ": " + ErrnoText(error));
+    return Error::JobRetryable("Cannot delete " + file.path() + ": " + ErrnoText(error))
+        .As(FaultClass::kLocalIo);
   }
   if (st.st_dev != file.device() || st.st_ino != file.inode()) {
-    return Error::JobRetryable("Local file changed during sync: " + file.path());
+    return Error::JobRetryable("Local file changed during sync: " + file.path())
+        .As(FaultClass::kLocalIo);
   }
   if (::unlinkat(parent_fd, leaf.c_str(), 0) != 0) {
     int error = errno;
     if (error == ENOENT) return Ok();
-    return Error::JobRetryable("Cannot delete " + file.path() + ": " + ErrnoText(error));
+    return Error::JobRetryable("Cannot delete " + file.path() + ": " + ErrnoText(error))
+        .As(FaultClass::kLocalIo);
   }
   return Ok();
 }

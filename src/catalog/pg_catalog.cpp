@@ -41,6 +41,17 @@ constexpr const char* kSelectUnsynced =
 
 constexpr const char* kCountUnsynced = "SELECT count(*) FROM media_files WHERE synced_at IS NULL";
 
+constexpr const char* kPing = "SELECT 1";
+
+// Boxes first (ordered by id), then the rows without a box as id ''.
+constexpr const char* kSelectBoxesUsage =
+    "SELECT b.id, b.minio_endpoint, b.used_bytes, b.reserved_bytes, "
+    "(SELECT count(*) FROM media_files m WHERE m.storage_box_id = b.id AND m.synced_at IS NULL) "
+    "FROM storage_boxes b "
+    "UNION ALL SELECT '', '', 0, 0, "
+    "(SELECT count(*) FROM media_files WHERE storage_box_id IS NULL AND synced_at IS NULL) "
+    "ORDER BY 1";
+
 std::string ErrorField(const PGresult* result, int field) {
   const char* value = PQresultErrorField(result, field);
   return value == nullptr ? std::string() : std::string(value);
@@ -97,7 +108,8 @@ std::string ReplaceAll(std::string text, const std::string& secret, std::string_
 template <typename T>
 Result<T> Scrubbed(Result<T> result, const std::string& password) {
   if (result.ok()) return result;
-  return Error{result.error().kind, ReplaceAll(result.error().message, password, "***")};
+  return Error{result.error().kind, ReplaceAll(result.error().message, password, "***"),
+               result.error().fault};
 }
 
 // Runs body on a pooled connection. A pooled connection can be dead without
@@ -145,7 +157,8 @@ Result<RecordOutcome> PgCatalog::RecordSync(const std::string& sha256, uint64_t 
                                             const std::optional<std::string>& storage_box_id) {
   if (conninfo_error_) return *conninfo_error_;
   if (file_size > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
-    return Error::JobPermanent("file_size out of range: " + std::to_string(file_size));
+    return Error::JobPermanent("file_size out of range: " + std::to_string(file_size))
+        .As(FaultClass::kInvalidJob);
   }
   const std::string size_text = std::to_string(file_size);
 
@@ -158,7 +171,8 @@ Result<RecordOutcome> PgCatalog::RecordSync(const std::string& sha256, uint64_t 
         auto exists = Run(connection, kRowExists, {sha256}, deadline);
         if (!exists.ok()) return exists.error();
         if (PQntuples(exists->get()) == 0) {
-          return Error::JobRetryable("No media_files row for sha256 " + sha256);
+          return Error::JobRetryable("No media_files row for sha256 " + sha256)
+              .As(FaultClass::kNoCatalogRow);
         }
         return RecordOutcome::kAlreadySynced;
       }
@@ -166,7 +180,8 @@ Result<RecordOutcome> PgCatalog::RecordSync(const std::string& sha256, uint64_t 
         auto counted = Run(connection, kCountOnBox, {*storage_box_id, size_text}, deadline);
         if (!counted.ok()) return counted.error();
         if (AffectedRows(*counted) == 0) {
-          return Error::JobRetryable("Unknown storage box " + *storage_box_id);
+          return Error::JobRetryable("Unknown storage box " + *storage_box_id)
+              .As(FaultClass::kUnknownBox);
         }
       }
       if (auto committed = Run(connection, kCommit, {}, deadline); !committed.ok()) {
@@ -244,6 +259,41 @@ Result<int64_t> PgCatalog::CountUnsynced() {
   };
   auto counted = WithConnection<int64_t>(*pool_, options_.query_timeout, count);
   return Scrubbed(std::move(counted), password_);
+}
+
+Status PgCatalog::Ping() {
+  if (conninfo_error_) return *conninfo_error_;
+  auto ping = [&](PgConnection& connection, Clock::time_point deadline) -> Result<bool> {
+    auto rows = Run(connection, kPing, {}, deadline);
+    if (!rows.ok()) return rows.error();
+    return true;
+  };
+  auto pinged = Scrubbed(WithConnection<bool>(*pool_, options_.query_timeout, ping), password_);
+  if (!pinged) return pinged.error();
+  return Ok();
+}
+
+Result<std::vector<PgCatalog::BoxUsage>> PgCatalog::BoxesUsage() {
+  if (conninfo_error_) return *conninfo_error_;
+  auto select = [&](PgConnection& connection,
+                    Clock::time_point deadline) -> Result<std::vector<BoxUsage>> {
+    auto rows = Run(connection, kSelectBoxesUsage, {}, deadline);
+    if (!rows.ok()) return rows.error();
+    auto number = [&](int row, int column) {
+      int64_t value = 0;
+      std::string text = Field(*rows, row, column);
+      std::from_chars(text.data(), text.data() + text.size(), value);
+      return value;
+    };
+    std::vector<BoxUsage> boxes;
+    for (int row = 0; row < PQntuples(rows->get()); ++row) {
+      boxes.push_back(BoxUsage{Field(*rows, row, 0), Field(*rows, row, 1), number(row, 2),
+                               number(row, 3), number(row, 4)});
+    }
+    return boxes;
+  };
+  auto boxes = WithConnection<std::vector<BoxUsage>>(*pool_, options_.query_timeout, select);
+  return Scrubbed(std::move(boxes), password_);
 }
 
 PgCatalogStats PgCatalog::Stats() const {

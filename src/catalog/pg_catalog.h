@@ -87,6 +87,20 @@ class PgCatalog final : public Catalog {
 
   PgCatalogStats Stats() const;
 
+  // One round trip to the server (readiness).
+  Status Ping();
+
+  // Every storage box with its counters and unsynced rows, then one entry
+  // with id "" for unsynced rows without a box (status).
+  struct BoxUsage {
+    std::string id;
+    std::string endpoint;
+    int64_t used_bytes = 0;
+    int64_t reserved_bytes = 0;
+    int64_t unsynced_rows = 0;
+  };
+  Result<std::vector<BoxUsage>> BoxesUsage();
+
  private:
   const PgCatalogOptions options_;
   std::string password_;                 // only to scrub it from messages

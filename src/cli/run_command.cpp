@@ -13,11 +13,16 @@
 #include "catalog/pg_catalog.h"
 #include "cli/command.h"
 #include "core/pipeline.h"
+#include "metrics/http_endpoint.h"
+#include "metrics/process_metrics.h"
+#include "metrics/registry.h"
 #include "queue/queue_admin.h"
 #include "s3/buffer_pool.h"
 #include "s3/s3_object_store.h"
+#include "util/liveness.h"
 #include "worker/box_registry.h"
 #include "worker/bucket_creating_store.h"
+#include "worker/monitor.h"
 #include "worker/worker.h"
 
 namespace media_sync::cli {
@@ -93,7 +98,37 @@ int Run(config::Options options, const RunFlags& flags) {
                MEDIA_SYNC_VERSION, options.worker_id, options.concurrency, options.buffer_path,
                options.s3.bucket, options.s3.endpoint);
   auto started = std::chrono::steady_clock::now();
-  worker::Worker worker(settings, pipeline);
+  metrics::Registry metrics_registry;
+  metrics::AddProcessMetrics(metrics_registry);
+  metrics_registry
+      .AddGauge("media_sync_build_info", "Version of this media-sync build.", {"version"})
+      .With({MEDIA_SYNC_VERSION})
+      .Set(1);
+  worker::WorkerMetrics worker_metrics(metrics_registry);
+  Liveness liveness;
+  worker::Worker worker(settings, pipeline, worker_metrics, liveness);
+
+  worker::MonitorSettings monitor_settings;
+  monitor_settings.redis = options.redis;
+  monitor_settings.redis_options = redis_options;
+  monitor_settings.worker_id = options.worker_id;
+  monitor_settings.buffer_path = options.buffer_path;
+  monitor_settings.stall_limit = options.health_stall;
+  worker::Monitor monitor(
+      monitor_settings, worker_metrics, worker.stats(), registry,
+      [&catalog] { return catalog.Ping(); }, liveness);
+  std::unique_ptr<metrics::HttpEndpoint> endpoint;
+  if (!options.metrics_address.empty()) {
+    auto started_endpoint = metrics::HttpEndpoint::Start(
+        options.metrics_address,
+        {[&metrics_registry] { return metrics_registry.Render(); },
+         [&monitor] { return monitor.Health(); }, [&monitor] { return monitor.Readiness(); }});
+    if (!started_endpoint) return ConfigError(started_endpoint.error());
+    endpoint = std::move(*started_endpoint);
+    spdlog::info("serving /metrics, /healthz and /readyz on {} (port {})", options.metrics_address,
+                 endpoint->port());
+  }
+  monitor.Start();
   worker.Start();
 
   // SIGTERM/SIGINT are blocked in every thread (see Main): this thread takes

@@ -245,6 +245,13 @@ Result<Options> LoadOptions(const EnvLookup& env) {
                  "must be host:port (port 0..65535), or empty to disable");
     }
   }
+  MEDIA_SYNC_TRY(read.Seconds("HEALTH_STALL_SECONDS", o.health_stall, 1, 86400));
+  if (o.health_stall <= o.outage_backoff_max) {
+    // Threads waiting out an outage beat once per backoff step.
+    return Bad("HEALTH_STALL_SECONDS", std::to_string(o.health_stall.count()),
+               "must be longer than OUTAGE_BACKOFF_MAX_SECONDS (" +
+                   std::to_string(o.outage_backoff_max.count()) + ")");
+  }
   MEDIA_SYNC_TRY(read.String("LOG_LEVEL", o.log_level));
   o.log_level = Lower(o.log_level);
   static constexpr std::string_view kLevels[] = {"trace",   "debug", "info",     "warn",
@@ -292,6 +299,7 @@ std::vector<std::pair<std::string, std::string>> Describe(const Options& o) {
       {"DB_POOL_SIZE", std::to_string(o.db_pool_size)},
       {"WORKER_ID", o.worker_id},
       {"METRICS_ADDRESS", o.metrics_address.empty() ? "(disabled)" : o.metrics_address},
+      {"HEALTH_STALL_SECONDS", seconds(o.health_stall)},
       {"LOG_LEVEL", o.log_level},
       {"LOG_FORMAT", o.log_format == LogFormat::kJson ? "json" : "text"},
       {"S3_CONNECT_TIMEOUT_SECONDS", seconds(o.s3.connect_timeout)},

@@ -40,6 +40,7 @@ struct Options {
   int db_pool_size = 4;                          // DB_POOL_SIZE: PostgreSQL connections
   std::string worker_id;                         // WORKER_ID: default <hostname>-<pid>
   std::string metrics_address = "0.0.0.0:9108";  // METRICS_ADDRESS: empty disables /metrics
+  std::chrono::seconds health_stall{120};   // HEALTH_STALL_SECONDS: /healthz red past this stall
   std::string log_level = "info";           // LOG_LEVEL: trace|debug|info|warn|error|critical|off
   LogFormat log_format = LogFormat::kText;  // LOG_FORMAT: text|json
 

@@ -60,6 +60,7 @@ TEST(OptionsTest, DefaultsFollowTheSeed) {
   EXPECT_EQ(o.db_pool_size, 4);
   EXPECT_FALSE(o.worker_id.empty());
   EXPECT_EQ(o.metrics_address, "0.0.0.0:9108");
+  EXPECT_EQ(o.health_stall, std::chrono::seconds(120));
   EXPECT_EQ(o.log_level, "info");
   EXPECT_EQ(o.log_format, LogFormat::kText);
   EXPECT_EQ(o.s3.connect_timeout, std::chrono::seconds(5));
@@ -92,6 +93,7 @@ TEST(OptionsTest, ReadsEveryVariable) {
       {"DB_POOL_SIZE", "2"},
       {"WORKER_ID", "sync-a"},
       {"METRICS_ADDRESS", "127.0.0.1:9200"},
+      {"HEALTH_STALL_SECONDS", "300"},
       {"LOG_LEVEL", "DEBUG"},
       {"LOG_FORMAT", "json"},
       {"S3_CONNECT_TIMEOUT_SECONDS", "3"},
@@ -124,6 +126,7 @@ TEST(OptionsTest, ReadsEveryVariable) {
   EXPECT_EQ(o.db_pool_size, 2);
   EXPECT_EQ(o.worker_id, "sync-a");
   EXPECT_EQ(o.metrics_address, "127.0.0.1:9200");
+  EXPECT_EQ(o.health_stall, std::chrono::seconds(300));
   EXPECT_EQ(o.log_level, "debug");
   EXPECT_EQ(o.log_format, LogFormat::kJson);
   EXPECT_EQ(o.s3.connect_timeout, std::chrono::seconds(3));
@@ -168,6 +171,8 @@ TEST(OptionsTest, RejectsBadValuesNamingTheVariable) {
       {"METRICS_ADDRESS", "9108", "must be host:port"},
       {"METRICS_ADDRESS", "0.0.0.0:http", "must be host:port"},
       {"WORKER_ID", "two words", "must not contain white space"},
+      {"HEALTH_STALL_SECONDS", "30", "must be longer than OUTAGE_BACKOFF_MAX_SECONDS (30)"},
+      {"HEALTH_STALL_SECONDS", "0", "must be between 1 and 86400"},
   };
   for (const auto& c : cases) {
     std::string message = MustFail({{c.variable, c.value}});

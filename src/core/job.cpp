@@ -1,6 +1,8 @@
 #include "core/job.h"
 
 #include <cctype>
+#include <chrono>
+#include <cstdio>
 #include <ctime>
 #include <nlohmann/json.hpp>
 
@@ -13,7 +15,9 @@ using Json = nlohmann::ordered_json;
 
 constexpr std::string_view kFailureFields[] = {"error", "failed_at", "attempts"};
 
-Error Invalid(const std::string& problem) { return Error::JobPermanent("Invalid job: " + problem); }
+Error Invalid(const std::string& problem) {
+  return Error::JobPermanent("Invalid job: " + problem).As(FaultClass::kInvalidJob);
+}
 
 // Nesting depth of a JSON text, counted outside strings, so a hostile payload
 // is refused before the parser sees it.
@@ -160,9 +164,12 @@ Result<Job> ParseJob(std::string_view payload) {
     }
   }
 
-  if (auto queued = document.find("queued_at");
-      queued != document.end() && !queued->is_null() && !queued->is_string()) {
-    return Invalid(std::string("queued_at must be a string, got ") + queued->type_name());
+  if (auto queued = document.find("queued_at"); queued != document.end() && !queued->is_null()) {
+    if (!queued->is_string()) {
+      return Invalid(std::string("queued_at must be a string, got ") + queued->type_name());
+    }
+    // Informational (job latency): a time we cannot read is left out, not a fault.
+    job.queued_at = ParseIsoTimestamp(queued->get<std::string>());
   }
 
   if (auto retries = document.find("retry_count");
@@ -195,6 +202,44 @@ std::string WithRetryCount(std::string_view payload, int retry_count) {
   if (!document || !document->is_object()) return std::string(payload);
   (*document)["retry_count"] = retry_count;
   return document->dump();
+}
+
+std::optional<std::chrono::system_clock::time_point> ParseIsoTimestamp(std::string_view text) {
+  int year = 0, month = 0, day = 0, hour = 0, minute = 0, second = 0, consumed = 0;
+  std::string copy(text.substr(0, 64));
+  if (std::sscanf(copy.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%n", &year, &month, &day, &hour, &minute,
+                  &second, &consumed) != 6 ||
+      month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 || minute > 59 || second > 60) {
+    return std::nullopt;
+  }
+  std::string_view rest = std::string_view(copy).substr(static_cast<size_t>(consumed));
+  std::chrono::milliseconds fraction{0};
+  if (!rest.empty() && rest.front() == '.') {
+    size_t digits = 1;
+    int64_t millis = 0;
+    for (; digits < rest.size() && std::isdigit(static_cast<unsigned char>(rest[digits]));
+         ++digits) {
+      if (digits <= 3) millis = millis * 10 + (rest[digits] - '0');
+    }
+    for (size_t pad = digits; pad <= 3; ++pad) millis *= 10;
+    fraction = std::chrono::milliseconds(millis);
+    rest.remove_prefix(digits);
+  }
+  std::chrono::minutes offset{0};
+  if (rest == "Z" || rest.empty()) {
+    // No zone: the platform writes UTC.
+  } else if ((rest.front() == '+' || rest.front() == '-') && rest.size() == 6 && rest[3] == ':') {
+    int hours = (rest[1] - '0') * 10 + (rest[2] - '0');
+    int minutes = (rest[4] - '0') * 10 + (rest[5] - '0');
+    offset = std::chrono::minutes(hours * 60 + minutes) * (rest.front() == '+' ? 1 : -1);
+  } else {
+    return std::nullopt;
+  }
+  std::chrono::sys_days days = std::chrono::year_month_day(
+      std::chrono::year(year), std::chrono::month(static_cast<unsigned>(month)),
+      std::chrono::day(static_cast<unsigned>(day)));
+  return std::chrono::system_clock::time_point(days) + std::chrono::hours(hour) +
+         std::chrono::minutes(minute) + std::chrono::seconds(second) + fraction - offset;
 }
 
 std::string IsoTimestamp(std::chrono::system_clock::time_point when) {

@@ -26,6 +26,8 @@ struct Job {
   uint64_t file_size = 0;
   std::optional<std::string> storage_box_id;
   int retry_count = 0;
+  // queued_at, when present and readable (ISO 8601; no zone means UTC).
+  std::optional<std::chrono::system_clock::time_point> queued_at;
   // True when the payload was a failed-queue entry requeued by an operator
   // (RPOPLPUSH media:sync:failed media:sync:pending): it starts a fresh budget.
   bool requeued_from_failed = false;
@@ -60,5 +62,8 @@ std::string FailedEntry(std::string_view payload, std::string_view error, int at
                         std::chrono::system_clock::time_point now);
 
 std::string IsoTimestamp(std::chrono::system_clock::time_point when);
+// "2024-01-15T12:00:00", with optional .fraction and Z or ±hh:mm; nullopt
+// when the text is not such a time.
+std::optional<std::chrono::system_clock::time_point> ParseIsoTimestamp(std::string_view text);
 
 }  // namespace media_sync

@@ -223,5 +223,27 @@ TEST(JobTest, MakeJobPayloadWritesTheSeedFormatThatParseJobAccepts) {
   EXPECT_EQ(ParseJob(MakeJobPayload(fresh))->storage_box_id, "russia-1");
 }
 
+TEST(JobTest, QueuedAtIsReadInTheFormsProducersWrite) {
+  using std::chrono::system_clock;
+  auto at = [](const char* text) { return ParseIsoTimestamp(text); };
+  auto epoch = [](int64_t ms) { return system_clock::time_point(std::chrono::milliseconds(ms)); };
+  EXPECT_EQ(at("2024-01-15T12:00:00"), epoch(1705320000000));
+  EXPECT_EQ(at("2024-01-15T12:00:00Z"), epoch(1705320000000));
+  EXPECT_EQ(at("2024-01-15T12:00:00.25Z"), epoch(1705320000250));
+  EXPECT_EQ(at("2024-01-15T12:00:00.123456"), epoch(1705320000123));
+  EXPECT_EQ(at("2024-01-15T14:00:00+02:00"), epoch(1705320000000));
+  EXPECT_EQ(at(IsoTimestamp(epoch(1705320000250)).c_str()), epoch(1705320000250));
+  for (const char* bad :
+       {"", "yesterday", "2024-13-01T00:00:00", "2024-01-15 12:00:00", "2024-01-15T12:00:00 UTC"}) {
+    EXPECT_FALSE(at(bad).has_value()) << bad;
+  }
+  Json document = ValidJob();
+  EXPECT_EQ(ParseJob(document.dump())->queued_at, epoch(1705320000000));
+  document["queued_at"] = "not a time";
+  auto job = ParseJob(document.dump());
+  ASSERT_TRUE(job.ok()) << "an unreadable queued_at is informational, not a fault";
+  EXPECT_FALSE(job->queued_at.has_value());
+}
+
 }  // namespace
 }  // namespace media_sync

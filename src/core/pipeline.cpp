@@ -46,6 +46,7 @@ Decision Pipeline::Fail(const std::string& payload, const Error& error, int atte
   decision.outcome = Outcome::kFailed;
   decision.payload = FailedEntry(payload, error.message, attempts, clock_());
   decision.message = error.message;
+  decision.fault = error.fault;
   return decision;
 }
 
@@ -60,6 +61,7 @@ Decision Pipeline::OnJobFault(const Job& job, const Delivery& delivery, const Er
   decision.outcome = Outcome::kRetryScheduled;
   decision.payload = WithRetryCount(job.payload, next);
   decision.due = clock_() + settings_.retry_delay * next;
+  decision.fault = error.fault;
   decision.message = error.message + " (retry " + std::to_string(next) + " of " +
                      std::to_string(settings_.max_retries) + " in " +
                      std::to_string((settings_.retry_delay * next).count()) + " s)";
@@ -69,22 +71,33 @@ Decision Pipeline::OnJobFault(const Job& job, const Delivery& delivery, const Er
 Decision Pipeline::Process(const Delivery& delivery, std::stop_token stop) const {
   auto job = ParseJob(delivery.payload);
   if (!job) return Fail(delivery.payload, job.error(), 1 + static_cast<int>(delivery.redeliveries));
+  Decision decision = ProcessJob(*job, delivery, std::move(stop));
+  decision.sha256 = job->sha256;
+  decision.s3_key = job->s3_key;
+  decision.storage_box_id = job->storage_box_id;
+  decision.file_size = job->file_size;
+  decision.queued_at = job->queued_at;
+  return decision;
+}
 
+Decision Pipeline::ProcessJob(const Job& job, const Delivery& delivery,
+                              std::stop_token stop) const {
   if (delivery.redeliveries > settings_.max_retries) {
     return Fail(
-        job->payload,
+        job.payload,
         Error::JobPermanent("Worker lease expired " + std::to_string(delivery.redeliveries) +
                             " times while this job was in flight (the job may crash or "
-                            "hang the worker)"),
-        job->retry_count + 1 + static_cast<int>(delivery.redeliveries));
+                            "hang the worker)")
+            .As(FaultClass::kLeaseExpired),
+        job.retry_count + 1 + static_cast<int>(delivery.redeliveries));
   }
 
-  const StoreRouter::BoxId& box = job->storage_box_id;
+  const StoreRouter::BoxId& box = job.storage_box_id;
   auto defer_for_box = [&](StoreRouter::TimePoint due, const std::string& why) {
     Decision decision;
     decision.action = Action::kDelay;
     decision.outcome = Outcome::kBoxDown;
-    decision.payload = job->payload;  // the box's fault: no attempt is counted
+    decision.payload = job.payload;  // the box's fault: no attempt is counted
     decision.due = due;
     decision.message = why;
     return decision;
@@ -97,19 +110,20 @@ Decision Pipeline::Process(const Delivery& delivery, std::stop_token stop) const
   auto store = stores_.ForBox(box);
   if (!store) {
     stores_.AbandonProbe(box);  // the box itself was not asked
-    if (store.error().IsJobFault()) return OnJobFault(*job, delivery, store.error());
+    if (store.error().IsJobFault()) return OnJobFault(job, delivery, store.error());
     return Hold(store.error());
   }
 
   // Runs steps 2-5; each failure says its source.
   auto run = [&]() -> std::variant<Decision, StepFailure> {
     ObjectStore& objects = **store;
-    auto local = buffer_.Open(job->local_path);
+    auto local = buffer_.Open(job.local_path);
     if (!local) return StepFailure{local.error(), Source::kJob};
 
     uint64_t uploaded = 0;
+    std::chrono::steady_clock::duration upload_time{};
     auto record = [&]() -> std::variant<Decision, StepFailure> {
-      auto recorded = catalog_.RecordSync(job->sha256, job->file_size, box);
+      auto recorded = catalog_.RecordSync(job.sha256, job.file_size, box);
       if (!recorded) {
         return StepFailure{recorded.error(),
                            recorded.error().IsJobFault() ? Source::kJob : Source::kCatalog};
@@ -119,54 +133,63 @@ Decision Pipeline::Process(const Delivery& delivery, std::stop_token stop) const
       decision.outcome =
           *recorded == RecordOutcome::kSynced ? Outcome::kSynced : Outcome::kAlreadySynced;
       decision.bytes_uploaded = uploaded;
-      decision.message = job->s3_key;
+      decision.upload_time = upload_time;
+      decision.message = job.s3_key;
       return decision;
     };
 
     if (!local->has_value()) {
       // A crash after the upload leaves the object without the local file.
-      auto info = objects.Stat(job->s3_key, stop);
+      auto info = objects.Stat(job.s3_key, stop);
       if (!info) return StepFailure{info.error(), Source::kStore};
       stores_.ReportSuccess(box);
       if (!info->has_value()) {
-        return StepFailure{Error::JobRetryable(std::string(kMissingEverywhere)), Source::kJob};
+        return StepFailure{
+            Error::JobRetryable(std::string(kMissingEverywhere)).As(FaultClass::kMissingFile),
+            Source::kJob};
       }
-      if ((*info)->size != job->file_size) {
-        return StepFailure{Error::JobRetryable(SizeMismatch(job->file_size, (*info)->size) +
-                                               " (local file missing; object in storage)"),
+      if ((*info)->size != job.file_size) {
+        return StepFailure{Error::JobRetryable(SizeMismatch(job.file_size, (*info)->size) +
+                                               " (local file missing; object in storage)")
+                               .As(FaultClass::kSizeMismatch),
                            Source::kJob};
       }
-      if (!(*info)->sha256.empty() && (*info)->sha256 != job->sha256) {
+      if (!(*info)->sha256.empty() && (*info)->sha256 != job.sha256) {
         return StepFailure{
             Error::JobRetryable("Local file missing and the object in storage has sha256 " +
-                                (*info)->sha256 + ", expected " + job->sha256),
+                                (*info)->sha256 + ", expected " + job.sha256)
+                .As(FaultClass::kHashMismatch),
             Source::kJob};
       }
       return record();
     }
 
     const buffer::LocalFile& file = **local;
-    if (file.size() != job->file_size) {
-      return StepFailure{Error::JobRetryable(SizeMismatch(job->file_size, file.size())),
+    if (file.size() != job.file_size) {
+      return StepFailure{Error::JobRetryable(SizeMismatch(job.file_size, file.size()))
+                             .As(FaultClass::kSizeMismatch),
                          Source::kJob};
     }
-    auto info = objects.Stat(job->s3_key, stop);
+    auto info = objects.Stat(job.s3_key, stop);
     if (!info) return StepFailure{info.error(), Source::kStore};
     stores_.ReportSuccess(box);
     bool already_stored =
-        info->has_value() && (*info)->size == job->file_size && (*info)->sha256 == job->sha256;
+        info->has_value() && (*info)->size == job.file_size && (*info)->sha256 == job.sha256;
     if (already_stored) {
       // Nothing to upload, but the local copy is deleted only if its own
       // bytes are the job's: hash it first.
       auto local_hash = Sha256OfFd(file.fd(), file.size());
       if (!local_hash) return StepFailure{local_hash.error(), Source::kJob};
-      if (*local_hash != job->sha256) {
+      if (*local_hash != job.sha256) {
         return StepFailure{Error::JobRetryable("Local file does not match sha256: expected " +
-                                               job->sha256 + ", got " + *local_hash),
+                                               job.sha256 + ", got " + *local_hash)
+                               .As(FaultClass::kHashMismatch),
                            Source::kJob};
       }
     } else {
-      auto put = objects.Upload(job->s3_key, file.fd(), file.size(), job->sha256, stop);
+      auto upload_started = std::chrono::steady_clock::now();
+      auto put = objects.Upload(job.s3_key, file.fd(), file.size(), job.sha256, stop);
+      upload_time = std::chrono::steady_clock::now() - upload_started;
       if (!put) {
         Source source = put.error().IsJobFault() ? Source::kJob : Source::kStore;
         return StepFailure{put.error(), source};
@@ -195,7 +218,7 @@ Decision Pipeline::Process(const Delivery& delivery, std::stop_token stop) const
     decision.message = error.message;
     return decision;
   }
-  if (error.IsJobFault()) return OnJobFault(*job, delivery, error);
+  if (error.IsJobFault()) return OnJobFault(job, delivery, error);
   if (failure.source == Source::kStore) {
     stores_.ReportFailure(box, error);
     return defer_for_box(stores_.DownUntil(box).value_or(clock_() + std::chrono::seconds(1)),

@@ -9,6 +9,7 @@
 
 #include <chrono>
 #include <functional>
+#include <optional>
 #include <stop_token>
 #include <string>
 
@@ -49,6 +50,16 @@ struct Decision {
   std::chrono::system_clock::time_point due{};
   std::string message;          // why (operator-facing)
   uint64_t bytes_uploaded = 0;  // bytes sent to storage by this attempt
+
+  // What the job was, for metrics and the outcome's log line; empty when the
+  // payload did not parse.
+  std::string sha256;
+  std::string s3_key;
+  std::optional<std::string> storage_box_id;
+  uint64_t file_size = 0;
+  std::optional<std::chrono::system_clock::time_point> queued_at;
+  FaultClass fault = FaultClass::kOther;              // kRetryScheduled, kFailed
+  std::chrono::steady_clock::duration upload_time{};  // spent in ObjectStore::Upload
 };
 
 class Pipeline {
@@ -63,6 +74,7 @@ class Pipeline {
   Decision Process(const Delivery& delivery, std::stop_token stop) const;
 
  private:
+  Decision ProcessJob(const Job& job, const Delivery& delivery, std::stop_token stop) const;
   Decision OnJobFault(const Job& job, const Delivery& delivery, const Error& error) const;
   Decision Fail(const std::string& payload, const Error& error, int attempts) const;
 

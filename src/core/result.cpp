@@ -18,4 +18,32 @@ std::string_view ToString(ErrorKind kind) {
   return "unknown";
 }
 
+std::string_view ToString(FaultClass fault) {
+  switch (fault) {
+    case FaultClass::kOther:
+      return "other";
+    case FaultClass::kMissingFile:
+      return "missing_file";
+    case FaultClass::kSizeMismatch:
+      return "size_mismatch";
+    case FaultClass::kHashMismatch:
+      return "hash_mismatch";
+    case FaultClass::kInvalidJob:
+      return "invalid_job";
+    case FaultClass::kOutsideBuffer:
+      return "outside_buffer";
+    case FaultClass::kNotRegularFile:
+      return "not_regular_file";
+    case FaultClass::kLocalIo:
+      return "local_io";
+    case FaultClass::kNoCatalogRow:
+      return "no_catalog_row";
+    case FaultClass::kUnknownBox:
+      return "unknown_box";
+    case FaultClass::kLeaseExpired:
+      return "lease_expired";
+  }
+  return "other";
+}
+
 }  // namespace media_sync

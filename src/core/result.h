@@ -33,9 +33,30 @@ enum class ErrorKind {
 
 std::string_view ToString(ErrorKind kind);
 
+// What kind of job fault an error is, set where the fault is found, so that
+// metrics and logs count faults by class without reading messages. kOther
+// for job faults nobody classified; meaningless for other kinds.
+enum class FaultClass {
+  kOther,
+  kMissingFile,     // neither the local file nor the object exists
+  kSizeMismatch,    // file or object size differs from file_size
+  kHashMismatch,    // bytes do not hash to the job's sha256
+  kInvalidJob,      // malformed JSON, wrong types, key not matching the hash
+  kOutsideBuffer,   // local_path escapes MEDIA_BUFFER_PATH
+  kNotRegularFile,  // FIFO, socket, device, directory
+  kLocalIo,         // the local file cannot be read or deleted
+  kNoCatalogRow,    // no media_files row for the sha256
+  kUnknownBox,      // storage_box_id not in storage_boxes
+  kLeaseExpired,    // the job's worker died too often while holding it
+};
+
+// The metric label of a class: "missing_file", "size_mismatch", ...
+std::string_view ToString(FaultClass fault);
+
 struct Error {
   ErrorKind kind = ErrorKind::kOutage;
   std::string message;
+  FaultClass fault = FaultClass::kOther;
 
   static Error Outage(std::string message) { return {ErrorKind::kOutage, std::move(message)}; }
   static Error Configuration(std::string message) {
@@ -57,9 +78,15 @@ struct Error {
     return kind == ErrorKind::kJobRetryable || kind == ErrorKind::kJobPermanent;
   }
 
-  // Same kind, message prefixed with context ("HeadObject media/..: ").
+  // Same kind and class, message prefixed with context ("HeadObject media/..: ").
   Error Wrap(std::string_view context) const {
-    return {kind, std::string(context) + ": " + message};
+    return {kind, std::string(context) + ": " + message, fault};
+  }
+
+  // This error, classified.
+  Error As(FaultClass fault_class) && {
+    fault = fault_class;
+    return std::move(*this);
   }
 };
 

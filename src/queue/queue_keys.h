@@ -23,6 +23,13 @@ inline constexpr std::string_view kRedeliveriesKey = "media:sync:redeliveries";
 // Set of worker ids that may hold jobs (registered by their first heartbeat).
 inline constexpr std::string_view kWorkersKey = "media:sync:workers";
 
+// Hash storage_box_id ("" for MINIO_ENDPOINT) -> JSON of the latest report
+// of a worker on that box: {endpoint, up, error, worker, reported_at}.
+inline constexpr std::string_view kBoxHealthKey = "media:sync:boxes";
+// media:sync:throughput:<unix minute>: hash {files, bytes} synced in that
+// minute by all workers; expires after kThroughputRetention.
+inline constexpr std::string_view kThroughputKeyPrefix = "media:sync:throughput:";
+
 inline constexpr std::string_view kProcessingKeyPrefix = "media:sync:processing:";
 inline constexpr std::string_view kHeartbeatKeyPrefix = "media:sync:worker:";
 

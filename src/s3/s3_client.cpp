@@ -8,6 +8,7 @@
 
 #include "s3/s3_errors.h"
 #include "util/hash.h"
+#include "util/liveness.h"
 
 namespace media_sync::s3 {
 
@@ -44,6 +45,7 @@ struct Exchange {
   size_t upload_offset = 0;
   HttpResponse response;
   std::stop_token stop;
+  curl_off_t bytes_moved = 0;  // sent + received at the last progress callback
   char error_buffer[CURL_ERROR_SIZE] = {};
 };
 
@@ -146,8 +148,14 @@ size_t WriteHeader(char* data, size_t size, size_t count, void* user) {
   return n;
 }
 
-int OnProgress(void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
+int OnProgress(void* user, curl_off_t, curl_off_t received, curl_off_t, curl_off_t sent) {
   auto* exchange = static_cast<Exchange*>(user);
+  // A transfer that moves bytes is progress, however long it takes; a
+  // stalled one is not (/healthz, util/liveness.h).
+  if (received + sent != exchange->bytes_moved) {
+    exchange->bytes_moved = received + sent;
+    Liveness::Beat();
+  }
   return exchange->stop.stop_requested() ? 1 : 0;
 }
 

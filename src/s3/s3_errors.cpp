@@ -154,7 +154,12 @@ Error ClassifyHttpError(long status, std::string_view body, std::string_view ope
     text += " (no error body; check the access key, the secret key and the clock)";
   }
   if (!parsed.request_id.empty()) text.append(" (RequestId ").append(parsed.request_id).append(")");
-  return Error{KindForS3Error(status, parsed.code), std::move(text)};
+  FaultClass fault = OneOf(parsed.code, {"XAmzContentSHA256Mismatch", "BadDigest", "InvalidDigest"})
+                         ? FaultClass::kHashMismatch
+                     : OneOf(parsed.code, {"IncompleteBody", "EntityTooSmall"})
+                         ? FaultClass::kSizeMismatch
+                         : FaultClass::kOther;
+  return Error{KindForS3Error(status, parsed.code), std::move(text), fault};
 }
 
 }  // namespace media_sync::s3

@@ -32,9 +32,13 @@ Status ReadExactly(int fd, char* buffer, size_t length, uint64_t offset, uint64_
     ssize_t got = pread(fd, buffer + done, length - done, static_cast<off_t>(offset + done));
     if (got < 0) {
       if (errno == EINTR) continue;
-      return Error::JobRetryable(std::string("Cannot read local file: ") + std::strerror(errno));
+      return Error::JobRetryable(std::string("Cannot read local file: ") + std::strerror(errno))
+          .As(FaultClass::kLocalIo);
     }
-    if (got == 0) return Error::JobRetryable(SizeMismatch(expected_size, offset + done));
+    if (got == 0) {
+      return Error::JobRetryable(SizeMismatch(expected_size, offset + done))
+          .As(FaultClass::kSizeMismatch);
+    }
     done += static_cast<size_t>(got);
   }
   return Ok();
@@ -75,7 +79,8 @@ Result<std::optional<ObjectInfo>> S3ObjectStore::Stat(const std::string& key,
 Result<ObjectInfo> S3ObjectStore::Upload(const std::string& key, int fd, uint64_t size,
                                          const std::string& sha256_hex, std::stop_token stop) {
   if (!IsLowerHexSha256(sha256_hex)) {
-    return Error::JobPermanent("Invalid sha256 '" + sha256_hex + "': expected 64 lowercase hex");
+    return Error::JobPermanent("Invalid sha256 '" + sha256_hex + "': expected 64 lowercase hex")
+        .As(FaultClass::kInvalidJob);
   }
   // Three ways, each sending only bytes that hash to sha256_hex:
   //  - up to one part: read whole into a pooled buffer, hashed, PUT from it;
@@ -103,7 +108,8 @@ Result<ObjectInfo> S3ObjectStore::UploadWhole(const std::string& key, int fd, ui
     if (Status read = ReadExactly(fd, data, size, 0, size); !read.ok()) return read.error();
     Payload payload = MakePayload(data, size, client_.options().content_md5);
     if (payload.sha256_hex != sha256_hex) {
-      return Error::JobRetryable(HashMismatch(sha256_hex, payload.sha256_hex));
+      return Error::JobRetryable(HashMismatch(sha256_hex, payload.sha256_hex))
+          .As(FaultClass::kHashMismatch);
     }
     auto put = client_.PutObject(key, payload, {{"sha256", sha256_hex}}, stop);
     if (!put.ok()) {
@@ -139,7 +145,8 @@ Result<ObjectInfo> S3ObjectStore::UploadStreamed(const std::string& key, int fd,
       offset += n;
     }
     std::string actual = sha256.FinishHex();
-    if (actual != sha256_hex) return Error::JobRetryable(HashMismatch(sha256_hex, actual));
+    if (actual != sha256_hex)
+      return Error::JobRetryable(HashMismatch(sha256_hex, actual)).As(FaultClass::kHashMismatch);
     if (md5) md5_base64 = Base64(md5->FinishRaw());
   }
   if (hooks_.before_stream) hooks_.before_stream();
@@ -171,7 +178,8 @@ Result<ObjectInfo> S3ObjectStore::UploadStreamed(const std::string& key, int fd,
       std::string sent = stream.hasher.FinishHex();
       if (sent != sha256_hex) {
         stream.failure = Error::JobRetryable(HashMismatch(sha256_hex, sent) +
-                                             " (the file changed while it was sent)");
+                                             " (the file changed while it was sent)")
+                             .As(FaultClass::kHashMismatch);
         return -1;
       }
     }
@@ -261,7 +269,8 @@ Status S3ObjectStore::SendParts(const std::string& key, const std::string& uploa
       if (offset == size) {
         // The last part goes out only when the whole file matched.
         std::string got = whole_file.FinishHex();
-        if (got != sha256_hex) return Error::JobRetryable(HashMismatch(sha256_hex, got));
+        if (got != sha256_hex)
+          return Error::JobRetryable(HashMismatch(sha256_hex, got)).As(FaultClass::kHashMismatch);
       }
       Payload payload = MakePayload(lease.data(), length, options.content_md5);
       transfers.Start(key, upload_id, next_part, payload);
@@ -296,15 +305,18 @@ Result<ObjectInfo> S3ObjectStore::Verify(const std::string& key, uint64_t size,
   auto head = client_.HeadObject(key, std::move(stop));
   if (!head.ok()) return head.error().Wrap("Verifying upload");
   if (!head->has_value()) {
-    return Error::JobRetryable("Verifying upload of " + key + ": object missing after upload");
+    return Error::JobRetryable("Verifying upload of " + key + ": object missing after upload")
+        .As(FaultClass::kMissingFile);
   }
   ObjectInfo info = **head;
   if (info.size != size) {
-    return Error::JobRetryable("Verifying upload of " + key + ": " + SizeMismatch(size, info.size));
+    return Error::JobRetryable("Verifying upload of " + key + ": " + SizeMismatch(size, info.size))
+        .As(FaultClass::kSizeMismatch);
   }
   if (info.sha256 != sha256_hex) {
     return Error::JobRetryable("Verifying upload of " + key + ": x-amz-meta-sha256 is '" +
-                               info.sha256 + "', expected " + sha256_hex);
+                               info.sha256 + "', expected " + sha256_hex)
+        .As(FaultClass::kHashMismatch);
   }
   return info;
 }

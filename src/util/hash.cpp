@@ -93,10 +93,11 @@ Result<std::string> Sha256OfFd(int fd, uint64_t size, size_t buffer_size) {
     ssize_t got = pread(fd, buffer.data(), want, static_cast<off_t>(offset));
     if (got < 0) {
       if (errno == EINTR) continue;
-      return Error::JobRetryable(std::string("Cannot read local file: ") + std::strerror(errno));
+      return Error::JobRetryable(std::string("Cannot read local file: ") + std::strerror(errno))
+          .As(FaultClass::kLocalIo);
     }
     if (got == 0) {
-      return Error::JobRetryable(SizeMismatch(size, offset));
+      return Error::JobRetryable(SizeMismatch(size, offset)).As(FaultClass::kSizeMismatch);
     }
     hasher.Update(buffer.data(), static_cast<size_t>(got));
     offset += static_cast<uint64_t>(got);

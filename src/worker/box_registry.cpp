@@ -85,7 +85,7 @@ Result<std::shared_ptr<ObjectStore>> BoxRegistry::ForBox(const BoxId& box) {
   }
   if (!endpoint->has_value()) {
     if (it != boxes_.end()) boxes_.erase(it);
-    return Error::JobRetryable("Unknown storage box " + name);
+    return Error::JobRetryable("Unknown storage box " + name).As(FaultClass::kUnknownBox);
   }
   Box& entry = boxes_[name];
   if (!entry.store || entry.endpoint != **endpoint || entry.reread) {
@@ -116,6 +116,7 @@ void BoxRegistry::ReportFailure(const BoxId& box, const Error& error) {
                                                    entry.backoff * 2, settings_.max_backoff);
   entry.down_until = clock_() + entry.backoff;
   entry.probing_since.reset();
+  entry.last_error = error.message;
   if (error.kind == ErrorKind::kConfiguration) {
     entry.reread = true;
     spdlog::error(
@@ -145,13 +146,15 @@ void BoxRegistry::AbandonProbe(const BoxId& box) {
   if (it != boxes_.end()) it->second.probing_since.reset();
 }
 
-std::vector<std::string> BoxRegistry::DownBoxes() {
+std::vector<BoxRegistry::BoxState> BoxRegistry::States() {
   std::lock_guard lock(mu_);
-  std::vector<std::string> down;
+  std::vector<BoxState> states;
   for (const auto& [name, entry] : boxes_) {
-    if (entry.down_until) down.push_back(Display(name));
+    std::string endpoint = name.empty() ? defaults_.endpoint : entry.endpoint;
+    states.push_back(BoxState{name, endpoint, !entry.down_until.has_value(),
+                              entry.down_until ? entry.last_error : std::string()});
   }
-  return down;
+  return states;
 }
 
 }  // namespace media_sync::worker

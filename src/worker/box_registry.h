@@ -49,8 +49,15 @@ class BoxRegistry final : public StoreRouter {
   void ReportSuccess(const BoxId& box) override;
   void AbandonProbe(const BoxId& box) override;
 
-  // Boxes currently marked down (for status and readiness).
-  std::vector<std::string> DownBoxes();
+  // Every box this process has used, with its state (for readiness, the
+  // metrics and the reports `status` shows). name "" is MINIO_ENDPOINT.
+  struct BoxState {
+    std::string name;
+    std::string endpoint;
+    bool up = true;
+    std::string error;  // the failure that marked it down
+  };
+  std::vector<BoxState> States();
 
   // "host:port", "http://host:port/", "https://host" -> options for that box.
   static Result<s3::S3Options> OptionsForEndpoint(const s3::S3Options& defaults,
@@ -65,6 +72,7 @@ class BoxRegistry final : public StoreRouter {
     std::optional<TimePoint> down_until;
     std::optional<TimePoint> probing_since;
     std::chrono::milliseconds backoff{0};
+    std::string last_error;
   };
   static std::string Name(const BoxId& box) { return box.value_or(""); }
 

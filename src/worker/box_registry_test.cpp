@@ -144,7 +144,11 @@ TEST_F(BoxRegistryTest, DownBoxWaitsWithDoublingBackoffAndOneProbe) {
   registry.ReportFailure("russia-1", Error::Outage("connection refused"));
   EXPECT_EQ(registry.DownUntil("russia-1"), now_ + 1s);
   EXPECT_FALSE(registry.DownUntil("finland-1").has_value());  // other boxes unaffected
-  EXPECT_THAT(registry.DownBoxes(), ::testing::ElementsAre("russia-1"));
+  auto states = registry.States();
+  ASSERT_EQ(states.size(), 1u);
+  EXPECT_EQ(states[0].name, "russia-1");
+  EXPECT_FALSE(states[0].up);
+  EXPECT_EQ(states[0].error, "connection refused");
 
   now_ += 1s;
   EXPECT_FALSE(registry.DownUntil("russia-1").has_value());  // this caller probes
@@ -156,7 +160,10 @@ TEST_F(BoxRegistryTest, DownBoxWaitsWithDoublingBackoffAndOneProbe) {
 
   registry.ReportSuccess("russia-1");
   EXPECT_FALSE(registry.DownUntil("russia-1").has_value());
-  EXPECT_TRUE(registry.DownBoxes().empty());
+  states = registry.States();
+  ASSERT_EQ(states.size(), 1u);
+  EXPECT_TRUE(states[0].up);
+  EXPECT_EQ(states[0].error, "");
 }
 
 TEST_F(BoxRegistryTest, AnAbandonedProbeLetsTheNextJobProbe) {

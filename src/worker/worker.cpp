@@ -9,6 +9,7 @@
 #include "queue/queue_admin.h"
 #include "queue/queue_maintenance.h"
 #include "queue/redis_job_queue.h"
+#include "util/log.h"
 
 namespace media_sync::worker {
 namespace {
@@ -52,10 +53,44 @@ std::string_view ActionName(Action action) {
   return "?";
 }
 
+// One line per finished delivery, at a level that says whether anyone must act.
+void LogOutcome(const Decision& decision, std::chrono::steady_clock::duration took) {
+  spdlog::level::level_enum level = spdlog::level::info;
+  switch (decision.outcome) {
+    case Outcome::kRetryScheduled:
+      level = spdlog::level::warn;
+      break;
+    case Outcome::kFailed:
+      level = spdlog::level::err;
+      break;
+    case Outcome::kBoxDown:
+      level = spdlog::level::debug;
+      break;
+    default:
+      break;
+  }
+  auto millis = std::chrono::duration_cast<std::chrono::milliseconds>(took).count();
+  bool fault = decision.outcome == Outcome::kRetryScheduled || decision.outcome == Outcome::kFailed;
+  LogEvent(
+      level, "job",
+      {{"outcome", std::string(OutcomeLabel(decision.outcome))},
+       {"sha256", decision.sha256},
+       {"box", BoxLabel(decision.storage_box_id)},
+       {"size", std::to_string(decision.file_size), true},
+       {"uploaded", std::to_string(decision.bytes_uploaded), true},
+       {"duration_ms", std::to_string(millis), true},
+       {"key", decision.s3_key},
+       {"class", fault ? std::string(ToString(decision.fault)) : std::string()},
+       {"error", decision.outcome == Outcome::kSynced || decision.outcome == Outcome::kAlreadySynced
+                     ? std::string()
+                     : decision.message}});
+}
+
 }  // namespace
 
-Worker::Worker(WorkerSettings settings, const Pipeline& pipeline)
-    : settings_(std::move(settings)), pipeline_(pipeline) {}
+Worker::Worker(WorkerSettings settings, const Pipeline& pipeline, WorkerMetrics& metrics,
+               Liveness& liveness)
+    : settings_(std::move(settings)), pipeline_(pipeline), metrics_(metrics), liveness_(liveness) {}
 
 Worker::~Worker() {
   Cancel();
@@ -103,10 +138,12 @@ std::chrono::milliseconds Worker::Jittered(std::chrono::milliseconds base) const
 }
 
 void Worker::JobLoop(int index) {
+  auto registration = liveness_.Register("job-" + std::to_string(index));
   queue::RedisJobQueue queue(settings_.redis, settings_.worker_id, settings_.redis_options);
   Backoff backoff(settings_.outage_backoff_max);
   std::stop_token stop = stop_taking_.get_token();
   while (!stop.stop_requested()) {
+    Liveness::Beat();
     auto taken = queue.Take(kTakeWait);
     if (!taken) {
       auto wait = Jittered(backoff.Next());
@@ -120,16 +157,20 @@ void Worker::JobLoop(int index) {
     backoff.Reset();
     if (!taken->has_value()) continue;
     ++stats_.in_flight;
+    metrics_.jobs_in_flight.Add(1);
     Handle(queue, **taken);
+    metrics_.jobs_in_flight.Add(-1);
     --stats_.in_flight;
   }
   if (--running_jobs_threads_ == 0) finished_ = true;
 }
 
 void Worker::Handle(JobQueue& queue, const Delivery& delivery) {
+  auto started = std::chrono::steady_clock::now();
   Backoff backoff(settings_.outage_backoff_max);
   Decision decision;
   while (true) {
+    Liveness::Beat();
     decision = pipeline_.Process(delivery, cancel_.get_token());
     if (decision.action != Action::kHold) break;
     // PostgreSQL or the catalog is down: everything would fail the same way,
@@ -147,36 +188,33 @@ void Worker::Handle(JobQueue& queue, const Delivery& delivery) {
   switch (decision.outcome) {
     case Outcome::kSynced:
       ++stats_.synced;
-      spdlog::info("synced {} ({} bytes uploaded)", decision.message, decision.bytes_uploaded);
       break;
     case Outcome::kAlreadySynced:
       ++stats_.already_synced;
-      spdlog::info("already synced {}", decision.message);
       break;
     case Outcome::kRetryScheduled:
       ++stats_.retries_scheduled;
-      spdlog::warn("job fault, retry scheduled: {}", decision.message);
       break;
     case Outcome::kFailed:
       ++stats_.failed;
-      spdlog::error("job failed, parked in media:sync:failed: {}", decision.message);
       break;
     case Outcome::kBoxDown:
       ++stats_.deferred;
-      spdlog::debug("job deferred: {}", decision.message);
       break;
     case Outcome::kCancelled:
     case Outcome::kServiceDown:
       ++stats_.released;
-      spdlog::info("job handed back to pending: {}", decision.message);
       break;
   }
   stats_.bytes_uploaded += decision.bytes_uploaded;
+  metrics_.RecordOutcome(decision, std::chrono::system_clock::now());
+  LogOutcome(decision, std::chrono::steady_clock::now() - started);
 }
 
 void Worker::Apply(JobQueue& queue, const Delivery& delivery, const Decision& decision) {
   Backoff backoff(settings_.outage_backoff_max);
   while (true) {
+    Liveness::Beat();
     Status status;
     switch (decision.action) {
       case Action::kAck:
@@ -205,6 +243,7 @@ void Worker::Apply(JobQueue& queue, const Delivery& delivery, const Decision& de
 }
 
 void Worker::MaintenanceLoop(const std::stop_token& stop) {
+  auto registration = liveness_.Register("maintenance");
   queue::MaintenanceOptions options;
   options.lease = settings_.lease;
   options.redis = settings_.redis_options;
@@ -217,6 +256,7 @@ void Worker::MaintenanceLoop(const std::stop_token& stop) {
   bool redis_down = false;
 
   while (!stop.stop_requested()) {
+    Liveness::Beat();
     auto now = std::chrono::steady_clock::now();
     Status status;
     if (now - last_heartbeat >= heartbeat_every) {

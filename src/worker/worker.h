@@ -21,6 +21,8 @@
 #include "config/options.h"
 #include "core/pipeline.h"
 #include "queue/redis_connection.h"
+#include "util/liveness.h"
+#include "worker/worker_metrics.h"
 
 namespace media_sync::worker {
 
@@ -47,8 +49,12 @@ struct WorkerSettings {
 
 class Worker {
  public:
-  // Borrows the pipeline (which must outlive the worker).
-  Worker(WorkerSettings settings, const Pipeline& pipeline);
+  // Borrows the pipeline, the metrics and the liveness registry (all must
+  // outlive the worker). Every thread registers with `liveness` and beats
+  // at each turn of its loop; each finished job is recorded in `metrics`
+  // and logged as one structured line.
+  Worker(WorkerSettings settings, const Pipeline& pipeline, WorkerMetrics& metrics,
+         Liveness& liveness);
   ~Worker();
   Worker(const Worker&) = delete;
   Worker& operator=(const Worker&) = delete;
@@ -78,6 +84,8 @@ class Worker {
 
   const WorkerSettings settings_;
   const Pipeline& pipeline_;
+  WorkerMetrics& metrics_;
+  Liveness& liveness_;
   WorkerStats stats_;
   std::stop_source stop_taking_;
   std::stop_source cancel_;

@@ -116,8 +116,8 @@ TEST_F(CliStackTest, EnqueueStatusFailedAndReconcile) {
   Outcome status = Cli("status --json", Env());
   ASSERT_EQ(status.code, 0) << status.output;
   Json counts = Json::parse(status.output);
-  EXPECT_EQ(counts["pending"], 1);
-  EXPECT_EQ(counts["failed"], 0);
+  EXPECT_EQ(counts["queues"]["pending"], 1);
+  EXPECT_EQ(counts["queues"]["failed"], 0);
   EXPECT_EQ(counts["unsynced_rows"], 1);
 
   // reconcile re-enqueues unsynced rows with the buffer layout's local_path.

@@ -1,0 +1,64 @@
+// What the workers tell each other and the operator through Redis, beside
+// the queue itself: how much they synced per minute (for `status`'s recent
+// throughput) and how each storage box looked when last used (for `status`'s
+// box list). Also the reads `status` and the metrics need: the oldest pending
+// job and the jobs a worker holds.
+//
+// Thread-safety: none; one instance per thread.
+// Errors: as RedisConnection (kOutage when Redis is unreachable).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "config/urls.h"
+#include "core/result.h"
+#include "queue/redis_connection.h"
+
+namespace media_sync::queue {
+
+// Minute buckets are kept this long.
+inline constexpr std::chrono::hours kThroughputRetention{2};
+
+struct BoxReport {
+  std::string box;  // storage_box_id; "" for MINIO_ENDPOINT
+  std::string endpoint;
+  bool up = true;
+  std::string error;  // why it is down
+  std::string worker;
+  std::string reported_at;  // ISO 8601 UTC
+};
+
+struct Throughput {
+  uint64_t files = 0;
+  uint64_t bytes = 0;
+  std::chrono::seconds window{0};  // the span the sums cover
+};
+
+class FleetStats {
+ public:
+  explicit FleetStats(config::RedisAddress address, RedisOptions options = {});
+
+  // Adds to the counters of the minute `now` falls in (one round trip).
+  Status AddThroughput(uint64_t files, uint64_t bytes, std::chrono::system_clock::time_point now);
+  // Sums over the `minutes` whole minutes before the one `now` is in, and
+  // that minute so far; `window` says how long that is.
+  Result<Throughput> RecentThroughput(int minutes, std::chrono::system_clock::time_point now);
+
+  // Replaces the reports of these boxes (other boxes' reports stay).
+  Status ReportBoxes(const std::vector<BoxReport>& reports);
+  Result<std::vector<BoxReport>> BoxReports();
+
+  // The job served next (the right end of pending), nullopt when empty.
+  Result<std::optional<std::string>> OldestPending();
+  // Up to `limit` payloads from a worker's processing list, newest first.
+  Result<std::vector<std::string>> Held(const std::string& worker_id, int64_t limit);
+
+ private:
+  RedisConnection connection_;
+};
+
+}  // namespace media_sync::queue

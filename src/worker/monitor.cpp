@@ -1,0 +1,168 @@
+#include "worker/monitor.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <condition_variable>
+#include <cstring>
+#include <nlohmann/json.hpp>
+
+#include "core/job.h"
+#include "queue/fleet_stats.h"
+#include "queue/queue_admin.h"
+
+namespace media_sync::worker {
+namespace {
+
+using Json = nlohmann::ordered_json;
+
+Json PartJson(bool up, const std::string& error) {
+  return up ? Json("up") : Json("down: " + error);
+}
+
+// The buffer is usable when it is a directory we can list, read and write.
+Status CheckBuffer(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) {
+    return Error::Outage(path + ": " + std::strerror(errno));
+  }
+  if (!S_ISDIR(st.st_mode)) return Error::Outage(path + ": not a directory");
+  if (::access(path.c_str(), R_OK | W_OK | X_OK) != 0) {
+    return Error::Outage(path + ": " + std::strerror(errno));
+  }
+  return Ok();
+}
+
+}  // namespace
+
+Monitor::Monitor(MonitorSettings settings, WorkerMetrics& metrics, const WorkerStats& stats,
+                 BoxRegistry& boxes, std::function<Status()> ping_database, Liveness& liveness)
+    : settings_(std::move(settings)),
+      metrics_(metrics),
+      stats_(stats),
+      boxes_(boxes),
+      ping_database_(std::move(ping_database)),
+      liveness_(liveness) {}
+
+Monitor::~Monitor() {
+  if (thread_.joinable()) {
+    thread_.request_stop();
+    thread_.join();
+  }
+}
+
+void Monitor::Start() {
+  thread_ = std::jthread([this](const std::stop_token& stop) { Loop(stop); });
+}
+
+void Monitor::Loop(const std::stop_token& stop) {
+  auto registration = liveness_.Register("monitor");
+  queue::FleetStats fleet(settings_.redis, settings_.redis_options);
+  queue::QueueAdmin admin(settings_.redis, settings_.redis_options);
+  std::mutex mutex;
+  std::condition_variable_any wake;
+  while (!stop.stop_requested()) {
+    Round(fleet, admin);
+    Liveness::Beat();
+    std::unique_lock lock(mutex);
+    wake.wait_for(lock, stop, settings_.interval, [] { return false; });
+  }
+}
+
+void Monitor::Round(queue::FleetStats& fleet, queue::QueueAdmin& admin) {
+  auto now = std::chrono::system_clock::now();
+  Status redis = Ok();
+  if (auto counts = admin.Counts(); counts) {
+    metrics_.queue_jobs.With({"pending"}).Set(static_cast<double>(counts->pending));
+    metrics_.queue_jobs.With({"delayed"}).Set(static_cast<double>(counts->delayed));
+    metrics_.queue_jobs.With({"failed"}).Set(static_cast<double>(counts->failed));
+    metrics_.queue_jobs.With({"processing"}).Set(static_cast<double>(counts->processing));
+    metrics_.live_workers.Set(static_cast<double>(counts->live_workers.size()));
+  } else {
+    redis = counts.error();
+  }
+  if (redis) {
+    if (auto oldest = fleet.OldestPending(); !oldest) {
+      redis = oldest.error();
+    } else {
+      double age = 0;
+      if (oldest->has_value()) {
+        auto job = ParseJob(**oldest);
+        if (job && job->queued_at && *job->queued_at < now) {
+          age = std::chrono::duration<double>(now - *job->queued_at).count();
+        }
+      }
+      metrics_.oldest_pending_age.Set(age);
+    }
+  }
+
+  // This process's syncs since the last round, into the fleet's minute.
+  uint64_t files = stats_.synced.load();
+  uint64_t bytes = stats_.bytes_uploaded.load();
+  if (redis && (files != reported_files_ || bytes != reported_bytes_)) {
+    if (Status added = fleet.AddThroughput(files - reported_files_, bytes - reported_bytes_, now);
+        added) {
+      reported_files_ = files;
+      reported_bytes_ = bytes;
+    } else {
+      redis = added.error();
+    }
+  }
+
+  auto boxes = boxes_.States();
+  std::vector<queue::BoxReport> reports;
+  for (const auto& box : boxes) {
+    metrics_.box_up.With({box.name.empty() ? "default" : box.name}).Set(box.up ? 1 : 0);
+    reports.push_back(queue::BoxReport{box.name, box.endpoint, box.up, box.error,
+                                       settings_.worker_id, IsoTimestamp(now)});
+  }
+  if (redis) {
+    if (Status reported = fleet.ReportBoxes(reports); !reported) redis = reported.error();
+  }
+
+  Status postgres = ping_database_();
+  Status buffer = CheckBuffer(settings_.buffer_path);
+  metrics_.redis_up.Set(redis ? 1 : 0);
+  metrics_.postgres_up.Set(postgres ? 1 : 0);
+  metrics_.buffer_up.Set(buffer ? 1 : 0);
+
+  std::lock_guard lock(mu_);
+  redis_ = Part{redis.ok(), redis ? std::string() : redis.error().message};
+  postgres_ = Part{postgres.ok(), postgres ? std::string() : postgres.error().message};
+  buffer_ = Part{buffer.ok(), buffer ? std::string() : buffer.error().message};
+  box_states_ = std::move(boxes);
+}
+
+metrics::Probe Monitor::Readiness() const {
+  std::lock_guard lock(mu_);
+  Json body;
+  bool any_box_up = box_states_.empty();
+  Json boxes = Json::object();
+  for (const auto& box : box_states_) {
+    any_box_up = any_box_up || box.up;
+    boxes[box.name.empty() ? "default" : box.name] = PartJson(box.up, box.error);
+  }
+  bool ready = redis_.up && postgres_.up && buffer_.up && any_box_up;
+  body["ready"] = ready;
+  body["redis"] = PartJson(redis_.up, redis_.error);
+  body["postgres"] = PartJson(postgres_.up, postgres_.error);
+  body["buffer"] = PartJson(buffer_.up, buffer_.error);
+  body["boxes"] = std::move(boxes);
+  return {ready, body.dump(-1, ' ', false, Json::error_handler_t::replace) + "\n"};
+}
+
+metrics::Probe Monitor::Health() const {
+  auto stalled = liveness_.Stalled(settings_.stall_limit);
+  Json body;
+  body["healthy"] = stalled.empty();
+  Json threads = Json::array();
+  for (const auto& stall : stalled) {
+    threads.push_back(
+        Json{{"thread", stall.name}, {"seconds_without_progress", stall.since.count() / 1000}});
+  }
+  body["stalled"] = std::move(threads);
+  return {stalled.empty(), body.dump() + "\n"};
+}
+
+}  // namespace media_sync::worker

@@ -1,0 +1,89 @@
+// Monitor: the periodic reads behind /metrics, /readyz and `status`, on a
+// thread of its own so that no scrape or probe ever calls a service.
+// Every `interval` it
+//   - reads the queue depths, live workers and the oldest pending job from
+//     Redis into the queue gauges;
+//   - pings PostgreSQL, checks MEDIA_BUFFER_PATH, and takes the storage
+//     boxes' states from the BoxRegistry;
+//   - publishes this process's synced files and bytes per minute and its
+//     view of the boxes to Redis (queue/fleet_stats.h), for `status`.
+// Readiness() and Health() answer from what the last round found.
+//
+// Thread-safety: Readiness() and Health() may be called from any thread.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "config/urls.h"
+#include "metrics/http_endpoint.h"
+#include "queue/fleet_stats.h"
+#include "queue/queue_admin.h"
+#include "queue/redis_connection.h"
+#include "util/liveness.h"
+#include "worker/box_registry.h"
+#include "worker/worker.h"
+#include "worker/worker_metrics.h"
+
+namespace media_sync::worker {
+
+struct MonitorSettings {
+  config::RedisAddress redis;
+  queue::RedisOptions redis_options;
+  std::string worker_id;
+  std::string buffer_path;                        // MEDIA_BUFFER_PATH
+  std::chrono::milliseconds interval{5000};       // between rounds
+  std::chrono::milliseconds stall_limit{120000};  // HEALTH_STALL_SECONDS
+};
+
+class Monitor {
+ public:
+  // Borrows everything; all must outlive the monitor. `ping_database` is one
+  // cheap round trip to PostgreSQL.
+  Monitor(MonitorSettings settings, WorkerMetrics& metrics, const WorkerStats& stats,
+          BoxRegistry& boxes, std::function<Status()> ping_database, Liveness& liveness);
+  ~Monitor();  // stops the thread
+  Monitor(const Monitor&) = delete;
+  Monitor& operator=(const Monitor&) = delete;
+
+  void Start();
+
+  // /readyz: ready when Redis and PostgreSQL answered, the buffer is usable
+  // and at least one storage box is up (or none has been used yet). The body
+  // names every part and what is wrong with it.
+  metrics::Probe Readiness() const;
+  // /healthz: healthy while no registered thread has gone `stall_limit`
+  // without progress; the body names the stalled threads.
+  metrics::Probe Health() const;
+
+ private:
+  struct Part {
+    bool up = false;
+    std::string error = "not checked yet";
+  };
+  void Loop(const std::stop_token& stop);
+  void Round(queue::FleetStats& fleet, queue::QueueAdmin& admin);
+
+  const MonitorSettings settings_;
+  WorkerMetrics& metrics_;
+  const WorkerStats& stats_;
+  BoxRegistry& boxes_;
+  std::function<Status()> ping_database_;
+  Liveness& liveness_;
+
+  uint64_t reported_files_ = 0;  // monitor thread only
+  uint64_t reported_bytes_ = 0;
+
+  mutable std::mutex mu_;
+  Part redis_;                                     // guarded by mu_
+  Part postgres_;                                  // guarded by mu_
+  Part buffer_;                                    // guarded by mu_
+  std::vector<BoxRegistry::BoxState> box_states_;  // guarded by mu_
+
+  std::jthread thread_;
+};
+
+}  // namespace media_sync::worker

@@ -1,0 +1,46 @@
+// The metrics of `media-sync run` (names and labels are a contract with the
+// dashboards and alerts in deploy/): what the job threads record per job,
+// and the gauges the Monitor sets from its periodic reads. Label values are
+// bounded: outcomes, fault classes, queue names and storage box ids.
+//
+// Thread-safety: all members may be used from any thread.
+#pragma once
+
+#include <chrono>
+
+#include "core/pipeline.h"
+#include "metrics/registry.h"
+
+namespace media_sync::worker {
+
+class WorkerMetrics {
+ public:
+  explicit WorkerMetrics(metrics::Registry& registry);
+
+  // One finished delivery: its outcome, faults, bytes, durations.
+  void RecordOutcome(const Decision& decision, std::chrono::system_clock::time_point now);
+
+  metrics::Gauge& jobs_in_flight;
+  metrics::Family<metrics::Gauge>& queue_jobs;  // {queue}
+  metrics::Gauge& oldest_pending_age;
+  metrics::Gauge& live_workers;
+  metrics::Family<metrics::Gauge>& box_up;  // {box}
+  metrics::Gauge& redis_up;
+  metrics::Gauge& postgres_up;
+  metrics::Gauge& buffer_up;
+
+ private:
+  metrics::Family<metrics::Counter>& jobs_;           // {outcome}
+  metrics::Family<metrics::Counter>& faults_;         // {outcome, class}
+  metrics::Family<metrics::Counter>& bytes_;          // {box}
+  metrics::Family<metrics::Counter>& files_;          // {box}
+  metrics::Family<metrics::Histogram>& upload_time_;  // {box}
+  metrics::Histogram& job_time_;
+};
+
+// The metric label of a job's box: its id, or "default" for MINIO_ENDPOINT.
+std::string BoxLabel(const std::optional<std::string>& storage_box_id);
+// The outcome label: synced, already_synced, retry, failed, deferred, released.
+std::string_view OutcomeLabel(Decision::Outcome outcome);
+
+}  // namespace media_sync::worker
