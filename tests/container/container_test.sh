@@ -285,6 +285,15 @@ else
   fail "/metrics: media_sync_jobs_total{outcome=\"synced\"} is '${synced_metric:-absent}', expected $FILES"
 fi
 
+# Every metric the dashboard and the alerts may use is exposed (HELP/TYPE
+# lines appear before the first sample of a family).
+absent=""
+for name in $(grep -v '^#' "$ROOT/tests/deploy/metric_names.txt"); do
+  grep -q "^# TYPE $name " "$RUN/metrics" || absent="$absent $name"
+done
+if [ -z "$absent" ]; then pass "/metrics exposes every name in tests/deploy/metric_names.txt"
+else fail "/metrics lacks:$absent"; fi
+
 health() { docker inspect -f '{{.State.Health.Status}}' "$CONTAINER"; }
 if wait_until 30 test "$(health)" = healthy; then pass "Docker HEALTHCHECK reports healthy"
 else fail "Docker HEALTHCHECK: $(health) ($(docker inspect -f '{{range .State.Health.Log}}{{.Output}}{{end}}' "$CONTAINER" | tail -n 2 | tr '\n' ' '))"; fi
