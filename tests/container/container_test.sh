@@ -15,9 +15,11 @@
 #     does), runs the image with --network host and the buffer mounted at
 #     /var/cache/osint-media-buffer;
 #  5. checks: the jobs are synced (rows, objects, buffer, queues), /healthz,
-#     /readyz and /metrics answer, Docker's HEALTHCHECK reports healthy, the
-#     worker runs as a non-root uid, the image has no build tools, and
-#     `docker stop` ends it with exit code 0;
+#     /readyz and /metrics answer, a Prometheus scraping the container with
+#     deploy/prometheus/alerts.yml evaluates every rule and answers every
+#     dashboard query, Docker's HEALTHCHECK reports healthy, the worker runs as
+#     a non-root uid, the image has no build tools, and `docker stop` ends it
+#     with exit code 0;
 #  6. stops the container, the stack and the engine, whatever happened.
 #
 # One PASS/FAIL line per check; exits 1 when any check fails. Needs root
@@ -41,6 +43,7 @@ started=$(date +%s)
 failures=0
 RUN=""
 ENGINE_PID=""
+PROMETHEUS_PID=""
 CONTAINER=""
 
 log() { echo "container-test: $*" >&2; }
@@ -49,7 +52,7 @@ fail() { echo "FAIL  $*"; failures=$((failures + 1)); }
 elapsed() { echo $(($(date +%s) - started)); }
 
 if [ "$(id -u)" -ne 0 ]; then log "needs root (it starts its own dockerd)"; exit 2; fi
-for tool in dockerd "$DOCKER_BIN" debootstrap curl redis-cli "$PG_BIN/psql" sha256sum flock; do
+for tool in dockerd "$DOCKER_BIN" debootstrap curl redis-cli "$PG_BIN/psql" sha256sum flock prometheus; do
   command -v "$tool" >/dev/null 2>&1 ||
     { log "$tool missing: run 'bash scripts/deps.sh --container' (make container-test does)"; exit 2; }
 done
@@ -78,6 +81,7 @@ engine_processes() {
 cleanup() {
   local rc=$? pid
   set +e
+  if [ -n "$PROMETHEUS_PID" ]; then kill -TERM "$PROMETHEUS_PID" 2>/dev/null; wait "$PROMETHEUS_PID" 2>/dev/null; fi
   if [ -n "$CONTAINER" ]; then docker rm -f "$CONTAINER" >/dev/null 2>&1; fi
   if [ -f "$RUN/stack/env" ]; then bash "$ROOT/scripts/stack.sh" down "$RUN/stack" >/dev/null 2>&1; fi
   if [ -n "$ENGINE_PID" ] && kill -0 "$ENGINE_PID" 2>/dev/null; then
@@ -234,6 +238,20 @@ docker run -d --name "$CONTAINER" --network host \
   --health-interval 2s --health-start-period 0s \
   "$IMAGE" >/dev/null
 
+# Prometheus (Debian's, as promtool's package ships it) scrapes the container
+# every second with the project's alert rules, as deploy/prometheus does.
+prometheus_port=$(node -e "const s=require('net').createServer();s.listen(0,'127.0.0.1',()=>{console.log(s.address().port);s.close()})")
+cat >"$RUN/prometheus.yml" <<EOT
+global: {scrape_interval: 1s, evaluation_interval: 1s}
+rule_files: ["$ROOT/deploy/prometheus/alerts.yml"]
+scrape_configs:
+  - job_name: media-sync
+    static_configs: [{targets: ["127.0.0.1:$metrics_port"]}]
+EOT
+prometheus --config.file="$RUN/prometheus.yml" --storage.tsdb.path="$RUN/prometheus" \
+  --web.listen-address="127.0.0.1:$prometheus_port" >"$RUN/prometheus.log" 2>&1 9>&- &
+PROMETHEUS_PID=$!
+
 unsynced() { psql_ -c "SELECT count(*) FROM media_files WHERE synced_at IS NULL"; }
 all_synced() { [ "$(unsynced)" = 0 ]; }
 if wait_until 120 all_synced; then
@@ -293,6 +311,64 @@ for name in $(grep -v '^#' "$ROOT/tests/deploy/metric_names.txt"); do
 done
 if [ -z "$absent" ]; then pass "/metrics exposes every name in tests/deploy/metric_names.txt"
 else fail "/metrics lacks:$absent"; fi
+
+# Prometheus parses the exposition, every dashboard query runs on it, and
+# every alert rule evaluates without error.
+prometheus_checks() {
+  /usr/bin/python3 - "$prometheus_port" "$ROOT/deploy/grafana/dashboards/media-sync.json" <<'PYEOF'
+import json, sys, time, urllib.parse, urllib.request
+port, dashboard = sys.argv[1], sys.argv[2]
+def api(path, **params):
+    url = f"http://127.0.0.1:{port}/api/v1/{path}?" + urllib.parse.urlencode(params)
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return json.load(response)
+def panels(items):
+    for p in items:
+        yield p
+        yield from panels(p.get("panels", []))
+def scrapes():
+    result = api("query", query='count_over_time(up{job="media-sync"}[1m])')["data"]["result"]
+    return float(result[0]["value"][1]) if result else 0
+def all_evaluated(groups):
+    return all(not r.get("lastEvaluation", "0001").startswith("0001") for g in groups for r in g["rules"])
+deadline = time.time() + 30
+while True:  # a few scrapes (rates need two samples) and one evaluation of every rule
+    try:
+        rules = api("rules")["data"]["groups"]
+        if scrapes() >= 5 and rules and all_evaluated(rules):
+            break
+    except OSError:
+        pass
+    if time.time() > deadline:
+        sys.exit("FAIL  Prometheus: fewer than 5 scrapes of the container, or rules not evaluated, in 30 s")
+    time.sleep(1)
+up = api("query", query='up{job="media-sync"}')["data"]["result"]
+ok = True
+value = up[0]["value"][1]
+print(("PASS" if value == "1" else "FAIL") + f"  Prometheus scrapes the container: up {value}")
+ok &= value == "1"
+bad = [f"{r['name']}: {r.get('lastError')}" for g in rules for r in g["rules"] if r.get("health") != "ok"]
+print(("FAIL" if bad else "PASS") + f"  Prometheus evaluates every alert rule on it" + (": " + "; ".join(bad) if bad else ""))
+ok &= not bad
+# Fault counters have no series until a fault happens; every other query has data.
+errors, empty, total = [], [], 0
+for p in panels(json.load(open(dashboard))["panels"]):
+    for t in p.get("targets", []):
+        total += 1
+        expr = t["expr"].replace("$__rate_interval", "1m")
+        try:
+            result = api("query", query=expr)["data"]["result"]
+            if not result and "media_sync_job_faults_total" not in expr:
+                empty.append(f"{p['title']}: {expr}")
+        except Exception as e:
+            errors.append(f"{p['title']}: {e}")
+print(("FAIL" if errors or empty else "PASS") + f"  {total - len(errors) - len(empty)} of {total} dashboard queries return data on the container's metrics")
+for line in errors + empty:
+    print("      " + line)
+sys.exit(0 if ok and not errors and not empty else 1)
+PYEOF
+}
+if ! prometheus_checks; then failures=$((failures + 1)); fi
 
 health() { docker inspect -f '{{.State.Health.Status}}' "$CONTAINER"; }
 if wait_until 30 test "$(health)" = healthy; then pass "Docker HEALTHCHECK reports healthy"
