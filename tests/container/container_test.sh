@@ -71,10 +71,11 @@ docker() { "$DOCKER_BIN" "$@"; }
 # but a crashed dockerd can leave them behind): every process whose command
 # line names this run's directory.
 engine_processes() {
-  local pid
-  for pid in $(ls /proc | grep -E '^[0-9]+$'); do
+  local dir pid
+  for dir in /proc/[0-9]*; do
+    pid=${dir#/proc/}
     [ "$pid" = $$ ] && continue
-    if { tr '\0' ' ' <"/proc/$pid/cmdline"; } 2>/dev/null | grep -qF "$RUN/"; then echo "$pid"; fi
+    if { tr '\0' ' ' <"$dir/cmdline"; } 2>/dev/null | grep -qF "$RUN/"; then echo "$pid"; fi
   done
 }
 
@@ -212,7 +213,7 @@ for i in $(seq 1 "$FILES"); do
   key="media/${sha:0:2}/${sha:2:2}/$sha.jpg"
   mkdir -p "$host_buffer/$(dirname "$key")"
   mv "$tmp" "$host_buffer/$key"
-  case $((i % 3)) in 0) box=null ;; 1) box=box-a ;; 2) box=box-b ;; esac
+  case $((i % 3)) in 0) box=null ;; 1) box="box-a" ;; *) box="box-b" ;; esac
   keys+=("$key"); shas+=("$sha"); boxes+=("$box")
   box_sql=$([ "$box" = null ] && echo NULL || echo "'$box'")
   box_json=$([ "$box" = null ] && echo null || echo "\"$box\"")

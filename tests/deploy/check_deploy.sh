@@ -16,7 +16,7 @@
 # One PASS/FAIL line per check; exits 1 when any fails.
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-cd "$ROOT"
+cd "$ROOT" || exit 1
 PY=/usr/bin/python3  # Debian's, with python3-yaml (scripts/deps.sh)
 [ -x "$PY" ] || PY=python3
 TMP=$(mktemp -d)
