@@ -18,7 +18,7 @@ RUN apt-get update \
       build-essential cmake pkg-config \
       libcurl4-openssl-dev libssl-dev libhiredis-dev libpq-dev \
       nlohmann-json3-dev libspdlog-dev libfmt-dev libcli11-dev libcpp-httplib-dev \
- && rm -rf /var/lib/apt/lists/*
+ && apt-get clean && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY CMakeLists.txt ./
 COPY src/ src/
@@ -32,7 +32,7 @@ RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       ca-certificates libcurl4 libssl3 libhiredis0.14 libpq5 libspdlog1.10 libfmt9 \
       libcpp-httplib0.11 \
- && rm -rf /var/lib/apt/lists/* \
+ && apt-get clean && rm -rf /var/lib/apt/lists/* \
  && groupadd --system --gid 10001 media-sync \
  && useradd --system --uid 10001 --gid media-sync --no-create-home --home-dir /nonexistent \
       --shell /usr/sbin/nologin media-sync \

@@ -141,6 +141,14 @@ path-exclude /usr/share/groff/*
 path-exclude /usr/share/lintian/*
 path-exclude /usr/share/locale/*
 EOT
+    # apt keeps no package files or caches, and fetches no translations.
+    cat >"$rootfs/etc/apt/apt.conf.d/docker-clean" <<'EOT'
+DPkg::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb /var/cache/apt/*.bin || true"; };
+APT::Update::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb /var/cache/apt/*.bin || true"; };
+Dir::Cache::pkgcache "";
+Dir::Cache::srcpkgcache "";
+EOT
+    echo 'Acquire::Languages "none";' >"$rootfs/etc/apt/apt.conf.d/docker-no-languages"
     find "$rootfs/usr/share/doc" -mindepth 1 -not -name copyright -not -type d -delete
     rm -rf "$rootfs"/usr/share/{man,info,groff,lintian,locale}/*
     rm -f "$rootfs/etc/apt/sources.list"
