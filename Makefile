@@ -34,8 +34,8 @@ container-test:
 	@bash scripts/deps.sh --container
 	@bash tests/container/container_test.sh
 
-demo: deps
-	@$(MAKE) --no-print-directory build
+demo: deps configure
+	@cmake --build $(BUILD_DIR) -j $(JOBS) --target media-sync
 	@bash scripts/demo.sh
 
 stack-up: deps

@@ -1,5 +1,5 @@
 -- Reference schema of the platform tables media-sync reads and writes
--- (DESIGN.md §1). Only the seed's columns; safe to apply more than once.
+-- (docs/contract.md §1). Only the seed's columns; safe to apply more than once.
 CREATE TABLE IF NOT EXISTS storage_boxes (
     id              TEXT PRIMARY KEY,
     minio_endpoint  TEXT NOT NULL,

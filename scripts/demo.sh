@@ -65,7 +65,7 @@ redis-cli -p "$STACK_REDIS_PORT" LPUSH media:sync:pending \
 "$BIN" status
 
 step "media-sync run --drain"
-LOG_LEVEL=${LOG_LEVEL:-warn} "$BIN" run --drain
+METRICS_ADDRESS=127.0.0.1:0 LOG_LEVEL=${LOG_LEVEL:-warn} "$BIN" run --drain
 
 step "outcome"
 "$BIN" status
@@ -81,5 +81,17 @@ psql_ -c "SELECT id, minio_endpoint, used_bytes, reserved_bytes FROM storage_box
 echo "-- Files left in the buffer: $(find "$MEDIA_BUFFER_PATH" -type f | wc -l)"
 echo "-- Failed entry (redis-cli LRANGE media:sync:failed 0 0)"
 redis-cli -p "$STACK_REDIS_PORT" LRANGE media:sync:failed 0 0
+echo "-- media-sync failed list"
+"$BIN" failed list
+
+cat <<'TEXT'
+
+-- Running it for real
+  docker-compose up -d                      Redis, PostgreSQL, MinIO and the worker (README: Deploy)
+  docker-compose up -d --scale media-sync=3 more workers on the same queue
+  media-sync status --watch                 backlog, oldest job, workers, boxes, throughput
+  curl http://<worker>:9108/metrics         Prometheus metrics; /healthz and /readyz beside it
+  media-sync failed list / requeue          inspect and retry what failed
+TEXT
 
 step "stopping the stack"

@@ -10,6 +10,7 @@
 #   scripts/stack.sh down    [STATE_DIR]   stop everything, leave no process behind
 #   scripts/stack.sh restart SERVICE [STATE_DIR]   same port; SERVICE = redis | postgres |
 #                                          s3 (the first s3rver; the gateway stays) | s3-2 | s3gateway
+#   scripts/stack.sh stop|start SERVICE [STATE_DIR]  stop one service / start it again on its port
 #   scripts/stack.sh status  [STATE_DIR]
 #
 # STATE_DIR defaults to .stack in the repository. The env file holds the
@@ -31,7 +32,9 @@ BUCKET=${MINIO_BUCKET:-osint-media}
 cmd=${1:-}
 shift || true
 service=""
-if [ "$cmd" = restart ]; then service=${1:?usage: stack.sh restart redis|postgres|s3|s3-2|s3gateway [STATE_DIR]}; shift; fi
+case "$cmd" in
+  restart|stop|start) service=${1:?usage: stack.sh $cmd redis|postgres|s3|s3-2|s3gateway [STATE_DIR]}; shift ;;
+esac
 STATE=${1:-$ROOT/.stack}
 mkdir -p "$STATE"
 STATE=$(cd "$STATE" && pwd)
@@ -224,13 +227,24 @@ EOT
     "-> s3rver :$s3_port, s3rver-2 :$s3_2_port; env in $STATE/env"
 }
 
-restart() {
+stop_service() {
   case "$service" in
-    redis) stop_redis; start_redis "$(port_of redis)" ;;
-    postgres) stop_postgres; start_postgres "$(port_of postgres)" ;;
-    s3) stop_s3 s3rver; start_s3 "$(port_of s3)" s3rver ;;
-    s3-2) stop_s3 s3rver-2; start_s3 "$(port_of s3-2)" s3rver-2 ;;
-    s3gateway) stop_gateway; start_gateway "$(port_of s3gateway)" "$(port_of s3)" ;;
+    redis) stop_redis ;;
+    postgres) stop_postgres ;;
+    s3) stop_s3 s3rver ;;
+    s3-2) stop_s3 s3rver-2 ;;
+    s3gateway) stop_gateway ;;
+    *) log "unknown service '$service' (redis, postgres, s3, s3-2, s3gateway)"; exit 2 ;;
+  esac
+}
+
+start_service() {  # on the port it had
+  case "$service" in
+    redis) start_redis "$(port_of redis)" ;;
+    postgres) start_postgres "$(port_of postgres)" ;;
+    s3) start_s3 "$(port_of s3)" s3rver ;;
+    s3-2) start_s3 "$(port_of s3-2)" s3rver-2 ;;
+    s3gateway) start_gateway "$(port_of s3gateway)" "$(port_of s3)" ;;
     *) log "unknown service '$service' (redis, postgres, s3, s3-2, s3gateway)"; exit 2 ;;
   esac
 }
@@ -252,7 +266,9 @@ case "$cmd" in
   up) up ;;
   up-once) up_once ;;
   down) down; log "down: $STATE" ;;
-  restart) restart ;;
+  restart) stop_service; start_service ;;
+  stop) stop_service ;;
+  start) start_service ;;
   status) status ;;
-  *) echo "usage: stack.sh up|down|status [STATE_DIR] | restart redis|postgres|s3|s3-2|s3gateway [STATE_DIR]" >&2; exit 2 ;;
+  *) echo "usage: stack.sh up|down|status [STATE_DIR] | restart|stop|start redis|postgres|s3|s3-2|s3gateway [STATE_DIR]" >&2; exit 2 ;;
 esac

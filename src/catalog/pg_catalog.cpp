@@ -108,8 +108,9 @@ std::string ReplaceAll(std::string text, const std::string& secret, std::string_
 template <typename T>
 Result<T> Scrubbed(Result<T> result, const std::string& password) {
   if (result.ok()) return result;
-  return Error{result.error().kind, ReplaceAll(result.error().message, password, "***"),
-               result.error().fault};
+  Error scrubbed = result.error();
+  scrubbed.message = ReplaceAll(scrubbed.message, password, "***");
+  return scrubbed;
 }
 
 // Runs body on a pooled connection. A pooled connection can be dead without

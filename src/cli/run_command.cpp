@@ -70,7 +70,8 @@ int Run(config::Options options, const RunFlags& flags) {
     // create their bucket on first use, see BucketCreatingStore).
     s3::S3ObjectStore default_store(options.s3, pool);
     auto swept = default_store.SweepStaleUploads("media/", std::chrono::hours(24));
-    if (!swept && swept.error().message.find("NotImplemented") != std::string::npos) {
+    if (!swept &&
+        (swept.error().code == "NotImplemented" || swept.error().code == "MethodNotAllowed")) {
       spdlog::info(
           "{} does not list multipart uploads: stale ones are left to the bucket's "
           "lifecycle rules",

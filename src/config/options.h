@@ -1,5 +1,5 @@
 // All of media-sync's settings, read from the environment in one place
-// (LoadOptions) and validated at start-up. DESIGN.md §1 fixes the platform's
+// (LoadOptions) and validated at start-up. docs/contract.md §1 fixes the platform's
 // variables; the rest are the worker's own. Every field names its variable.
 #pragma once
 

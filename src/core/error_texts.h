@@ -1,4 +1,4 @@
-// Operator-facing texts that runbooks and alerts grep for (DESIGN.md §1):
+// Operator-facing texts that runbooks and alerts grep for (docs/contract.md §1):
 // defined once so every layer says them the same way.
 #pragma once
 

@@ -1,4 +1,4 @@
-// A sync job as producers push it (DESIGN.md §1), its validation, and the
+// A sync job as producers push it (docs/contract.md §1), its validation, and the
 // rewrites the worker makes to it (retry count, failed-queue entry).
 //
 // Parsing is bounded (payload size, nesting depth) and never throws: every

@@ -1,7 +1,7 @@
 // The pipeline's view of the Redis reliable queue. The real adapter is
 // queue::RedisJobQueue; unit tests use an in-memory double.
 //
-// Keys (DESIGN.md §1, §3):
+// Keys (docs/contract.md §1, §3):
 //   media:sync:pending                 list, producers LPUSH, we take from the right
 //   media:sync:processing:<worker-id>  list, jobs this worker holds
 //   media:sync:worker:<worker-id>      heartbeat key with a TTL (the lease)

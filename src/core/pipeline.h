@@ -1,7 +1,7 @@
 // The job pipeline: validate -> locate -> upload and verify -> record ->
 // delete -> decide what the queue does with the job. Pure logic over the
 // seams (StoreRouter/ObjectStore, Catalog) and the local buffer; every step
-// is safe to repeat after a crash (DESIGN.md §3).
+// is safe to repeat after a crash (docs/contract.md §3).
 //
 // Process() never touches the queue: it returns a Decision that the worker
 // applies, so the decisions are unit-tested with in-memory doubles.

@@ -57,6 +57,10 @@ struct Error {
   ErrorKind kind = ErrorKind::kOutage;
   std::string message;
   FaultClass fault = FaultClass::kOther;
+  // The remote service's own error code when it gave one (S3's
+  // "NotImplemented", "NoSuchKey", ...), for callers that must tell one
+  // answer from another; empty otherwise.
+  std::string code{};
 
   static Error Outage(std::string message) { return {ErrorKind::kOutage, std::move(message)}; }
   static Error Configuration(std::string message) {
@@ -80,7 +84,7 @@ struct Error {
 
   // Same kind and class, message prefixed with context ("HeadObject media/..: ").
   Error Wrap(std::string_view context) const {
-    return {kind, std::string(context) + ": " + message, fault};
+    return {kind, std::string(context) + ": " + message, fault, code};
   }
 
   // This error, classified.

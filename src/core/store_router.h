@@ -1,5 +1,5 @@
 // Chooses the object store of a job's storage box and keeps track of which
-// boxes are down, so that only a down box's jobs wait (DESIGN.md §2.4).
+// boxes are down, so that only a down box's jobs wait (docs/contract.md §2.4).
 // The real implementation is worker::BoxRegistry.
 #pragma once
 

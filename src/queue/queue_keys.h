@@ -1,4 +1,4 @@
-// The Redis key layout of the reliable queue, in one place (DESIGN.md §1, §3,
+// The Redis key layout of the reliable queue, in one place (docs/contract.md §1, §3,
 // src/core/job_queue.h). Producers, the API service and the operators'
 // runbooks know the first two keys: never rename them.
 #pragma once

@@ -159,7 +159,7 @@ Error ClassifyHttpError(long status, std::string_view body, std::string_view ope
                      : OneOf(parsed.code, {"IncompleteBody", "EntityTooSmall"})
                          ? FaultClass::kSizeMismatch
                          : FaultClass::kOther;
-  return Error{KindForS3Error(status, parsed.code), std::move(text), fault};
+  return Error{KindForS3Error(status, parsed.code), std::move(text), fault, parsed.code};
 }
 
 }  // namespace media_sync::s3

@@ -110,6 +110,20 @@ TEST(S3ErrorsTest, ClassifiesRecordedBodies) {
   }
 }
 
+TEST(S3ErrorsTest, ErrorsCarryTheServersCodeAndTheirFaultClass) {
+  Error unsupported = ClassifyHttpError(
+      501, "<Error><Code>NotImplemented</Code><Message>no</Message></Error>", "List", "");
+  EXPECT_EQ(unsupported.code, "NotImplemented");
+  EXPECT_EQ(unsupported.Wrap("sweep").code, "NotImplemented");
+  Error corrupt = ClassifyHttpError(400, "<Error><Code>XAmzContentSHA256Mismatch</Code></Error>",
+                                    "PutObject", "k");
+  EXPECT_EQ(corrupt.fault, FaultClass::kHashMismatch);
+  Error short_body =
+      ClassifyHttpError(400, "<Error><Code>IncompleteBody</Code></Error>", "Put", "k");
+  EXPECT_EQ(short_body.fault, FaultClass::kSizeMismatch);
+  EXPECT_EQ(ClassifyHttpError(502, "<html>Bad Gateway</html>", "Put", "k").code, "");
+}
+
 TEST(S3ErrorsTest, ErrorInsideASuccessfulCompleteReplyIsFound) {
   // CompleteMultipartUpload may answer 200 and report the failure in the body.
   constexpr char body[] =

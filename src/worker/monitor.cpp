@@ -16,6 +16,9 @@ namespace media_sync::worker {
 namespace {
 
 using Json = nlohmann::ordered_json;
+using namespace std::chrono_literals;
+
+constexpr std::chrono::milliseconds kBeatEvery = 1000ms;
 
 Json PartJson(bool up, const std::string& error) {
   return up ? Json("up") : Json("down: " + error);
@@ -62,11 +65,18 @@ void Monitor::Loop(const std::stop_token& stop) {
   queue::QueueAdmin admin(settings_.redis, settings_.redis_options);
   std::mutex mutex;
   std::condition_variable_any wake;
+  auto next_round = std::chrono::steady_clock::now();
   while (!stop.stop_requested()) {
-    Round(fleet, admin);
+    // Beats every second, not every round, so that a stall limit shorter
+    // than the interval still sees this thread alive.
     Liveness::Beat();
+    if (std::chrono::steady_clock::now() >= next_round) {
+      Round(fleet, admin);
+      next_round = std::chrono::steady_clock::now() + settings_.interval;
+    }
     std::unique_lock lock(mutex);
-    wake.wait_for(lock, stop, settings_.interval, [] { return false; });
+    wake.wait_for(lock, stop, std::min<std::chrono::milliseconds>(settings_.interval, kBeatEvery),
+                  [] { return false; });
   }
 }
 

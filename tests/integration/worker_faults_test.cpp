@@ -1,4 +1,4 @@
-// Fault guarantees of `media-sync run` (DESIGN.md §2: no job lost, no media
+// Fault guarantees of `media-sync run` (docs/contract.md §2: no job lost, no media
 // lost, exactly-once effects, outages cost nothing, graceful shutdown),
 // proven with the worker as a child process against the real Redis,
 // PostgreSQL and two s3rver storage boxes, while those servers are frozen
@@ -30,25 +30,6 @@ using namespace std::chrono_literals;
 using Env = std::map<std::string, std::string>;
 
 constexpr uint64_t kMiB = 1ull << 20;
-
-// Freezes a server for the lifetime of the scope, so a failing assertion
-// never leaves it stopped for the tests that follow.
-class ScopedFreeze {
- public:
-  explicit ScopedFreeze(pid_t pid) : pid_(pid) { kill(pid_, SIGSTOP); }
-  ~ScopedFreeze() { Thaw(); }
-  ScopedFreeze(const ScopedFreeze&) = delete;
-  ScopedFreeze& operator=(const ScopedFreeze&) = delete;
-
-  void Thaw() {
-    if (frozen_) kill(pid_, SIGCONT);
-    frozen_ = false;
-  }
-
- private:
-  pid_t pid_;
-  bool frozen_ = true;
-};
 
 int CountOccurrences(const std::string& text, const std::string& needle) {
   int count = 0;

@@ -97,8 +97,12 @@ pid_t LocalStack::Pid(const std::string& service) const {
   return pid;
 }
 
-void LocalStack::Restart(const std::string& service) {
-  Run("bash " + ShellQuote(SourcePath("scripts/stack.sh")) + " restart " + service + " " +
+void LocalStack::Restart(const std::string& service) { ServiceCommand("restart", service); }
+void LocalStack::Stop(const std::string& service) { ServiceCommand("stop", service); }
+void LocalStack::Start(const std::string& service) { ServiceCommand("start", service); }
+
+void LocalStack::ServiceCommand(const std::string& verb, const std::string& service) {
+  Run("bash " + ShellQuote(SourcePath("scripts/stack.sh")) + " " + verb + " " + service + " " +
       ShellQuote(state_dir_) + " 2>&1");
 }
 

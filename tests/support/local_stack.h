@@ -46,6 +46,9 @@ class LocalStack {
   // Restart "redis", "postgres", "s3" (the gateway stays), "s3-2" or "s3gateway"
   // on the same port.
   void Restart(const std::string& service);
+  // Stop one service, and start it again on the same port (outage tests).
+  void Stop(const std::string& service);
+  void Start(const std::string& service);
 
   // Empties Redis (FLUSHALL), truncates both tables, empties the bucket's
   // objects and the buffer directory. The bucket itself is kept.
@@ -57,6 +60,9 @@ class LocalStack {
   std::string RedisCli(const std::string& args) const;
 
  private:
+  // scripts/stack.sh VERB SERVICE on this stack.
+  void ServiceCommand(const std::string& verb, const std::string& service);
+
   std::string state_dir_;
   std::map<std::string, std::string> env_;
 };

@@ -3,6 +3,7 @@
 // rows and jobs, and bounded waiting for observable conditions.
 #pragma once
 
+#include <signal.h>
 #include <sys/types.h>
 
 #include <chrono>
@@ -40,6 +41,25 @@ class WorkerProcess {
   pid_t pid_ = -1;
   std::optional<int> exit_code_;
   std::string log_path_;
+};
+
+// Freezes a server for the lifetime of the scope, so a failing assertion
+// never leaves it stopped for the tests that follow.
+class ScopedFreeze {
+ public:
+  explicit ScopedFreeze(pid_t pid) : pid_(pid) { kill(pid_, SIGSTOP); }
+  ~ScopedFreeze() { Thaw(); }
+  ScopedFreeze(const ScopedFreeze&) = delete;
+  ScopedFreeze& operator=(const ScopedFreeze&) = delete;
+
+  void Thaw() {
+    if (frozen_) kill(pid_, SIGCONT);
+    frozen_ = false;
+  }
+
+ private:
+  pid_t pid_;
+  bool frozen_ = true;
 };
 
 // Polls `condition` every 50 ms until it holds or `timeout` passes.
