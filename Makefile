@@ -5,7 +5,7 @@ BUILD_DIR := $(if $(filter release ci,$(PRESET)),build,build-$(PRESET))
 JOBS ?= $(shell nproc)
 STATE ?= $(CURDIR)/.stack
 
-.PHONY: all deps configure build test unit-test integration-test demo stack-up stack-down fmt lint bench clean
+.PHONY: all deps configure build test unit-test integration-test container-test demo stack-up stack-down fmt lint bench clean
 
 all: build
 
@@ -27,6 +27,12 @@ unit-test: build
 
 integration-test: build
 	@cd $(BUILD_DIR) && ctest --output-on-failure -L integration -j $(JOBS)
+
+# Builds the image from the Dockerfile and runs it against the local stack,
+# on a Docker engine of its own (tests/container/container_test.sh).
+container-test:
+	@bash scripts/deps.sh --container
+	@bash tests/container/container_test.sh
 
 demo: deps configure
 	@cmake --build $(BUILD_DIR) -j $(JOBS) --target media-sync

@@ -5,6 +5,13 @@
 # SDK's SigV4 signer used by the strict gateway in front of it
 # (tests/support/strict_s3_gateway.js).
 # Idempotent: installs only what is missing.
+#
+#   scripts/deps.sh              build, tests (make test), demo
+#   scripts/deps.sh --container  also Docker and debootstrap (make container-test)
+#
+# Package scripts start no service: the stack starts its own servers, and
+# Prometheus and Docker are installed for their tools (promtool, dockerd run
+# by tests/container/container_test.sh), not as system services.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,8 +22,15 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   redis-server postgresql-15 postgresql-client-15
   clang-format clang-tidy
-  prometheus
+  prometheus docker-compose python3-yaml
 )
+# Only the container test needs an engine and a way to make its base image.
+container_packages=(docker.io debootstrap)
+case "${1:-}" in
+  --container) packages+=("${container_packages[@]}") ;;
+  "") ;;
+  *) echo "usage: scripts/deps.sh [--container]" >&2; exit 2 ;;
+esac
 
 missing=()
 for p in "${packages[@]}"; do
@@ -36,8 +50,27 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "deps: installing ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
   $SUDO apt-get update -qq
-  # Package scripts must not start system-wide services: the stack starts its own.
+  # invoke-rc.d and deb-systemd-invoke ask policy-rc.d before starting a
+  # service: while installing, it says no (unless the machine has its own).
+  policy=/usr/sbin/policy-rc.d
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\n# scripts/deps.sh is installing packages: start no service.\nexit 101\n' |
+      $SUDO tee "$policy" >/dev/null
+    $SUDO chmod 0755 "$policy"
+    trap '$SUDO rm -f "$policy"' EXIT
+  fi
   $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  if [ -d /run/systemd/system ]; then
+    # Nor at the next boot: the services of the packages just installed for their tools.
+    units=()
+    for p in "${missing[@]}"; do
+      case "$p" in
+        prometheus) units+=(prometheus.service) ;;
+        docker.io) units+=(docker.service docker.socket) ;;
+      esac
+    done
+    if [ ${#units[@]} -gt 0 ]; then $SUDO systemctl disable --quiet "${units[@]}" || true; fi
+  fi
 fi
 
 S3RVER_VERSION=3.7.1
