@@ -13,7 +13,7 @@
 #include <string_view>
 #include <vector>
 
-#include "util/hash.h"
+#include "core/hash.h"
 
 namespace media_sync::buffer {
 namespace {

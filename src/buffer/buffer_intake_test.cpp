@@ -10,7 +10,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "util/hash.h"
+#include "core/hash.h"
 
 namespace media_sync::buffer {
 namespace {

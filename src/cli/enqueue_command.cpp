@@ -29,7 +29,7 @@
 #include "core/job.h"
 #include "queue/queue_admin.h"
 #include "util/fd.h"
-#include "util/hash.h"
+#include "core/hash.h"
 
 namespace media_sync::cli {
 namespace {

@@ -13,7 +13,7 @@
 
 #include "config/urls.h"
 #include "core/result.h"
-#include "s3/s3_options.h"
+#include "config/s3_options.h"
 
 namespace media_sync::config {
 

@@ -6,7 +6,7 @@
 #include <ctime>
 #include <nlohmann/json.hpp>
 
-#include "util/hash.h"
+#include "core/hash.h"
 
 namespace media_sync {
 namespace {

@@ -4,7 +4,7 @@
 
 #include "core/error_texts.h"
 #include "core/job.h"
-#include "util/hash.h"
+#include "core/hash.h"
 
 namespace media_sync {
 namespace {

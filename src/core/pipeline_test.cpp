@@ -10,7 +10,7 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 
-#include "util/hash.h"
+#include "core/hash.h"
 
 namespace media_sync {
 namespace {

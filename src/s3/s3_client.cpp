@@ -7,7 +7,7 @@
 #include <ctime>
 
 #include "s3/s3_errors.h"
-#include "util/hash.h"
+#include "core/hash.h"
 #include "util/liveness.h"
 
 namespace media_sync::s3 {

@@ -30,7 +30,7 @@
 
 #include "core/object_store.h"
 #include "core/result.h"
-#include "s3/s3_options.h"
+#include "config/s3_options.h"
 #include "s3/sigv4.h"
 
 typedef void CURL;

@@ -9,7 +9,7 @@
 #include <map>
 
 #include "core/error_texts.h"
-#include "util/hash.h"
+#include "core/hash.h"
 
 namespace media_sync::s3 {
 namespace {

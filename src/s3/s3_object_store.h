@@ -33,7 +33,7 @@
 #include "core/object_store.h"
 #include "s3/buffer_pool.h"
 #include "s3/s3_client.h"
-#include "s3/s3_options.h"
+#include "config/s3_options.h"
 
 namespace media_sync::s3 {
 

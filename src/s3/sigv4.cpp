@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <ctime>
 
-#include "util/hash.h"
+#include "core/hash.h"
 
 namespace media_sync::s3 {
 namespace {

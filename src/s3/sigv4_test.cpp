@@ -4,7 +4,7 @@
 
 #include <chrono>
 
-#include "util/hash.h"
+#include "core/hash.h"
 
 namespace media_sync::s3 {
 namespace {

@@ -23,7 +23,7 @@
 
 #include "core/catalog.h"
 #include "core/store_router.h"
-#include "s3/s3_options.h"
+#include "config/s3_options.h"
 
 namespace media_sync::worker {
 

@@ -15,7 +15,7 @@
 #include "core/job.h"
 #include "support/cli_runner.h"
 #include "support/worker_harness.h"
-#include "util/hash.h"
+#include "core/hash.h"
 
 namespace media_sync::testing {
 namespace {

@@ -15,7 +15,7 @@
 
 #include "support/local_stack.h"
 #include "util/fd.h"
-#include "util/hash.h"
+#include "core/hash.h"
 
 namespace media_sync::catalog {
 namespace {

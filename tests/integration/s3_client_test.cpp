@@ -22,7 +22,7 @@
 #include "s3/buffer_pool.h"
 #include "s3/s3_object_store.h"
 #include "support/local_stack.h"
-#include "util/hash.h"
+#include "core/hash.h"
 
 namespace media_sync::s3 {
 namespace {

@@ -15,7 +15,7 @@
 
 #include "s3/s3_client.h"
 #include "support/local_stack.h"
-#include "util/hash.h"
+#include "core/hash.h"
 
 namespace media_sync::s3 {
 namespace {

@@ -14,7 +14,7 @@
 #include <thread>
 
 #include "core/job.h"
-#include "util/hash.h"
+#include "core/hash.h"
 
 namespace media_sync::testing {
 

@@ -1,5 +1,7 @@
 // Settings of one S3 client (one storage box). Filled by config::LoadOptions
-// from the environment; the endpoint is replaced per storage box.
+// from the environment; the endpoint is replaced per storage box. The type
+// belongs to the S3 adapter (namespace s3) but lives with the rest of the
+// configuration, so that config/ depends on no adapter.
 #pragma once
 
 #include <chrono>

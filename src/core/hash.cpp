@@ -1,4 +1,4 @@
-#include "util/hash.h"
+#include "core/hash.h"
 
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
