@@ -16,10 +16,10 @@
 #include <string>
 #include <vector>
 
+#include "core/hash.h"
 #include "s3/buffer_pool.h"
 #include "s3/s3_object_store.h"
 #include "s3/sigv4.h"
-#include "core/hash.h"
 
 namespace media_sync::s3 {
 namespace {

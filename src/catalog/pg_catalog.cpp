@@ -91,8 +91,8 @@ uint64_t AffectedRows(const PgResult& result) {
 }
 
 std::string Field(const PgResult& result, int row, int column) {
-  return std::string(PQgetvalue(result.get(), row, column),
-                     static_cast<size_t>(PQgetlength(result.get(), row, column)));
+  return {PQgetvalue(result.get(), row, column),
+          static_cast<size_t>(PQgetlength(result.get(), row, column))};
 }
 
 std::string ReplaceAll(std::string text, const std::string& secret, std::string_view by) {
@@ -287,6 +287,7 @@ Result<std::vector<PgCatalog::BoxUsage>> PgCatalog::BoxesUsage() {
       return value;
     };
     std::vector<BoxUsage> boxes;
+    boxes.reserve(static_cast<size_t>(PQntuples(rows->get())));
     for (int row = 0; row < PQntuples(rows->get()); ++row) {
       boxes.push_back(BoxUsage{Field(*rows, row, 0), Field(*rows, row, 1), number(row, 2),
                                number(row, 3), number(row, 4)});

@@ -1,8 +1,7 @@
 #include "cli/cli.h"
 
-#include <signal.h>
-
 #include <CLI/CLI.hpp>
+#include <csignal>
 #include <cstdio>
 #include <vector>
 

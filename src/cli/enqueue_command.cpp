@@ -26,10 +26,10 @@
 #include "catalog/pg_catalog.h"
 #include "cli/command.h"
 #include "cli/progress.h"
+#include "core/hash.h"
 #include "core/job.h"
 #include "queue/queue_admin.h"
 #include "util/fd.h"
-#include "core/hash.h"
 
 namespace media_sync::cli {
 namespace {
@@ -141,9 +141,7 @@ void WalkTree(const fs::path& root, Walked& out) {
       }
     }
     // Depth first, in name order.
-    for (auto it = subdirectories.rbegin(); it != subdirectories.rend(); ++it) {
-      directories.push_back(*it);
-    }
+    directories.insert(directories.end(), subdirectories.rbegin(), subdirectories.rend());
   }
 }
 
@@ -293,7 +291,7 @@ class FileEnqueuer {
       return Error::JobRetryable("is a " + buffer::FileTypeName(st.st_mode) +
                                  ", not a regular file: not read");
     }
-    const uint64_t size = static_cast<uint64_t>(st.st_size);
+    const auto size = static_cast<uint64_t>(st.st_size);
     auto sha = Sha256OfFd(fd.get(), size);
     if (!sha) return sha.error();
     read = size;
@@ -438,7 +436,8 @@ int EnqueueFiles(const config::Options& options, const EnqueueFlags& flags) {
   for (const auto& [path, problem] : walked.refused) {
     ++refused.failed;
     progress.Advance(0);
-    progress.Note(stderr, "media-sync: enqueue: " + path + ": " + problem);
+    progress.Note(stderr,
+                  std::string("media-sync: enqueue: ").append(path).append(": ").append(problem));
   }
   FileEnqueuer enqueuer(options, box, flags.dry_run, catalog, *intake, admin, progress);
   Status status = Ok();

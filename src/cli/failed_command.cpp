@@ -333,6 +333,7 @@ int Requeue(const config::Options& options, const FailedFlags& flags, bool by_in
   if (!found) return Failed("failed requeue", found.error());
   std::vector<std::string> entries;
   // Oldest first, so they are served in the order they failed.
+  entries.reserve(found->size());
   for (auto it = found->rbegin(); it != found->rend(); ++it) entries.push_back(it->raw);
   auto moved = admin.RequeueFailedEntries(entries);
   if (!moved) return Failed("failed requeue", moved.error());
@@ -404,6 +405,7 @@ int Purge(const config::Options& options, const FailedFlags& flags, const Filter
     deleted = *purged;
   } else {
     std::vector<std::string> entries;
+    entries.reserve(found.size());
     for (const Entry& entry : found) entries.push_back(entry.raw);
     auto removed = admin.DeleteFailedEntries(entries);
     if (!removed) return Failed("failed purge", removed.error());

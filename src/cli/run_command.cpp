@@ -1,6 +1,6 @@
 // `media-sync run`: wires the real adapters (Redis, PostgreSQL, S3, the
 // local buffer) into the pipeline and the worker, then waits for signals.
-#include <signal.h>
+#include <signal.h>  // NOLINT(modernize-deprecated-headers): POSIX sigtimedwait, pthread_sigmask
 #include <spdlog/spdlog.h>
 
 #include <chrono>
@@ -59,7 +59,8 @@ int Run(config::Options options, const RunFlags& flags) {
   auto factory = [&pool](const s3::S3Options& box) -> Result<std::shared_ptr<ObjectStore>> {
     auto store = std::make_shared<s3::S3ObjectStore>(box, pool);
     return std::shared_ptr<ObjectStore>(std::make_shared<worker::BucketCreatingStore>(
-        store, [store](std::stop_token stop) { return store->client().EnsureBucket(stop); }));
+        store,
+        [store](const std::stop_token& stop) { return store->client().EnsureBucket(stop); }));
   };
   worker::BoxRegistry::Settings registry_settings;
   registry_settings.refresh = options.box_refresh;

@@ -1,7 +1,6 @@
 // `media-sync status`: is it healthy, and how far behind? Reads the queue
 // and what the workers publish in Redis (queue/fleet_stats.h), and the boxes'
 // counters and unsynced rows in PostgreSQL.
-#include <signal.h>
 #include <unistd.h>
 
 #include <algorithm>

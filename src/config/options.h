@@ -11,9 +11,9 @@
 #include <utility>
 #include <vector>
 
+#include "config/s3_options.h"
 #include "config/urls.h"
 #include "core/result.h"
-#include "config/s3_options.h"
 
 namespace media_sync::config {
 

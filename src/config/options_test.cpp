@@ -199,7 +199,8 @@ TEST(OptionsTest, SecretsNeverAppearInErrorsOrDescription) {
                         {"DATABASE_URL", "postgresql://u:dbpw@db/x"},
                         {"MINIO_SECRET_KEY", "miniopw"}});
   std::string all;
-  for (const auto& [name, value] : Describe(o)) all += name + "=" + value + "\n";
+  for (const auto& [name, value] : Describe(o))
+    all.append(name).append("=").append(value).append("\n");
   EXPECT_THAT(all, Not(HasSubstr("redispw")));
   EXPECT_THAT(all, Not(HasSubstr("dbpw")));
   EXPECT_THAT(all, Not(HasSubstr("miniopw")));
@@ -313,7 +314,9 @@ TEST(OptionsTest, ReconcileIntervalIsOffByDefaultAndValidated) {
               HasSubstr("must be between 0 and 604800"));
 
   std::string all;
-  for (const auto& [name, value] : Describe(MustLoad({}))) all += name + "=" + value + "\n";
+  for (const auto& [name, value] : Describe(MustLoad({}))) {
+    all.append(name).append("=").append(value).append("\n");
+  }
   EXPECT_THAT(all, HasSubstr("RECONCILE_INTERVAL_SECONDS=0 (off)"));
 }
 

@@ -35,7 +35,7 @@ std::string Hasher::FinishRaw() {
   unsigned char digest[EVP_MAX_MD_SIZE];
   unsigned int length = 0;
   EVP_DigestFinal_ex(ctx_.get(), digest, &length);
-  return std::string(reinterpret_cast<const char*>(digest), length);
+  return {reinterpret_cast<const char*>(digest), length};
 }
 
 std::string Hasher::FinishHex() { return ToHex(FinishRaw()); }
@@ -53,7 +53,7 @@ std::string HmacSha256Raw(std::string_view key, std::string_view data) {
   unsigned int length = 0;
   HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
        reinterpret_cast<const unsigned char*>(data.data()), data.size(), out, &length);
-  return std::string(reinterpret_cast<const char*>(out), length);
+  return {reinterpret_cast<const char*>(out), length};
 }
 
 std::string ToHex(std::string_view raw) {

@@ -244,7 +244,7 @@ std::optional<std::chrono::system_clock::time_point> ParseIsoTimestamp(std::stri
 
 std::string IsoTimestamp(std::chrono::system_clock::time_point when) {
   auto millis = std::chrono::duration_cast<std::chrono::milliseconds>(when.time_since_epoch());
-  std::time_t seconds = static_cast<std::time_t>(millis.count() / 1000);
+  auto seconds = static_cast<std::time_t>(millis.count() / 1000);
   std::tm utc{};
   gmtime_r(&seconds, &utc);
   char text[64];

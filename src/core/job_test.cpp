@@ -111,7 +111,7 @@ TEST(JobTest, KeyExtensionMayComeFromThePath) {
 TEST(JobTest, HostileInputIsBounded) {
   std::string deep(1000, '[');
   EXPECT_THAT(ErrorOf(deep), HasSubstr("nested deeper"));
-  std::string big = "{\"pad\":\"" + std::string(kMaxJobBytes, 'x') + "\"}";
+  std::string big = R"({"pad":")" + std::string(kMaxJobBytes, 'x') + R"("})";
   EXPECT_THAT(ErrorOf(big), HasSubstr("exceeds the limit"));
   EXPECT_THAT(ErrorOf(std::string("\xff\xfe\x00\x01", 4)), HasSubstr("not valid JSON"));
 }

@@ -3,8 +3,8 @@
 #include <variant>
 
 #include "core/error_texts.h"
-#include "core/job.h"
 #include "core/hash.h"
+#include "core/job.h"
 
 namespace media_sync {
 namespace {

@@ -16,7 +16,7 @@ Error BadAddress(const std::string& address, const std::string& why) {
 }  // namespace
 
 Result<std::unique_ptr<HttpEndpoint>> HttpEndpoint::Start(const std::string& address,
-                                                          EndpointHandlers handlers) {
+                                                          const EndpointHandlers& handlers) {
   auto colon = address.rfind(':');
   if (colon == std::string::npos) return BadAddress(address, "expected host:port");
   std::string host = address.substr(0, colon);

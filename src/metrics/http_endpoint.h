@@ -35,7 +35,7 @@ class HttpEndpoint {
   // and starts serving. A malformed address or one that cannot be bound is
   // kConfiguration naming METRICS_ADDRESS.
   static Result<std::unique_ptr<HttpEndpoint>> Start(const std::string& address,
-                                                     EndpointHandlers handlers);
+                                                     const EndpointHandlers& handlers);
   ~HttpEndpoint();  // stops serving and joins its threads
   HttpEndpoint(const HttpEndpoint&) = delete;
   HttpEndpoint& operator=(const HttpEndpoint&) = delete;

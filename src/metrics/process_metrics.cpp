@@ -28,8 +28,8 @@ ProcStat ReadProcStat() {
   if (close == std::string::npos) return stat;
   std::istringstream fields(text.substr(close + 2));
   std::string field;
-  double ticks = static_cast<double>(sysconf(_SC_CLK_TCK));
-  double page = static_cast<double>(sysconf(_SC_PAGESIZE));
+  auto ticks = static_cast<double>(sysconf(_SC_CLK_TCK));
+  auto page = static_cast<double>(sysconf(_SC_PAGESIZE));
   // After ')': field 3 is state; utime 14, stime 15, starttime 22, vsize 23, rss 24.
   for (int index = 3; fields >> field && index <= 24; ++index) {
     double value = std::strtod(field.c_str(), nullptr);

@@ -113,7 +113,7 @@ Family<Gauge>& Registry::AddGauge(std::string name, std::string help,
 
 Family<Histogram>& Registry::AddHistogram(std::string name, std::string help,
                                           std::vector<std::string> label_names,
-                                          std::vector<double> bounds) {
+                                          const std::vector<double>& bounds) {
   Entry& entry = Add(std::move(name), std::move(help), Type::kHistogram);
   entry.histograms = std::make_unique<Family<Histogram>>(
       std::move(label_names), [bounds] { return std::make_unique<Histogram>(bounds); });

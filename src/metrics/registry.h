@@ -108,7 +108,8 @@ class Registry {
   Family<Gauge>& AddGauge(std::string name, std::string help,
                           std::vector<std::string> label_names = {});
   Family<Histogram>& AddHistogram(std::string name, std::string help,
-                                  std::vector<std::string> label_names, std::vector<double> bounds);
+                                  std::vector<std::string> label_names,
+                                  const std::vector<double>& bounds);
   // Runs at every Render, before the families are written: for values read
   // on demand (process metrics).
   void OnRender(std::function<void()> refresh);

@@ -52,8 +52,10 @@ Result<Throughput> FleetStats::RecentThroughput(int minutes,
                                                 std::chrono::system_clock::time_point now) {
   int64_t current = UnixMinute(now);
   std::vector<std::string> keys;
+  keys.reserve(static_cast<size_t>(minutes) + 1);
   for (int i = 0; i <= minutes; ++i) keys.push_back(ThroughputKey(current - i));
   std::vector<std::vector<std::string_view>> commands;
+  commands.reserve(keys.size());
   for (const auto& key : keys) commands.push_back({"HMGET", key, "files", "bytes"});
   auto replies = connection_.Pipeline(commands);
   if (!replies) return replies.error();

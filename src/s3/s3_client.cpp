@@ -6,8 +6,8 @@
 #include <cstring>
 #include <ctime>
 
-#include "s3/s3_errors.h"
 #include "core/hash.h"
+#include "s3/s3_errors.h"
 #include "util/liveness.h"
 
 namespace media_sync::s3 {

@@ -28,9 +28,9 @@
 #include <string>
 #include <vector>
 
+#include "config/s3_options.h"
 #include "core/object_store.h"
 #include "core/result.h"
-#include "config/s3_options.h"
 #include "s3/sigv4.h"
 
 typedef void CURL;

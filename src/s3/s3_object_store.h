@@ -30,10 +30,10 @@
 #include <stop_token>
 #include <string>
 
+#include "config/s3_options.h"
 #include "core/object_store.h"
 #include "s3/buffer_pool.h"
 #include "s3/s3_client.h"
-#include "config/s3_options.h"
 
 namespace media_sync::s3 {
 

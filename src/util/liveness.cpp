@@ -27,7 +27,7 @@ Liveness::Registration Liveness::Register(std::string name) {
   Slot& slot = slots_.emplace_back();
   slot.name = std::move(name);
   slot.last_beat_ns = NowNs();
-  return Registration(this, &slot);
+  return {this, &slot};
 }
 
 void Liveness::Beat() {

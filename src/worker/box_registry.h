@@ -21,9 +21,9 @@
 #include <optional>
 #include <string>
 
+#include "config/s3_options.h"
 #include "core/catalog.h"
 #include "core/store_router.h"
-#include "config/s3_options.h"
 
 namespace media_sync::worker {
 

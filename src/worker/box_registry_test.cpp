@@ -59,13 +59,11 @@ class BoxRegistryTest : public ::testing::Test {
     settings.first_backoff = 1000ms;
     settings.max_backoff = 8s;
     settings.probe_timeout = 60s;
-    return BoxRegistry(
-        defaults_, catalog_,
-        [this](const s3::S3Options& options) -> Result<std::shared_ptr<ObjectStore>> {
-          built_.push_back(options);
-          return std::shared_ptr<ObjectStore>(std::make_shared<NullStore>(options.endpoint));
-        },
-        settings, [this] { return now_; });
+    auto factory = [this](const s3::S3Options& options) -> Result<std::shared_ptr<ObjectStore>> {
+      built_.push_back(options);
+      return std::shared_ptr<ObjectStore>(std::make_shared<NullStore>(options.endpoint));
+    };
+    return {defaults_, catalog_, factory, settings, [this] { return now_; }};
   }
   static std::string EndpointOf(const std::shared_ptr<ObjectStore>& store) {
     return static_cast<NullStore&>(*store).endpoint;

@@ -24,7 +24,7 @@ PeriodicReconciler::PeriodicReconciler(PeriodicReconcilerSettings settings,
   if (settings_.interval.count() <= 0) return;
   spdlog::info("periodic reconcile every {} s (lost jobs of rows older than {} s)",
                settings_.interval.count(), settings_.reconcile.older_than.count());
-  thread_ = std::jthread([this](std::stop_token stop) { Loop(std::move(stop)); });
+  thread_ = std::jthread([this](const std::stop_token& stop) { Loop(stop); });
 }
 
 PeriodicReconciler::~PeriodicReconciler() { Stop(); }
@@ -35,7 +35,7 @@ void PeriodicReconciler::Stop() {
   thread_.join();
 }
 
-void PeriodicReconciler::Loop(std::stop_token stop) {
+void PeriodicReconciler::Loop(const std::stop_token& stop) {
   std::mt19937_64 random{std::random_device{}()};
   const auto interval = std::chrono::duration_cast<std::chrono::milliseconds>(settings_.interval);
   std::uniform_int_distribution<int64_t> jitter(0, interval.count() / 10);
@@ -51,7 +51,7 @@ void PeriodicReconciler::Loop(std::stop_token stop) {
   }
 }
 
-void PeriodicReconciler::RunOnce(std::stop_token stop) {
+void PeriodicReconciler::RunOnce(const std::stop_token& stop) {
   auto acquired = lock_.TryAcquire(settings_.lock_ttl);
   if (!acquired) {
     spdlog::warn("reconcile: cannot take the lock: {}", acquired.error().message);

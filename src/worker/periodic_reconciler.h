@@ -55,8 +55,8 @@ class PeriodicReconciler {
   void Stop();
 
  private:
-  void Loop(std::stop_token stop);
-  void RunOnce(std::stop_token stop);
+  void Loop(const std::stop_token& stop);
+  void RunOnce(const std::stop_token& stop);
 
   const PeriodicReconcilerSettings settings_;
   // Used only on thread_ (neither is thread-safe).

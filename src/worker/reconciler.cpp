@@ -53,7 +53,7 @@ Result<std::optional<LostJob>> Reconciler::Classify(const UnsyncedFile& row, std
     lost.note = store.error().message;
     return std::optional<LostJob>(std::move(lost));
   }
-  auto object = (*store)->Stat(row.s3_key, stop);
+  auto object = (*store)->Stat(row.s3_key, std::move(stop));
   if (!object) {
     if (object.error().kind == ErrorKind::kCancelled) return object.error();
     lost.source = LostJob::Source::kUnchecked;

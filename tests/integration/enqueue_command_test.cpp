@@ -14,10 +14,10 @@
 #include <set>
 #include <sstream>
 
+#include "core/hash.h"
 #include "core/job.h"
 #include "support/cli_runner.h"
 #include "support/worker_harness.h"
-#include "core/hash.h"
 
 namespace media_sync::testing {
 namespace {

@@ -12,10 +12,10 @@
 #include <thread>
 
 #include "core/error_texts.h"
+#include "core/hash.h"
 #include "core/job.h"
 #include "support/cli_runner.h"
 #include "support/worker_harness.h"
-#include "core/hash.h"
 
 namespace media_sync::testing {
 namespace {

@@ -13,9 +13,9 @@
 #include <thread>
 #include <vector>
 
+#include "core/hash.h"
 #include "support/local_stack.h"
 #include "util/fd.h"
-#include "core/hash.h"
 
 namespace media_sync::catalog {
 namespace {

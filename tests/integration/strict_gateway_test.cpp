@@ -13,9 +13,9 @@
 #include <string>
 #include <vector>
 
+#include "core/hash.h"
 #include "s3/s3_client.h"
 #include "support/local_stack.h"
-#include "core/hash.h"
 
 namespace media_sync::s3 {
 namespace {

@@ -13,8 +13,8 @@
 #include <sstream>
 #include <thread>
 
-#include "core/job.h"
 #include "core/hash.h"
+#include "core/job.h"
 
 namespace media_sync::testing {
 
