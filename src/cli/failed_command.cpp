@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <iterator>
 #include <cctype>
 #include <cstdint>
 #include <cstdio>
@@ -334,7 +335,8 @@ int Requeue(const config::Options& options, const FailedFlags& flags, bool by_in
   std::vector<std::string> entries;
   // Oldest first, so they are served in the order they failed.
   entries.reserve(found->size());
-  for (auto it = found->rbegin(); it != found->rend(); ++it) entries.push_back(it->raw);
+  std::transform(found->rbegin(), found->rend(), std::back_inserter(entries),
+                 [](const Entry& entry) { return entry.raw; });
   auto moved = admin.RequeueFailedEntries(entries);
   if (!moved) return Failed("failed requeue", moved.error());
   auto count = std::count(moved->begin(), moved->end(), true);
