@@ -212,9 +212,15 @@ Status S3ObjectStore::UploadMultipart(const std::string& key, int fd, uint64_t s
                                       const std::string& sha256_hex, std::stop_token stop) {
   const uint64_t part_size = PartSizeFor(size, client_.options().part_size);
   if (part_size > pool_.capacity()) {
-    return Error::Configuration("Part size " + std::to_string(part_size) +
-                                " bytes exceeds S3_BUFFER_POOL (" +
-                                std::to_string(pool_.capacity()) + " bytes)");
+    // A property of this file under these settings, not of the box: every
+    // attempt would fail the same way, and the box must stay up for the rest.
+    return Error::JobPermanent("File of " + std::to_string(size) + " bytes needs parts of " +
+                               std::to_string(part_size) + " bytes to stay within S3's " +
+                               std::to_string(kMaxParts) + " parts, more than S3_BUFFER_POOL (" +
+                               std::to_string(pool_.capacity()) +
+                               " bytes) can hold: raise S3_BUFFER_POOL to at least " +
+                               std::to_string(part_size / kMiB) + "MiB and requeue the job")
+        .As(FaultClass::kTooLarge);
   }
   auto upload_id = client_.CreateMultipartUpload(key, {{"sha256", sha256_hex}}, stop);
   if (!upload_id.ok()) return upload_id.error();

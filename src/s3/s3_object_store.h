@@ -17,10 +17,12 @@
 // Ownership: borrows the BufferPool (it must outlive the store); does not own
 // the fds passed to Upload.
 // Errors: kOutage (retry later, not the job's fault), kConfiguration (keys,
-// bucket, TLS, buffer pool smaller than a part), kJobRetryable ("Size
-// mismatch: expected X, got Y", "SHA-256 mismatch: expected X, got Y",
-// content rejected by the server, failed verification), kJobPermanent (a
-// sha256 that is not 64 lowercase hex digits), kCancelled (stop requested).
+// bucket, TLS), kJobRetryable ("Size mismatch: expected X, got Y", "SHA-256
+// mismatch: expected X, got Y", content rejected by the server, failed
+// verification), kJobPermanent (a sha256 that is not 64 lowercase hex
+// digits; FaultClass::kTooLarge for a file whose parts, grown to stay within
+// 10,000, would not fit in S3_BUFFER_POOL: the message names the size and the
+// setting to raise), kCancelled (stop requested).
 #pragma once
 
 #include <chrono>
