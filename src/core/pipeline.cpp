@@ -202,7 +202,10 @@ Decision Pipeline::ProcessJob(const Job& job, const Delivery& delivery,
     auto recorded = record();
     if (std::holds_alternative<StepFailure>(recorded)) return recorded;
     if (auto removed = buffer_.Remove(file); !removed) {
-      return StepFailure{removed.error(), Source::kJob};
+      // Committed: the job is synced whatever becomes of its local copy, and
+      // retrying it would only count a fault it does not have.
+      std::get<Decision>(recorded).note =
+          "synced, but the local file was left in the buffer: " + removed.error().message;
     }
     return recorded;
   };

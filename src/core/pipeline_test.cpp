@@ -6,6 +6,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -48,6 +49,7 @@ class FakeStore : public ObjectStore {
     }
     ObjectInfo info{size, sha256_hex, "etag"};
     objects[key] = {info, bytes};
+    if (after_upload) after_upload();
     return info;
   }
 
@@ -58,6 +60,7 @@ class FakeStore : public ObjectStore {
   std::map<std::string, Object> objects;
   bool outage = false;
   std::optional<Error> upload_error;  // what Upload answers instead of storing
+  std::function<void()> after_upload;
   int uploads = 0;
   int stats = 0;
 };
@@ -332,6 +335,23 @@ TEST_F(PipelineTest, FileTooLargeForTheBuffersIsParkedAndTheBoxStaysUp) {
   EXPECT_EQ(Run(MakeJob("small")).outcome, Outcome::kSynced);
 }
 
+// The delete after the commit fails (here: another file took the name):
+// the job is synced all the same, acknowledged with a note, never retried.
+TEST_F(PipelineTest, LocalFileThatCannotBeDeletedAfterTheCommitDoesNotUndoTheSync) {
+  Json job = MakeJob("synced bytes");
+  const std::string path = job["local_path"];
+  store_->after_upload = [&] {
+    std::ofstream(path + ".new", std::ios::binary) << "a newer file under the same name";
+    std::filesystem::rename(path + ".new", path);
+  };
+  Decision decision = Run(job);
+  EXPECT_EQ(decision.action, Action::kAck);
+  EXPECT_EQ(decision.outcome, Outcome::kSynced);
+  EXPECT_THAT(decision.note, HasSubstr("local file was left in the buffer"));
+  EXPECT_THAT(decision.note, HasSubstr("Local file changed during sync"));
+  EXPECT_TRUE(catalog_.synced.at(job["sha256"]));
+  EXPECT_TRUE(LocalExists(job)) << "the newer file is kept";
+}
 
 TEST_F(PipelineTest, CatalogOutageHoldsTheJobAndKeepsTheFile) {
   Json job = MakeJob("content");

@@ -468,6 +468,59 @@ TEST_F(WorkerFaultsTest, ABoxHangingFromItsFirstContactDoesNotHoldBackTheOthers)
   StopIdleWorker(worker);
 }
 
+// Guarantee 4 (and 1): the buffer volume re-created under a running worker.
+// Moved away and made anew, the directory is picked up without a restart:
+// jobs for files written into the new one sync, none is taken for missing
+// (a single missing verdict would fail it: MAX_RETRIES=0). While no
+// directory is there at all, jobs are held, not failed.
+TEST_F(WorkerFaultsTest, ABufferDirectoryReplacedUnderARunningWorkerIsPickedUp) {
+  namespace fs = std::filesystem;
+  const std::string buffer = stack_.BufferDir();
+  WorkerProcess worker(stack_, {{"WORKER_ID", "buffer-replaced"},
+                                {"SYNC_CONCURRENCY", "2"},
+                                {"MAX_RETRIES", "0"},
+                                {"OUTAGE_BACKOFF_MAX_SECONDS", "1"}});
+  ASSERT_TRUE(WaitRegistered("buffer-replaced", worker)) << worker.Log();
+  // The worker has looked into the first directory.
+  std::vector<Json> all = {media_.Make(4096, "box-a", 1300)};
+  media_.Push(all.front());
+  ASSERT_TRUE(WaitUntil([&] { return media_.SyncedRows() == 1; }, 20s))
+      << QueueState() << worker.Log();
+
+  fs::rename(buffer, buffer + ".old");
+  std::vector<Json> replaced = MakeJobs(10, "box-a", 1400, 4096);  // into a new directory
+  PushAll(replaced);
+  ASSERT_TRUE(WaitUntil([&] { return media_.SyncedRows() == 11; }, 30s))
+      << QueueState() << worker.Log();
+  EXPECT_EQ(media_.Len("media:sync:failed"), 0) << worker.Log();
+  all.insert(all.end(), replaced.begin(), replaced.end());
+
+  // No directory at all for a while (its files are elsewhere, not yet in
+  // place): the jobs wait for it.
+  fs::rename(buffer, buffer + ".older");
+  std::vector<Json> waiting = MakeJobs(4, "box-a", 1500, 4096);
+  fs::rename(buffer, buffer + ".away");
+  PushAll(waiting);
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        return worker.Log().find("holding job: Media buffer unavailable") != std::string::npos;
+      },
+      20s))
+      << QueueState() << worker.Log();
+  EXPECT_EQ(media_.Len("media:sync:failed"), 0) << worker.Log();
+  EXPECT_EQ(media_.SyncedRows(), 11);
+  fs::rename(buffer + ".away", buffer);
+  ASSERT_TRUE(WaitUntil([&] { return media_.SyncedRows() == 15; }, 30s))
+      << QueueState() << worker.Log();
+  all.insert(all.end(), waiting.begin(), waiting.end());
+
+  ExpectQueuesDrainedWithoutFailures(worker);
+  ExpectSyncedExactlyOnce(all);
+  fs::remove_all(buffer + ".old");
+  fs::remove_all(buffer + ".older");
+  StopIdleWorker(worker);
+}
+
 // Guarantee 7 (and 2): SIGTERM with no grace during a multipart upload exits 0
 // at once, hands the job back to pending unchanged, leaves no object under its
 // key and the local file in place; the job then syncs normally.
