@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <linux/openat2.h>
+#include <spdlog/spdlog.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -86,6 +87,33 @@ Error NotRegularFile(std::string_view local_path) {
       .As(FaultClass::kNotRegularFile);
 }
 
+// Failures of the buffer as a whole (its file system, its device, this
+// process's descriptors), which every job would meet alike.
+bool IsBufferFailure(int error) {
+  switch (error) {
+    case EROFS:
+    case EIO:
+    case ESTALE:
+    case EMFILE:
+    case ENFILE:
+    case ENOMEM:
+    case ENOTCONN:  // a FUSE mount whose daemon is gone
+      return true;
+    default:
+      return false;
+  }
+}
+
+Error BufferUnavailable(const std::string& what, int error) {
+  return Error::Outage("Media buffer unavailable: " + what + ": " + ErrnoText(error));
+}
+
+// `what` failed with `error`: the buffer's outage or the job's fault.
+Error LocalFailure(const std::string& what, int error) {
+  if (IsBufferFailure(error)) return BufferUnavailable(what, error);
+  return Error::JobRetryable(what + ": " + ErrnoText(error)).As(FaultClass::kLocalIo);
+}
+
 }  // namespace
 
 Result<LocalBuffer> LocalBuffer::Create(std::string buffer_path, Resolver resolver) {
@@ -110,6 +138,11 @@ Result<LocalBuffer> LocalBuffer::Create(std::string buffer_path, Resolver resolv
     return Error::Configuration("MEDIA_BUFFER_PATH cannot be opened: " + path + ": " +
                                 ErrnoText(error));
   }
+  struct stat dir_stat {};
+  if (::fstat(dir.get(), &dir_stat) != 0) {
+    return Error::Configuration("MEDIA_BUFFER_PATH cannot be examined: " + path + ": " +
+                                ErrnoText(errno));
+  }
 
   std::vector<std::string> components = SplitComponents(path);
   std::vector<std::string> canonical = components;
@@ -128,8 +161,53 @@ Result<LocalBuffer> LocalBuffer::Create(std::string buffer_path, Resolver resolv
       resolver = Resolver::kWalk;
     }
   }
-  return LocalBuffer(std::move(dir), std::move(path), std::move(components), std::move(canonical),
-                     resolver);
+  auto directory = std::make_shared<Directory>();
+  directory->fd = std::move(dir);
+  directory->device = dir_stat.st_dev;
+  directory->inode = dir_stat.st_ino;
+  return LocalBuffer(std::move(directory), std::move(path), std::move(components),
+                     std::move(canonical), resolver);
+}
+
+std::shared_ptr<const LocalBuffer::Directory> LocalBuffer::CurrentDirectory() const {
+  std::lock_guard lock(current_->mutex);
+  return current_->directory;
+}
+
+Result<std::shared_ptr<const LocalBuffer::Directory>> LocalBuffer::Recheck(
+    const std::shared_ptr<const Directory>& seen) const {
+  struct stat named {};
+  if (::stat(path_.c_str(), &named) != 0) {
+    return BufferUnavailable("cannot find the buffer directory " + path_, errno);
+  }
+  if (!S_ISDIR(named.st_mode)) {
+    return Error::Outage("Media buffer unavailable: " + path_ + " is not a directory");
+  }
+  if (named.st_dev == seen->device && named.st_ino == seen->inode) return seen;
+
+  // Replaced under the path: open what the path names now.
+  UniqueFd fd(::open(path_.c_str(), kDirectoryPath));
+  if (!fd) return BufferUnavailable("cannot open the buffer directory " + path_, errno);
+  struct stat opened {};
+  if (::fstat(fd.get(), &opened) != 0) {
+    return BufferUnavailable("cannot examine the buffer directory " + path_, errno);
+  }
+  auto fresh = std::make_shared<Directory>();
+  fresh->fd = std::move(fd);
+  fresh->device = opened.st_dev;
+  fresh->inode = opened.st_ino;
+
+  std::lock_guard lock(current_->mutex);
+  // Another thread may have reopened it first: keep one current opening.
+  if (current_->directory->device == fresh->device && current_->directory->inode == fresh->inode) {
+    return current_->directory;
+  }
+  spdlog::warn("media buffer {} was replaced (device {} inode {} -> device {} inode {}): reopened",
+               path_, static_cast<uint64_t>(current_->directory->device),
+               static_cast<uint64_t>(current_->directory->inode),
+               static_cast<uint64_t>(fresh->device), static_cast<uint64_t>(fresh->inode));
+  current_->directory = fresh;
+  return std::shared_ptr<const Directory>(std::move(fresh));
 }
 
 std::optional<std::string> LocalBuffer::RelativeToBuffer(std::string_view local_path) const {
@@ -149,14 +227,14 @@ std::optional<std::string> LocalBuffer::RelativeToBuffer(std::string_view local_
   return std::nullopt;
 }
 
-int LocalBuffer::OpenBeneath(const std::string& relative_path, int flags) const {
+int LocalBuffer::OpenBeneath(int dir_fd, const std::string& relative_path, int flags) const {
   if (resolver_ == Resolver::kOpenat2) {
-    return Openat2(dir_.get(), relative_path, flags, kBeneathNoLinks);
+    return Openat2(dir_fd, relative_path, flags, kBeneathNoLinks);
   }
-  return WalkBeneath(relative_path, flags);
+  return WalkBeneath(dir_fd, relative_path, flags);
 }
 
-int LocalBuffer::WalkBeneath(const std::string& relative_path, int flags) const {
+int LocalBuffer::WalkBeneath(int dir_fd, const std::string& relative_path, int flags) const {
   std::vector<std::string> components = SplitComponents(relative_path);
   for (const std::string& component : components) {
     // RelativeToBuffer() already refused "..": this walk stays beneath even
@@ -166,7 +244,7 @@ int LocalBuffer::WalkBeneath(const std::string& relative_path, int flags) const 
   if (components.empty()) components.emplace_back(".");
 
   UniqueFd current_dir;  // empty while at the buffer directory itself
-  auto at = [&] { return current_dir ? current_dir.get() : dir_.get(); };
+  auto at = [&] { return current_dir ? current_dir.get() : dir_fd; };
   auto open_component = [&](const std::string& name, int component_flags) {
     int fd;
     do {
@@ -197,7 +275,15 @@ Result<std::optional<LocalFile>> LocalBuffer::Open(std::string_view local_path) 
   std::optional<std::string> relative_path = RelativeToBuffer(local_path);
   if (!relative_path) return OutsideBuffer(local_path);
 
-  int fd = OpenBeneath(*relative_path, kReadOnlyNonBlocking);
+  std::shared_ptr<const Directory> dir = CurrentDirectory();
+  int fd = OpenBeneath(dir->fd.get(), *relative_path, kReadOnlyNonBlocking);
+  if (fd == -ENOENT || fd == -ESTALE) {
+    // Missing, or so it seems: only if the path still names the directory
+    // we looked in (one stat). A replaced buffer is looked into afresh.
+    auto now = Recheck(dir);
+    if (!now) return now.error();
+    if (*now != dir) fd = OpenBeneath((*now)->fd.get(), *relative_path, kReadOnlyNonBlocking);
+  }
   if (fd < 0) {
     int error = -fd;
     switch (error) {
@@ -209,16 +295,13 @@ Result<std::optional<LocalFile>> LocalBuffer::Open(std::string_view local_path) 
       case ENXIO:  // a UNIX socket
         return NotRegularFile(local_path);
       default:
-        return Error::JobRetryable("Cannot open " + std::string(local_path) + ": " +
-                                   ErrnoText(error))
-            .As(FaultClass::kLocalIo);
+        return LocalFailure("Cannot open " + std::string(local_path), error);
     }
   }
   UniqueFd file_fd(fd);
   struct stat st {};
   if (::fstat(file_fd.get(), &st) != 0) {
-    return Error::JobRetryable("Cannot stat " + std::string(local_path) + ": " + ErrnoText(errno))
-        .As(FaultClass::kLocalIo);
+    return LocalFailure("Cannot stat " + std::string(local_path), errno);
   }
   if (!S_ISREG(st.st_mode)) return NotRegularFile(local_path);
   // O_NONBLOCK has no effect on regular files; it only kept FIFOs from blocking.
@@ -232,26 +315,28 @@ Status LocalBuffer::Remove(const LocalFile& file) const {
   size_t slash = relative_path.rfind('/');
   std::string leaf = slash == std::string::npos ? relative_path : relative_path.substr(slash + 1);
 
+  // The name as the buffer path resolves it now: a file left in a directory
+  // that was moved away is outside the buffer.
+  std::shared_ptr<const Directory> dir = CurrentDirectory();
+  const std::string what = "Cannot delete " + file.path();
   UniqueFd parent;
   if (slash != std::string::npos) {
-    int fd = OpenBeneath(relative_path.substr(0, slash), kDirectoryPath);
+    int fd = OpenBeneath(dir->fd.get(), relative_path.substr(0, slash), kDirectoryPath);
     if (fd < 0) {
       int error = -fd;
       if (error == ENOENT) return Ok();
       if (error == EXDEV || error == ELOOP) return OutsideBuffer(file.path());
-      return Error::JobRetryable("Cannot delete " + file.path() + ": " + ErrnoText(error))
-          .As(FaultClass::kLocalIo);
+      return LocalFailure(what, error);
     }
     parent.reset(fd);
   }
-  int parent_fd = parent ? parent.get() : dir_.get();
+  int parent_fd = parent ? parent.get() : dir->fd.get();
 
   struct stat st {};
   if (::fstatat(parent_fd, leaf.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
     int error = errno;
     if (error == ENOENT) return Ok();
-    return Error::JobRetryable("Cannot delete " + file.path() + ": " + ErrnoText(error))
-        .As(FaultClass::kLocalIo);
+    return LocalFailure(what, error);
   }
   if (st.st_dev != file.device() || st.st_ino != file.inode()) {
     return Error::JobRetryable("Local file changed during sync: " + file.path())
@@ -260,8 +345,7 @@ Status LocalBuffer::Remove(const LocalFile& file) const {
   if (::unlinkat(parent_fd, leaf.c_str(), 0) != 0) {
     int error = errno;
     if (error == ENOENT) return Ok();
-    return Error::JobRetryable("Cannot delete " + file.path() + ": " + ErrnoText(error))
-        .As(FaultClass::kLocalIo);
+    return LocalFailure(what, error);
   }
   return Ok();
 }

@@ -1,7 +1,17 @@
 // The local media buffer (MEDIA_BUFFER_PATH): the only code that opens or
 // deletes files in it. Every lookup is resolved by the kernel relative to one
-// directory descriptor taken at start-up, so no job can make the worker read
-// or delete a file outside the buffer, whatever its local_path says.
+// directory descriptor, so no job can make the worker read or delete a file
+// outside the buffer, whatever its local_path says.
+//
+// The descriptor is taken at start-up and taken again whenever the path
+// names another directory (the volume was re-created, or the directory moved
+// away and made anew): before a file is reported missing, the path's
+// device and inode are compared with the descriptor's (one stat), and a
+// replaced directory is reopened and the lookup repeated. No restart needed.
+//
+// Whose fault a failure is: a buffer that is gone, read-only, failing (EIO,
+// ESTALE) or out of descriptors (EMFILE, ENFILE) is an outage of the buffer
+// (kOutage: the job is held, its retries untouched), never the job's.
 //
 // Path rules for Open():
 //   - an absolute local_path must lie lexically under the buffer path (the
@@ -14,13 +24,16 @@
 //     target lies inside the buffer (RESOLVE_NO_SYMLINKS): producers write
 //     plain files, and a link is the classic way to point a job elsewhere.
 //
-// Thread-safety: a LocalBuffer is immutable after Create(); Open() and
-// Remove() may be called from any number of threads at once.
+// Thread-safety: Open() and Remove() may be called from any number of
+// threads at once; the current directory descriptor is swapped under a lock
+// and kept alive by every lookup still using the previous one.
 #pragma once
 
 #include <sys/types.h>
 
 #include <cstdint>
+#include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -76,7 +89,7 @@ class LocalBuffer {
     kWalk,     // component by component with O_NOFOLLOW, ".." refused (pre-5.6 kernels)
   };
 
-  // Opens buffer_path once (O_PATH | O_DIRECTORY). A relative buffer_path is
+  // Opens buffer_path (O_PATH | O_DIRECTORY). A relative buffer_path is
   // made absolute against the current directory. kConfiguration when it is
   // missing or not a directory, or when kOpenat2 is forced on a kernel
   // without it.
@@ -88,10 +101,14 @@ class LocalBuffer {
   // Opens local_path read-only without ever blocking (O_NONBLOCK, so a FIFO
   // without a writer opens at once and is then refused).
   //   ok(LocalFile)  a regular file inside the buffer
-  //   ok(nullopt)    no such file (ENOENT anywhere on the path)
+  //   ok(nullopt)    no such file (ENOENT anywhere on the path) in the
+  //                  directory the buffer path names now
   //   kJobPermanent  "Path outside media buffer: <path>" (absolute path
   //                  elsewhere, any ".." component, any symlink on the path);
   //                  also an empty path or one with a NUL byte
+  //   kOutage        "Media buffer unavailable: ..." the buffer directory is
+  //                  gone or not a directory, or the open failed with EROFS,
+  //                  EIO, ESTALE, EMFILE, ENFILE, ENOMEM or ENOTCONN
   //   kJobRetryable  "Not a regular file: <path>" (directory, FIFO, device,
   //                  socket), or another I/O error with its strerror text
   Result<std::optional<LocalFile>> Open(std::string_view local_path) const;
@@ -99,10 +116,11 @@ class LocalBuffer {
   // Deletes the file's name from the buffer if it still refers to the very
   // file that was opened (same device and inode); a name that now refers to
   // another file is kept: kJobRetryable "Local file changed during sync:
-  // <path>". A name already gone is Ok (idempotent). Other failures are
-  // kJobRetryable with the strerror text. The parent directory is resolved
-  // with the same rules as Open(). (Between the identity check and unlinkat()
-  // a concurrent rename could still swap the name; POSIX offers no
+  // <path>". A name already gone is Ok (idempotent). Failures of the buffer
+  // (the errnos listed at Open) are kOutage "Media buffer unavailable: ...";
+  // others kJobRetryable with the strerror text. The parent directory is
+  // resolved with the same rules as Open(). (Between the identity check and
+  // unlinkat() a concurrent rename could still swap the name; POSIX offers no
   // unlink-by-descriptor. Producers never rewrite a queued file in place.)
   Status Remove(const LocalFile& file) const;
 
@@ -112,23 +130,43 @@ class LocalBuffer {
   Resolver resolver() const { return resolver_; }
 
  private:
-  LocalBuffer(UniqueFd dir, std::string path, std::vector<std::string> path_components,
+  // One opening of the buffer directory, with its identity.
+  struct Directory {
+    UniqueFd fd;
+    dev_t device = 0;
+    ino_t inode = 0;
+  };
+  struct Current {
+    std::mutex mutex;
+    std::shared_ptr<const Directory> directory;  // guarded by mutex
+  };
+
+  LocalBuffer(std::shared_ptr<const Directory> dir, std::string path,
+              std::vector<std::string> path_components,
               std::vector<std::string> canonical_components, Resolver resolver)
-      : dir_(std::move(dir)),
+      : current_(std::make_unique<Current>()),
         path_(std::move(path)),
         path_components_(std::move(path_components)),
         canonical_components_(std::move(canonical_components)),
-        resolver_(resolver) {}
+        resolver_(resolver) {
+    current_->directory = std::move(dir);
+  }
 
+  std::shared_ptr<const Directory> CurrentDirectory() const;
+  // The directory the buffer path names now: `seen` when it is still the
+  // same, a fresh opening when it was replaced; kOutage when the path names
+  // no directory (or cannot be checked).
+  Result<std::shared_ptr<const Directory>> Recheck(
+      const std::shared_ptr<const Directory>& seen) const;
   // local_path → normalised path relative to the buffer, or nullopt when an
   // absolute path lies elsewhere or any component is "..".
   std::optional<std::string> RelativeToBuffer(std::string_view local_path) const;
-  // openat() of a path beneath the buffer with the configured resolver;
+  // openat() of a path beneath dir_fd with the configured resolver;
   // returns the descriptor or -errno (EXDEV/ELOOP for escapes and symlinks).
-  int OpenBeneath(const std::string& relative_path, int flags) const;
-  int WalkBeneath(const std::string& relative_path, int flags) const;
+  int OpenBeneath(int dir_fd, const std::string& relative_path, int flags) const;
+  int WalkBeneath(int dir_fd, const std::string& relative_path, int flags) const;
 
-  UniqueFd dir_;
+  std::unique_ptr<Current> current_;
   std::string path_;
   std::vector<std::string> path_components_;
   std::vector<std::string> canonical_components_;

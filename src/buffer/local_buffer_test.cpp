@@ -1,6 +1,9 @@
 #include "buffer/local_buffer.h"
 
+#include <fcntl.h>
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -264,6 +267,92 @@ TEST_P(LocalBufferTest, RemoveRefusesADirectorySwappedForASymlinkOutside) {
   ASSERT_FALSE(removed.ok());
   EXPECT_EQ(removed.error().kind, ErrorKind::kJobPermanent);
   EXPECT_TRUE(fs::exists(outside_dir_ / "file.jpg"));
+}
+
+// The buffer volume re-created, or the directory moved away and made anew:
+// files written into the new directory are found without a restart, and
+// deleted there.
+TEST_P(LocalBufferTest, ADirectoryReplacedUnderThePathIsPickedUp) {
+  WriteFile(buffer_dir_ / "ab/before.jpg", "before");
+  OpenOrDie("ab/before.jpg");
+  fs::path moved = buffer_dir_.string() + ".moved";
+  fs::rename(buffer_dir_, moved);
+  fs::create_directory(buffer_dir_);
+  WriteFile(buffer_dir_ / "ab/after.jpg", "after");
+
+  LocalFile after = OpenOrDie((buffer_dir_ / "ab/after.jpg").string());
+  EXPECT_EQ(ReadAll(after.fd(), after.size()), "after");
+  // What moved away with the old directory is no longer in the buffer.
+  auto before = buffer_->Open("ab/before.jpg");
+  ASSERT_TRUE(before.ok()) << before.error().message;
+  EXPECT_FALSE(before->has_value());
+
+  ASSERT_TRUE(buffer_->Remove(after).ok());
+  EXPECT_FALSE(fs::exists(buffer_dir_ / "ab/after.jpg"));
+  EXPECT_TRUE(fs::exists(moved / "ab/before.jpg"));
+  fs::remove_all(moved);
+}
+
+// No directory under the path (yet): the buffer is down, a file not found
+// is not known to be missing.
+TEST_P(LocalBufferTest, AMissingBufferDirectoryIsAnOutageNotAMissingFile) {
+  WriteFile(buffer_dir_ / "file.jpg", "x");
+  fs::path moved = buffer_dir_.string() + ".moved";
+  fs::rename(buffer_dir_, moved);
+
+  auto opened = buffer_->Open("written-after-the-move.jpg");
+  ASSERT_FALSE(opened.ok());
+  EXPECT_EQ(opened.error().kind, ErrorKind::kOutage);
+  EXPECT_THAT(opened.error().message, ::testing::HasSubstr("Media buffer unavailable"));
+  EXPECT_THAT(opened.error().message, ::testing::HasSubstr(buffer_dir_.string()));
+
+  std::ofstream(buffer_dir_) << "a file where the buffer was";
+  auto not_dir = buffer_->Open("written-after-the-move.jpg");
+  ASSERT_FALSE(not_dir.ok());
+  EXPECT_EQ(not_dir.error().kind, ErrorKind::kOutage);
+  EXPECT_THAT(not_dir.error().message, ::testing::HasSubstr("is not a directory"));
+
+  fs::remove(buffer_dir_);
+  fs::rename(moved, buffer_dir_);
+  OpenOrDie("file.jpg");
+}
+
+// Lowers this process's descriptor limit so that the next open fails with
+// EMFILE; restores it when destroyed.
+class DescriptorsExhausted {
+ public:
+  DescriptorsExhausted() {
+    getrlimit(RLIMIT_NOFILE, &saved_);
+    int lowest_free = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+    ::close(lowest_free);
+    rlimit exhausted = saved_;
+    exhausted.rlim_cur = static_cast<rlim_t>(lowest_free);
+    setrlimit(RLIMIT_NOFILE, &exhausted);
+  }
+  ~DescriptorsExhausted() { setrlimit(RLIMIT_NOFILE, &saved_); }
+
+ private:
+  rlimit saved_{};
+};
+
+// Out of descriptors is the process's trouble, not the job's: an outage.
+TEST_P(LocalBufferTest, RunningOutOfDescriptorsIsAnOutage) {
+  WriteFile(buffer_dir_ / "ab/file.jpg", "x");
+  LocalFile held = OpenOrDie("ab/file.jpg");
+  Result<std::optional<LocalFile>> opened = std::optional<LocalFile>();
+  Status removed;
+  {
+    DescriptorsExhausted exhausted;
+    opened = buffer_->Open("ab/file.jpg");
+    removed = buffer_->Remove(held);
+  }
+  ASSERT_FALSE(opened.ok());
+  EXPECT_EQ(opened.error().kind, ErrorKind::kOutage) << opened.error().message;
+  EXPECT_THAT(opened.error().message, ::testing::HasSubstr("Media buffer unavailable"));
+  ASSERT_FALSE(removed.ok());
+  EXPECT_EQ(removed.error().kind, ErrorKind::kOutage) << removed.error().message;
+  EXPECT_TRUE(fs::exists(buffer_dir_ / "ab/file.jpg"));
+  EXPECT_TRUE(buffer_->Remove(held).ok());
 }
 
 TEST(LocalBufferCreateTest, FailsWhenPathIsNotADirectory) {

@@ -219,6 +219,7 @@ Result<Options> LoadOptions(const EnvLookup& env) {
   while (o.buffer_path.size() > 1 && o.buffer_path.back() == '/') o.buffer_path.pop_back();
 
   MEDIA_SYNC_TRY(read.Integer("SYNC_CONCURRENCY", o.concurrency, 1, 1024));
+  MEDIA_SYNC_TRY(read.Integer("BOX_MAX_IN_FLIGHT", o.box_max_in_flight, 1, 1024));
   MEDIA_SYNC_TRY(read.Integer("MAX_RETRIES", o.max_retries, 0, 100));
   MEDIA_SYNC_TRY(read.Seconds("RETRY_DELAY_SECONDS", o.retry_delay, 0, 86400));
   MEDIA_SYNC_TRY(read.Seconds("SHUTDOWN_GRACE_SECONDS", o.shutdown_grace, 0, 3600));
@@ -291,6 +292,7 @@ std::vector<std::pair<std::string, std::string>> Describe(const Options& o) {
       {"MINIO_CA_FILE", o.s3.ca_file.empty() ? "(system CAs)" : o.s3.ca_file},
       {"MEDIA_BUFFER_PATH", o.buffer_path},
       {"SYNC_CONCURRENCY", std::to_string(o.concurrency)},
+      {"BOX_MAX_IN_FLIGHT", std::to_string(o.BoxMaxInFlight())},
       {"MAX_RETRIES", std::to_string(o.max_retries)},
       {"RETRY_DELAY_SECONDS", seconds(o.retry_delay)},
       {"SHUTDOWN_GRACE_SECONDS", seconds(o.shutdown_grace)},

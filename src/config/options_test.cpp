@@ -51,6 +51,7 @@ TEST(OptionsTest, DefaultsFollowTheSeed) {
   EXPECT_EQ(o.s3.ca_file, "");
   EXPECT_EQ(o.buffer_path, "/var/cache/osint-media-buffer");
   EXPECT_EQ(o.concurrency, 32);
+  EXPECT_EQ(o.BoxMaxInFlight(), 16);
   EXPECT_EQ(o.max_retries, 3);
   EXPECT_EQ(o.retry_delay, std::chrono::seconds(5));
   EXPECT_EQ(o.shutdown_grace, std::chrono::seconds(30));
@@ -84,6 +85,7 @@ TEST(OptionsTest, ReadsEveryVariable) {
       {"MINIO_REGION", "eu-central-1"},
       {"MEDIA_BUFFER_PATH", "/srv/buffer/"},
       {"SYNC_CONCURRENCY", "8"},
+      {"BOX_MAX_IN_FLIGHT", "6"},
       {"MAX_RETRIES", "5"},
       {"RETRY_DELAY_SECONDS", "2"},
       {"SHUTDOWN_GRACE_SECONDS", "10"},
@@ -117,6 +119,7 @@ TEST(OptionsTest, ReadsEveryVariable) {
   EXPECT_EQ(o.s3.region, "eu-central-1");
   EXPECT_EQ(o.buffer_path, "/srv/buffer");
   EXPECT_EQ(o.concurrency, 8);
+  EXPECT_EQ(o.BoxMaxInFlight(), 6);
   EXPECT_EQ(o.max_retries, 5);
   EXPECT_EQ(o.retry_delay, std::chrono::seconds(2));
   EXPECT_EQ(o.shutdown_grace, std::chrono::seconds(10));
@@ -149,6 +152,8 @@ TEST(OptionsTest, RejectsBadValuesNamingTheVariable) {
       {"SYNC_CONCURRENCY", "-1", "must be between 1 and 1024"},
       {"SYNC_CONCURRENCY", "0", "must be between 1 and 1024"},
       {"SYNC_CONCURRENCY", "many", "is not a whole number"},
+      {"BOX_MAX_IN_FLIGHT", "0", "must be between 1 and 1024"},
+      {"BOX_MAX_IN_FLIGHT", "half", "is not a whole number"},
       {"MAX_RETRIES", "-3", "must be between 0 and 100"},
       {"MAX_RETRIES", "3.5", "is not a whole number"},
       {"RETRY_DELAY_SECONDS", "", "is not a whole number"},
@@ -179,6 +184,20 @@ TEST(OptionsTest, RejectsBadValuesNamingTheVariable) {
     EXPECT_THAT(message, HasSubstr(c.variable)) << c.variable << "=" << c.value;
     EXPECT_THAT(message, HasSubstr(c.problem)) << c.variable << "=" << c.value;
   }
+}
+
+// Unset, a box may hold half of the process's jobs, and at least one.
+TEST(OptionsTest, BoxMaxInFlightDefaultsToHalfTheConcurrency) {
+  EXPECT_EQ(MustLoad({{"SYNC_CONCURRENCY", "9"}}).BoxMaxInFlight(), 4);
+  EXPECT_EQ(MustLoad({{"SYNC_CONCURRENCY", "1"}}).BoxMaxInFlight(), 1);
+  Options flag = MustLoad({{"SYNC_CONCURRENCY", "4"}});
+  flag.concurrency = 64;  // `run --concurrency 64`
+  EXPECT_EQ(flag.BoxMaxInFlight(), 32);
+  Options o = MustLoad({{"SYNC_CONCURRENCY", "4"}, {"BOX_MAX_IN_FLIGHT", "4"}});
+  EXPECT_EQ(o.BoxMaxInFlight(), 4);
+  std::string all;
+  for (const auto& [name, value] : Describe(o)) all += name + "=" + value + "\n";
+  EXPECT_THAT(all, HasSubstr("BOX_MAX_IN_FLIGHT=4\n"));
 }
 
 TEST(OptionsTest, BufferPoolMustHoldOneUploadBuffer) {

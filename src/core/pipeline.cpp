@@ -103,9 +103,10 @@ Decision Pipeline::ProcessJob(const Job& job, const Delivery& delivery,
     return decision;
   };
   // Asked once: when the box's backoff has just ended, this job is its probe.
-  if (auto down_until = stores_.DownUntil(box)) {
-    return defer_for_box(*down_until, "Storage box " + box.value_or("(default)") + " is down");
-  }
+  // The slot, held until this function returns, bounds the share of the
+  // in-flight jobs one box can tie up while a hang is being detected.
+  StoreRouter::Admission admission = stores_.Admit(box, stop);
+  if (admission.defer_until) return defer_for_box(*admission.defer_until, admission.reason);
 
   auto store = stores_.ForBox(box);
   if (!store) {
@@ -195,12 +196,16 @@ Decision Pipeline::ProcessJob(const Job& job, const Delivery& delivery,
         return StepFailure{put.error(), source};
       }
       uploaded = file.size();
+      stores_.ReportSuccess(box);
     }
 
     auto recorded = record();
     if (std::holds_alternative<StepFailure>(recorded)) return recorded;
     if (auto removed = buffer_.Remove(file); !removed) {
-      return StepFailure{removed.error(), Source::kJob};
+      // Committed: the job is synced whatever becomes of its local copy, and
+      // retrying it would only count a fault it does not have.
+      std::get<Decision>(recorded).note =
+          "synced, but the local file was left in the buffer: " + removed.error().message;
     }
     return recorded;
   };

@@ -48,7 +48,10 @@ struct Decision {
   Outcome outcome = Outcome::kSynced;
   std::string payload;
   std::chrono::system_clock::time_point due{};
-  std::string message;          // why (operator-facing)
+  std::string message;  // why (operator-facing)
+  // Something an operator must act on although the outcome stands: a synced
+  // job whose local file could not be deleted (the file is left behind).
+  std::string note;
   uint64_t bytes_uploaded = 0;  // bytes sent to storage by this attempt
 
   // What the job was, for metrics and the outcome's log line; empty when the

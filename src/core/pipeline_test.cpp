@@ -6,6 +6,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -37,6 +38,7 @@ class FakeStore : public ObjectStore {
     ++uploads;
     if (stop.stop_requested()) return Error::Cancelled("shutting down");
     if (outage) return Error::Outage("connection reset");
+    if (upload_error) return *upload_error;
     std::string bytes(size, '\0');
     if (pread(fd, bytes.data(), size, 0) != static_cast<ssize_t>(size)) {
       return Error::JobRetryable("short read");
@@ -47,6 +49,7 @@ class FakeStore : public ObjectStore {
     }
     ObjectInfo info{size, sha256_hex, "etag"};
     objects[key] = {info, bytes};
+    if (after_upload) after_upload();
     return info;
   }
 
@@ -56,6 +59,8 @@ class FakeStore : public ObjectStore {
   };
   std::map<std::string, Object> objects;
   bool outage = false;
+  std::optional<Error> upload_error;  // what Upload answers instead of storing
+  std::function<void()> after_upload;
   int uploads = 0;
   int stats = 0;
 };
@@ -74,11 +79,13 @@ class FakeRouter : public StoreRouter {
     return std::shared_ptr<ObjectStore>(store_);
   }
   void ReportFailure(const BoxId& box, const Error&) override {
+    ++failures_reported;
     down_until[box.value_or("")] = std::chrono::system_clock::time_point(1000s);
   }
   void ReportSuccess(const BoxId& box) override { down_until.erase(box.value_or("")); }
   void AbandonProbe(const BoxId& box) override { abandoned.push_back(box.value_or("")); }
   std::vector<std::string> abandoned;
+  int failures_reported = 0;
 
   std::map<std::string, TimePoint> down_until;
   bool catalog_outage = false;
@@ -307,6 +314,43 @@ TEST_F(PipelineTest, StoreOutageDefersOnlyThatBoxWithoutBurningRetries) {
   store_->outage = false;
   Json other = MakeJob("other box", "finland-1");
   EXPECT_EQ(Run(other).outcome, Outcome::kSynced);
+}
+
+// A file the upload buffers cannot carry is parked at once, and its box
+// stays up for every other job.
+TEST_F(PipelineTest, FileTooLargeForTheBuffersIsParkedAndTheBoxStaysUp) {
+  Json job = MakeJob("huge");
+  store_->upload_error = Error::JobPermanent("File of 4 bytes needs parts ... raise S3_BUFFER_POOL")
+                             .As(FaultClass::kTooLarge);
+  Decision decision = Run(job);
+  ASSERT_EQ(decision.action, Action::kFail);
+  EXPECT_EQ(decision.fault, FaultClass::kTooLarge);
+  EXPECT_THAT(Json::parse(decision.payload)["error"].get<std::string>(),
+              HasSubstr("S3_BUFFER_POOL"));
+  EXPECT_TRUE(LocalExists(job));
+  EXPECT_EQ(router_.failures_reported, 0);
+  EXPECT_FALSE(router_.DownUntil(std::string("russia-1")).has_value());
+
+  store_->upload_error.reset();
+  EXPECT_EQ(Run(MakeJob("small")).outcome, Outcome::kSynced);
+}
+
+// The delete after the commit fails (here: another file took the name):
+// the job is synced all the same, acknowledged with a note, never retried.
+TEST_F(PipelineTest, LocalFileThatCannotBeDeletedAfterTheCommitDoesNotUndoTheSync) {
+  Json job = MakeJob("synced bytes");
+  const std::string path = job["local_path"];
+  store_->after_upload = [&] {
+    std::ofstream(path + ".new", std::ios::binary) << "a newer file under the same name";
+    std::filesystem::rename(path + ".new", path);
+  };
+  Decision decision = Run(job);
+  EXPECT_EQ(decision.action, Action::kAck);
+  EXPECT_EQ(decision.outcome, Outcome::kSynced);
+  EXPECT_THAT(decision.note, HasSubstr("local file was left in the buffer"));
+  EXPECT_THAT(decision.note, HasSubstr("Local file changed during sync"));
+  EXPECT_TRUE(catalog_.synced.at(job["sha256"]));
+  EXPECT_TRUE(LocalExists(job)) << "the newer file is kept";
 }
 
 TEST_F(PipelineTest, CatalogOutageHoldsTheJobAndKeepsTheFile) {

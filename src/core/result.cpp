@@ -42,6 +42,8 @@ std::string_view ToString(FaultClass fault) {
       return "unknown_box";
     case FaultClass::kLeaseExpired:
       return "lease_expired";
+    case FaultClass::kTooLarge:
+      return "too_large";
   }
   return "other";
 }

@@ -48,6 +48,7 @@ enum class FaultClass {
   kNoCatalogRow,    // no media_files row for the sha256
   kUnknownBox,      // storage_box_id not in storage_boxes
   kLeaseExpired,    // the job's worker died too often while holding it
+  kTooLarge,        // the file needs larger upload buffers than the settings allow
 };
 
 // The metric label of a class: "missing_file", "size_mismatch", ...

@@ -1,11 +1,16 @@
 #include "s3/buffer_pool.h"
 
+#include <spdlog/spdlog.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <string>
+
+#include "util/liveness.h"
 
 namespace media_sync::s3 {
 namespace {
@@ -44,28 +49,47 @@ uint64_t BufferPool::in_use() const {
   return in_use_;
 }
 
-Result<BufferPool::Lease> BufferPool::MapLocked(size_t size, size_t charged) {
+uint64_t BufferPool::failed_maps() const {
+  std::lock_guard lock(mutex_);
+  return failed_maps_;
+}
+
+std::optional<BufferPool::Lease> BufferPool::MapLocked(size_t size, size_t charged) {
   void* memory = mmap(nullptr, charged, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (memory == MAP_FAILED) {
-    return Error::Outage("Cannot map an upload buffer of " + std::to_string(charged) +
-                         " bytes: " + std::strerror(errno));
+    ++failed_maps_;
+    return std::nullopt;
   }
   in_use_ += charged;
   return Lease(this, static_cast<char*>(memory), size, charged);
 }
 
 Result<BufferPool::Lease> BufferPool::Acquire(size_t size, std::stop_token stop) {
+  using namespace std::chrono_literals;
   const size_t charged = PageRounded(size);
   if (charged > capacity_) {
     return Error::Configuration("Upload buffer of " + std::to_string(size) +
                                 " bytes exceeds S3_BUFFER_POOL (" + std::to_string(capacity_) +
                                 " bytes)");
   }
+  std::chrono::milliseconds backoff = 100ms;
   std::unique_lock lock(mutex_);
-  if (!freed_.wait(lock, stop, [&] { return in_use_ + charged <= capacity_; })) {
-    return Error::Cancelled("Stopped while waiting for upload buffer memory");
+  while (true) {
+    if (!freed_.wait(lock, stop, [&] { return in_use_ + charged <= capacity_; })) {
+      return Error::Cancelled("Stopped while waiting for upload buffer memory");
+    }
+    if (auto lease = MapLocked(size, charged)) return std::move(*lease);
+    spdlog::warn(
+        "cannot map an upload buffer of {} bytes: {}; the upload waits (retrying in {} ms)",
+        charged, std::strerror(errno), backoff.count());
+    Liveness::Beat();  // waiting out a shortage is not a stall
+    const uint64_t returns = returns_;
+    if (!freed_.wait_for(lock, stop, backoff, [&] { return returns_ != returns; }) &&
+        stop.stop_requested()) {
+      return Error::Cancelled("Stopped while waiting for upload buffer memory");
+    }
+    backoff = std::min<std::chrono::milliseconds>(backoff * 2, 5s);
   }
-  return MapLocked(size, charged);
 }
 
 Result<std::optional<BufferPool::Lease>> BufferPool::TryAcquire(size_t size) {
@@ -77,9 +101,9 @@ Result<std::optional<BufferPool::Lease>> BufferPool::TryAcquire(size_t size) {
   }
   std::lock_guard lock(mutex_);
   if (in_use_ + charged > capacity_) return std::optional<Lease>();
-  auto lease = MapLocked(size, charged);
-  if (!lease.ok()) return lease.error();
-  return std::optional<Lease>(std::move(lease).value());
+  // A failed mmap is a shortage like an exhausted budget: the caller keeps
+  // its parts moving and waits in Acquire once it holds none.
+  return MapLocked(size, charged);
 }
 
 void BufferPool::Return(char* data, size_t charged) {
@@ -87,6 +111,7 @@ void BufferPool::Return(char* data, size_t charged) {
   {
     std::lock_guard lock(mutex_);
     in_use_ -= charged;
+    ++returns_;
   }
   freed_.notify_all();
 }

@@ -62,26 +62,36 @@ class BufferPool {
 
   // Blocks until `size` bytes fit in the budget or stop is requested
   // (kCancelled). A request larger than the whole budget is kConfiguration:
-  // it could never be served. A failed mmap is kOutage (memory pressure).
+  // it could never be served. When the kernel refuses the memory (mmap
+  // fails: the process's limits, or the host's memory pressure) the call
+  // keeps waiting, retrying with backoff (up to 5 s, sooner when a lease is
+  // returned) and logging why: the shortage is this process's, not the
+  // box's nor the job's, so the job is held, never failed or deferred.
   Result<Lease> Acquire(size_t size, std::stop_token stop);
-  // Non-blocking: a lease, or nullopt when the budget is exhausted right now.
+  // Non-blocking: a lease, or nullopt when the budget is exhausted or the
+  // memory cannot be mapped right now.
   Result<std::optional<Lease>> TryAcquire(size_t size);
 
   uint64_t capacity() const { return capacity_; }
   uint64_t in_use() const;
+  // How many times mapping a buffer failed (memory refused by the kernel).
+  uint64_t failed_maps() const;
 
   // The process-wide pool, created on first use with `capacity_bytes`; later
   // calls return the same pool whatever they pass.
   static BufferPool& Process(uint64_t capacity_bytes);
 
  private:
-  Result<Lease> MapLocked(size_t size, size_t charged);
+  // A lease, or nullopt (errno set) when mmap failed.
+  std::optional<Lease> MapLocked(size_t size, size_t charged);
   void Return(char* data, size_t charged);
 
   const uint64_t capacity_;
   mutable std::mutex mutex_;
   std::condition_variable_any freed_;
-  uint64_t in_use_ = 0;  // guarded by mutex_
+  uint64_t in_use_ = 0;       // guarded by mutex_
+  uint64_t returns_ = 0;      // guarded by mutex_: leases returned so far
+  uint64_t failed_maps_ = 0;  // guarded by mutex_
 };
 
 }  // namespace media_sync::s3

@@ -1,9 +1,14 @@
 #include "s3/buffer_pool.h"
 
 #include <gtest/gtest.h>
+#include <sys/resource.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstring>
+#include <fstream>
+#include <optional>
+#include <string>
 #include <thread>
 
 #include "s3/s3_object_store.h"
@@ -54,6 +59,85 @@ TEST(BufferPoolTest, AcquireWaitsForAReleaseAndStopsOnRequest) {
   held = Result<BufferPool::Lease>(BufferPool::Lease());  // release the 2 MiB
   waiter.join();
   EXPECT_TRUE(acquired.load());
+  EXPECT_EQ(pool.in_use(), 0u);
+}
+
+// Caps this process's address space just above what it maps now, so that
+// a large mmap fails (as under a memory limit); restored when destroyed.
+class AddressSpaceCapped {
+ public:
+  explicit AddressSpaceCapped(uint64_t headroom) {
+    getrlimit(RLIMIT_AS, &saved_);
+    rlimit capped = saved_;
+    capped.rlim_cur = static_cast<rlim_t>(MappedBytes() + headroom);
+    setrlimit(RLIMIT_AS, &capped);
+  }
+  ~AddressSpaceCapped() { Lift(); }
+  void Lift() { setrlimit(RLIMIT_AS, &saved_); }
+
+ private:
+  static uint64_t MappedBytes() {
+    std::ifstream status("/proc/self/status");
+    std::string line;
+    while (std::getline(status, line)) {
+      if (line.rfind("VmSize:", 0) == 0) return std::stoull(line.substr(7)) * 1024;
+    }
+    return 0;
+  }
+  rlimit saved_{};
+};
+
+// Memory refused by the kernel is this process's shortage: the upload waits
+// for it (the job is held) instead of failing as an outage of its box.
+TEST(BufferPoolTest, MemoryRefusedByTheKernelIsWaitedForNotReported) {
+  BufferPool pool(512 * kMiB);
+  std::atomic<bool> start{false};
+  std::optional<Result<BufferPool::Lease>> acquired;
+  // Created (its stack mapped) before the cap.
+  std::thread uploader([&] {
+    while (!start.load()) std::this_thread::yield();
+    acquired.emplace(pool.Acquire(256 * kMiB, {}));
+  });
+  AddressSpaceCapped cap(64 * kMiB);
+  start = true;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (pool.failed_maps() == 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::yield();
+  }
+  const uint64_t failed = pool.failed_maps();
+  cap.Lift();
+  uploader.join();
+
+  EXPECT_GE(failed, 1u) << "the mapping never failed: the test proves nothing";
+  ASSERT_TRUE(acquired.has_value());
+  ASSERT_TRUE(acquired->ok()) << ToString(acquired->error().kind) << ": "
+                              << acquired->error().message;
+  EXPECT_EQ((*acquired)->size(), 256 * kMiB);
+  EXPECT_EQ(pool.in_use(), 256 * kMiB);
+}
+
+TEST(BufferPoolTest, MemoryRefusedWhileWaitingEndsOnStop) {
+  BufferPool pool(512 * kMiB);
+  std::stop_source stop;
+  std::atomic<bool> start{false};
+  std::optional<Result<BufferPool::Lease>> acquired;
+  std::thread uploader([&] {
+    while (!start.load()) std::this_thread::yield();
+    acquired.emplace(pool.Acquire(256 * kMiB, stop.get_token()));
+  });
+  {
+    AddressSpaceCapped cap(64 * kMiB);
+    start = true;
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (pool.failed_maps() == 0 && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::yield();
+    }
+    stop.request_stop();
+    uploader.join();
+  }
+  ASSERT_TRUE(acquired.has_value());
+  ASSERT_FALSE(acquired->ok());
+  EXPECT_EQ(acquired->error().kind, ErrorKind::kCancelled);
   EXPECT_EQ(pool.in_use(), 0u);
 }
 

@@ -402,6 +402,18 @@ Status S3Client::DeleteObject(const std::string& key, std::stop_token stop) {
   return CheckStatus(call, *response);
 }
 
+Result<bool> S3Client::DeleteObjectIfMatch(const std::string& key, const std::string& etag,
+                                           std::stop_token stop) {
+  Call call = MakeCall("DeleteObject", "DELETE", key);
+  call.headers.emplace_back("if-match", "\"" + etag + "\"");
+  auto response = Execute(call, stop);
+  if (!response.ok()) return response.error();
+  if (response->status == 404) return true;
+  if (response->status == 412) return false;
+  if (Status status = CheckStatus(call, *response); !status.ok()) return status.error();
+  return true;
+}
+
 Result<std::string> S3Client::CreateMultipartUpload(
     const std::string& key, const std::map<std::string, std::string>& metadata,
     std::stop_token stop) {

@@ -116,6 +116,12 @@ class S3Client {
                                       const std::map<std::string, std::string>& metadata,
                                       std::stop_token stop = {});
   Status DeleteObject(const std::string& key, std::stop_token stop = {});
+  // DeleteObject with If-Match: the ETag HeadObject reported. true when the
+  // key is gone (deleted, or absent already), false when the server refused
+  // because the key now holds another object (412 PreconditionFailed).
+  // Servers that ignore If-Match (s3rver) delete whatever is there.
+  Result<bool> DeleteObjectIfMatch(const std::string& key, const std::string& etag,
+                                   std::stop_token stop = {});
 
   // Returns the upload id.
   Result<std::string> CreateMultipartUpload(const std::string& key,

@@ -138,7 +138,13 @@ ErrorKind KindForS3Error(long status, std::string_view code) {
     return ErrorKind::kConfiguration;
   }
   if (status >= 500 || status == 429 || status == 408) return ErrorKind::kOutage;
-  if (status == 400) return ErrorKind::kJobRetryable;
+  if (status == 400) {
+    // An S3 error code blames the request, and a job-specific cause must not
+    // make the box look down (its jobs would keep probing it): the job's
+    // retries. No code at all is a proxy's error page or a server in
+    // trouble, nothing the job did: wait, without burning its retries.
+    return code.empty() ? ErrorKind::kOutage : ErrorKind::kJobRetryable;
+  }
   return ErrorKind::kConfiguration;
 }
 

@@ -1,8 +1,10 @@
 // S3 error bodies and their classification into the project's ErrorKind.
 //
 //   kOutage         transport failures (refused, reset, timeout, DNS), HTTP
-//                   5xx, 429, 408, SlowDown, RequestTimeout: retry later, the
-//                   job is not to blame.
+//                   5xx, 429, 408, SlowDown, RequestTimeout, and a 400 that
+//                   carries no S3 error code (a proxy's error page, a HEAD
+//                   reply without a body): retry later, the job is not to
+//                   blame.
 //   kConfiguration  401/403 (InvalidAccessKeyId, SignatureDoesNotMatch,
 //                   AccessDenied, RequestTimeTooSkewed), NoSuchBucket, wrong
 //                   region, a server lacking an operation (NotImplemented,
@@ -10,8 +12,8 @@
 //                   unusable until an operator acts.
 //   kJobRetryable   content faults (XAmzContentSHA256Mismatch, BadDigest,
 //                   InvalidDigest, IncompleteBody, InvalidPart, NoSuchUpload,
-//                   ...) and unknown 400s: the job's fault after a bounded
-//                   number of retries.
+//                   ...) and 400s with an S3 error code not listed here: the
+//                   job's fault after a bounded number of retries.
 //   kJobPermanent   EntityTooLarge, KeyTooLongError: no retry can help.
 //
 // Messages quote the operation, key, HTTP status and the S3 Code, Message and

@@ -124,6 +124,31 @@ TEST(S3ErrorsTest, ErrorsCarryTheServersCodeAndTheirFaultClass) {
   EXPECT_EQ(ClassifyHttpError(502, "<html>Bad Gateway</html>", "Put", "k").code, "");
 }
 
+// Error pages of proxies in front of a box, as nginx and HAProxy send them:
+// a 400 without an S3 error code says nothing about the job. It is an outage
+// (the job waits, its retries untouched). A 400 that S3 gave a code stays
+// the job's.
+TEST(S3ErrorsTest, A400WithoutAnS3CodeIsAnOutage) {
+  constexpr char kNginx[] =
+      "<html>\r\n<head><title>400 Bad Request</title></head>\r\n<body>\r\n"
+      "<center><h1>400 Bad Request</h1></center>\r\n<hr><center>nginx</center>\r\n"
+      "</body>\r\n</html>\r\n";
+  constexpr char kHaproxy[] =
+      "<html><body><h1>400 Bad request</h1>\nYour browser sent an invalid request.\n"
+      "</body></html>\n";
+  constexpr char kNoCode[] =
+      "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Message>Bad Request</Message></Error>";
+  for (const char* body : {kNginx, kHaproxy, kNoCode, ""}) {
+    Error error = ClassifyHttpError(400, body, "PutObject", "media/ab/cd/x.jpg");
+    EXPECT_EQ(error.kind, ErrorKind::kOutage) << body;
+    EXPECT_EQ(error.message.rfind("PutObject media/ab/cd/x.jpg: HTTP 400", 0), 0u) << error.message;
+  }
+  Error coded = ClassifyHttpError(
+      400, "<Error><Code>InvalidArgument</Code><Message>Invalid argument</Message></Error>",
+      "PutObject", "k");
+  EXPECT_EQ(coded.kind, ErrorKind::kJobRetryable);
+}
+
 TEST(S3ErrorsTest, ErrorInsideASuccessfulCompleteReplyIsFound) {
   // CompleteMultipartUpload may answer 200 and report the failure in the body.
   constexpr char body[] =

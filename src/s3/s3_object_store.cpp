@@ -87,12 +87,33 @@ Result<ObjectInfo> S3ObjectStore::Upload(const std::string& key, int fd, uint64_
   //  - up to the multipart threshold: a PUT streamed from the file at
   //    constant memory, the file hashed before and again while it is sent;
   //  - above: multipart, parts in parallel from pooled buffers.
+  bool emptied = false;
+  auto uploaded = UploadOnce(key, fd, size, sha256_hex, stop, emptied);
+  if (uploaded.ok() || !emptied) return uploaded;
+  if (stop.stop_requested()) {
+    spdlog::warn("{} left empty after removing a truncated body: stopped before uploading again",
+                 key);
+    return uploaded;
+  }
+  // The delete may have taken a good object another worker stored meanwhile:
+  // put it back from this file.
+  bool ignored = false;
+  auto again = UploadOnce(key, fd, size, sha256_hex, stop, ignored);
+  if (again.ok()) return again;
+  spdlog::warn("{} left empty after removing a truncated body; uploading it again failed: {}", key,
+               again.error().message);
+  return uploaded;
+}
+
+Result<ObjectInfo> S3ObjectStore::UploadOnce(const std::string& key, int fd, uint64_t size,
+                                             const std::string& sha256_hex,
+                                             const std::stop_token& stop, bool& emptied) {
   const auto& options = client_.options();
   const uint64_t buffered_limit =
       std::min({options.part_size, options.multipart_threshold, pool_.capacity()});
-  if (size <= buffered_limit) return UploadWhole(key, fd, size, sha256_hex, stop);
+  if (size <= buffered_limit) return UploadWhole(key, fd, size, sha256_hex, stop, emptied);
   if (size <= std::min(options.multipart_threshold, kMaxSinglePut)) {
-    return UploadStreamed(key, fd, size, sha256_hex, stop);
+    return UploadStreamed(key, fd, size, sha256_hex, stop, emptied);
   }
   Status status = UploadMultipart(key, fd, size, sha256_hex, stop);
   if (!status.ok()) return status.error();
@@ -100,7 +121,8 @@ Result<ObjectInfo> S3ObjectStore::Upload(const std::string& key, int fd, uint64_
 }
 
 Result<ObjectInfo> S3ObjectStore::UploadWhole(const std::string& key, int fd, uint64_t size,
-                                              const std::string& sha256_hex, std::stop_token stop) {
+                                              const std::string& sha256_hex, std::stop_token stop,
+                                              bool& emptied) {
   {
     auto lease = pool_.Acquire(std::max<size_t>(size, 1), stop);
     if (!lease.ok()) return lease.error();
@@ -116,7 +138,7 @@ Result<ObjectInfo> S3ObjectStore::UploadWhole(const std::string& key, int fd, ui
       // A server that keeps whatever arrived may now hold a prefix of the
       // file under key: take it away (a good object always has the full size).
       if (put.error().kind == ErrorKind::kOutage || put.error().kind == ErrorKind::kCancelled) {
-        RemoveTruncated(key, size);
+        emptied = RemoveTruncated(key, size);
       }
       return put.error();
     }
@@ -126,7 +148,7 @@ Result<ObjectInfo> S3ObjectStore::UploadWhole(const std::string& key, int fd, ui
 
 Result<ObjectInfo> S3ObjectStore::UploadStreamed(const std::string& key, int fd, uint64_t size,
                                                  const std::string& sha256_hex,
-                                                 std::stop_token stop) {
+                                                 std::stop_token stop, bool& emptied) {
   // First pass: a lying job is refused before a byte is sent.
   std::string md5_base64;
   {
@@ -166,6 +188,7 @@ Result<ObjectInfo> S3ObjectStore::UploadStreamed(const std::string& key, int fd,
       stream.next = 0;
     }
     if (offset != stream.next) return -1;
+    if (hooks_.cut_stream && hooks_.cut_stream(offset)) return -1;
     size_t n = static_cast<size_t>(std::min<uint64_t>(capacity, size - offset));
     if (n == 0) return 0;
     if (Status status = ReadExactly(fd, buffer, n, offset, size); !status.ok()) {
@@ -190,7 +213,7 @@ Result<ObjectInfo> S3ObjectStore::UploadStreamed(const std::string& key, int fd,
   if (!put.ok()) {
     if (stream.failure || put.error().kind == ErrorKind::kOutage ||
         put.error().kind == ErrorKind::kCancelled) {
-      RemoveTruncated(key, size);
+      emptied = RemoveTruncated(key, size);
     }
     if (stream.failure) return *stream.failure;
     return put.error();
@@ -198,23 +221,41 @@ Result<ObjectInfo> S3ObjectStore::UploadStreamed(const std::string& key, int fd,
   return Verify(key, size, sha256_hex, stop);
 }
 
-void S3ObjectStore::RemoveTruncated(const std::string& key, uint64_t size) {
+bool S3ObjectStore::RemoveTruncated(const std::string& key, uint64_t size) {
+  // Only what was just seen short, and only that very body (If-Match).
   auto head = client_.HeadObject(key);
-  if (!head.ok() || !head->has_value() || (*head)->size == size) return;
+  if (!head.ok() || !head->has_value() || (*head)->size == size) return false;
   spdlog::warn("Removing truncated object {} ({} of {} bytes) left by an interrupted PutObject",
                key, (*head)->size, size);
-  if (Status removed = client_.DeleteObject(key); !removed.ok()) {
+  if (hooks_.before_truncated_delete) hooks_.before_truncated_delete(key);
+  auto removed = client_.DeleteObjectIfMatch(key, (*head)->etag);
+  if (!removed.ok()) {
     spdlog::warn("Cannot remove truncated object {}: {}", key, removed.error().message);
+    return false;
   }
+  if (!*removed) {
+    spdlog::info("Truncated object {} was replaced before it could be removed: left alone", key);
+    return false;
+  }
+  // What is there now? A good object stored after the delete is kept; an
+  // empty key may mean the server ignored If-Match and removed a good one.
+  auto after = client_.HeadObject(key);
+  return !after.ok() || !after->has_value();  // unknown counts as empty: the worst case
 }
 
 Status S3ObjectStore::UploadMultipart(const std::string& key, int fd, uint64_t size,
                                       const std::string& sha256_hex, std::stop_token stop) {
   const uint64_t part_size = PartSizeFor(size, client_.options().part_size);
   if (part_size > pool_.capacity()) {
-    return Error::Configuration("Part size " + std::to_string(part_size) +
-                                " bytes exceeds S3_BUFFER_POOL (" +
-                                std::to_string(pool_.capacity()) + " bytes)");
+    // A property of this file under these settings, not of the box: every
+    // attempt would fail the same way, and the box must stay up for the rest.
+    return Error::JobPermanent("File of " + std::to_string(size) + " bytes needs parts of " +
+                               std::to_string(part_size) + " bytes to stay within S3's " +
+                               std::to_string(kMaxParts) + " parts, more than S3_BUFFER_POOL (" +
+                               std::to_string(pool_.capacity()) +
+                               " bytes) can hold: raise S3_BUFFER_POOL to at least " +
+                               std::to_string(part_size / kMiB) + "MiB and requeue the job")
+        .As(FaultClass::kTooLarge);
   }
   auto upload_id = client_.CreateMultipartUpload(key, {{"sha256", sha256_hex}}, stop);
   if (!upload_id.ok()) return upload_id.error();

@@ -13,14 +13,29 @@
 //     completed, so nothing becomes visible;
 //   * after either path, HeadObject must show the size and x-amz-meta-sha256.
 //
+// A PutObject that failed part-way may leave a short body on a lenient
+// server. It is removed only if HeadObject just showed it short, and with
+// If-Match on that body's ETag, so a server that honours conditional deletes
+// (AWS S3, ...) never removes a good object another worker stored in the
+// meantime (a slow worker whose lease expired races the one now holding the
+// job). A server that ignores If-Match may have removed such an object: when
+// the delete left the key empty, the upload is made once more from this
+// file (its bytes hashed again), so the good object is back before the call
+// returns. Left open, on such servers only: the window of one round trip
+// when the upload was stopped (shutdown) or the second upload fails too, or
+// when this file changed under the upload (no good bytes to put back); each
+// is logged with the key.
+//
 // Thread-safety: thread-safe; one store is shared by every job of its box.
 // Ownership: borrows the BufferPool (it must outlive the store); does not own
 // the fds passed to Upload.
 // Errors: kOutage (retry later, not the job's fault), kConfiguration (keys,
-// bucket, TLS, buffer pool smaller than a part), kJobRetryable ("Size
-// mismatch: expected X, got Y", "SHA-256 mismatch: expected X, got Y",
-// content rejected by the server, failed verification), kJobPermanent (a
-// sha256 that is not 64 lowercase hex digits), kCancelled (stop requested).
+// bucket, TLS), kJobRetryable ("Size mismatch: expected X, got Y", "SHA-256
+// mismatch: expected X, got Y", content rejected by the server, failed
+// verification), kJobPermanent (a sha256 that is not 64 lowercase hex
+// digits; FaultClass::kTooLarge for a file whose parts, grown to stay within
+// 10,000, would not fit in S3_BUFFER_POOL: the message names the size and the
+// setting to raise), kCancelled (stop requested).
 #pragma once
 
 #include <chrono>
@@ -39,12 +54,18 @@ namespace media_sync::s3 {
 
 class S3ObjectStore : public ObjectStore {
  public:
-  // Observation points for tests and metrics; called on the uploading thread.
+  // Observation and fault-injection points for tests and metrics; called on
+  // the uploading thread.
   struct Hooks {
     std::function<void(int part_number)> on_part_uploaded;
     std::function<void(const std::string& upload_id)> on_multipart_aborted;
     // A streamed PutObject has hashed the file and is about to send it.
     std::function<void()> before_stream;
+    // A streamed PutObject is about to send the bytes at `offset`: true
+    // drops the connection there, as a network failure would.
+    std::function<bool(uint64_t offset)> cut_stream;
+    // HeadObject just showed a short body under key, about to be deleted.
+    std::function<void(const std::string& key)> before_truncated_delete;
   };
 
   // Uses the process-wide BufferPool sized by options.buffer_pool_bytes.
@@ -71,17 +92,26 @@ class S3ObjectStore : public ObjectStore {
   static uint64_t PartSizeFor(uint64_t file_size, uint64_t configured);
 
  private:
+  // One upload by the path its size calls for. `emptied`: a short body was
+  // deleted and the key left empty (see the header comment).
+  Result<ObjectInfo> UploadOnce(const std::string& key, int fd, uint64_t size,
+                                const std::string& sha256_hex, const std::stop_token& stop,
+                                bool& emptied);
   Result<ObjectInfo> UploadWhole(const std::string& key, int fd, uint64_t size,
-                                 const std::string& sha256_hex, std::stop_token stop);
+                                 const std::string& sha256_hex, std::stop_token stop,
+                                 bool& emptied);
   Result<ObjectInfo> UploadStreamed(const std::string& key, int fd, uint64_t size,
-                                    const std::string& sha256_hex, std::stop_token stop);
+                                    const std::string& sha256_hex, std::stop_token stop,
+                                    bool& emptied);
   Status UploadMultipart(const std::string& key, int fd, uint64_t size,
                          const std::string& sha256_hex, std::stop_token stop);
   Status SendParts(const std::string& key, const std::string& upload_id, int fd, uint64_t size,
                    const std::string& sha256_hex, std::vector<CompletedPart>& completed,
                    std::stop_token stop);
   void AbortQuietly(const std::string& key, const std::string& upload_id);
-  void RemoveTruncated(const std::string& key, uint64_t size);
+  // After an interrupted PutObject: deletes a short body under key (see the
+  // header comment). True when a delete left the key empty.
+  bool RemoveTruncated(const std::string& key, uint64_t size);
   Result<ObjectInfo> Verify(const std::string& key, uint64_t size, const std::string& sha256_hex,
                             std::stop_token stop);
 

@@ -7,7 +7,19 @@
 namespace media_sync::worker {
 namespace {
 
+using namespace std::chrono_literals;
+
+// See the header: how long a job beyond the cap waits for a slot.
+constexpr auto kAnswerWindow = 1s;  // answered this recently: busy, not hung
+constexpr auto kBusyWait = 1s;
+constexpr auto kSilentWait = 100ms;
+constexpr auto kMinDeferral = 1s;
+
 std::string Display(const std::string& name) { return name.empty() ? "(default)" : name; }
+
+std::string DownReason(const std::string& name) {
+  return "Storage box " + Display(name) + " is down";
+}
 
 }  // namespace
 
@@ -40,16 +52,72 @@ Result<s3::S3Options> BoxRegistry::OptionsForEndpoint(const s3::S3Options& defau
 
 std::optional<StoreRouter::TimePoint> BoxRegistry::DownUntil(const BoxId& box) {
   std::lock_guard lock(mu_);
-  auto it = boxes_.find(Name(box));
+  return DownUntilLocked(Name(box), clock_(), /*may_probe=*/true);
+}
+
+std::optional<StoreRouter::TimePoint> BoxRegistry::DownUntilLocked(const std::string& name,
+                                                                   TimePoint now, bool may_probe) {
+  auto it = boxes_.find(name);
   if (it == boxes_.end() || !it->second.down_until) return std::nullopt;
   Box& entry = it->second;
-  TimePoint now = clock_();
   if (now < *entry.down_until) return entry.down_until;
-  if (entry.probing_since && now < *entry.probing_since + settings_.probe_timeout) {
-    return now + std::min<std::chrono::milliseconds>(entry.backoff, std::chrono::seconds(5));
-  }
+  auto retry = now + std::min<std::chrono::milliseconds>(entry.backoff, std::chrono::seconds(5));
+  if (entry.probing_since && now < *entry.probing_since + settings_.probe_timeout) return retry;
+  if (!may_probe) return retry;
   entry.probing_since = now;  // this caller's job probes the box
   return std::nullopt;
+}
+
+StoreRouter::Slot BoxRegistry::TakeSlot(const std::string& name, TimePoint now) {
+  auto held = loads_[name].started.insert(now);
+  return Slot([this, name, held] {
+    {
+      std::lock_guard lock(mu_);
+      loads_[name].started.erase(held);
+    }
+    slot_freed_.notify_all();
+  });
+}
+
+StoreRouter::Admission BoxRegistry::Admit(const BoxId& box, std::stop_token stop) {
+  const std::string name = Name(box);
+  const size_t cap =
+      settings_.max_in_flight > 0 ? static_cast<size_t>(settings_.max_in_flight) : SIZE_MAX;
+  std::unique_lock lock(mu_);
+  Load& load = loads_[name];
+  std::optional<std::chrono::steady_clock::time_point> give_up;
+  while (true) {
+    const TimePoint now = clock_();
+    const bool free_slot = load.started.size() < cap;
+    if (auto down_until = DownUntilLocked(name, now, /*may_probe=*/free_slot)) {
+      return Admission{down_until, DownReason(name), Slot()};
+    }
+    // Shutting down: the job's first call ends at once and hands it back.
+    if (free_slot || stop.stop_requested()) return Admission{std::nullopt, "", TakeSlot(name, now)};
+
+    if (!give_up) {
+      bool answering = load.last_answer && now - *load.last_answer < kAnswerWindow;
+      give_up = std::chrono::steady_clock::now() +
+                (answering ? std::chrono::milliseconds(kBusyWait) : kSilentWait);
+    }
+    bool woken = slot_freed_.wait_until(lock, stop, *give_up, [&] {
+      return load.started.size() < cap || DownUntilLocked(name, clock_(), false).has_value();
+    });
+    if (woken || stop.stop_requested()) continue;
+
+    // Still full: come back after as long as its oldest job has been in
+    // flight, so a hang costs fewer turns the longer it lasts.
+    const TimePoint after = clock_();
+    auto oldest =
+        std::chrono::duration_cast<std::chrono::milliseconds>(after - *load.started.begin());
+    auto wait = std::max<std::chrono::milliseconds>(
+        std::min<std::chrono::milliseconds>(oldest, settings_.max_backoff), kMinDeferral);
+    return Admission{after + wait,
+                     "Storage box " + Display(name) + " has " +
+                         std::to_string(load.started.size()) +
+                         " jobs in flight, as many as BOX_MAX_IN_FLIGHT allows",
+                     Slot()};
+  }
 }
 
 Result<std::shared_ptr<ObjectStore>> BoxRegistry::ForBox(const BoxId& box) {
@@ -109,6 +177,11 @@ Result<std::shared_ptr<ObjectStore>> BoxRegistry::ForBox(const BoxId& box) {
 }
 
 void BoxRegistry::ReportFailure(const BoxId& box, const Error& error) {
+  // Jobs waiting for one of the box's slots now defer instead.
+  struct Notify {
+    std::condition_variable_any& cv;
+    ~Notify() { cv.notify_all(); }
+  } notify{slot_freed_};
   std::lock_guard lock(mu_);
   Box& entry = boxes_[Name(box)];
   entry.backoff = entry.backoff.count() == 0 ? settings_.first_backoff
@@ -131,6 +204,7 @@ void BoxRegistry::ReportFailure(const BoxId& box, const Error& error) {
 
 void BoxRegistry::ReportSuccess(const BoxId& box) {
   std::lock_guard lock(mu_);
+  loads_[Name(box)].last_answer = clock_();
   auto it = boxes_.find(Name(box));
   if (it == boxes_.end()) return;
   Box& entry = it->second;

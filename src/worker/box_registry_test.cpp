@@ -3,7 +3,9 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <map>
+#include <thread>
 
 namespace media_sync::worker {
 namespace {
@@ -53,12 +55,13 @@ class BoxRegistryTest : public ::testing::Test {
     catalog_.endpoints["russia-1"] = "minio-russia-1:9000";
     catalog_.endpoints["tls-box"] = "https://secure.example:9443/";
   }
-  BoxRegistry Make() {
+  BoxRegistry Make(int max_in_flight = 0) {
     BoxRegistry::Settings settings;
     settings.refresh = 30s;
     settings.first_backoff = 1000ms;
     settings.max_backoff = 8s;
     settings.probe_timeout = 60s;
+    settings.max_in_flight = max_in_flight;
     auto factory = [this](const s3::S3Options& options) -> Result<std::shared_ptr<ObjectStore>> {
       built_.push_back(options);
       return std::shared_ptr<ObjectStore>(std::make_shared<NullStore>(options.endpoint));
@@ -182,6 +185,110 @@ TEST_F(BoxRegistryTest, ConfigurationErrorRereadsTheEndpoint) {
   auto store = registry.ForBox("russia-1");  // within the refresh period
   ASSERT_TRUE(store.ok());
   EXPECT_EQ(EndpointOf(*store), "fixed:9000");
+}
+
+// A box holds at most max_in_flight jobs. One that never answered (first
+// contact still pending: it may hang) has the jobs beyond them deferred
+// without waiting for its slots, so they cannot pile up on it; the other
+// boxes are not affected.
+TEST_F(BoxRegistryTest, JobsBeyondTheCapOfABoxThatDidNotAnswerAreDeferred) {
+  BoxRegistry registry = Make(/*max_in_flight=*/2);
+  auto first = registry.Admit("russia-1", {});
+  auto second = registry.Admit("russia-1", {});
+  ASSERT_FALSE(first.defer_until.has_value());
+  ASSERT_FALSE(second.defer_until.has_value());
+
+  auto started = std::chrono::steady_clock::now();
+  auto third = registry.Admit("russia-1", {});
+  EXPECT_LT(std::chrono::steady_clock::now() - started, 1s) << "waited for a silent box";
+  ASSERT_TRUE(third.defer_until.has_value());
+  EXPECT_GE(*third.defer_until, now_ + 1s);
+  EXPECT_THAT(third.reason, HasSubstr("russia-1 has 2 jobs in flight"));
+  EXPECT_THAT(third.reason, HasSubstr("BOX_MAX_IN_FLIGHT"));
+  EXPECT_FALSE(registry.Admit("finland-1", {}).defer_until.has_value()) << "other boxes";
+
+  first.slot.Reset();
+  EXPECT_FALSE(registry.Admit("russia-1", {}).defer_until.has_value()) << "a slot was freed";
+}
+
+// The longer the box's oldest job has been in flight, the later the jobs
+// beyond the cap come back (a hang costs fewer and fewer turns).
+TEST_F(BoxRegistryTest, DeferralBeyondTheCapGrowsWithTheAgeOfTheOldestJob) {
+  BoxRegistry registry = Make(/*max_in_flight=*/1);
+  auto held = registry.Admit("russia-1", {});
+  ASSERT_FALSE(held.defer_until.has_value());
+  now_ += 5s;
+  auto deferred = registry.Admit("russia-1", {});
+  ASSERT_TRUE(deferred.defer_until.has_value());
+  EXPECT_EQ(*deferred.defer_until, now_ + 5s);
+  now_ += 60s;
+  deferred = registry.Admit("russia-1", {});
+  ASSERT_TRUE(deferred.defer_until.has_value());
+  EXPECT_EQ(*deferred.defer_until, now_ + 8s) << "at most max_backoff";
+}
+
+// A box that answers is busy, not hung: a job beyond its cap waits for the
+// next free slot instead of going round the queue.
+TEST_F(BoxRegistryTest, JobBeyondTheCapOfAnAnsweringBoxWaitsForASlot) {
+  BoxRegistry registry = Make(/*max_in_flight=*/1);
+  auto held = registry.Admit("russia-1", {});
+  ASSERT_FALSE(held.defer_until.has_value());
+  registry.ReportSuccess("russia-1");
+
+  std::atomic<bool> admitted{false};
+  std::thread waiter([&] {
+    auto admission = registry.Admit("russia-1", {});
+    admitted = !admission.defer_until.has_value();
+  });
+  held.slot.Reset();
+  waiter.join();
+  EXPECT_TRUE(admitted.load());
+}
+
+// A box marked down while jobs wait for its slots: they defer to its next
+// check at once.
+TEST_F(BoxRegistryTest, WaitingForASlotEndsWhenTheBoxIsMarkedDown) {
+  BoxRegistry registry = Make(/*max_in_flight=*/1);
+  auto held = registry.Admit("russia-1", {});
+  registry.ReportSuccess("russia-1");
+  std::optional<StoreRouter::TimePoint> deferred_to;
+  std::string reason;
+  std::thread waiter([&] {
+    auto admission = registry.Admit("russia-1", {});
+    deferred_to = admission.defer_until;
+    reason = admission.reason;
+  });
+  registry.ReportFailure("russia-1", Error::Outage("timeout"));
+  waiter.join();
+  ASSERT_TRUE(deferred_to.has_value());
+  // Either it saw the box down, or (if it had not started waiting yet) it
+  // gave up on the slot: never admitted.
+  EXPECT_THAT(reason, ::testing::AnyOf(HasSubstr("is down"), HasSubstr("jobs in flight")));
+}
+
+// The probe after a backoff needs a slot too: with every slot held by jobs
+// still hanging on the box, nobody probes and the box stays down.
+TEST_F(BoxRegistryTest, ADownBoxIsProbedOnlyThroughAFreeSlot) {
+  BoxRegistry registry = Make(/*max_in_flight=*/1);
+  auto hanging = registry.Admit("russia-1", {});
+  ASSERT_FALSE(hanging.defer_until.has_value());
+  registry.ReportFailure("russia-1", Error::Outage("timeout"));
+  now_ += 1s;
+  auto down = registry.Admit("russia-1", {});
+  ASSERT_TRUE(down.defer_until.has_value());
+  EXPECT_THAT(down.reason, HasSubstr("russia-1 is down"));
+  hanging.slot.Reset();
+  EXPECT_FALSE(registry.Admit("russia-1", {}).defer_until.has_value()) << "the probe";
+  EXPECT_TRUE(registry.Admit("russia-1", {}).defer_until.has_value()) << "one probe only";
+}
+
+TEST_F(BoxRegistryTest, WithoutACapEveryJobIsAdmitted) {
+  BoxRegistry registry = Make();
+  std::vector<StoreRouter::Admission> admissions;
+  for (int i = 0; i < 100; ++i) {
+    admissions.push_back(registry.Admit("russia-1", {}));
+    ASSERT_FALSE(admissions.back().defer_until.has_value());
+  }
 }
 
 }  // namespace

@@ -3,12 +3,18 @@
 // store. A failure to check (box down) is retried on the next call; a bucket
 // that cannot be created is a configuration error of the box.
 //
-// Thread-safe: concurrent first calls wait for one check.
+// Thread-safety: one check at a time, and never under a lock: callers that
+// arrive while a check is in flight wait for that check and take its result,
+// so a box that hangs costs every waiting job one timeout together, not one
+// each in turn. A waiter whose stop is requested leaves at once (kCancelled).
+// Bounding how many jobs may wait on one box is BoxRegistry's job.
 #pragma once
 
+#include <condition_variable>
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <stop_token>
 
 #include "core/object_store.h"
 
@@ -34,17 +40,38 @@ class BucketCreatingStore final : public ObjectStore {
 
  private:
   Status Ready(const std::stop_token& stop) {
-    std::lock_guard lock(mutex_);
+    std::unique_lock lock(mutex_);
+    while (!ensured_ && checking_) {
+      // Join the check in flight: its deadline is ours.
+      const uint64_t joined = checks_;
+      if (!done_.wait(lock, stop, [&] { return checks_ != joined; })) {
+        return Error::Cancelled("stopped while waiting for the bucket check");
+      }
+      if (ensured_) return Ok();
+      // A check abandoned by its own caller's stop says nothing about the box.
+      if (last_failure_.kind != ErrorKind::kCancelled) return last_failure_;
+    }
     if (ensured_) return Ok();
+    checking_ = true;
+    lock.unlock();
     Status status = ensure_bucket_(stop);
+    lock.lock();
+    checking_ = false;
+    ++checks_;
     ensured_ = status.ok();
+    if (!status.ok()) last_failure_ = status.error();
+    done_.notify_all();
     return status;
   }
 
   std::shared_ptr<ObjectStore> store_;
   EnsureBucket ensure_bucket_;
   std::mutex mutex_;
-  bool ensured_ = false;  // guarded by mutex_
+  std::condition_variable_any done_;
+  bool ensured_ = false;   // guarded by mutex_
+  bool checking_ = false;  // guarded by mutex_: a check is in flight
+  uint64_t checks_ = 0;    // guarded by mutex_: checks finished so far
+  Error last_failure_;     // guarded by mutex_: of the last finished check
 };
 
 }  // namespace media_sync::worker

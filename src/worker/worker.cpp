@@ -69,6 +69,7 @@ void LogOutcome(const Decision& decision, std::chrono::steady_clock::duration to
     default:
       break;
   }
+  if (!decision.note.empty()) level = std::max(level, spdlog::level::warn);
   auto millis = std::chrono::duration_cast<std::chrono::milliseconds>(took).count();
   bool fault = decision.outcome == Outcome::kRetryScheduled || decision.outcome == Outcome::kFailed;
   LogEvent(
@@ -83,7 +84,8 @@ void LogOutcome(const Decision& decision, std::chrono::steady_clock::duration to
        {"class", fault ? std::string(ToString(decision.fault)) : std::string()},
        {"error", decision.outcome == Outcome::kSynced || decision.outcome == Outcome::kAlreadySynced
                      ? std::string()
-                     : decision.message}});
+                     : decision.message},
+       {"note", decision.note}});
 }
 
 }  // namespace

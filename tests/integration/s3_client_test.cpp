@@ -14,6 +14,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <random>
 #include <sstream>
 #include <string>
@@ -359,6 +360,56 @@ TEST(S3ObjectStoreTest, FileChangedWhileStreamingLeavesNothing) {
         << uploaded.error().message;
     ExpectNothingUnder(store, key);
   }
+}
+
+// A slow worker (its lease expired) and the worker now holding the same job
+// upload the same key to a lenient server. The slow one's PutObject is cut
+// half-way and the server keeps the short body; while the slow worker checks
+// that body, the other stores and verifies the good object, then (in the
+// pipeline) records it and deletes its local file. The slow worker's
+// clean-up must not leave the key without the good object. s3rver ignores
+// If-Match, so this proves the re-check and the second upload.
+TEST(S3ObjectStoreTest, RemovingATruncatedBodyNeverLosesAGoodUploadOfTheSameKey) {
+  S3Options options = LenientOptionsFor(SharedStack());
+  options.multipart_threshold = 64 * kMiB;  // 12 MiB: one streamed PutObject
+  TestFile file(12 * kMiB, 12);
+  const std::string key = TestPrefix() + file.sha256();
+  S3ObjectStore other(options);
+
+  std::atomic<bool> cut{false};
+  std::optional<Result<ObjectInfo>> other_upload;
+  S3ObjectStore::Hooks hooks;
+  hooks.cut_stream = [&](uint64_t offset) { return offset >= 6 * kMiB && !cut.exchange(true); };
+  hooks.before_truncated_delete = [&](const std::string&) {
+    other_upload.emplace(other.Upload(key, file.fd(), file.size(), file.sha256(), {}));
+  };
+  S3ObjectStore slow(options, hooks);
+
+  auto uploaded = slow.Upload(key, file.fd(), file.size(), file.sha256(), {});
+
+  ASSERT_TRUE(cut.load()) << "the slow upload was never cut";
+  ASSERT_TRUE(other_upload.has_value()) << "no short body was left: the test proves nothing";
+  ASSERT_TRUE(other_upload->ok()) << other_upload->error().message;
+  ExpectStoredExactly(other, key, file);
+  EXPECT_TRUE(uploaded.ok()) << uploaded.error().message;
+}
+
+// The conditional delete is signed like any request: a strict server takes
+// it (MinIO and AWS S3 then honour If-Match; s3rver behind the gateway
+// ignores it and deletes).
+TEST(S3ClientTest, ConditionalDeleteIsAcceptedByAStrictServer) {
+  S3ObjectStore store(OptionsFor(SharedStack()));
+  TestFile file(1000, 13);
+  const std::string key = TestPrefix() + file.sha256();
+  auto uploaded = store.Upload(key, file.fd(), file.size(), file.sha256(), {});
+  ASSERT_TRUE(uploaded.ok()) << uploaded.error().message;
+  auto deleted = store.client().DeleteObjectIfMatch(key, uploaded->etag);
+  ASSERT_TRUE(deleted.ok()) << deleted.error().message;
+  EXPECT_TRUE(*deleted);
+  ExpectNothingUnder(store, key);
+  auto absent = store.client().DeleteObjectIfMatch(key, uploaded->etag);
+  ASSERT_TRUE(absent.ok()) << absent.error().message;
+  EXPECT_TRUE(*absent);
 }
 
 TEST(S3ObjectStoreTest, LyingJobLeavesNothingWithSinglePut) {

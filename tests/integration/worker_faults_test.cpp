@@ -218,6 +218,8 @@ TEST_F(WorkerFaultsTest, JobsOfAWorkerKilledMidUploadAreSyncedOnceByAnother) {
   Env killed_settings = settings;
   killed_settings["WORKER_ID"] = "a";
   killed_settings["SYNC_CONCURRENCY"] = std::to_string(kConcurrency);
+  // Every slot may hang on the one box here (by default a box gets half).
+  killed_settings["BOX_MAX_IN_FLIGHT"] = std::to_string(kConcurrency);
   // The frozen server must hold every job until the kill.
   killed_settings["S3_LOW_SPEED_SECONDS"] = "60";
   WorkerProcess killed(stack_, killed_settings);
@@ -415,6 +417,107 @@ TEST_F(WorkerFaultsTest, AHangingBoxDoesNotTieUpTheInFlightSlots) {
   std::vector<Json> all = jobs_a;
   all.insert(all.end(), jobs_b.begin(), jobs_b.end());
   ExpectSyncedExactlyOnce(all);
+  StopIdleWorker(worker);
+}
+
+// Guarantee 4, from the first second of a hang: box-b stops answering before
+// the worker ever reached it (so even its bucket check hangs), and its jobs
+// arrive together with box-a's. Detecting the hang takes one S3 timeout
+// (20 s here); meanwhile box-b may tie up only its share of the slots, and
+// its first contact only one check, so box-a's jobs finish far sooner.
+TEST_F(WorkerFaultsTest, ABoxHangingFromItsFirstContactDoesNotHoldBackTheOthers) {
+  constexpr int kPerBox = 20;
+  constexpr auto kTimeout = 20s;
+  constexpr auto kBound = 8s;  // box-a's jobs alone take about 1 s
+  std::vector<Json> jobs_b = MakeJobs(kPerBox, "box-b", 1100, 4 * 1024);
+  std::vector<Json> jobs_a = MakeJobs(kPerBox, "box-a", 1200, 4 * 1024);
+  WorkerProcess worker(stack_, {{"WORKER_ID", "first-contact-hang"},
+                                {"SYNC_CONCURRENCY", "4"},
+                                {"S3_CONNECT_TIMEOUT_SECONDS", std::to_string(kTimeout.count())},
+                                {"S3_LOW_SPEED_SECONDS", std::to_string(kTimeout.count())},
+                                {"OUTAGE_BACKOFF_MAX_SECONDS", "2"}});
+  ASSERT_TRUE(WaitRegistered("first-contact-hang", worker)) << worker.Log();
+
+  {
+    ScopedFreeze box_b(stack_.Pid("s3-2"));
+    for (int i = 0; i < kPerBox; ++i) {
+      media_.Push(jobs_b[i]);
+      media_.Push(jobs_a[i]);
+    }
+    auto pushed_at = std::chrono::steady_clock::now();
+    ASSERT_TRUE(WaitUntil([&] { return media_.SyncedRows("box-a") == kPerBox; }, kTimeout))
+        << QueueState() << worker.Log();
+    auto took = std::chrono::steady_clock::now() - pushed_at;
+    RecordProperty(
+        "box_a_jobs_ms",
+        std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(took).count()));
+    EXPECT_LT(took, kBound) << "box-a's jobs took "
+                            << std::chrono::duration_cast<std::chrono::milliseconds>(took).count()
+                            << " ms next to a box that hangs";
+    EXPECT_EQ(media_.SyncedRows("box-b"), 0);
+    EXPECT_EQ(media_.Len("media:sync:failed"), 0) << worker.Log();
+  }
+
+  // Thawed: the check in flight is answered and box-b's jobs follow.
+  ASSERT_TRUE(WaitUntil([&] { return media_.SyncedRows("box-b") == kPerBox; }, 45s))
+      << QueueState() << worker.Log();
+  ExpectQueuesDrainedWithoutFailures(worker);
+  std::vector<Json> all = jobs_a;
+  all.insert(all.end(), jobs_b.begin(), jobs_b.end());
+  ExpectSyncedExactlyOnce(all);
+  StopIdleWorker(worker);
+}
+
+// Guarantee 4 (and 1): the buffer volume re-created under a running worker.
+// Moved away and made anew, the directory is picked up without a restart:
+// jobs for files written into the new one sync, none is taken for missing
+// (a single missing verdict would fail it: MAX_RETRIES=0). While no
+// directory is there at all, jobs are held, not failed.
+TEST_F(WorkerFaultsTest, ABufferDirectoryReplacedUnderARunningWorkerIsPickedUp) {
+  namespace fs = std::filesystem;
+  const std::string buffer = stack_.BufferDir();
+  WorkerProcess worker(stack_, {{"WORKER_ID", "buffer-replaced"},
+                                {"SYNC_CONCURRENCY", "2"},
+                                {"MAX_RETRIES", "0"},
+                                {"OUTAGE_BACKOFF_MAX_SECONDS", "1"}});
+  ASSERT_TRUE(WaitRegistered("buffer-replaced", worker)) << worker.Log();
+  // The worker has looked into the first directory.
+  std::vector<Json> all = {media_.Make(4096, "box-a", 1300)};
+  media_.Push(all.front());
+  ASSERT_TRUE(WaitUntil([&] { return media_.SyncedRows() == 1; }, 20s))
+      << QueueState() << worker.Log();
+
+  fs::rename(buffer, buffer + ".old");
+  std::vector<Json> replaced = MakeJobs(10, "box-a", 1400, 4096);  // into a new directory
+  PushAll(replaced);
+  ASSERT_TRUE(WaitUntil([&] { return media_.SyncedRows() == 11; }, 30s))
+      << QueueState() << worker.Log();
+  EXPECT_EQ(media_.Len("media:sync:failed"), 0) << worker.Log();
+  all.insert(all.end(), replaced.begin(), replaced.end());
+
+  // No directory at all for a while (its files are elsewhere, not yet in
+  // place): the jobs wait for it.
+  fs::rename(buffer, buffer + ".older");
+  std::vector<Json> waiting = MakeJobs(4, "box-a", 1500, 4096);
+  fs::rename(buffer, buffer + ".away");
+  PushAll(waiting);
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        return worker.Log().find("holding job: Media buffer unavailable") != std::string::npos;
+      },
+      20s))
+      << QueueState() << worker.Log();
+  EXPECT_EQ(media_.Len("media:sync:failed"), 0) << worker.Log();
+  EXPECT_EQ(media_.SyncedRows(), 11);
+  fs::rename(buffer + ".away", buffer);
+  ASSERT_TRUE(WaitUntil([&] { return media_.SyncedRows() == 15; }, 30s))
+      << QueueState() << worker.Log();
+  all.insert(all.end(), waiting.begin(), waiting.end());
+
+  ExpectQueuesDrainedWithoutFailures(worker);
+  ExpectSyncedExactlyOnce(all);
+  fs::remove_all(buffer + ".old");
+  fs::remove_all(buffer + ".older");
   StopIdleWorker(worker);
 }
 
