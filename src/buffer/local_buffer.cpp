@@ -116,7 +116,7 @@ Error LocalFailure(const std::string& what, int error) {
 
 }  // namespace
 
-Result<LocalBuffer> LocalBuffer::Create(std::string buffer_path, Resolver resolver) {
+Result<LocalBuffer> LocalBuffer::Create(const std::string& buffer_path, Resolver resolver) {
   if (buffer_path.empty()) return Error::Configuration("MEDIA_BUFFER_PATH is empty");
   if (buffer_path.find('\0') != std::string::npos) {
     return Error::Configuration("MEDIA_BUFFER_PATH contains a NUL byte");

@@ -93,7 +93,8 @@ class LocalBuffer {
   // made absolute against the current directory. kConfiguration when it is
   // missing or not a directory, or when kOpenat2 is forced on a kernel
   // without it.
-  static Result<LocalBuffer> Create(std::string buffer_path, Resolver resolver = Resolver::kAuto);
+  static Result<LocalBuffer> Create(const std::string& buffer_path,
+                                    Resolver resolver = Resolver::kAuto);
 
   LocalBuffer(LocalBuffer&&) noexcept = default;
   LocalBuffer& operator=(LocalBuffer&&) noexcept = default;

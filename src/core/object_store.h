@@ -25,8 +25,7 @@ class ObjectStore {
   // Metadata of the object under key, or nullopt when there is none.
   // Errors: kOutage (retry later), kConfiguration (credentials, bucket),
   // kCancelled when `stop` is requested meanwhile.
-  virtual Result<std::optional<ObjectInfo>> Stat(const std::string& key,
-                                                 std::stop_token stop = {}) = 0;
+  virtual Result<std::optional<ObjectInfo>> Stat(const std::string& key, std::stop_token stop) = 0;
 
   // Stores exactly `size` bytes read from `fd` (from offset 0) under `key`,
   // with x-amz-meta-sha256 = sha256_hex, and only if those bytes hash to

@@ -16,7 +16,7 @@ namespace media_sync::s3 {
 namespace {
 
 size_t PageRounded(size_t size) {
-  static const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+  static const auto page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
   size_t rounded = (size + page - 1) / page * page;
   return rounded == 0 ? page : rounded;
 }
@@ -64,7 +64,7 @@ std::optional<BufferPool::Lease> BufferPool::MapLocked(size_t size, size_t charg
   return Lease(this, static_cast<char*>(memory), size, charged);
 }
 
-Result<BufferPool::Lease> BufferPool::Acquire(size_t size, std::stop_token stop) {
+Result<BufferPool::Lease> BufferPool::Acquire(size_t size, const std::stop_token& stop) {
   using namespace std::chrono_literals;
   const size_t charged = PageRounded(size);
   if (charged > capacity_) {
@@ -117,7 +117,7 @@ void BufferPool::Return(char* data, size_t charged) {
 }
 
 BufferPool& BufferPool::Process(uint64_t capacity_bytes) {
-  static BufferPool* pool = new BufferPool(capacity_bytes);  // lives as long as the process
+  static auto* pool = new BufferPool(capacity_bytes);  // lives as long as the process
   return *pool;
 }
 

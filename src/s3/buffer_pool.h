@@ -67,7 +67,7 @@ class BufferPool {
   // keeps waiting, retrying with backoff (up to 5 s, sooner when a lease is
   // returned) and logging why: the shortage is this process's, not the
   // box's nor the job's, so the job is held, never failed or deferred.
-  Result<Lease> Acquire(size_t size, std::stop_token stop);
+  Result<Lease> Acquire(size_t size, const std::stop_token& stop);
   // Non-blocking: a lease, or nullopt when the budget is exhausted or the
   // memory cannot be mapped right now.
   Result<std::optional<Lease>> TryAcquire(size_t size);

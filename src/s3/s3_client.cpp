@@ -258,7 +258,9 @@ std::unique_ptr<Exchange> S3Client::Prepare(detail::Call call, std::stop_token s
 
   curl_slist* list = nullptr;
   for (const auto& [name, value] : signing.headers) {
-    list = curl_slist_append(list, (name + ": " + value).c_str());
+    std::string line = name;
+    line.append(": ").append(value);
+    list = curl_slist_append(list, line.c_str());
   }
   list = curl_slist_append(list, ("Authorization: " + signature.authorization).c_str());
   list = curl_slist_append(list, "Expect:");  // no 100-continue round trip
@@ -335,7 +337,7 @@ Status S3Client::CheckStatus(const detail::Call& call, const HttpResponse& respo
 Result<std::optional<ObjectInfo>> S3Client::HeadObject(const std::string& key,
                                                        std::stop_token stop) {
   Call call = MakeCall("HeadObject", "HEAD", key);
-  auto response = Execute(call, stop);
+  auto response = Execute(call, std::move(stop));
   if (!response.ok()) return response.error();
   if (response->status == 404) return std::optional<ObjectInfo>();
   if (Status status = CheckStatus(call, *response); !status.ok()) return status.error();
@@ -357,7 +359,7 @@ Result<std::string> S3Client::GetObject(const std::string& key, std::optional<By
     call.headers.emplace_back(
         "range", "bytes=" + std::to_string(range->first) + "-" + std::to_string(range->last));
   }
-  auto response = Execute(call, stop);
+  auto response = Execute(call, std::move(stop));
   if (!response.ok()) return response.error();
   if (Status status = CheckStatus(call, *response); !status.ok()) return status.error();
   return std::move(response->body);
@@ -371,7 +373,7 @@ Result<std::string> S3Client::PutObject(const std::string& key, const Payload& p
   call.payload_sha256 = payload.sha256_hex;
   if (!payload.md5_base64.empty()) call.headers.emplace_back("content-md5", payload.md5_base64);
   AddMetadataHeaders(call.headers, metadata);
-  auto response = Execute(call, stop);
+  auto response = Execute(call, std::move(stop));
   if (!response.ok()) return response.error();
   if (Status status = CheckStatus(call, *response); !status.ok()) return status.error();
   return Unquote(response->headers["etag"]);
@@ -388,7 +390,7 @@ Result<std::string> S3Client::PutObjectStream(const std::string& key, uint64_t s
   call.payload_sha256 = payload_sha256_hex;
   if (!md5_base64.empty()) call.headers.emplace_back("content-md5", md5_base64);
   AddMetadataHeaders(call.headers, metadata);
-  auto response = Execute(call, stop);
+  auto response = Execute(call, std::move(stop));
   if (!response.ok()) return response.error();
   if (Status status = CheckStatus(call, *response); !status.ok()) return status.error();
   return Unquote(response->headers["etag"]);
@@ -396,7 +398,7 @@ Result<std::string> S3Client::PutObjectStream(const std::string& key, uint64_t s
 
 Status S3Client::DeleteObject(const std::string& key, std::stop_token stop) {
   Call call = MakeCall("DeleteObject", "DELETE", key);
-  auto response = Execute(call, stop);
+  auto response = Execute(call, std::move(stop));
   if (!response.ok()) return response.error();
   if (response->status == 404) return Ok();
   return CheckStatus(call, *response);
@@ -406,7 +408,7 @@ Result<bool> S3Client::DeleteObjectIfMatch(const std::string& key, const std::st
                                            std::stop_token stop) {
   Call call = MakeCall("DeleteObject", "DELETE", key);
   call.headers.emplace_back("if-match", "\"" + etag + "\"");
-  auto response = Execute(call, stop);
+  auto response = Execute(call, std::move(stop));
   if (!response.ok()) return response.error();
   if (response->status == 404) return true;
   if (response->status == 412) return false;
@@ -420,7 +422,7 @@ Result<std::string> S3Client::CreateMultipartUpload(
   Call call = MakeCall("CreateMultipartUpload", "POST", key);
   call.query = {{"uploads", ""}};
   AddMetadataHeaders(call.headers, metadata);
-  auto response = Execute(call, stop);
+  auto response = Execute(call, std::move(stop));
   if (!response.ok()) return response.error();
   if (Status status = CheckStatus(call, *response); !status.ok()) return status.error();
   auto upload_id = XmlTagText(response->body, "UploadId");
@@ -433,7 +435,7 @@ Result<std::string> S3Client::CreateMultipartUpload(
 Result<std::string> S3Client::UploadPart(const std::string& key, const std::string& upload_id,
                                          int part_number, const Payload& payload,
                                          std::stop_token stop) {
-  PartTransfers transfers(*this, stop);
+  PartTransfers transfers(*this, std::move(stop));
   transfers.Start(key, upload_id, part_number, payload);
   while (true) {
     auto done = transfers.Poll(std::chrono::milliseconds(1000));
@@ -453,7 +455,7 @@ Status S3Client::CompleteMultipartUpload(const std::string& key, const std::stri
   Call call = MakeCall("CompleteMultipartUpload", "POST", key);
   call.query = {{"uploadId", upload_id}};
   call.body = std::span<const char>(xml.data(), xml.size());
-  auto response = Execute(call, stop);
+  auto response = Execute(call, std::move(stop));
   if (!response.ok()) return response.error();
   if (Status status = CheckStatus(call, *response); !status.ok()) return status;
   if (response->body.find("<Error>") != std::string::npos) {
@@ -466,14 +468,14 @@ Status S3Client::AbortMultipartUpload(const std::string& key, const std::string&
                                       std::stop_token stop) {
   Call call = MakeCall("AbortMultipartUpload", "DELETE", key);
   call.query = {{"uploadId", upload_id}};
-  auto response = Execute(call, stop);
+  auto response = Execute(call, std::move(stop));
   if (!response.ok()) return response.error();
   if (response->status == 404) return Ok();  // NoSuchUpload: already gone
   return CheckStatus(call, *response);
 }
 
-Result<std::vector<MultipartUploadInfo>> S3Client::ListMultipartUploads(const std::string& prefix,
-                                                                        std::stop_token stop) {
+Result<std::vector<MultipartUploadInfo>> S3Client::ListMultipartUploads(
+    const std::string& prefix, const std::stop_token& stop) {
   std::vector<MultipartUploadInfo> uploads;
   std::string key_marker;
   std::string upload_id_marker;
@@ -503,7 +505,7 @@ Result<std::vector<MultipartUploadInfo>> S3Client::ListMultipartUploads(const st
 
 Result<bool> S3Client::HeadBucket(std::stop_token stop) {
   Call call = MakeCall("HeadBucket", "HEAD", "");
-  auto response = Execute(call, stop);
+  auto response = Execute(call, std::move(stop));
   if (!response.ok()) return response.error();
   if (response->status == 404) return false;
   if (Status status = CheckStatus(call, *response); !status.ok()) {
@@ -521,7 +523,7 @@ Status S3Client::CreateBucket(std::stop_token stop) {
           "</LocationConstraint></CreateBucketConfiguration>";
     call.body = std::span<const char>(xml.data(), xml.size());
   }
-  auto response = Execute(call, stop);
+  auto response = Execute(call, std::move(stop));
   if (!response.ok()) return response.error();
   if (response->status == 409 &&
       ParseS3ErrorBody(response->body).code == "BucketAlreadyOwnedByYou") {
@@ -533,7 +535,7 @@ Status S3Client::CreateBucket(std::stop_token stop) {
   return Ok();
 }
 
-Status S3Client::EnsureBucket(std::stop_token stop) {
+Status S3Client::EnsureBucket(const std::stop_token& stop) {
   auto exists = HeadBucket(stop);
   if (!exists.ok()) return exists.error();
   if (*exists) return Ok();

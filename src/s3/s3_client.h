@@ -33,8 +33,8 @@
 #include "core/result.h"
 #include "s3/sigv4.h"
 
-typedef void CURL;
-typedef void CURLM;
+using CURL = void;  // curl/curl.h stays out of this header
+using CURLM = void;
 
 namespace media_sync::s3 {
 
@@ -140,14 +140,14 @@ class S3Client {
                               std::stop_token stop = {});
   // All in-progress uploads whose key starts with prefix (follows pagination).
   Result<std::vector<MultipartUploadInfo>> ListMultipartUploads(const std::string& prefix,
-                                                                std::stop_token stop = {});
+                                                                const std::stop_token& stop = {});
 
   // true when the bucket exists and is ours, false on 404.
   Result<bool> HeadBucket(std::stop_token stop = {});
   Status CreateBucket(std::stop_token stop = {});
   // HeadBucket, and CreateBucket when missing. A bucket that is missing and
   // cannot be created is kConfiguration.
-  Status EnsureBucket(std::stop_token stop = {});
+  Status EnsureBucket(const std::stop_token& stop = {});
 
   // Several UploadPart requests driven concurrently by one curl multi handle
   // in the calling thread (no extra threads). Not thread-safe: one user.

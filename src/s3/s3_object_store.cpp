@@ -17,8 +17,8 @@ namespace {
 constexpr uint64_t kMiB = 1ull << 20;
 constexpr uint64_t kMinPartSize = 5 * kMiB;
 constexpr uint64_t kMaxParts = 10000;
-constexpr uint64_t kMaxSinglePut = 5ull << 30;  // S3: one PutObject
-constexpr size_t kStreamBuffer = 256 * 1024;    // first-pass read size of a streamed PUT
+constexpr uint64_t kMaxSinglePut = 5ull << 30;        // S3: one PutObject
+constexpr size_t kStreamBuffer = size_t{256} * 1024;  // first-pass read size of a streamed PUT
 
 std::string HashMismatch(const std::string& expected, const std::string& got) {
   return "SHA-256 mismatch: expected " + expected + ", got " + got;
@@ -59,7 +59,7 @@ Payload MakePayload(const char* data, size_t size, bool with_md5) {
 
 }  // namespace
 
-S3ObjectStore::S3ObjectStore(S3Options options, Hooks hooks)
+S3ObjectStore::S3ObjectStore(const S3Options& options, Hooks hooks)
     : S3ObjectStore(options, BufferPool::Process(options.buffer_pool_bytes), std::move(hooks)) {}
 
 S3ObjectStore::S3ObjectStore(S3Options options, BufferPool& pool, Hooks hooks)
@@ -121,8 +121,8 @@ Result<ObjectInfo> S3ObjectStore::UploadOnce(const std::string& key, int fd, uin
 }
 
 Result<ObjectInfo> S3ObjectStore::UploadWhole(const std::string& key, int fd, uint64_t size,
-                                              const std::string& sha256_hex, std::stop_token stop,
-                                              bool& emptied) {
+                                              const std::string& sha256_hex,
+                                              const std::stop_token& stop, bool& emptied) {
   {
     auto lease = pool_.Acquire(std::max<size_t>(size, 1), stop);
     if (!lease.ok()) return lease.error();
@@ -148,7 +148,7 @@ Result<ObjectInfo> S3ObjectStore::UploadWhole(const std::string& key, int fd, ui
 
 Result<ObjectInfo> S3ObjectStore::UploadStreamed(const std::string& key, int fd, uint64_t size,
                                                  const std::string& sha256_hex,
-                                                 std::stop_token stop, bool& emptied) {
+                                                 const std::stop_token& stop, bool& emptied) {
   // First pass: a lying job is refused before a byte is sent.
   std::string md5_base64;
   {
@@ -244,7 +244,7 @@ bool S3ObjectStore::RemoveTruncated(const std::string& key, uint64_t size) {
 }
 
 Status S3ObjectStore::UploadMultipart(const std::string& key, int fd, uint64_t size,
-                                      const std::string& sha256_hex, std::stop_token stop) {
+                                      const std::string& sha256_hex, const std::stop_token& stop) {
   const uint64_t part_size = PartSizeFor(size, client_.options().part_size);
   if (part_size > pool_.capacity()) {
     // A property of this file under these settings, not of the box: every
@@ -273,7 +273,8 @@ Status S3ObjectStore::UploadMultipart(const std::string& key, int fd, uint64_t s
 
 Status S3ObjectStore::SendParts(const std::string& key, const std::string& upload_id, int fd,
                                 uint64_t size, const std::string& sha256_hex,
-                                std::vector<CompletedPart>& completed, std::stop_token stop) {
+                                std::vector<CompletedPart>& completed,
+                                const std::stop_token& stop) {
   const auto& options = client_.options();
   const uint64_t part_size = PartSizeFor(size, options.part_size);
   const size_t parallelism = static_cast<size_t>(std::max(1, options.part_parallelism));

@@ -69,11 +69,10 @@ class S3ObjectStore : public ObjectStore {
   };
 
   // Uses the process-wide BufferPool sized by options.buffer_pool_bytes.
-  explicit S3ObjectStore(S3Options options, Hooks hooks = {});
+  explicit S3ObjectStore(const S3Options& options, Hooks hooks = {});
   S3ObjectStore(S3Options options, BufferPool& pool, Hooks hooks = {});
 
-  Result<std::optional<ObjectInfo>> Stat(const std::string& key,
-                                         std::stop_token stop = {}) override;
+  Result<std::optional<ObjectInfo>> Stat(const std::string& key, std::stop_token stop) override;
   Result<ObjectInfo> Upload(const std::string& key, int fd, uint64_t size,
                             const std::string& sha256_hex, std::stop_token stop) override;
 
@@ -98,16 +97,16 @@ class S3ObjectStore : public ObjectStore {
                                 const std::string& sha256_hex, const std::stop_token& stop,
                                 bool& emptied);
   Result<ObjectInfo> UploadWhole(const std::string& key, int fd, uint64_t size,
-                                 const std::string& sha256_hex, std::stop_token stop,
+                                 const std::string& sha256_hex, const std::stop_token& stop,
                                  bool& emptied);
   Result<ObjectInfo> UploadStreamed(const std::string& key, int fd, uint64_t size,
-                                    const std::string& sha256_hex, std::stop_token stop,
+                                    const std::string& sha256_hex, const std::stop_token& stop,
                                     bool& emptied);
   Status UploadMultipart(const std::string& key, int fd, uint64_t size,
-                         const std::string& sha256_hex, std::stop_token stop);
+                         const std::string& sha256_hex, const std::stop_token& stop);
   Status SendParts(const std::string& key, const std::string& upload_id, int fd, uint64_t size,
                    const std::string& sha256_hex, std::vector<CompletedPart>& completed,
-                   std::stop_token stop);
+                   const std::stop_token& stop);
   void AbortQuietly(const std::string& key, const std::string& upload_id);
   // After an interrupted PutObject: deletes a short body under key (see the
   // header comment). True when a delete left the key empty.

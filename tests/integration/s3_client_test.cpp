@@ -139,7 +139,7 @@ std::string StoredSha256(S3Client& client, const std::string& key, uint64_t size
 }
 
 void ExpectStoredExactly(S3ObjectStore& store, const std::string& key, const TestFile& file) {
-  auto head = store.Stat(key);
+  auto head = store.Stat(key, {});
   ASSERT_TRUE(head.ok()) << head.error().message;
   ASSERT_TRUE(head->has_value()) << key;
   EXPECT_EQ((*head)->size, file.size());
@@ -148,7 +148,7 @@ void ExpectStoredExactly(S3ObjectStore& store, const std::string& key, const Tes
 }
 
 void ExpectNothingUnder(S3ObjectStore& store, const std::string& key) {
-  auto head = store.Stat(key);
+  auto head = store.Stat(key, {});
   ASSERT_TRUE(head.ok()) << head.error().message;
   EXPECT_FALSE(head->has_value()) << "an object is visible under " << key;
   auto body = store.client().GetObject(key);
@@ -553,7 +553,7 @@ TEST(S3ObjectStoreTest, KilledServerIsAnOutage) {
   ASSERT_FALSE(uploaded.ok());
   EXPECT_EQ(uploaded.error().kind, ErrorKind::kOutage) << uploaded.error().message;
 
-  auto stat = store.Stat(key);
+  auto stat = store.Stat(key, {});
   ASSERT_FALSE(stat.ok());
   EXPECT_EQ(stat.error().kind, ErrorKind::kOutage) << stat.error().message;
 
@@ -573,7 +573,7 @@ TEST(S3ClientTest, WrongCredentialsAreConfigurationWithoutSecrets) {
   TestFile file(10, 11);
   const std::string key = TestPrefix() + file.sha256();
 
-  auto stat = store.Stat(key);
+  auto stat = store.Stat(key, {});
   ASSERT_FALSE(stat.ok());
   EXPECT_EQ(stat.error().kind, ErrorKind::kConfiguration) << stat.error().message;
 
