@@ -31,7 +31,8 @@ class JobQueue {
   virtual ~JobQueue() = default;
 
   // Moves the oldest pending job into this worker's processing list, waiting
-  // up to `wait`. nullopt when none arrived in time.
+  // up to `wait`. nullopt when none arrived in time. Only a registered
+  // worker (live lease) takes: kOutage otherwise.
   virtual Result<std::optional<Delivery>> Take(std::chrono::milliseconds wait) = 0;
 
   // The job's outcome is recorded: remove it from the processing list.

@@ -7,7 +7,8 @@
 // Contract with RedisJobQueue:
 //   - Heartbeat() before the first Take, then at least every lease/3
 //     (RecommendedHeartbeatInterval), so a slow Redis round trip never lets a
-//     live worker's lease lapse.
+//     live worker's lease lapse. Take refuses to move a job while the lease
+//     is missing, and registers the worker again with every job it moves.
 //   - A worker whose heartbeat key is gone (expired or deleted) is dead: any
 //     ReapDeadWorkers() returns its whole processing list to the head of
 //     pending, oldest job served first, and counts one redelivery per job in

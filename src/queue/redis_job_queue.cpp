@@ -12,6 +12,20 @@
 namespace media_sync::queue {
 namespace {
 
+// KEYS: heartbeat, workers, pending, processing. ARGV: worker id.
+// Returns the job, nil when none is pending, or -1 when this worker holds no
+// lease. Under a live lease only, and the move and the registration in one
+// step: a job never sits in a processing list the reaper cannot find (a
+// worker SIGKILLed before its first heartbeat, or after a reaper took it
+// for dead), nor is it taken by a worker that reapers already count as dead.
+const LuaScript kTakeScript(R"lua(
+if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
+local job = redis.call('LMOVE', KEYS[3], KEYS[4], 'RIGHT', 'LEFT')
+if not job then return false end
+redis.call('SADD', KEYS[2], ARGV[1])
+return job
+)lua");
+
 // KEYS: processing, redeliveries. ARGV: payload.
 // Returns how many copies left the processing list (0 or 1).
 const LuaScript kAckScript(R"lua(
@@ -60,21 +74,45 @@ RedisJobQueue::RedisJobQueue(config::RedisAddress address, std::string worker_id
                              RedisOptions options)
     : connection_(std::move(address), options),
       worker_id_(std::move(worker_id)),
-      processing_key_(ProcessingKey(worker_id_)) {}
+      processing_key_(ProcessingKey(worker_id_)),
+      heartbeat_key_(HeartbeatKey(worker_id_)) {}
+
+Result<std::optional<std::string>> RedisJobQueue::TakeNow() {
+  auto moved = connection_.RunScript(
+      kTakeScript,
+      std::vector<std::string_view>{heartbeat_key_, kWorkersKey, kPendingKey, processing_key_},
+      std::vector<std::string_view>{worker_id_});
+  if (!moved) return moved.error();
+  if (moved->view().IsInteger()) {
+    return Error::Outage("worker " + worker_id_ + " holds no lease (" + heartbeat_key_ +
+                         " is missing: not registered yet, or it lapsed): no job is taken "
+                         "before its next heartbeat");
+  }
+  if (moved->view().IsNil()) return std::optional<std::string>();
+  return std::optional<std::string>(std::string(moved->view().String()));
+}
 
 Result<std::optional<Delivery>> RedisJobQueue::Take(std::chrono::milliseconds wait) {
-  // BLMOVE with timeout 0 would block forever: a zero wait means "don't block".
-  std::string seconds = SecondsArgument(wait);
-  std::vector<std::string_view> blocking_move = {"BLMOVE", kPendingKey, processing_key_,
-                                                 "RIGHT",  "LEFT",      seconds};
-  auto moved = wait.count() <= 0
-                   ? connection_.Command({"LMOVE", kPendingKey, processing_key_, "RIGHT", "LEFT"})
-                   : connection_.BlockingCommand(blocking_move, wait);
+  auto moved = TakeNow();
   if (!moved) return moved.error();
-  if (moved->view().IsNil()) return std::optional<Delivery>();
+  if (!moved->has_value() && wait.count() > 0) {
+    // Nothing pending: wait on the server until something is. Moving
+    // pending's last element onto its own end changes nothing; the take
+    // itself stays one script. (BLMOVE with timeout 0 would block forever:
+    // a zero wait means "don't block".)
+    std::string seconds = SecondsArgument(wait);
+    std::vector<std::string_view> wait_for_pending = {"BLMOVE", kPendingKey, kPendingKey,
+                                                      "RIGHT",  "RIGHT",     seconds};
+    auto ready = connection_.BlockingCommand(wait_for_pending, wait);
+    if (!ready) return ready.error();
+    if (ready->view().IsNil()) return std::optional<Delivery>();
+    moved = TakeNow();  // another worker may have been quicker: then nothing
+    if (!moved) return moved.error();
+  }
+  if (!moved->has_value()) return std::optional<Delivery>();
 
   Delivery delivery;
-  delivery.payload = std::string(moved->view().String());
+  delivery.payload = std::move(**moved);
   // The job sits in our processing list now, and while this worker lives no
   // one else will serve it: returning an error here would strand it. So a
   // count that cannot be read is taken as 0 (the job may loop one more

@@ -1,11 +1,15 @@
 // The real JobQueue (src/core/job_queue.h): a reliable queue on Redis ≥ 6.2
 // for one worker id. Key layout in queue/queue_keys.h.
 //
-// Take moves the oldest pending job into this worker's processing list with
-// BLMOVE, so a job is always in exactly one Redis list while a worker holds
-// it. Ack, Delay, Fail and Release are each one Lua script, so the job leaves
-// the processing list and lands in its next place in one atomic step; a crash
-// between the two cannot lose or duplicate it.
+// Take moves the oldest pending job into this worker's processing list and
+// registers the worker in media:sync:workers, in one Lua script, and only
+// while the worker's heartbeat (its lease) exists: so a job is always in
+// exactly one Redis list while a worker holds it, a reaper can always find
+// that list, and a worker the reapers count as dead (lease lapsed, or not
+// yet registered) takes nothing. Ack, Delay, Fail and Release are each one
+// Lua script, so the job leaves the processing list and lands in its next
+// place in one atomic step; a crash between the two cannot lose or
+// duplicate it.
 //
 // A job whose worker looked dead (its heartbeat expired) may have been
 // returned to pending by another worker's reaper (QueueMaintenance) while
@@ -69,8 +73,12 @@ class RedisJobQueue final : public JobQueue {
   // credentials or server version at start-up.
   Status Connect() { return connection_.Connect(); }
 
-  // BLMOVE pending -> processing:<id> RIGHT LEFT, waiting up to `wait` (a wait
-  // of zero does not block). Then reads the payload's redelivery count.
+  // Moves the oldest pending job into processing:<id> (see above). When none
+  // is pending, waits up to `wait` for one (a wait of zero does not block),
+  // with a blocking BLMOVE of pending onto itself that changes nothing, and
+  // tries once more. Then reads the payload's redelivery count. kOutage when
+  // this worker holds no lease: QueueMaintenance::Heartbeat() must come
+  // first, and again before the lease runs out.
   Result<std::optional<Delivery>> Take(std::chrono::milliseconds wait) override;
   Status Ack(const Delivery& delivery) override;
   Status Delay(const Delivery& delivery, const std::string& payload,
@@ -86,9 +94,13 @@ class RedisJobQueue final : public JobQueue {
                        std::initializer_list<std::string_view> keys,
                        std::initializer_list<std::string_view> args);
 
+  // The take script: the payload, nullopt when none is pending.
+  Result<std::optional<std::string>> TakeNow();
+
   RedisConnection connection_;
   std::string worker_id_;
   std::string processing_key_;
+  std::string heartbeat_key_;
 };
 
 }  // namespace media_sync::queue

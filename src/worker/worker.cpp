@@ -139,11 +139,20 @@ std::chrono::milliseconds Worker::Jittered(std::chrono::milliseconds base) const
   return std::chrono::milliseconds(spread(random));
 }
 
+void Worker::WaitRegistered(const std::stop_token& stop) {
+  std::unique_lock lock(registered_mutex_);
+  while (!registered_ && !stop.stop_requested()) {
+    Liveness::Beat();  // waiting for Redis is not a stall
+    registered_changed_.wait_for(lock, stop, 1000ms, [&] { return registered_; });
+  }
+}
+
 void Worker::JobLoop(int index) {
   auto registration = liveness_.Register("job-" + std::to_string(index));
   queue::RedisJobQueue queue(settings_.redis, settings_.worker_id, settings_.redis_options);
   Backoff backoff(settings_.outage_backoff_max);
   std::stop_token stop = stop_taking_.get_token();
+  WaitRegistered(stop);
   while (!stop.stop_requested()) {
     Liveness::Beat();
     auto taken = queue.Take(kTakeWait);
@@ -263,7 +272,14 @@ void Worker::MaintenanceLoop(const std::stop_token& stop) {
     Status status;
     if (now - last_heartbeat >= heartbeat_every) {
       status = maintenance.Heartbeat();
-      if (status) last_heartbeat = now;
+      if (status) {
+        last_heartbeat = now;
+        std::lock_guard lock(registered_mutex_);
+        if (!registered_) {
+          registered_ = true;  // the job threads may take from now on
+          registered_changed_.notify_all();
+        }
+      }
     }
     if (status && !finished_) {
       if (auto promoted = maintenance.PromoteDueRetries(); !promoted) {
@@ -299,6 +315,9 @@ void Worker::MaintenanceLoop(const std::stop_token& stop) {
     if (!status) {
       if (!redis_down) spdlog::warn("maintenance: {}", status.error().message);
       redis_down = true;
+      // A Redis that comes back may have lost the lease (restarted without
+      // its data): renew it first thing, the job threads take nothing without.
+      last_heartbeat = std::chrono::steady_clock::time_point();
     } else if (redis_down) {
       spdlog::info("maintenance: Redis is back");
       redis_down = false;

@@ -1,7 +1,10 @@
 // The running service (`media-sync run`): N job threads, each with its own
 // Redis connection, taking jobs from the reliable queue and applying the
 // pipeline's decisions; one maintenance thread keeping the lease (heartbeat),
-// reaping dead workers, and promoting due retries.
+// reaping dead workers, and promoting due retries. Job threads take nothing
+// before the maintenance thread's first heartbeat registered the worker
+// (retried while Redis is down), so no job ever sits in a processing list
+// that reapers and drain counts cannot see.
 //
 // Shutdown has two steps: RequestStop() stops taking jobs and lets in-flight
 // jobs finish; Cancel() aborts in-flight transfers, whose jobs are handed
@@ -11,8 +14,10 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <stop_token>
 #include <string>
 #include <thread>
@@ -74,6 +79,8 @@ class Worker {
 
  private:
   void JobLoop(int index);
+  // Returns once the first heartbeat registered this worker, or on stop.
+  void WaitRegistered(const std::stop_token& stop);
   void MaintenanceLoop(const std::stop_token& stop);
   void Handle(JobQueue& queue, const Delivery& delivery);
   // Applies a decision to the queue, retrying while Redis is down (until Cancel).
@@ -91,6 +98,9 @@ class Worker {
   std::stop_source cancel_;
   std::atomic<int> running_jobs_threads_{0};
   std::atomic<bool> finished_{false};
+  std::mutex registered_mutex_;
+  std::condition_variable_any registered_changed_;
+  bool registered_ = false;  // guarded by registered_mutex_
   std::vector<std::jthread> job_threads_;
   std::jthread maintenance_;
 };

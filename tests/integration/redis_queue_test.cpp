@@ -97,6 +97,20 @@ MaintenanceOptions WithLease(std::chrono::milliseconds lease) {
   return options;
 }
 
+// Registers `worker_id` with a live lease, as a worker's first heartbeat does
+// before its job threads take anything.
+void Register(const std::string& worker_id, const config::RedisAddress& address = StackRedis()) {
+  QueueMaintenance lease(address, worker_id, WithLease(600s));
+  Status registered = lease.Heartbeat();
+  ASSERT_TRUE(registered.ok()) << registered.error().message;
+}
+
+// A queue for a registered worker.
+RedisJobQueue Registered(const std::string& worker_id) {
+  Register(worker_id);
+  return RedisJobQueue(StackRedis(), worker_id);
+}
+
 // A redis-server of the test's own (for faults that must not touch the
 // shared stack: SIGSTOP, a unix socket, a server that comes up late).
 class OwnRedis {
@@ -225,7 +239,7 @@ class RedisQueueTest : public ::testing::Test {
 
 TEST_F(RedisQueueTest, TakeServesOldestFirstAndMovesIntoProcessing) {
   Produce({"job-1", "job-2", "job-3"});
-  RedisJobQueue queue(StackRedis(), "w1");
+  RedisJobQueue queue = Registered("w1");
 
   Delivery first = MustTake(queue);
   EXPECT_EQ(first.payload, "job-1");
@@ -240,7 +254,7 @@ TEST_F(RedisQueueTest, TakeServesOldestFirstAndMovesIntoProcessing) {
 }
 
 TEST_F(RedisQueueTest, TakeOnEmptyQueueWaitsAndReturnsNothing) {
-  RedisJobQueue queue(StackRedis(), "w1");
+  RedisJobQueue queue = Registered("w1");
   auto started = std::chrono::steady_clock::now();
   auto taken = queue.Take(300ms);
   auto waited = std::chrono::steady_clock::now() - started;
@@ -254,7 +268,7 @@ TEST_F(RedisQueueTest, TakeOnEmptyQueueWaitsAndReturnsNothing) {
 }
 
 TEST_F(RedisQueueTest, TakeWakesUpWhenAJobArrives) {
-  RedisJobQueue queue(StackRedis(), "w1");
+  RedisJobQueue queue = Registered("w1");
   // Produces only once Take is blocked on the server, so the test proves the
   // blocking wait wakes up rather than finding the job already there.
   std::atomic<bool> saw_blocked{false};
@@ -277,7 +291,7 @@ TEST_F(RedisQueueTest, TakeWakesUpWhenAJobArrives) {
 
 TEST_F(RedisQueueTest, AckRemovesExactlyOneCopy) {
   Produce({"same", "same"});
-  RedisJobQueue queue(StackRedis(), "w1");
+  RedisJobQueue queue = Registered("w1");
   Delivery first = MustTake(queue);
   MustTake(queue);
   ASSERT_EQ(LengthOf(ProcessingKey("w1")), 2);
@@ -292,13 +306,13 @@ TEST_F(RedisQueueTest, AckRemovesExactlyOneCopy) {
 TEST_F(RedisQueueTest, TakeReportsRedeliveryCount) {
   Produce({"flaky"});
   SharedStack().RedisCli("HSET " + std::string(kRedeliveriesKey) + " flaky 3");
-  RedisJobQueue queue(StackRedis(), "w1");
+  RedisJobQueue queue = Registered("w1");
   EXPECT_EQ(MustTake(queue).redeliveries, 3);
 }
 
 TEST_F(RedisQueueTest, DelayMovesIntoDelayedSetScoredOnServerClock) {
   Produce({"job"});
-  RedisJobQueue queue(StackRedis(), "w1");
+  RedisJobQueue queue = Registered("w1");
   Delivery delivery = MustTake(queue);
   SharedStack().RedisCli("HSET " + std::string(kRedeliveriesKey) + " job 1");
 
@@ -319,7 +333,7 @@ TEST_F(RedisQueueTest, DelayMovesIntoDelayedSetScoredOnServerClock) {
 
 TEST_F(RedisQueueTest, FailParksEntryAndClearsProcessing) {
   Produce({"bad", "good"});
-  RedisJobQueue queue(StackRedis(), "w1");
+  RedisJobQueue queue = Registered("w1");
   Delivery bad = MustTake(queue);
   MustTake(queue);
   SharedStack().RedisCli("HSET " + std::string(kRedeliveriesKey) + " bad 4");
@@ -332,7 +346,7 @@ TEST_F(RedisQueueTest, FailParksEntryAndClearsProcessing) {
 
 TEST_F(RedisQueueTest, ReleasePutsJobAtHeadOfPending) {
   Produce({"first", "second", "third"});
-  RedisJobQueue queue(StackRedis(), "w1");
+  RedisJobQueue queue = Registered("w1");
   Delivery first = MustTake(queue);
 
   ASSERT_TRUE(queue.Release(first).ok());
@@ -343,7 +357,7 @@ TEST_F(RedisQueueTest, ReleasePutsJobAtHeadOfPending) {
 
 TEST_F(RedisQueueTest, MovesOfAReapedJobAddNoSecondCopy) {
   Produce({"reaped"});
-  RedisJobQueue queue(StackRedis(), "w1");
+  RedisJobQueue queue = Registered("w1");
   Delivery delivery = MustTake(queue);
   // Another worker's reaper returned it meanwhile.
   SharedStack().RedisCli("LMOVE " + ProcessingKey("w1") + " " + std::string(kPendingKey) +
@@ -363,6 +377,78 @@ TEST_F(RedisQueueTest, MovesOfAReapedJobAddNoSecondCopy) {
   EXPECT_EQ(Trim(SharedStack().RedisCli("HEXISTS " + std::string(kRedeliveriesKey) + " reaped")),
             "0");
   EXPECT_EQ(ListOf(kPendingKey), std::vector<std::string>({"reaped"}));
+}
+
+// --- registration ----------------------------------------------------------------
+
+// A worker takes nothing before its first heartbeat: a job moved into its
+// list then, and the worker SIGKILLed, would sit where no reaper and no
+// drain count ever look.
+TEST_F(RedisQueueTest, NoJobIsTakenBeforeTheFirstHeartbeat) {
+  Produce({"early"});
+  RedisJobQueue queue(StackRedis(), "unregistered");
+  for (auto wait : {0ms, 200ms}) {
+    auto taken = queue.Take(wait);
+    ASSERT_FALSE(taken.ok()) << "took "
+                             << (taken.ok() && taken->has_value() ? (*taken)->payload : "");
+    EXPECT_EQ(taken.error().kind, ErrorKind::kOutage);
+    EXPECT_NE(taken.error().message.find("holds no lease"), std::string::npos)
+        << taken.error().message;
+  }
+  EXPECT_EQ(ListOf(kPendingKey), std::vector<std::string>({"early"}));
+  EXPECT_EQ(LengthOf(ProcessingKey("unregistered")), 0);
+
+  Register("unregistered");
+  EXPECT_EQ(MustTake(queue).payload, "early");
+}
+
+// A slow worker whose lease lapsed is taken for dead: a reaper returns its
+// jobs and deregisters it. Alive after all, it takes nothing until its next
+// heartbeat registers it again, so nothing lands in a list no reaper sees.
+TEST_F(RedisQueueTest, AWorkerWhoseLeaseLapsedTakesNothingUntilItsNextHeartbeat) {
+  Produce({"first", "second"});
+  QueueMaintenance slow_lease(StackRedis(), "slow", WithLease(300ms));
+  QueueMaintenance reaper(StackRedis(), "reaper", WithLease(30s));
+  ASSERT_TRUE(slow_lease.Heartbeat().ok());
+  ASSERT_TRUE(reaper.Heartbeat().ok());
+  RedisJobQueue slow(StackRedis(), "slow");
+  EXPECT_EQ(MustTake(slow).payload, "first");
+  ASSERT_TRUE(Eventually(
+      [] { return Trim(SharedStack().RedisCli("EXISTS " + HeartbeatKey("slow"))) == "0"; }, 5s))
+      << "the lease never lapsed";
+  auto reaped = reaper.ReapDeadWorkers();
+  ASSERT_TRUE(reaped.ok()) << reaped.error().message;
+  EXPECT_EQ(*reaped, 1);
+
+  auto taken = slow.Take(0ms);
+  EXPECT_FALSE(taken.ok()) << "a deregistered worker took "
+                           << (taken.ok() && taken->has_value() ? (*taken)->payload : "nothing");
+  // Were it SIGKILLed now, every job is where a take finds it.
+  EXPECT_EQ(LengthOf(ProcessingKey("slow")), 0);
+  EXPECT_EQ(ListOf(kPendingKey), std::vector<std::string>({"second", "first"}));
+
+  ASSERT_TRUE(slow_lease.Heartbeat().ok());
+  EXPECT_EQ(MustTake(slow).payload, "first");
+  EXPECT_EQ(Trim(SharedStack().RedisCli("SISMEMBER " + std::string(kWorkersKey) + " slow")), "1");
+}
+
+// The take registers its worker in the same step as the move: even with the
+// registry entry gone (whatever removed it), the jobs the worker holds are
+// found by a reaper once its lease lapses.
+TEST_F(RedisQueueTest, TakeRegistersItsWorkerWithTheMove) {
+  Produce({"job"});
+  RedisJobQueue queue = Registered("w1");
+  SharedStack().RedisCli("SREM " + std::string(kWorkersKey) + " w1");
+  EXPECT_EQ(MustTake(queue).payload, "job");
+  EXPECT_EQ(Trim(SharedStack().RedisCli("SISMEMBER " + std::string(kWorkersKey) + " w1")), "1");
+
+  SharedStack().RedisCli("DEL " + HeartbeatKey("w1"));  // SIGKILLed, its lease gone
+  QueueMaintenance reaper(StackRedis(), "reaper");
+  ASSERT_TRUE(reaper.Heartbeat().ok());
+  auto reaped = reaper.ReapDeadWorkers();
+  ASSERT_TRUE(reaped.ok()) << reaped.error().message;
+  EXPECT_EQ(*reaped, 1);
+  EXPECT_EQ(ListOf(kPendingKey), std::vector<std::string>({"job"}));
 }
 
 // --- maintenance -------------------------------------------------------------
@@ -399,7 +485,7 @@ TEST_F(RedisQueueTest, ReaperReturnsDeadWorkersJobsInOrderAndSparesLiveOnes) {
   EXPECT_EQ(*returned, 2);
 
   // Back at the head, oldest first, ahead of jobs never taken.
-  RedisJobQueue next(StackRedis(), "next");
+  RedisJobQueue next = Registered("next");
   Delivery again_a = MustTake(next);
   Delivery again_b = MustTake(next);
   EXPECT_EQ(again_a.payload, "a");
@@ -458,13 +544,13 @@ TEST_F(RedisQueueTest, AJobThatKillsItsWorkerEveryTimeCountsUp) {
     ASSERT_TRUE(reaped.ok());
     EXPECT_EQ(*reaped, 1);
   }
-  RedisJobQueue survivor(StackRedis(), "survivor");
+  RedisJobQueue survivor = Registered("survivor");
   EXPECT_EQ(MustTake(survivor).redeliveries, 3);
 }
 
 TEST_F(RedisQueueTest, PromoteDueRetriesMovesOnlyDueEntriesEarliestFirst) {
   Produce({"fresh"});
-  RedisJobQueue queue(StackRedis(), "w1");
+  RedisJobQueue queue = Registered("w1");
   Produce({"retry-1-late", "retry-2-early", "retry-0-future"});
   // Takes "fresh" and the three retries to be, then delays them.
   Delivery fresh = MustTake(queue);
@@ -544,11 +630,14 @@ TEST_F(RedisQueueTest, UnreachableServerIsAnOutageNamingTheAddress) {
 
 TEST_F(RedisQueueTest, SameObjectWorksAgainAfterRedisRestart) {
   Produce({"before"});
-  RedisJobQueue queue(StackRedis(), "w1");
+  RedisJobQueue queue = Registered("w1");
   EXPECT_EQ(MustTake(queue).payload, "before");
 
   SharedStack().Restart("redis");  // the data is gone, the port is the same
   Produce({"after"});
+  // The lease went with the data: the worker's maintenance registers again.
+  QueueMaintenance lease(StackRedis(), "w1");
+  ASSERT_TRUE(Eventually([&] { return lease.Heartbeat().ok(); }, 5s));
   // The first call may find the old socket closed (an outage, reported as
   // such); the object must reconnect by itself.
   std::optional<Delivery> delivered;
@@ -580,6 +669,7 @@ TEST_F(RedisQueueTest, SameObjectWorksOnceAServerComesUp) {
   QueueAdmin admin(address);
   std::vector<std::string> jobs = {"arrived"};
   ASSERT_TRUE(admin.Enqueue(jobs).ok());
+  Register("w1", address);
   auto up = queue.Take(0ms);
   ASSERT_TRUE(up.ok()) << up.error().message;
   ASSERT_TRUE(up->has_value());
@@ -592,6 +682,7 @@ TEST_F(RedisQueueTest, HungServerTimesOutAsAnOutageAndRecovers) {
   options.command_timeout = 300ms;
   RedisJobQueue queue(server.Address(), "w1", options);
   ASSERT_TRUE(queue.Connect().ok());
+  Register("w1", server.Address());
 
   ASSERT_EQ(kill(server.pid(), SIGSTOP), 0);
   auto started = std::chrono::steady_clock::now();
@@ -616,6 +707,7 @@ TEST_F(RedisQueueTest, ConnectsOverUnixSocket) {
   QueueAdmin admin(address);
   std::vector<std::string> jobs = {"over-socket"};
   ASSERT_TRUE(admin.Enqueue(jobs).ok());
+  Register("w1", address);
   RedisJobQueue queue(address, "w1");
   auto taken = queue.Take(0ms);
   ASSERT_TRUE(taken.ok()) << taken.error().message;
@@ -665,6 +757,7 @@ TEST_F(RedisQueueTest, WrongPasswordIsAConfigurationErrorThatNeverQuotesIt) {
   EXPECT_EQ(refused.error().kind, ErrorKind::kConfiguration);
 
   address.password = "right-secret-4711";
+  Register("w1", address);
   RedisJobQueue allowed(address, "w1");
   auto ok = allowed.Take(0ms);
   EXPECT_TRUE(ok.ok()) << ok.error().message;
@@ -675,6 +768,7 @@ TEST_F(RedisQueueTest, AuthenticatesAsAclUser) {
   config::RedisAddress address = StackRedis();
   address.username = "queue-user";
   address.password = "user-secret-1234";
+  Register("w1", address);
   RedisJobQueue queue(address, "w1");
   auto taken = queue.Take(0ms);
   EXPECT_TRUE(taken.ok()) << taken.error().message;
@@ -758,14 +852,14 @@ TEST_F(RedisQueueTest, AdminEnqueueKeepsOrderAcrossBatches) {
   QueueAdmin admin(StackRedis());
   ASSERT_TRUE(admin.Enqueue(jobs).ok());
   EXPECT_EQ(LengthOf(kPendingKey), 1203);
-  RedisJobQueue queue(StackRedis(), "w1");
+  RedisJobQueue queue = Registered("w1");
   for (int i : {0, 1, 2}) EXPECT_EQ(MustTake(queue).payload, jobs[static_cast<size_t>(i)]);
   // The last one is at the tail.
   EXPECT_EQ(Trim(SharedStack().RedisCli("LINDEX " + std::string(kPendingKey) + " 0")), "job-1202");
 }
 
 TEST_F(RedisQueueTest, AdminFailedQueueListRequeueAndPurge) {
-  RedisJobQueue queue(StackRedis(), "w1");
+  RedisJobQueue queue = Registered("w1");
   Produce({"j1", "j2", "j3"});
   for (const char* entry : {"e1", "e2", "e3"}) {
     ASSERT_TRUE(queue.Fail(MustTake(queue), entry).ok());
@@ -801,7 +895,7 @@ TEST_F(RedisQueueTest, AdminFailedQueueListRequeueAndPurge) {
 
 TEST_F(RedisQueueTest, ScriptsSurviveAScriptFlush) {
   Produce({"a", "b"});
-  RedisJobQueue queue(StackRedis(), "w1");
+  RedisJobQueue queue = Registered("w1");
   ASSERT_TRUE(queue.Ack(MustTake(queue)).ok());  // loads the script
   SharedStack().RedisCli("SCRIPT FLUSH");
   ASSERT_TRUE(queue.Ack(MustTake(queue)).ok());  // NOSCRIPT, then EVAL
