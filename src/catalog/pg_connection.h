@@ -39,7 +39,8 @@ class PgConnection {
   // Runs one parameterised statement (text parameters, text results) and
   // waits at most until `deadline`. A timeout or a lost connection marks the
   // connection broken. On success returns the result whatever its status;
-  // callers classify errors with Classify().
+  // callers turn an error status into the project's Error (PgCatalog's
+  // Run() in pg_catalog.cpp classifies by SQLSTATE).
   Result<PgResult> Execute(const char* sql, const std::vector<std::string>& params,
                            Clock::time_point deadline);
 

@@ -3,15 +3,20 @@
 // Upload guarantees that no byte sequence other than the file that hashes to
 // the job's sha256 ever becomes the object under its key, even on servers
 // that check nothing and keep truncated bodies (s3rver):
-//   * files up to min(multipart_threshold, pool capacity) are read whole into
-//     a pooled buffer, hashed, compared, and only then sent with PutObject
-//     from that same memory, signed with that hash;
+//   * files up to min(S3_PART_SIZE, S3_MULTIPART_THRESHOLD, pool capacity)
+//     are read whole into a pooled buffer, hashed, compared, and only then
+//     sent with PutObject from that same memory, signed with that hash;
+//   * files above one part and up to S3_MULTIPART_THRESHOLD go as one
+//     PutObject streamed from the file at constant memory: the file is
+//     hashed first (a lying job sends nothing), hashed again while it is
+//     sent, and its last bytes are handed over only if that second hash
+//     matches, so a file that changed in between never completes a request;
 //   * larger files go multipart: each part is read once into a pooled buffer,
 //     hashed and sent, the whole-file hash is computed over the parts in
 //     order, and the last part is sent only after the whole hash matched. A
 //     mismatch, any failure or a stop aborts the upload; it is never
 //     completed, so nothing becomes visible;
-//   * after either path, HeadObject must show the size and x-amz-meta-sha256.
+//   * after every path, HeadObject must show the size and x-amz-meta-sha256.
 //
 // A PutObject that failed part-way may leave a short body on a lenient
 // server. It is removed only if HeadObject just showed it short, and with
