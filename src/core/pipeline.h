@@ -12,6 +12,7 @@
 #include <optional>
 #include <stop_token>
 #include <string>
+#include <variant>
 
 #include "buffer/local_buffer.h"
 #include "core/catalog.h"
@@ -63,6 +64,22 @@ struct Decision {
   std::optional<std::chrono::system_clock::time_point> queued_at;
   FaultClass fault = FaultClass::kOther;              // kRetryScheduled, kFailed
   std::chrono::steady_clock::duration upload_time{};  // spent in ObjectStore::Upload
+
+  // The decisions the pipeline makes, one factory each.
+  // Recorded in the catalog (synced now, or before): remove from processing.
+  static Decision Ack(bool synced_now, std::string message);
+  // A job fault that may heal: wait until `due` with `payload` (retry_count raised).
+  static Decision Retry(std::string payload, std::chrono::system_clock::time_point due,
+                        std::string message, FaultClass fault);
+  // The job's box is down: wait until `due`, no attempt counted.
+  static Decision Defer(std::string payload, std::chrono::system_clock::time_point due,
+                        std::string message);
+  // Park `failed_entry` in the failed queue.
+  static Decision Fail(std::string failed_entry, std::string message, FaultClass fault);
+  // Hand the job back to the head of pending (shutdown).
+  static Decision Release(std::string message);
+  // A shared service is down: keep the job, back off, process it again.
+  static Decision Hold(std::string message);
 };
 
 class Pipeline {
@@ -77,7 +94,34 @@ class Pipeline {
   Decision Process(const Delivery& delivery, std::stop_token stop) const;
 
  private:
+  // A step's result: the decision it reached, or the failure that stopped it
+  // with where it came from (a store's outage makes only its box wait, a
+  // catalog outage holds every job, a job fault counts an attempt).
+  enum class Source { kStore, kCatalog, kJob };
+  struct StepFailure {
+    Error error;
+    Source source;
+  };
+  using StepResult = std::variant<Decision, StepFailure>;
+  // What the upload step did, for the Ack.
+  struct Transfer {
+    uint64_t bytes = 0;
+    std::chrono::steady_clock::duration time{};
+  };
+
+  // Steps 2-5 for a job whose box admitted it.
   Decision ProcessJob(const Job& job, const Delivery& delivery, std::stop_token stop) const;
+  StepResult Sync(const Job& job, ObjectStore& objects, const std::stop_token& stop) const;
+  // No local file: the object must already be there (a crash after upload).
+  StepResult SyncFromStorage(const Job& job, ObjectStore& objects,
+                             const std::stop_token& stop) const;
+  // Local file present: upload it unless an identical object is stored.
+  // Errors: job faults are the job's, anything else the store's.
+  Result<Transfer> Upload(const Job& job, const buffer::LocalFile& file, ObjectStore& objects,
+                          const std::stop_token& stop) const;
+  StepResult Record(const Job& job, const Transfer& transfer) const;
+  // A step's failure → the decision, and the box's health reported.
+  Decision OnFailure(const Job& job, const Delivery& delivery, const StepFailure& failure) const;
   Decision OnJobFault(const Job& job, const Delivery& delivery, const Error& error) const;
   Decision Fail(const std::string& payload, const Error& error, int attempts) const;
 
