@@ -8,12 +8,12 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <iterator>
 #include <cctype>
 #include <cstdint>
 #include <cstdio>
 #include <functional>
 #include <iostream>
+#include <iterator>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>

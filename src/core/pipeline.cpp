@@ -74,11 +74,11 @@ Pipeline::Pipeline(StoreRouter& stores, Catalog& catalog, const buffer::LocalBuf
       settings_(settings),
       clock_(std::move(clock)) {}
 
-Decision Pipeline::Process(const Delivery& delivery, std::stop_token stop) const {
+Decision Pipeline::Process(const Delivery& delivery, const std::stop_token& stop) const {
   // 1 validate
   auto job = ParseJob(delivery.payload);
   if (!job) return Fail(delivery.payload, job.error(), 1 + static_cast<int>(delivery.redeliveries));
-  Decision decision = ProcessJob(*job, delivery, std::move(stop));
+  Decision decision = ProcessJob(*job, delivery, stop);
   decision.sha256 = job->sha256;
   decision.s3_key = job->s3_key;
   decision.storage_box_id = job->storage_box_id;
@@ -88,7 +88,7 @@ Decision Pipeline::Process(const Delivery& delivery, std::stop_token stop) const
 }
 
 Decision Pipeline::ProcessJob(const Job& job, const Delivery& delivery,
-                              std::stop_token stop) const {
+                              const std::stop_token& stop) const {
   if (delivery.redeliveries > settings_.max_retries) {
     return Fail(
         job.payload,

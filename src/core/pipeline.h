@@ -91,7 +91,7 @@ class Pipeline {
   Pipeline(StoreRouter& stores, Catalog& catalog, const buffer::LocalBuffer& buffer,
            PipelineSettings settings, Clock clock = std::chrono::system_clock::now);
 
-  Decision Process(const Delivery& delivery, std::stop_token stop) const;
+  Decision Process(const Delivery& delivery, const std::stop_token& stop) const;
 
  private:
   // A step's result: the decision it reached, or the failure that stopped it
@@ -110,7 +110,7 @@ class Pipeline {
   };
 
   // Steps 2-5 for a job whose box admitted it.
-  Decision ProcessJob(const Job& job, const Delivery& delivery, std::stop_token stop) const;
+  Decision ProcessJob(const Job& job, const Delivery& delivery, const std::stop_token& stop) const;
   StepResult Sync(const Job& job, ObjectStore& objects, const std::stop_token& stop) const;
   // No local file: the object must already be there (a crash after upload).
   StepResult SyncFromStorage(const Job& job, ObjectStore& objects,

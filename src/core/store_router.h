@@ -62,7 +62,7 @@ class StoreRouter {
   // Asked once per job, before ForBox. May wait (bounded, returns early on
   // `stop`) for a slot of a box that is busy but answering. The default has
   // no per-box limit: it defers while DownUntil() says the box is down.
-  virtual Admission Admit(const BoxId& box, std::stop_token stop) {
+  virtual Admission Admit(const BoxId& box, const std::stop_token& stop) {
     (void)stop;
     Admission admission;
     admission.defer_until = DownUntil(box);

@@ -79,7 +79,7 @@ StoreRouter::Slot BoxRegistry::TakeSlot(const std::string& name, TimePoint now) 
   });
 }
 
-StoreRouter::Admission BoxRegistry::Admit(const BoxId& box, std::stop_token stop) {
+StoreRouter::Admission BoxRegistry::Admit(const BoxId& box, const std::stop_token& stop) {
   const std::string name = Name(box);
   const size_t cap =
       settings_.max_in_flight > 0 ? static_cast<size_t>(settings_.max_in_flight) : SIZE_MAX;

@@ -65,7 +65,7 @@ class BoxRegistry final : public StoreRouter {
   BoxRegistry(s3::S3Options defaults, Catalog& catalog, StoreFactory factory, Settings settings,
               Clock clock = std::chrono::system_clock::now);
 
-  Admission Admit(const BoxId& box, std::stop_token stop) override;
+  Admission Admit(const BoxId& box, const std::stop_token& stop) override;
   std::optional<TimePoint> DownUntil(const BoxId& box) override;
   Result<std::shared_ptr<ObjectStore>> ForBox(const BoxId& box) override;
   void ReportFailure(const BoxId& box, const Error& error) override;
