@@ -95,6 +95,23 @@ std::string Field(const PgResult& result, int row, int column) {
           static_cast<size_t>(PQgetlength(result.get(), row, column))};
 }
 
+uint64_t UnsignedField(const PgResult& result, int row, int column) {
+  int64_t value = 0;
+  std::string text = Field(result, row, column);
+  std::from_chars(text.data(), text.data() + text.size(), value);
+  return value > 0 ? static_cast<uint64_t>(value) : 0;
+}
+
+// Columns 0-3 of a row as sha256, s3_key, file_size, storage_box_id.
+UnsyncedFile UnsyncedFileAt(const PgResult& result, int row) {
+  UnsyncedFile file;
+  file.sha256 = Field(result, row, 0);
+  file.s3_key = Field(result, row, 1);
+  file.file_size = UnsignedField(result, row, 2);
+  if (PQgetisnull(result.get(), row, 3) == 0) file.storage_box_id = Field(result, row, 3);
+  return file;
+}
+
 std::string ReplaceAll(std::string text, const std::string& secret, std::string_view by) {
   if (secret.empty()) return text;
   for (size_t at = text.find(secret); at != std::string::npos;
@@ -232,15 +249,7 @@ Result<std::vector<UnsyncedFile>> PgCatalog::Unsynced(int limit, int older_than_
     int count = PQntuples(rows->get());
     files.reserve(static_cast<size_t>(count));
     for (int row = 0; row < count; ++row) {
-      UnsyncedFile file;
-      file.sha256 = Field(*rows, row, 0);
-      file.s3_key = Field(*rows, row, 1);
-      int64_t size = 0;
-      std::string size_text = Field(*rows, row, 2);
-      std::from_chars(size_text.data(), size_text.data() + size_text.size(), size);
-      file.file_size = size > 0 ? static_cast<uint64_t>(size) : 0;
-      if (PQgetisnull(rows->get(), row, 3) == 0) file.storage_box_id = Field(*rows, row, 3);
-      files.push_back(std::move(file));
+      files.push_back(UnsyncedFileAt(*rows, row));
     }
     return files;
   };
@@ -331,13 +340,6 @@ constexpr const char* kSelectUnsyncedAfter =
     "AND (created_at, sha256) > ($1::timestamptz, $2::char(64)) "
     "ORDER BY created_at, sha256 LIMIT $4::integer";
 
-uint64_t UnsignedField(const PgResult& result, int row, int column) {
-  int64_t value = 0;
-  std::string text = Field(result, row, column);
-  std::from_chars(text.data(), text.data() + text.size(), value);
-  return value > 0 ? static_cast<uint64_t>(value) : 0;
-}
-
 }  // namespace
 
 Result<std::optional<CatalogFile>> PgCatalog::FindFile(const std::string& sha256) {
@@ -395,11 +397,7 @@ Result<std::vector<UnsyncedFile>> PgCatalog::UnsyncedAfter(UnsyncedCursor& curso
     int count = PQntuples(rows->get());
     files.reserve(static_cast<size_t>(count));
     for (int row = 0; row < count; ++row) {
-      UnsyncedFile file;
-      file.sha256 = Field(*rows, row, 0);
-      file.s3_key = Field(*rows, row, 1);
-      file.file_size = UnsignedField(*rows, row, 2);
-      if (PQgetisnull(rows->get(), row, 3) == 0) file.storage_box_id = Field(*rows, row, 3);
+      UnsyncedFile file = UnsyncedFileAt(*rows, row);
       next = UnsyncedCursor{Field(*rows, row, 4), file.sha256};
       files.push_back(std::move(file));
     }
