@@ -212,6 +212,10 @@ std::optional<std::chrono::system_clock::time_point> ParseIsoTimestamp(std::stri
       month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 || minute > 59 || second > 60) {
     return std::nullopt;
   }
+  // The clock counts nanoseconds in 64 bits (1677 to 2262): a year outside
+  // would overflow the conversion below, which is undefined behaviour and in
+  // practice a wrapped time that shows as a job queued a century ago.
+  if (year < 1678 || year > 2261) return std::nullopt;
   std::string_view rest = std::string_view(copy).substr(static_cast<size_t>(consumed));
   std::chrono::milliseconds fraction{0};
   if (!rest.empty() && rest.front() == '.') {

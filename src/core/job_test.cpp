@@ -245,5 +245,24 @@ TEST(JobTest, QueuedAtIsReadInTheFormsProducersWrite) {
   EXPECT_FALSE(job->queued_at.has_value());
 }
 
+// Found by fuzz/job_fuzz.cpp: a year past 2262 overflowed the nanosecond
+// clock (undefined behaviour; in practice a job "queued" a century ago in
+// media-sync status and the oldest-pending-age gauge).
+TEST(JobTest, QueuedAtBeyondTheClocksRangeIsUnreadable) {
+  using std::chrono::system_clock;
+  auto at = [](const char* text) { return ParseIsoTimestamp(text); };
+  for (const char* far : {"6698-01-15T12:00:00.000Z", "9999-12-31T23:59:59Z", "2262-04-12T00:00:00",
+                          "1677-01-01T00:00:00", "0000-01-01T00:00:00", "-999-01-01T00:00:00"}) {
+    EXPECT_FALSE(at(far).has_value()) << far;
+  }
+  EXPECT_EQ(at("2261-12-31T23:59:59Z"),
+            system_clock::time_point(std::chrono::milliseconds(9214646399000)));
+  Json document = ValidJob();
+  document["queued_at"] = "6698-01-15T12:00:00.000Z";
+  auto job = ParseJob(document.dump());
+  ASSERT_TRUE(job.ok()) << job.error().message;
+  EXPECT_FALSE(job->queued_at.has_value());
+}
+
 }  // namespace
 }  // namespace media_sync
