@@ -287,6 +287,47 @@ TEST(UrlsTest, RedactsPasswordsOnly) {
   EXPECT_EQ(RedactUrl("redis://localhost:6379/0"), "redis://localhost:6379/0");
 }
 
+// Found by fuzz/config_fuzz.cpp: a password with an unencoded '/' ends the
+// authority early, so the user info went unseen (or was cut at an '@' inside
+// the password); its text was then quoted as a port or database ("port
+// 'hunter2' is not a number") and kept by RedactUrl. A URL with an '@' past
+// its user info is now refused without quoting any of it.
+TEST(UrlsTest, PasswordWithAnUnencodedSlashNeverShows) {
+  for (const char* url :
+       {"redis://user:hunter2/x@host:6379/0", "redis://hunter2/x@host",
+        "postgresql://user:hunter2/x@db:5432/media", "postgresql+asyncpg://u:1234/hunter2@db/x",
+        "redis:/user:hunter2@host", "://:/hunter2@", "postgresql://u:p@ss/hunter2@db:5432/x",
+        "redis://:@78.hunter2]:7401/2@db:5432/0"}) {
+    EXPECT_THAT(RedactUrl(url), Not(HasSubstr("hunter2"))) << url;
+    EXPECT_EQ(RedactUrl(RedactUrl(url)), RedactUrl(url)) << url;
+    auto redis = ParseRedisUrl(url);
+    ASSERT_FALSE(redis.ok()) << url;
+    EXPECT_THAT(redis.error().message, Not(HasSubstr("hunter2"))) << url;
+    auto database = ParseDatabaseUrl(url);
+    ASSERT_FALSE(database.ok()) << url;
+    EXPECT_THAT(database.error().message, Not(HasSubstr("hunter2"))) << url;
+    for (const char* variable : {"REDIS_URL", "DATABASE_URL"}) {
+      std::string message = MustFail({{variable, url}});
+      EXPECT_THAT(message, HasSubstr(variable)) << url;
+      EXPECT_THAT(message, Not(HasSubstr("hunter2"))) << url;
+    }
+  }
+  EXPECT_THAT(ParseRedisUrl("redis://user:hunter2/x@host:6379/0").error().message,
+              HasSubstr("percent-encode '/' and '@' in the password (%2F, %40)"));
+  // Encoded, the same passwords are read as they are meant.
+  auto redis = ParseRedisUrl("redis://user:hunter2%2Fx@host:6379/0");
+  ASSERT_TRUE(redis.ok()) << redis.error().message;
+  EXPECT_EQ(redis->password, "hunter2/x");
+  EXPECT_EQ(RedactUrl("redis://user:hunter2%2Fx@host:6379/0"), "redis://user:***@host:6379/0");
+  auto database = ParseDatabaseUrl("postgresql://user:hunter2%2Fx@db:5432/media");
+  ASSERT_TRUE(database.ok()) << database.error().message;
+  EXPECT_EQ(*database, "postgresql://user:hunter2%2Fx@db:5432/media");
+  // An '@' in a query is one too (encoded, it is read as it is meant).
+  EXPECT_FALSE(ParseDatabaseUrl("postgresql://u:p@h/db?application_name=a@b").ok());
+  EXPECT_EQ(RedactUrl("postgresql://u:p@h/db?application_name=a@b"), "postgresql://***@b");
+  EXPECT_TRUE(ParseDatabaseUrl("postgresql://u:p@h/db?application_name=a%40b").ok());
+}
+
 TEST(OptionsTest, ByteSizes) {
   EXPECT_EQ(ParseByteSize("1048576"), 1048576u);
   EXPECT_EQ(ParseByteSize("512KiB"), 512u << 10);

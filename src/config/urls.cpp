@@ -48,6 +48,21 @@ std::pair<std::string_view, std::string_view> SplitUserInfo(std::string_view aut
   return {authority_and_path.substr(0, at), authority_and_path.substr(at + 1)};
 }
 
+// An '@' after the user info: the password held an unencoded '/' (which ends
+// the authority, so the user info was found too early or not at all) or the
+// URL has an '@' where none is expected. Which part is password is then a
+// guess, and any of it could be, so such a URL is refused without quoting
+// any of it, and redacted up to its last '@'.
+bool HidesUserInfo(std::string_view hostpart) {
+  return hostpart.find('@') != std::string_view::npos;
+}
+
+Error HiddenUserInfo(std::string_view variable, std::string_view url) {
+  return Bad(variable, "'" + RedactUrl(url) +
+                           "' has an '@' after its host: percent-encode '/' and '@' in the "
+                           "password (%2F, %40) and any '@' after the host (%40)");
+}
+
 }  // namespace
 
 Result<RedisAddress> ParseRedisUrl(std::string_view url) {
@@ -92,6 +107,7 @@ Result<RedisAddress> ParseRedisUrl(std::string_view url) {
   }
 
   if (scheme == "redis") {
+    if (HidesUserInfo(hostpart)) return HiddenUserInfo(kVar, url);
     auto slash = hostpart.find('/');
     std::string_view hostport = hostpart.substr(0, slash);
     if (slash != std::string_view::npos && slash + 1 < hostpart.size()) {
@@ -146,7 +162,7 @@ Result<std::string> ParseDatabaseUrl(std::string_view url) {
                          "SQLAlchemy form such as postgresql+asyncpg://)");
   }
   auto [userinfo, hostpart] = SplitUserInfo(rest);
-  (void)userinfo;
+  if (HidesUserInfo(hostpart)) return HiddenUserInfo(kVar, url);
   auto host_end = hostpart.find_first_of("/?");
   std::string_view hostport = hostpart.substr(0, host_end);
   if (auto colon = hostport.rfind(':');
@@ -178,8 +194,12 @@ Result<std::string> ParseDatabaseUrl(std::string_view url) {
 std::string RedactUrl(std::string_view url) {
   auto [scheme, rest] = SplitScheme(url);
   auto [userinfo, hostpart] = SplitUserInfo(rest);
-  if (userinfo.empty()) return std::string(url);
   std::string redacted = scheme.empty() ? "" : std::string(scheme) + "://";
+  if (HidesUserInfo(hostpart)) {
+    // Everything before the last '@' may be password: none of it is shown.
+    return redacted + "***" + std::string(rest.substr(rest.rfind('@')));
+  }
+  if (userinfo.empty()) return std::string(url);
   auto colon = userinfo.find(':');
   if (colon == std::string_view::npos) {
     // A lone userinfo is a password for redis:// and a user for postgresql://.
