@@ -222,9 +222,10 @@ Result<std::optional<LocalFile>> LocalBuffer::Open(std::string_view local_path) 
   }
   if (!S_ISREG(st.st_mode)) return NotRegularFile(local_path);
   // O_NONBLOCK has no effect on regular files; it only kept FIFOs from blocking.
-  return std::optional<LocalFile>(LocalFile(std::move(file_fd), static_cast<uint64_t>(st.st_size),
-                                            st.st_dev, st.st_ino, std::string(local_path),
-                                            std::move(*relative_path)));
+  LocalFile file(std::move(file_fd), static_cast<uint64_t>(st.st_size), st.st_dev, st.st_ino,
+                 std::string(local_path), std::move(*relative_path));
+  file.changed_at_ = st.st_ctim;
+  return std::optional<LocalFile>(std::move(file));
 }
 
 Status LocalBuffer::Remove(const LocalFile& file) const {
@@ -253,7 +254,12 @@ Status LocalBuffer::Remove(const LocalFile& file) const {
     return Error::JobRetryable("Cannot delete " + file.path() + ": " + ErrnoText(error))
         .As(FaultClass::kLocalIo);
   }
-  if (st.st_dev != file.device() || st.st_ino != file.inode()) {
+  // The same file, unchanged since it was opened: a file that grew, shrank
+  // or was rewritten while it was uploaded holds bytes stored nowhere.
+  if (st.st_dev != file.device() || st.st_ino != file.inode() ||
+      static_cast<uint64_t>(st.st_size) != file.size() ||
+      st.st_ctim.tv_sec != file.changed_at_.tv_sec ||
+      st.st_ctim.tv_nsec != file.changed_at_.tv_nsec) {
     return Error::JobRetryable("Local file changed during sync: " + file.path())
         .As(FaultClass::kLocalIo);
   }

@@ -21,6 +21,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <ctime>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -63,6 +64,8 @@ class LocalFile {
   uint64_t size_ = 0;
   dev_t device_ = 0;
   ino_t inode_ = 0;
+  // st_ctim at open: any write, truncation or metadata change moves it on.
+  timespec changed_at_{};
   std::string path_;
   std::string relative_path_;
 };
@@ -97,9 +100,10 @@ class LocalBuffer {
   Result<std::optional<LocalFile>> Open(std::string_view local_path) const;
 
   // Deletes the file's name from the buffer if it still refers to the very
-  // file that was opened (same device and inode); a name that now refers to
-  // another file is kept: kJobRetryable "Local file changed during sync:
-  // <path>". A name already gone is Ok (idempotent). Other failures are
+  // file that was opened (same device and inode) and that file is unchanged
+  // since (same size and ctime, so no byte the caller did not read is lost);
+  // otherwise the name is kept: kJobRetryable "Local file changed during
+  // sync: <path>". A name already gone is Ok (idempotent). Other failures are
   // kJobRetryable with the strerror text. The parent directory is resolved
   // with the same rules as Open(). (Between the identity check and unlinkat()
   // a concurrent rename could still swap the name; POSIX offers no

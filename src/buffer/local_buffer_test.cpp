@@ -252,6 +252,51 @@ TEST_P(LocalBufferTest, RemoveKeepsAFileThatReplacedTheName) {
   EXPECT_EQ(content.str(), "replacement");
 }
 
+// Found by tests/corpus/jobs/68-file-grows-during-upload.json: a file that
+// grew while it was uploaded was deleted with its new bytes, which were
+// stored nowhere. Same for one rewritten after its bytes were read.
+TEST_P(LocalBufferTest, RemoveKeepsAFileThatChangedSinceItWasOpened) {
+  WriteFile(buffer_dir_ / "ab/grows.jpg", "original");
+  LocalFile grows = OpenOrDie("ab/grows.jpg");
+  std::ofstream(buffer_dir_ / "ab/grows.jpg", std::ios::binary | std::ios::app) << " and more";
+  auto removed = buffer_->Remove(grows);
+  ASSERT_FALSE(removed.ok());
+  EXPECT_EQ(removed.error().kind, ErrorKind::kJobRetryable);
+  EXPECT_EQ(removed.error().message, "Local file changed during sync: ab/grows.jpg");
+  EXPECT_EQ(fs::file_size(buffer_dir_ / "ab/grows.jpg"), 17u);
+
+  WriteFile(buffer_dir_ / "ab/shrinks.jpg", "original");
+  LocalFile shrinks = OpenOrDie("ab/shrinks.jpg");
+  fs::resize_file(buffer_dir_ / "ab/shrinks.jpg", 3);
+  EXPECT_FALSE(buffer_->Remove(shrinks).ok());
+  EXPECT_TRUE(fs::exists(buffer_dir_ / "ab/shrinks.jpg"));
+
+  // Same size, other bytes: its ctime moves on once the clock that stamps
+  // it has ticked, which the loop waits for (bounded).
+  WriteFile(buffer_dir_ / "ab/rewritten.jpg", "original");
+  LocalFile rewritten = OpenOrDie("ab/rewritten.jpg");
+  struct stat opened {};
+  ASSERT_EQ(::fstat(rewritten.fd(), &opened), 0);
+  auto moved_on = [&opened](const struct stat& now) {
+    return now.st_ctim.tv_sec != opened.st_ctim.tv_sec ||
+           now.st_ctim.tv_nsec != opened.st_ctim.tv_nsec;
+  };
+  struct stat now = opened;
+  for (int i = 0; i < 2000 && !moved_on(now); ++i) {
+    WriteFile(buffer_dir_ / "ab/rewritten.jpg", "0riginal");
+    ASSERT_EQ(::stat((buffer_dir_ / "ab/rewritten.jpg").c_str(), &now), 0);
+    if (!moved_on(now)) ::usleep(1000);
+  }
+  ASSERT_TRUE(moved_on(now)) << "ctime never moved";
+  EXPECT_FALSE(buffer_->Remove(rewritten).ok());
+  EXPECT_TRUE(fs::exists(buffer_dir_ / "ab/rewritten.jpg"));
+
+  // Unchanged, it goes.
+  WriteFile(buffer_dir_ / "ab/kept.jpg", "original");
+  EXPECT_TRUE(buffer_->Remove(OpenOrDie("ab/kept.jpg")).ok());
+  EXPECT_FALSE(fs::exists(buffer_dir_ / "ab/kept.jpg"));
+}
+
 TEST_P(LocalBufferTest, RemoveRefusesADirectorySwappedForASymlinkOutside) {
   WriteFile(buffer_dir_ / "ab/file.jpg", "inside");
   LocalFile file = OpenOrDie("ab/file.jpg");
