@@ -82,6 +82,8 @@ Result<RedisAddress> ParseRedisUrl(std::string_view url) {
                          "' (expected redis://, unix:// or redis+unix://)");
   }
   auto [userinfo, hostpart] = SplitUserInfo(rest);
+  // Before the query is split off: an '@' after a '?' is one too.
+  if (HidesUserInfo(hostpart)) return HiddenUserInfo(kVar, url);
   if (!userinfo.empty()) {
     auto colon = userinfo.find(':');
     if (colon == std::string_view::npos) {
@@ -107,7 +109,6 @@ Result<RedisAddress> ParseRedisUrl(std::string_view url) {
   }
 
   if (scheme == "redis") {
-    if (HidesUserInfo(hostpart)) return HiddenUserInfo(kVar, url);
     auto slash = hostpart.find('/');
     std::string_view hostport = hostpart.substr(0, slash);
     if (slash != std::string_view::npos && slash + 1 < hostpart.size()) {
