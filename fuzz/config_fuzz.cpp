@@ -9,6 +9,7 @@
 // MINIO_SECRET_KEY. Every value, and the whole input, is also given to each
 // parser on its own.
 #include <algorithm>
+#include <cctype>
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -88,14 +89,19 @@ size_t Count(std::string_view haystack, std::string_view needle) {
 
 // The pieces of a secret worth looking for: every run of 6 bytes (all of it
 // when shorter, down to 4) that occurs nowhere else in the inputs, so finding
-// one in an output means it came from the secret.
+// one in an output means it came from the secret. A run needs 3 letters or
+// digits: one of quotes, spaces and NULs is found by chance where a message's
+// own punctuation meets other input text.
 std::vector<std::string_view> Telltales(std::string_view secret, std::string_view all_inputs) {
   std::vector<std::string_view> pieces;
   if (secret.size() < 4) return pieces;
   const size_t length = std::min<size_t>(secret.size(), 6);
   for (size_t i = 0; i + length <= secret.size(); ++i) {
     std::string_view piece = secret.substr(i, length);
-    if (Count(all_inputs, piece) == 1) pieces.push_back(piece);
+    auto alphanumeric = std::count_if(piece.begin(), piece.end(), [](char c) {
+      return std::isalnum(static_cast<unsigned char>(c)) != 0;
+    });
+    if (alphanumeric >= 3 && Count(all_inputs, piece) == 1) pieces.push_back(piece);
   }
   return pieces;
 }
@@ -112,18 +118,25 @@ void ExpectNoTelltale(std::string_view output, const std::vector<std::string_vie
 }
 
 // Where "{pw}" stands for a password by the URL rules every client reads:
-// after "user:" (or alone, for redis:// and unix://, as redis-py reads
-// redis://secret@host) in the authority, with an '@' after it.
-bool PasswordPosition(std::string_view url_template) {
+// right after "user:" in the authority and right before an '@'; or alone
+// before the only '@' (redis:// and unix://, as redis-py reads
+// redis://secret@host; a ':' in it would start the password instead).
+bool PasswordPosition(std::string_view url_template, std::string_view secret) {
   size_t at = url_template.find(kPlaceholder);
   if (at == std::string_view::npos || Count(url_template, kPlaceholder) != 1) return false;
   size_t scheme_end = url_template.find("://");
   if (scheme_end == std::string_view::npos || scheme_end + 3 > at) return false;
   std::string_view scheme = url_template.substr(0, scheme_end);
   std::string_view before = url_template.substr(scheme_end + 3, at - scheme_end - 3);
-  if (before.find_first_of("/?#@") != std::string_view::npos) return false;
-  if (url_template.find('@', at) == std::string_view::npos) return false;
-  if (before.empty()) return scheme.starts_with("redis") || scheme == "unix";
+  std::string_view after = url_template.substr(at + kPlaceholder.size());
+  if (before.find_first_of("/?#@") != std::string_view::npos || !after.starts_with('@')) {
+    return false;
+  }
+  if (before.empty()) {
+    return (scheme.starts_with("redis") || scheme == "unix") &&
+           secret.find(':') == std::string_view::npos &&
+           after.find('@', 1) == std::string_view::npos;
+  }
   return before.back() == ':';
 }
 
@@ -212,7 +225,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string all_inputs;
   for (const auto& [name, value] : templates) {
     bool secret_here = (name == "REDIS_URL" || name == "DATABASE_URL")
-                           ? fuzz::PasswordPosition(value)
+                           ? fuzz::PasswordPosition(value, *secret)
                            : name == "MINIO_SECRET_KEY" && value == kPlaceholder;
     env[name] = secret_here ? fuzz::Substitute(value, *secret) : value;
     if (secret_here) secret_variables.push_back(name);
