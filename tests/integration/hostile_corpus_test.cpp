@@ -13,6 +13,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <hiredis/hiredis.h>
+#include <openssl/evp.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
@@ -31,7 +32,6 @@
 
 #include "core/job.h"
 #include "support/worker_harness.h"
-#include "util/hash.h"
 
 namespace media_sync::testing {
 namespace {
@@ -60,6 +60,25 @@ std::string RandomBytes(size_t size, uint64_t seed) {
   std::mt19937_64 random(seed);
   for (char& c : content) c = static_cast<char>(random());
   return content;
+}
+
+// Hashed here rather than with the project's helper: the test checks the
+// worker's hashing, so it does not borrow it.
+std::string Sha256Hex(const std::string& bytes) {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int length = 0;
+  EVP_Digest(bytes.data(), bytes.size(), digest, &length, EVP_sha256(), nullptr);
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string hex;
+  for (unsigned int i = 0; i < length; ++i) {
+    hex.push_back(kHex[digest[i] >> 4]);
+    hex.push_back(kHex[digest[i] & 0xf]);
+  }
+  return hex;
+}
+
+bool IsLowerHexSha256(const std::string& text) {
+  return text.size() == 64 && text.find_first_not_of("0123456789abcdef") == std::string::npos;
 }
 
 // FNV-1a: a stable seed per case name, so adding a case changes no other.
