@@ -16,14 +16,23 @@ cd "$(dirname "$0")/.."
 
 seconds=${FUZZ_SECONDS:-20}
 jobs=${FUZZ_BUILD_JOBS:-2}
-build=build-fuzz
+build="build-fuzz"
 all_targets=(job_fuzz s3_error_fuzz config_fuzz sigv4_fuzz)
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then targets=("${all_targets[@]}"); fi
 
 started=$(date +%s)
-cmake --preset fuzz >/dev/null
-cmake --build "$build" --target "${targets[@]}" -j "$jobs" >/dev/null
+mkdir -p "$build"
+# ctest may run this from several build directories at once: one at a time
+# configures and builds build-fuzz/.
+exec 9>"$build/.run.lock"
+flock 9
+if ! { cmake --preset fuzz && cmake --build "$build" --target "${targets[@]}" -j "$jobs"; } \
+  >"$build/build.log" 2>&1; then
+  tail -n 40 "$build/build.log" >&2
+  echo "fuzz: the build failed (log: $build/build.log)" >&2
+  exit 2
+fi
 built=$(date +%s)
 echo "fuzz: built ${targets[*]} in $((built - started)) s"
 
