@@ -5,7 +5,7 @@ BUILD_DIR := $(if $(filter release ci,$(PRESET)),build,build-$(PRESET))
 JOBS ?= $(shell nproc)
 STATE ?= $(CURDIR)/.stack
 
-.PHONY: all deps configure build format-check test unit-test integration-test container-test demo stack-up stack-down fmt lint bench clean
+.PHONY: all deps configure build format-check test unit-test integration-test container-test fuzz demo stack-up stack-down fmt lint bench clean
 
 all: build
 
@@ -33,6 +33,11 @@ integration-test: build
 container-test:
 	@bash scripts/deps.sh --container
 	@bash tests/container/container_test.sh
+
+# The libFuzzer targets in fuzz/, FUZZ_SECONDS (default 20) each, in their
+# own clang build (build-fuzz/).
+fuzz: deps
+	@bash fuzz/run.sh
 
 demo: deps configure
 	@cmake --build $(BUILD_DIR) -j $(JOBS) --target media-sync

@@ -317,7 +317,8 @@ TEST(UrlsTest, PasswordWithAnUnencodedSlashNeverShows) {
        {"redis://user:hunter2/x@host:6379/0", "redis://hunter2/x@host",
         "postgresql://user:hunter2/x@db:5432/media", "postgresql+asyncpg://u:1234/hunter2@db/x",
         "redis:/user:hunter2@host", "://:/hunter2@", "postgresql://u:p@ss/hunter2@db:5432/x",
-        "redis://:@78.hunter2]:7401/2@db:5432/0"}) {
+        "redis://:@78.hunter2]:7401/2@db:5432/0", "redis://:hunter2/?@",
+        "unix://:hunter2/x?db=hunter2@/run/redis.sock"}) {
     EXPECT_THAT(RedactUrl(url), Not(HasSubstr("hunter2"))) << url;
     EXPECT_EQ(RedactUrl(RedactUrl(url)), RedactUrl(url)) << url;
     auto redis = ParseRedisUrl(url);

@@ -82,6 +82,8 @@ Result<RedisAddress> ParseRedisUrl(std::string_view url) {
                          "' (expected redis://, unix:// or redis+unix://)");
   }
   auto [userinfo, hostpart] = SplitUserInfo(rest);
+  // Before the query is split off: an '@' after a '?' is one too.
+  if (HidesUserInfo(hostpart)) return HiddenUserInfo(kVar, url);
   if (!userinfo.empty()) {
     auto colon = userinfo.find(':');
     if (colon == std::string_view::npos) {

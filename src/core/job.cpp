@@ -113,6 +113,19 @@ Result<Job> ParseJob(std::string_view payload) {
     if (document.contains("retry_count")) document["retry_count"] = 0;
     job.requeued_from_failed = true;
   }
+  // Measured as the worker may write it: a retry re-serialises the job with
+  // its count (up to 1000), which may lengthen it (1e14 becomes
+  // 100000000000000.0); the same size whatever count it holds, so a job
+  // accepted once is accepted after every rewrite.
+  Json rewritten = document;
+  rewritten["retry_count"] = 1000;
+  const size_t written = rewritten.dump(-1, ' ', false, Json::error_handler_t::replace).size();
+  if (written > kMaxJobJsonBytes) {
+    return Invalid("payload of " + std::to_string(written) +
+                   " bytes (as re-serialised) exceeds the limit of " +
+                   std::to_string(kMaxJobJsonBytes) + " (" + std::to_string(kMaxJobBytes) +
+                   " less room for the worker's retry and failure fields)");
+  }
 
   auto sha256 = RequiredString(document, "sha256");
   if (!sha256) return sha256.error();
@@ -274,7 +287,11 @@ std::string FailedEntry(std::string_view payload, std::string_view error, int at
       entry["raw_base64"] = Base64(payload);
     }
   }
-  entry["error"] = std::string(error);
+  // Cut, so the entry of any job fits ParseJob's limit when the runbook
+  // requeues it (a UTF-8 sequence cut short is replaced on output).
+  entry["error"] = error.size() > kMaxFailedErrorBytes
+                       ? std::string(error.substr(0, kMaxFailedErrorBytes)) + "..."
+                       : std::string(error);
   entry["failed_at"] = IsoTimestamp(now);
   entry["attempts"] = attempts;
   return entry.dump(-1, ' ', false, Json::error_handler_t::replace);

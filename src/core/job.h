@@ -17,6 +17,13 @@ namespace media_sync {
 
 inline constexpr size_t kMaxJobBytes = size_t{64} * 1024;
 inline constexpr int kMaxJobDepth = 16;
+// Of kMaxJobBytes, what a job's JSON as the worker writes it (compact, with
+// the largest retry_count) may take: the rest is room for a failed entry's
+// fields, so a job accepted once is accepted again after a retry or when
+// its failed entry is requeued.
+inline constexpr size_t kMaxJobJsonBytes = kMaxJobBytes - 4096;
+// A failed entry's error is cut to this many bytes (within that room).
+inline constexpr size_t kMaxFailedErrorBytes = 512;
 
 struct Job {
   std::string payload;  // the JSON to re-queue: unknown fields kept, failure fields stripped

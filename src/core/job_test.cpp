@@ -264,5 +264,48 @@ TEST(JobTest, QueuedAtBeyondTheClocksRangeIsUnreadable) {
   EXPECT_FALSE(job->queued_at.has_value());
 }
 
+// A job near the size limit, checked with fuzz/job_fuzz.cpp: accepted at
+// 64 KiB, it was refused once a retry wrote its retry_count ("payload of
+// 65554 bytes exceeds the limit"), and so were its failed entry when
+// requeued (the error text added to it) and a job whose numbers lengthen
+// when re-serialised (1e14). Its real fault was lost to a misleading one.
+TEST(JobTest, AJobAcceptedOnceIsAcceptedAfterTheWorkersRewrites) {
+  auto padded = [](size_t compact_size) {  // with retry_count 1000
+    Json document = ValidJob();
+    document["retry_count"] = 1000;
+    document["pad"] = "";
+    document["pad"] = std::string(compact_size - document.dump().size(), 'p');
+    document["retry_count"] = 0;
+    return document.dump();
+  };
+  const std::string largest = padded(kMaxJobJsonBytes);
+  auto job = ParseJob(largest);
+  ASSERT_TRUE(job.ok()) << job.error().message;
+  auto retried = ParseJob(WithRetryCount(job->payload, 1000));
+  ASSERT_TRUE(retried.ok()) << retried.error().message;
+  EXPECT_EQ(retried->retry_count, 1000);
+  const std::string entry = FailedEntry(WithRetryCount(job->payload, 1000),
+                                        "Path outside media buffer: " + std::string(70000, '/'),
+                                        1001, std::chrono::system_clock::now());
+  auto requeued = ParseJob(entry);
+  ASSERT_TRUE(requeued.ok()) << requeued.error().message;
+  EXPECT_TRUE(requeued->requeued_from_failed);
+  EXPECT_EQ(requeued->sha256, kSha);
+
+  EXPECT_THAT(ErrorOf(padded(kMaxJobJsonBytes + 1)), HasSubstr("exceeds the limit of 61440"));
+  EXPECT_THAT(ErrorOf(padded(kMaxJobBytes - 16)), HasSubstr("exceeds the limit"));
+  std::string floats = ValidJob().dump();
+  floats.pop_back();
+  floats += ",\"f\":[1e14";
+  for (int i = 0; i < 4000; ++i) floats += ",1e14";
+  floats += "]}";
+  ASSERT_LT(floats.size(), kMaxJobJsonBytes);
+  EXPECT_THAT(ErrorOf(floats), HasSubstr("as re-serialised"));
+  // The failed entry's error is cut, and says so.
+  Json cut = Json::parse(entry);
+  EXPECT_EQ(cut["error"].get<std::string>().size(), kMaxFailedErrorBytes + 3);
+  EXPECT_TRUE(cut["error"].get<std::string>().ends_with("..."));
+}
+
 }  // namespace
 }  // namespace media_sync
