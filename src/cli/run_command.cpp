@@ -17,6 +17,8 @@
 #include "metrics/process_metrics.h"
 #include "metrics/registry.h"
 #include "queue/queue_admin.h"
+#include "queue/queue_maintenance.h"
+#include "queue/redis_job_queue.h"
 #include "s3/buffer_pool.h"
 #include "s3/s3_object_store.h"
 #include "util/liveness.h"
@@ -90,8 +92,6 @@ int Run(config::Options options, const RunFlags& flags) {
   Pipeline pipeline(registry, catalog, *buffer,
                     PipelineSettings{options.max_retries, options.retry_delay});
   worker::WorkerSettings settings;
-  settings.redis = options.redis;
-  settings.redis_options = redis_options;
   settings.worker_id = options.worker_id;
   settings.concurrency = options.concurrency;
   settings.lease = options.lease;
@@ -110,7 +110,17 @@ int Run(config::Options options, const RunFlags& flags) {
       .Set(1);
   worker::WorkerMetrics worker_metrics(metrics_registry);
   Liveness liveness;
-  worker::Worker worker(settings, pipeline, worker_metrics, liveness);
+  worker::QueueFactories queues{
+      [&] {
+        return std::unique_ptr<JobQueue>(std::make_unique<queue::RedisJobQueue>(
+            options.redis, options.worker_id, redis_options));
+      },
+      [&] {
+        queue::MaintenanceOptions maintenance{options.lease, redis_options};
+        return std::unique_ptr<QueueUpkeep>(std::make_unique<queue::QueueMaintenance>(
+            options.redis, options.worker_id, maintenance));
+      }};
+  worker::Worker worker(settings, std::move(queues), pipeline, worker_metrics, liveness);
 
   worker::MonitorSettings monitor_settings;
   monitor_settings.redis = options.redis;

@@ -1,5 +1,7 @@
-// The pipeline's view of the Redis reliable queue. The real adapter is
-// queue::RedisJobQueue; unit tests use an in-memory double.
+// The worker's view of the Redis reliable queue: JobQueue (one per job
+// thread) and QueueUpkeep (the chores of a live worker, one per worker). The
+// real adapters are queue::RedisJobQueue and queue::QueueMaintenance; unit
+// tests use the in-memory doubles of core/test_doubles.h.
 //
 // Keys (docs/contract.md §1, §3):
 //   media:sync:pending                 list, producers LPUSH, we take from the right
@@ -14,6 +16,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "core/result.h"
 
@@ -47,8 +50,39 @@ class JobQueue {
   virtual Status Fail(const Delivery& delivery, const std::string& entry) = 0;
 
   // Atomically: remove from processing, put the job back at the head of
-  // pending (served next). Used on shutdown.
+  // pending (served next). Used on shutdown, and to hand back an entry of
+  // this worker's list that none of its threads holds.
   virtual Status Release(const Delivery& delivery) = 0;
+
+  // True while the delivery is still in this worker's processing list; false
+  // once a reaper returned it to pending (this worker's lease had lapsed), so
+  // another worker may be serving it.
+  virtual Result<bool> Holds(const Delivery& delivery) = 0;
+};
+
+// The chores that keep the queue reliable, done by each live worker on its
+// maintenance thread. Every step is atomic on the server, so any number of
+// workers may run them at once. Not thread-safe: one per maintenance thread.
+class QueueUpkeep {
+ public:
+  virtual ~QueueUpkeep() = default;
+
+  // Registers the worker and renews its lease. Job threads take nothing
+  // before the first one succeeded.
+  virtual Status Heartbeat() = 0;
+  // Returns the jobs of workers whose lease lapsed to pending (counting one
+  // redelivery each); how many went back.
+  virtual Result<int64_t> ReapDeadWorkers() = 0;
+  // Moves retries whose due time has come to the head of pending; how many.
+  virtual Result<int64_t> PromoteDueRetries() = 0;
+  // Every entry of this worker's processing list, newest first (duplicates
+  // included).
+  virtual Result<std::vector<std::string>> OwnEntries() = 0;
+  // True when no job is pending, delayed, or in any worker's processing list.
+  virtual Result<bool> Idle() = 0;
+  // Clean exit: unregisters the worker if its processing list is empty
+  // (true); otherwise changes nothing (false).
+  virtual Result<bool> Deregister() = 0;
 };
 
 }  // namespace media_sync

@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/hash.h"
+#include "core/test_doubles.h"
 
 namespace media_sync {
 namespace {
@@ -22,102 +23,9 @@ using Outcome = Decision::Outcome;
 using Json = nlohmann::ordered_json;
 using namespace std::chrono_literals;
 
-// In-memory object store: keeps whatever Upload accepts, verifies like the real one.
-class FakeStore : public ObjectStore {
- public:
-  Result<std::optional<ObjectInfo>> Stat(const std::string& key, std::stop_token stop) override {
-    ++stats;
-    if (stop.stop_requested()) return Error::Cancelled("shutting down");
-    if (outage) return Error::Outage("connection refused");
-    auto it = objects.find(key);
-    if (it == objects.end()) return std::optional<ObjectInfo>();
-    return std::optional<ObjectInfo>(it->second.info);
-  }
-  Result<ObjectInfo> Upload(const std::string& key, int fd, uint64_t size,
-                            const std::string& sha256_hex, std::stop_token stop) override {
-    ++uploads;
-    if (stop.stop_requested()) return Error::Cancelled("shutting down");
-    if (outage) return Error::Outage("connection reset");
-    if (upload_error) return *upload_error;
-    std::string bytes(size, '\0');
-    if (pread(fd, bytes.data(), size, 0) != static_cast<ssize_t>(size)) {
-      return Error::JobRetryable("short read");
-    }
-    std::string actual = Sha256Hex(bytes);
-    if (actual != sha256_hex) {
-      return Error::JobRetryable("SHA-256 mismatch: expected " + sha256_hex + ", got " + actual);
-    }
-    ObjectInfo info{size, sha256_hex, "etag"};
-    objects[key] = {info, bytes};
-    if (after_upload) after_upload();
-    return info;
-  }
-
-  struct Object {
-    ObjectInfo info;
-    std::string bytes;
-  };
-  std::map<std::string, Object> objects;
-  bool outage = false;
-  std::optional<Error> upload_error;  // what Upload answers instead of storing
-  std::function<void()> after_upload;
-  int uploads = 0;
-  int stats = 0;
-};
-
-class FakeRouter : public StoreRouter {
- public:
-  explicit FakeRouter(std::shared_ptr<FakeStore> store) : store_(std::move(store)) {}
-  std::optional<TimePoint> DownUntil(const BoxId& box) override {
-    auto it = down_until.find(box.value_or(""));
-    if (it == down_until.end()) return std::nullopt;
-    return it->second;
-  }
-  Result<std::shared_ptr<ObjectStore>> ForBox(const BoxId& box) override {
-    if (catalog_outage) return Error::Outage("PostgreSQL unavailable");
-    if (box && *box == "nowhere") return Error::JobRetryable("Unknown storage box nowhere");
-    return std::shared_ptr<ObjectStore>(store_);
-  }
-  void ReportFailure(const BoxId& box, const Error&) override {
-    ++failures_reported;
-    down_until[box.value_or("")] = std::chrono::system_clock::time_point(1000s);
-  }
-  void ReportSuccess(const BoxId& box) override { down_until.erase(box.value_or("")); }
-  void AbandonProbe(const BoxId& box) override { abandoned.push_back(box.value_or("")); }
-  std::vector<std::string> abandoned;
-  int failures_reported = 0;
-
-  std::map<std::string, TimePoint> down_until;
-  bool catalog_outage = false;
-
- private:
-  std::shared_ptr<FakeStore> store_;
-};
-
-class FakeCatalog : public Catalog {
- public:
-  Result<RecordOutcome> RecordSync(const std::string& sha256, uint64_t file_size,
-                                   const std::optional<std::string>& box) override {
-    if (outage) return Error::Outage("PostgreSQL unavailable: connection refused");
-    auto row = synced.find(sha256);
-    if (row == synced.end()) return Error::JobRetryable("No media_files row for sha256 " + sha256);
-    if (row->second) return RecordOutcome::kAlreadySynced;
-    row->second = true;
-    if (box) used_bytes[*box] += file_size;
-    return RecordOutcome::kSynced;
-  }
-  Result<std::optional<std::string>> BoxEndpoint(const std::string&) override {
-    return std::optional<std::string>();
-  }
-  Result<std::vector<UnsyncedFile>> Unsynced(int, int) override {
-    return std::vector<UnsyncedFile>();
-  }
-  Result<int64_t> CountUnsynced() override { return int64_t{0}; }
-
-  std::map<std::string, bool> synced;  // sha256 -> synced_at set
-  std::map<std::string, uint64_t> used_bytes;
-  bool outage = false;
-};
+using doubles::FakeCatalog;
+using doubles::FakeRouter;
+using doubles::FakeStore;
 
 class PipelineTest : public ::testing::Test {
  protected:
@@ -135,18 +43,7 @@ class PipelineTest : public ::testing::Test {
 
   // Writes a buffer file with `content` and a catalog row; returns its job.
   Json MakeJob(const std::string& content, const std::string& box = "russia-1") {
-    std::string sha = Sha256Hex(content);
-    std::string relative =
-        "media/" + sha.substr(0, 2) + "/" + sha.substr(2, 2) + "/" + sha + ".jpg";
-    std::filesystem::create_directories(std::filesystem::path(dir_ + "/" + relative).parent_path());
-    std::ofstream(dir_ + "/" + relative, std::ios::binary) << content;
-    catalog_.synced[sha] = false;
-    return Json{{"sha256", sha},
-                {"s3_key", relative},
-                {"local_path", dir_ + "/" + relative},
-                {"storage_box_id", box},
-                {"file_size", content.size()},
-                {"queued_at", "2024-01-15T12:00:00"}};
+    return doubles::MakeBufferedJob(dir_, content, catalog_, box);
   }
 
   Decision Run(const Json& job, int64_t redeliveries = 0) { return Run(job.dump(), redeliveries); }

@@ -63,6 +63,15 @@ redis.call('SREM', KEYS[3], ARGV[1])
 return 1
 )lua");
 
+// KEYS: pending, delayed, workers. ARGV: processing key prefix.
+const LuaScript kIdleScript(R"lua(
+if redis.call('LLEN', KEYS[1]) > 0 or redis.call('ZCARD', KEYS[2]) > 0 then return 0 end
+for _, id in ipairs(redis.call('SMEMBERS', KEYS[3])) do
+  if redis.call('LLEN', ARGV[1] .. id) > 0 then return 0 end
+end
+return 1
+)lua");
+
 std::string HostName() {
   std::array<char, 256> host{};
   if (gethostname(host.data(), host.size() - 1) != 0) return "unknown";
@@ -116,6 +125,25 @@ Result<int64_t> QueueMaintenance::PromoteDueRetries(int64_t limit) {
                             std::vector<std::string_view>{limit_text});
   if (!reply) return reply.error();
   return reply->view().Integer();
+}
+
+Result<std::vector<std::string>> QueueMaintenance::OwnEntries() {
+  std::string processing_key = ProcessingKey(worker_id_);
+  auto reply = connection_.Command({"LRANGE", processing_key, "0", "-1"});
+  if (!reply) return reply.error();
+  ReplyView view = reply->view();
+  std::vector<std::string> entries;
+  entries.reserve(view.Size());
+  for (size_t i = 0; i < view.Size(); ++i) entries.emplace_back(view[i].String());
+  return entries;
+}
+
+Result<bool> QueueMaintenance::Idle() {
+  auto reply = connection_.RunScript(
+      kIdleScript, std::vector<std::string_view>{kPendingKey, kDelayedKey, kWorkersKey},
+      std::vector<std::string_view>{kProcessingKeyPrefix});
+  if (!reply) return reply.error();
+  return reply->view().Integer() == 1;
 }
 
 Result<bool> QueueMaintenance::Deregister() {

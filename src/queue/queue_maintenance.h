@@ -17,6 +17,9 @@
 //     ends in the failed queue instead of looping forever.
 //   - Deregister() on clean exit, after every job was acknowledged or
 //     released.
+//   - The worker compares OwnEntries() with the jobs its threads hold, and
+//     hands back (RedisJobQueue::Release) an entry none of them holds: a take
+//     whose reply was lost, or an acknowledgement Redis lost in a restart.
 //
 // Clocks: leases are TTLs kept by the Redis server; due times are compared
 // with the server's TIME inside the scripts. No host clock matters.
@@ -31,8 +34,10 @@
 #include <chrono>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "config/urls.h"
+#include "core/job_queue.h"
 #include "core/result.h"
 #include "queue/redis_connection.h"
 
@@ -46,7 +51,7 @@ struct MaintenanceOptions {
   RedisOptions redis;
 };
 
-class QueueMaintenance {
+class QueueMaintenance final : public QueueUpkeep {
  public:
   QueueMaintenance(config::RedisAddress address, std::string worker_id,
                    MaintenanceOptions options = {});
@@ -58,29 +63,39 @@ class QueueMaintenance {
 
   // SET media:sync:worker:<id> {host, pid, started_at} PX lease and SADD the
   // id to media:sync:workers, atomically.
-  Status Heartbeat();
+  Status Heartbeat() override;
 
   // For every registered worker without a heartbeat: RPUSH its processing
   // list onto pending (oldest ends at the head), HINCRBY each payload's
   // redelivery count, delete the list, SREM the id. Returns how many jobs went
   // back. This worker's own list is only touched if its own lease lapsed.
-  Result<int64_t> ReapDeadWorkers();
+  Result<int64_t> ReapDeadWorkers() override;
 
   // Moves up to `limit` retries whose due time (server clock) has come from
   // media:sync:delayed to the head of pending, earliest due served first.
   // Returns how many moved.
-  Result<int64_t> PromoteDueRetries(int64_t limit = 1000);
+  Result<int64_t> PromoteDueRetries(int64_t limit);
+  Result<int64_t> PromoteDueRetries() override { return PromoteDueRetries(kPromoteBatch); }
+
+  // LRANGE of this worker's processing list.
+  Result<std::vector<std::string>> OwnEntries() override;
+
+  // Pending and delayed are empty and every registered worker's processing
+  // list is empty, read in one script.
+  Result<bool> Idle() override;
 
   // Clean exit: if this worker's processing list is empty, deletes its
   // heartbeat and unregisters it, returning true. Otherwise changes nothing
   // and returns false: the jobs are still held (in-flight work of a forced
   // exit) and the reaper returns them once the lease runs out.
-  Result<bool> Deregister();
+  Result<bool> Deregister() override;
 
   std::chrono::milliseconds RecommendedHeartbeatInterval() const { return options_.lease / 3; }
   const std::string& worker_id() const { return worker_id_; }
 
  private:
+  static constexpr int64_t kPromoteBatch = 1000;
+
   RedisConnection connection_;
   std::string worker_id_;
   MaintenanceOptions options_;

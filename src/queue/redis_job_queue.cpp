@@ -178,4 +178,10 @@ Status RedisJobQueue::Release(const Delivery& delivery) {
                        {delivery.payload});
 }
 
+Result<bool> RedisJobQueue::Holds(const Delivery& delivery) {
+  auto reply = connection_.Command({"LPOS", processing_key_, delivery.payload});
+  if (!reply) return reply.error();
+  return !reply->view().IsNil();
+}
+
 }  // namespace media_sync::queue

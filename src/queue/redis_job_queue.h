@@ -26,12 +26,12 @@
 // duplicate job) are acknowledged one by one.
 //
 // A Take whose reply is lost on the wire after the server moved the job (a
-// network failure mid-reply) cannot know the job: it stays in this worker's
-// processing list, unseen, until the worker exits. It is not lost: Deregister
-// then refuses to drop the lease, the lease runs out and a live worker's
-// reaper returns the job to pending. Reading the redelivery count is best
-// effort for the same reason: once the job is ours, Take hands it out even if
-// that read fails (count 0, warning logged).
+// network failure mid-reply) cannot know the job: it sits in this worker's
+// processing list with no thread holding it. The worker finds such entries
+// (QueueMaintenance::OwnEntries against what its threads hold) and hands
+// them back with Release. Reading the redelivery count is best effort for
+// the same reason: once the job is ours, Take hands it out even if that read
+// fails (count 0, warning logged).
 //
 // Redelivery counts (media:sync:redeliveries) are cleared by Ack and Fail. A
 // Delay whose payload differs from the delivered one (the pipeline rewrote
@@ -85,6 +85,8 @@ class RedisJobQueue final : public JobQueue {
                std::chrono::system_clock::time_point due) override;
   Status Fail(const Delivery& delivery, const std::string& entry) override;
   Status Release(const Delivery& delivery) override;
+  // LPOS of the payload in processing:<id>.
+  Result<bool> Holds(const Delivery& delivery) override;
 
   const std::string& worker_id() const { return worker_id_; }
 

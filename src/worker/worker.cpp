@@ -6,9 +6,6 @@
 #include <mutex>
 #include <random>
 
-#include "queue/queue_admin.h"
-#include "queue/queue_maintenance.h"
-#include "queue/redis_job_queue.h"
 #include "util/log.h"
 
 namespace media_sync::worker {
@@ -90,9 +87,13 @@ void LogOutcome(const Decision& decision, std::chrono::steady_clock::duration to
 
 }  // namespace
 
-Worker::Worker(WorkerSettings settings, const Pipeline& pipeline, WorkerMetrics& metrics,
-               Liveness& liveness)
-    : settings_(std::move(settings)), pipeline_(pipeline), metrics_(metrics), liveness_(liveness) {}
+Worker::Worker(WorkerSettings settings, QueueFactories queues, const Pipeline& pipeline,
+               WorkerMetrics& metrics, Liveness& liveness)
+    : settings_(std::move(settings)),
+      queues_(std::move(queues)),
+      pipeline_(pipeline),
+      metrics_(metrics),
+      liveness_(liveness) {}
 
 Worker::~Worker() {
   Cancel();
@@ -149,13 +150,13 @@ void Worker::WaitRegistered(const std::stop_token& stop) {
 
 void Worker::JobLoop(int index) {
   auto registration = liveness_.Register("job-" + std::to_string(index));
-  queue::RedisJobQueue queue(settings_.redis, settings_.worker_id, settings_.redis_options);
+  std::unique_ptr<JobQueue> queue = queues_.job_queue();
   Backoff backoff(settings_.outage_backoff_max);
   std::stop_token stop = stop_taking_.get_token();
   WaitRegistered(stop);
   while (!stop.stop_requested()) {
     Liveness::Beat();
-    auto taken = queue.Take(kTakeWait);
+    auto taken = queue->Take(kTakeWait);
     if (!taken) {
       auto wait = Jittered(backoff.Next());
       if (index == 0) {
@@ -167,23 +168,37 @@ void Worker::JobLoop(int index) {
     }
     backoff.Reset();
     if (!taken->has_value()) continue;
+    const Delivery& delivery = **taken;
+    Hold(delivery);
     ++stats_.in_flight;
     metrics_.jobs_in_flight.Add(1);
-    Handle(queue, **taken);
+    Handle(*queue, delivery);
     metrics_.jobs_in_flight.Add(-1);
     --stats_.in_flight;
+    LetGo(delivery);
   }
   if (--running_jobs_threads_ == 0) finished_ = true;
 }
 
-void Worker::Handle(JobQueue& queue, const Delivery& delivery) {
-  auto started = std::chrono::steady_clock::now();
+void Worker::Hold(const Delivery& delivery) {
+  std::lock_guard lock(held_mutex_);
+  ++held_[delivery.payload];
+}
+
+void Worker::LetGo(const Delivery& delivery) {
+  std::lock_guard lock(held_mutex_);
+  auto it = held_.find(delivery.payload);
+  if (it != held_.end() && --it->second == 0) held_.erase(it);
+}
+
+std::optional<Decision> Worker::Decide(JobQueue& queue, const Delivery& delivery) {
+  // A take that was waiting when the stop came starts no new work.
+  if (stop_taking_.stop_requested()) return Decision::Release("stopping: handed back untouched");
   Backoff backoff(settings_.outage_backoff_max);
-  Decision decision;
   while (true) {
     Liveness::Beat();
-    decision = pipeline_.Process(delivery, cancel_.get_token());
-    if (decision.action != Action::kHold) break;
+    Decision decision = pipeline_.Process(delivery, cancel_.get_token());
+    if (decision.action != Action::kHold) return decision;
     // PostgreSQL or the catalog is down: everything would fail the same way,
     // so this thread keeps its job and waits instead of churning the queue.
     auto wait = Jittered(backoff.Next());
@@ -191,9 +206,29 @@ void Worker::Handle(JobQueue& queue, const Delivery& delivery) {
     if (SleepFor(wait, stop_taking_.get_token())) {
       decision.action = Action::kRelease;
       decision.outcome = Outcome::kCancelled;
-      break;
+      return decision;
+    }
+    // A hold can outlast this worker's lease (Redis was out of reach for
+    // this worker alone): once a reaper returned the job, another worker
+    // serves it, and holding on would make two holders of one job.
+    if (auto holds = queue.Holds(delivery); holds && !*holds) {
+      spdlog::warn(
+          "let go of a held job: a reaper returned it to pending while this worker's lease had "
+          "lapsed ({})",
+          decision.message);
+      return std::nullopt;
     }
   }
+}
+
+void Worker::Handle(JobQueue& queue, const Delivery& delivery) {
+  auto started = std::chrono::steady_clock::now();
+  std::optional<Decision> decided = Decide(queue, delivery);
+  if (!decided) {
+    ++stats_.released;
+    return;
+  }
+  const Decision& decision = *decided;
   Apply(queue, delivery, decision);
 
   switch (decision.outcome) {
@@ -255,61 +290,66 @@ void Worker::Apply(JobQueue& queue, const Delivery& delivery, const Decision& de
 
 void Worker::MaintenanceLoop(const std::stop_token& stop) {
   auto registration = liveness_.Register("maintenance");
-  queue::MaintenanceOptions options;
-  options.lease = settings_.lease;
-  options.redis = settings_.redis_options;
-  queue::QueueMaintenance maintenance(settings_.redis, settings_.worker_id, options);
-  queue::QueueAdmin admin(settings_.redis, settings_.redis_options);
-  auto heartbeat_every = maintenance.RecommendedHeartbeatInterval();
-  auto reap_every = std::max<std::chrono::milliseconds>(settings_.lease / 4, 1000ms);
+  std::unique_ptr<QueueUpkeep> upkeep = queues_.upkeep();
+  std::unique_ptr<JobQueue> hand_back = queues_.job_queue();
+  const auto check_every = std::max<std::chrono::milliseconds>(settings_.lease / 3, 100ms);
+  const auto reap_every = std::max<std::chrono::milliseconds>(settings_.lease / 4, 1000ms);
   auto last_heartbeat = std::chrono::steady_clock::time_point();
   auto last_reap = std::chrono::steady_clock::time_point();
+  auto last_check = std::chrono::steady_clock::time_point();
+  // Since when every call to Redis succeeded (unset while it fails).
+  std::optional<std::chrono::steady_clock::time_point> connected_since;
+  std::unordered_map<std::string, int> unheld;  // seen on the last check
+  bool registered = false;
   bool redis_down = false;
 
   while (!stop.stop_requested()) {
     Liveness::Beat();
     auto now = std::chrono::steady_clock::now();
     Status status;
-    if (now - last_heartbeat >= heartbeat_every) {
-      status = maintenance.Heartbeat();
-      if (status) {
-        last_heartbeat = now;
+    if (now - last_heartbeat >= check_every) {
+      status = upkeep->Heartbeat();
+      if (status && !registered) {
+        registered = true;
         std::lock_guard lock(registered_mutex_);
-        if (!registered_) {
-          registered_ = true;  // the job threads may take from now on
-          registered_changed_.notify_all();
-        }
+        registered_ = true;  // the job threads may take from now on
+        registered_changed_.notify_all();
       }
+      if (status) last_heartbeat = now;
     }
+    if (status && !connected_since) connected_since = now;
     if (status && !finished_) {
-      if (auto promoted = maintenance.PromoteDueRetries(); !promoted) {
+      if (auto promoted = upkeep->PromoteDueRetries(); !promoted) {
         status = promoted.error();
       } else if (*promoted > 0) {
         spdlog::debug("{} due retries moved to pending", *promoted);
       }
     }
-    if (status && now - last_reap >= reap_every) {
-      if (auto reaped = maintenance.ReapDeadWorkers(); !reaped) {
+    // Only a worker whose own connection held for a full lease may judge
+    // others dead: after an outage every worker's lease may have lapsed, and
+    // each renews its own within a second of reconnecting.
+    if (status && now - last_reap >= reap_every && now - *connected_since >= settings_.lease) {
+      if (auto reaped = upkeep->ReapDeadWorkers(); !reaped) {
         status = reaped.error();
       } else {
         last_reap = now;
         if (*reaped > 0) spdlog::warn("returned {} jobs of dead workers to pending", *reaped);
       }
     }
-    if (status && settings_.drain && !stop_taking_.stop_requested()) {
-      auto counts = admin.Counts();
-      if (!counts) {
-        status = counts.error();
-      } else if (counts->pending == 0 && counts->delayed == 0 && stats_.in_flight == 0) {
-        // Drained: nothing pending or delayed and nothing held by any
-        // worker. A dead worker's jobs count as held until the reaper returns
-        // them to pending when its lease runs out; a live worker's jobs may
-        // still come back as retries.
-        bool held = counts->processing > 0;
-        if (!held) {
-          spdlog::info("queue drained: stopping");
-          stop_taking_.request_stop();
-        }
+    if (status && registered && now - last_check >= check_every) {
+      status = HandBackUnheld(*upkeep, *hand_back, unheld, false);
+      if (status) last_check = now;
+    }
+    if (status && settings_.drain && !stop_taking_.stop_requested() && stats_.in_flight == 0) {
+      // Drained: nothing pending or delayed and nothing held by any worker.
+      // A dead worker's jobs count as held until the reaper returns them to
+      // pending when its lease runs out; a live worker's jobs may still come
+      // back as retries.
+      if (auto idle = upkeep->Idle(); !idle) {
+        status = idle.error();
+      } else if (*idle) {
+        spdlog::info("queue drained: stopping");
+        stop_taking_.request_stop();
       }
     }
     if (!status) {
@@ -318,6 +358,8 @@ void Worker::MaintenanceLoop(const std::stop_token& stop) {
       // A Redis that comes back may have lost the lease (restarted without
       // its data): renew it first thing, the job threads take nothing without.
       last_heartbeat = std::chrono::steady_clock::time_point();
+      connected_since.reset();
+      unheld.clear();
     } else if (redis_down) {
       spdlog::info("maintenance: Redis is back");
       redis_down = false;
@@ -325,9 +367,12 @@ void Worker::MaintenanceLoop(const std::stop_token& stop) {
     SleepFor(redis_down ? 1000ms : kPromoteInterval, stop);
   }
 
-  // Every job thread has ended: deregister, unless jobs are still held
-  // (a forced stop during a Redis outage); the reaper returns those later.
-  auto deregistered = maintenance.Deregister();
+  // Every job thread has ended, so no thread holds anything: hand back what
+  // is left in the list (jobs whose release failed during an outage), then
+  // deregister. Should Redis still be down, the reaper returns them once the
+  // lease runs out.
+  Status handed_back = HandBackUnheld(*upkeep, *hand_back, unheld, true);
+  auto deregistered = handed_back ? upkeep->Deregister() : Result<bool>(handed_back.error());
   if (!deregistered) {
     spdlog::warn("could not deregister: {}", deregistered.error().message);
   } else if (!*deregistered) {
@@ -336,6 +381,41 @@ void Worker::MaintenanceLoop(const std::stop_token& stop) {
         "lease runs out",
         settings_.worker_id);
   }
+}
+
+Status Worker::HandBackUnheld(QueueUpkeep& upkeep, JobQueue& queue,
+                              std::unordered_map<std::string, int>& unheld, bool all) {
+  // The list first, then what the threads hold: a job taken in between is
+  // not in the list read; one finished in between looks unheld once only.
+  auto entries = upkeep.OwnEntries();
+  if (!entries) return entries.error();
+  std::unordered_map<std::string, int> now_unheld;
+  for (const auto& entry : *entries) ++now_unheld[entry];
+  {
+    std::lock_guard lock(held_mutex_);
+    for (const auto& [payload, threads] : held_) {
+      auto it = now_unheld.find(payload);
+      if (it == now_unheld.end()) continue;
+      it->second -= threads;
+      if (it->second <= 0) now_unheld.erase(it);
+    }
+  }
+  for (auto it = now_unheld.begin(); it != now_unheld.end();) {
+    // Unheld twice in a row: a take in progress is held within
+    // microseconds of its reply, long before the next check.
+    int seen_before = 0;
+    if (auto before = unheld.find(it->first); before != unheld.end()) seen_before = before->second;
+    int copies = all ? it->second : std::min(it->second, seen_before);
+    for (int i = 0; i < copies; ++i) {
+      if (Status released = queue.Release(Delivery{it->first, 0}); !released) return released;
+      spdlog::warn("handed back a job in media:sync:processing:{} that no thread held",
+                   settings_.worker_id);
+    }
+    it->second -= copies;
+    it = it->second > 0 ? std::next(it) : now_unheld.erase(it);
+  }
+  unheld = std::move(now_unheld);
+  return Ok();
 }
 
 }  // namespace media_sync::worker

@@ -1,10 +1,22 @@
 // The running service (`media-sync run`): N job threads, each with its own
-// Redis connection, taking jobs from the reliable queue and applying the
-// pipeline's decisions; one maintenance thread keeping the lease (heartbeat),
-// reaping dead workers, and promoting due retries. Job threads take nothing
-// before the maintenance thread's first heartbeat registered the worker
-// (retried while Redis is down), so no job ever sits in a processing list
-// that reapers and drain counts cannot see.
+// JobQueue (connection), taking jobs from the reliable queue and applying the
+// pipeline's decisions; one maintenance thread with its QueueUpkeep keeping
+// the lease (heartbeat), reaping dead workers, and promoting due retries. Job
+// threads take nothing before the maintenance thread's first heartbeat
+// registered the worker (retried while Redis is down), so no job ever sits in
+// a processing list that reapers and drain counts cannot see.
+//
+// The worker knows which entries of its processing list its threads hold.
+// An entry none of them holds on two checks in a row (lease/3 apart) is
+// handed back to pending: a take whose reply was lost, or an acknowledgement
+// that Redis lost when it restarted from an older snapshot. So every entry
+// of the list is served within a lease, and `run --drain` ends.
+//
+// Outages shared by every worker cost no job a retry: a worker reaps others
+// only after its own connection to Redis has held for a full lease (the
+// others renew theirs within a second of Redis coming back), and a thread
+// holding a job through a PostgreSQL outage lets go of it once a reaper has
+// returned it to pending, so one job is never held twice.
 //
 // Shutdown has two steps: RequestStop() stops taking jobs and lets in-flight
 // jobs finish; Cancel() aborts in-flight transfers, whose jobs are handed
@@ -16,16 +28,18 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <stop_token>
 #include <string>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
-#include "config/options.h"
+#include "core/job_queue.h"
 #include "core/pipeline.h"
-#include "queue/redis_connection.h"
 #include "util/liveness.h"
 #include "worker/worker_metrics.h"
 
@@ -43,13 +57,20 @@ struct WorkerStats {
 };
 
 struct WorkerSettings {
-  config::RedisAddress redis;
-  queue::RedisOptions redis_options;
   std::string worker_id;
   int concurrency = 32;
   std::chrono::milliseconds lease{30000};
   std::chrono::milliseconds outage_backoff_max{30000};
   bool drain = false;  // stop once no job is pending, delayed or held by any worker
+};
+
+// How the worker reaches its queue: each call makes one adapter with its own
+// connection. `job_queue` is called once per job thread and once for the
+// maintenance thread (which hands back entries no thread holds); `upkeep`
+// once, for the maintenance thread.
+struct QueueFactories {
+  std::function<std::unique_ptr<JobQueue>()> job_queue;
+  std::function<std::unique_ptr<QueueUpkeep>()> upkeep;
 };
 
 class Worker {
@@ -58,8 +79,8 @@ class Worker {
   // outlive the worker). Every thread registers with `liveness` and beats
   // at each turn of its loop; each finished job is recorded in `metrics`
   // and logged as one structured line.
-  Worker(WorkerSettings settings, const Pipeline& pipeline, WorkerMetrics& metrics,
-         Liveness& liveness);
+  Worker(WorkerSettings settings, QueueFactories queues, const Pipeline& pipeline,
+         WorkerMetrics& metrics, Liveness& liveness);
   ~Worker();
   Worker(const Worker&) = delete;
   Worker& operator=(const Worker&) = delete;
@@ -82,6 +103,17 @@ class Worker {
   // Returns once the first heartbeat registered this worker, or on stop.
   void WaitRegistered(const std::stop_token& stop);
   void MaintenanceLoop(const std::stop_token& stop);
+  // Hands back the entries of this worker's list that no thread held on this
+  // check nor on the previous one (`unheld`, updated). With `all`, every
+  // entry no thread holds now (no job thread runs any more).
+  Status HandBackUnheld(QueueUpkeep& upkeep, JobQueue& queue,
+                        std::unordered_map<std::string, int>& unheld, bool all);
+  void Hold(const Delivery& delivery);
+  void LetGo(const Delivery& delivery);
+  // Runs the pipeline until it decides; while it answers Hold, waits and
+  // tries again, unless stopping (Release) or a reaper returned the job
+  // meanwhile (nullopt: another worker serves it).
+  std::optional<Decision> Decide(JobQueue& queue, const Delivery& delivery);
   void Handle(JobQueue& queue, const Delivery& delivery);
   // Applies a decision to the queue, retrying while Redis is down (until Cancel).
   void Apply(JobQueue& queue, const Delivery& delivery, const Decision& decision);
@@ -90,6 +122,7 @@ class Worker {
   std::chrono::milliseconds Jittered(std::chrono::milliseconds base) const;
 
   const WorkerSettings settings_;
+  const QueueFactories queues_;
   const Pipeline& pipeline_;
   WorkerMetrics& metrics_;
   Liveness& liveness_;
@@ -101,6 +134,9 @@ class Worker {
   std::mutex registered_mutex_;
   std::condition_variable_any registered_changed_;
   bool registered_ = false;  // guarded by registered_mutex_
+  std::mutex held_mutex_;
+  std::unordered_map<std::string, int>
+      held_;  // payload -> threads holding it; guarded by held_mutex_
   std::vector<std::jthread> job_threads_;
   std::jthread maintenance_;
 };

@@ -1,0 +1,340 @@
+// In-memory doubles of the core seams, for unit tests of pure logic only
+// (the pipeline's and the worker's decisions); everything that talks to
+// Redis, PostgreSQL or S3 is tested against the real servers. Each double
+// is safe to share between threads (one mutex each) and exposes its state as
+// public fields for the test to arrange and inspect.
+#pragma once
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <stop_token>
+#include <string>
+#include <vector>
+
+#include "core/catalog.h"
+#include "core/hash.h"
+#include "core/job_queue.h"
+#include "core/object_store.h"
+#include "core/store_router.h"
+
+namespace media_sync::doubles {
+
+// Keeps whatever Upload accepts, verifying the bytes like the real store.
+class FakeStore : public ObjectStore {
+ public:
+  Result<std::optional<ObjectInfo>> Stat(const std::string& key, std::stop_token stop) override {
+    std::lock_guard lock(mu);
+    ++stats;
+    if (stop.stop_requested()) return Error::Cancelled("shutting down");
+    if (outage) return Error::Outage("connection refused");
+    auto it = objects.find(key);
+    if (it == objects.end()) return std::optional<ObjectInfo>();
+    return std::optional<ObjectInfo>(it->second.info);
+  }
+  Result<ObjectInfo> Upload(const std::string& key, int fd, uint64_t size,
+                            const std::string& sha256_hex, std::stop_token stop) override {
+    std::function<void()> hook;
+    ObjectInfo info{size, sha256_hex, "etag"};
+    {
+      std::lock_guard lock(mu);
+      ++uploads;
+      if (stop.stop_requested()) return Error::Cancelled("shutting down");
+      if (outage) return Error::Outage("connection reset");
+      if (upload_error) return *upload_error;
+      std::string bytes(size, '\0');
+      if (pread(fd, bytes.data(), size, 0) != static_cast<ssize_t>(size)) {
+        return Error::JobRetryable("short read");
+      }
+      std::string actual = Sha256Hex(bytes);
+      if (actual != sha256_hex) {
+        return Error::JobRetryable("SHA-256 mismatch: expected " + sha256_hex + ", got " + actual);
+      }
+      objects[key] = {info, bytes};
+      hook = after_upload;
+    }
+    if (hook) hook();
+    return info;
+  }
+
+  struct Object {
+    ObjectInfo info;
+    std::string bytes;
+  };
+  std::mutex mu;
+  std::map<std::string, Object> objects;
+  bool outage = false;
+  std::optional<Error> upload_error;  // what Upload answers instead of storing
+  std::function<void()> after_upload;
+  int uploads = 0;
+  int stats = 0;
+};
+
+// Every box is served by one FakeStore; boxes can be marked down.
+class FakeRouter : public StoreRouter {
+ public:
+  explicit FakeRouter(std::shared_ptr<FakeStore> store) : store_(std::move(store)) {}
+  std::optional<TimePoint> DownUntil(const BoxId& box) override {
+    std::lock_guard lock(mu);
+    auto it = down_until.find(box.value_or(""));
+    if (it == down_until.end()) return std::nullopt;
+    return it->second;
+  }
+  Result<std::shared_ptr<ObjectStore>> ForBox(const BoxId& box) override {
+    std::lock_guard lock(mu);
+    if (catalog_outage) return Error::Outage("PostgreSQL unavailable");
+    if (box && *box == "nowhere") return Error::JobRetryable("Unknown storage box nowhere");
+    return std::shared_ptr<ObjectStore>(store_);
+  }
+  void ReportFailure(const BoxId& box, const Error&) override {
+    std::lock_guard lock(mu);
+    ++failures_reported;
+    down_until[box.value_or("")] =
+        std::chrono::system_clock::time_point(std::chrono::seconds(1000));
+  }
+  void ReportSuccess(const BoxId& box) override {
+    std::lock_guard lock(mu);
+    down_until.erase(box.value_or(""));
+  }
+  void AbandonProbe(const BoxId& box) override {
+    std::lock_guard lock(mu);
+    abandoned.push_back(box.value_or(""));
+  }
+
+  std::mutex mu;
+  std::vector<std::string> abandoned;
+  int failures_reported = 0;
+  std::map<std::string, TimePoint> down_until;
+  bool catalog_outage = false;
+
+ private:
+  std::shared_ptr<FakeStore> store_;
+};
+
+// media_files rows as sha256 -> synced, with exact box counters.
+class FakeCatalog : public Catalog {
+ public:
+  Result<RecordOutcome> RecordSync(const std::string& sha256, uint64_t file_size,
+                                   const std::optional<std::string>& box) override {
+    std::lock_guard lock(mu);
+    if (outage) return Error::Outage("PostgreSQL unavailable: connection refused");
+    auto row = synced.find(sha256);
+    if (row == synced.end()) return Error::JobRetryable("No media_files row for sha256 " + sha256);
+    if (row->second) return RecordOutcome::kAlreadySynced;
+    row->second = true;
+    if (box) used_bytes[*box] += file_size;
+    return RecordOutcome::kSynced;
+  }
+  Result<std::optional<std::string>> BoxEndpoint(const std::string&) override {
+    return std::optional<std::string>();
+  }
+  Result<std::vector<UnsyncedFile>> Unsynced(int, int) override {
+    return std::vector<UnsyncedFile>();
+  }
+  Result<int64_t> CountUnsynced() override { return int64_t{0}; }
+
+  void SetOutage(bool down) {
+    std::lock_guard lock(mu);
+    outage = down;
+  }
+
+  std::mutex mu;
+  std::map<std::string, bool> synced;  // sha256 -> synced_at set
+  std::map<std::string, uint64_t> used_bytes;
+  bool outage = false;
+};
+
+// Writes `content` into the buffer at `buffer_dir` under its content path and
+// adds its unsynced row to `catalog`; returns the job.
+inline nlohmann::ordered_json MakeBufferedJob(const std::string& buffer_dir,
+                                              const std::string& content, FakeCatalog& catalog,
+                                              const std::string& box = "russia-1") {
+  std::string sha = Sha256Hex(content);
+  std::string relative = "media/" + sha.substr(0, 2) + "/" + sha.substr(2, 2) + "/" + sha + ".jpg";
+  std::filesystem::create_directories(
+      std::filesystem::path(buffer_dir + "/" + relative).parent_path());
+  std::ofstream(buffer_dir + "/" + relative, std::ios::binary) << content;
+  {
+    std::lock_guard lock(catalog.mu);
+    catalog.synced[sha] = false;
+  }
+  return nlohmann::ordered_json{{"sha256", sha},
+                                {"s3_key", relative},
+                                {"local_path", buffer_dir + "/" + relative},
+                                {"storage_box_id", box},
+                                {"file_size", content.size()},
+                                {"queued_at", "2024-01-15T12:00:00"}};
+}
+
+// The reliable queue of one worker id, in memory: what InMemoryJobQueue and
+// InMemoryUpkeep share. Lists keep Redis's order (pending's head is its
+// back; processing's newest entry is its front).
+struct InMemoryQueueState {
+  // Waits until `condition` (called under the lock) holds or `timeout`
+  // passes; every change to the state wakes the waiters.
+  bool WaitFor(const std::function<bool()>& condition, std::chrono::milliseconds timeout) {
+    std::unique_lock lock(mu);
+    return changed.wait_for(lock, timeout, condition);
+  }
+  void Push(const std::string& payload) {
+    std::lock_guard lock(mu);
+    pending.push_front(payload);
+    changed.notify_all();
+  }
+  void SetUp(bool up) {
+    std::lock_guard lock(mu);
+    redis_up = up;
+    changed.notify_all();
+  }
+  // Removes one copy of `payload` from `list`; true when there was one.
+  static bool RemoveOne(std::deque<std::string>& list, const std::string& payload) {
+    auto it = std::find(list.begin(), list.end(), payload);
+    if (it == list.end()) return false;
+    list.erase(it);
+    return true;
+  }
+
+  std::mutex mu;
+  std::condition_variable changed;
+  bool redis_up = true;
+  bool lease = false;  // the heartbeat key exists
+  // The next take moves a job but its reply is lost (the caller sees an outage).
+  bool lose_next_take_reply = false;
+  std::deque<std::string> pending;
+  std::deque<std::string> processing;
+  std::vector<std::pair<std::string, std::chrono::system_clock::time_point>> delayed;
+  std::vector<std::string> failed;
+  std::vector<std::string> acked;
+  std::vector<std::string> released;
+  int heartbeats = 0;
+  std::vector<std::chrono::steady_clock::time_point> heartbeat_times;  // successful ones
+  std::vector<std::chrono::steady_clock::time_point> reap_times;
+  int takes = 0;
+  int take_calls_without_lease = 0;  // Take called before a heartbeat made the lease
+};
+
+class InMemoryJobQueue : public JobQueue {
+ public:
+  explicit InMemoryJobQueue(std::shared_ptr<InMemoryQueueState> state) : state_(std::move(state)) {}
+
+  Result<std::optional<Delivery>> Take(std::chrono::milliseconds wait) override {
+    std::unique_lock lock(state_->mu);
+    if (!state_->lease) ++state_->take_calls_without_lease;
+    state_->changed.wait_for(lock, wait,
+                             [&] { return !state_->redis_up || !state_->pending.empty(); });
+    if (!state_->redis_up) return Down();
+    if (!state_->lease) return Error::Outage("worker holds no lease");
+    if (state_->pending.empty()) return std::optional<Delivery>();
+    std::string payload = state_->pending.back();
+    state_->pending.pop_back();
+    state_->processing.push_front(payload);
+    ++state_->takes;
+    state_->changed.notify_all();
+    if (state_->lose_next_take_reply) {
+      state_->lose_next_take_reply = false;
+      return Error::Outage("connection reset by peer");
+    }
+    return std::optional<Delivery>(Delivery{payload, 0});
+  }
+  Status Ack(const Delivery& delivery) override {
+    return Move(
+        delivery, [&] { state_->acked.push_back(delivery.payload); }, true);
+  }
+  Status Delay(const Delivery& delivery, const std::string& payload,
+               std::chrono::system_clock::time_point due) override {
+    return Move(delivery, [&] { state_->delayed.emplace_back(payload, due); });
+  }
+  Status Fail(const Delivery& delivery, const std::string& entry) override {
+    return Move(delivery, [&] { state_->failed.push_back(entry); });
+  }
+  Status Release(const Delivery& delivery) override {
+    return Move(delivery, [&] {
+      state_->pending.push_back(delivery.payload);
+      state_->released.push_back(delivery.payload);
+    });
+  }
+  Result<bool> Holds(const Delivery& delivery) override {
+    std::lock_guard lock(state_->mu);
+    if (!state_->redis_up) return Down();
+    return std::find(state_->processing.begin(), state_->processing.end(), delivery.payload) !=
+           state_->processing.end();
+  }
+
+ private:
+  static Error Down() { return Error::Outage("Redis unavailable: connection refused"); }
+  // Like the Lua scripts: nothing happens to a job no longer in processing,
+  // except an Ack (`always`), which records the outcome either way.
+  Status Move(const Delivery& delivery, const std::function<void()>& then, bool always = false) {
+    std::lock_guard lock(state_->mu);
+    if (!state_->redis_up) return Down();
+    bool removed = InMemoryQueueState::RemoveOne(state_->processing, delivery.payload);
+    if (removed || always) then();
+    state_->changed.notify_all();
+    return Ok();
+  }
+
+  std::shared_ptr<InMemoryQueueState> state_;
+};
+
+class InMemoryUpkeep : public QueueUpkeep {
+ public:
+  explicit InMemoryUpkeep(std::shared_ptr<InMemoryQueueState> state) : state_(std::move(state)) {}
+
+  Status Heartbeat() override {
+    std::lock_guard lock(state_->mu);
+    ++state_->heartbeats;
+    state_->changed.notify_all();
+    if (!state_->redis_up) return Down();
+    state_->lease = true;
+    state_->heartbeat_times.push_back(std::chrono::steady_clock::now());
+    state_->changed.notify_all();
+    return Ok();
+  }
+  Result<int64_t> ReapDeadWorkers() override {
+    std::lock_guard lock(state_->mu);
+    if (!state_->redis_up) return Down();
+    state_->reap_times.push_back(std::chrono::steady_clock::now());
+    state_->changed.notify_all();
+    return int64_t{0};
+  }
+  Result<int64_t> PromoteDueRetries() override {
+    std::lock_guard lock(state_->mu);
+    if (!state_->redis_up) return Down();
+    return int64_t{0};
+  }
+  Result<std::vector<std::string>> OwnEntries() override {
+    std::lock_guard lock(state_->mu);
+    if (!state_->redis_up) return Down();
+    return std::vector<std::string>(state_->processing.begin(), state_->processing.end());
+  }
+  Result<bool> Idle() override {
+    std::lock_guard lock(state_->mu);
+    if (!state_->redis_up) return Down();
+    return state_->pending.empty() && state_->delayed.empty() && state_->processing.empty();
+  }
+  Result<bool> Deregister() override {
+    std::lock_guard lock(state_->mu);
+    if (!state_->redis_up) return Down();
+    if (!state_->processing.empty()) return false;
+    state_->lease = false;
+    state_->changed.notify_all();
+    return true;
+  }
+
+ private:
+  static Error Down() { return Error::Outage("Redis unavailable: connection refused"); }
+  std::shared_ptr<InMemoryQueueState> state_;
+};
+
+}  // namespace media_sync::doubles
