@@ -23,7 +23,7 @@ constexpr size_t kCopyChunk = size_t{1} << 20;
 std::string Errno(int error) { return std::strerror(error); }
 
 Error IoError(const std::string& what, const std::string& path, int error) {
-  return Error::JobRetryable(what + " " + path + ": " + Errno(error));
+  return Error::Input(what + " " + path + ": " + Errno(error));
 }
 
 // "media/ab/cd/x.jpg" -> {"media", "ab", "cd", "x.jpg"}; nullopt for an
@@ -56,13 +56,12 @@ Existing CheckExisting(int dir, const std::string& name, const std::string& show
     return {true, IoError("cannot stat", shown, errno)};
   }
   if (!S_ISREG(st.st_mode)) {
-    return {true, Error::JobRetryable(shown + " already exists and is a " +
-                                      FileTypeName(st.st_mode) + ", not a regular file")};
+    return {true, Error::Input(shown + " already exists and is a " + FileTypeName(st.st_mode) +
+                               ", not a regular file")};
   }
   if (static_cast<uint64_t>(st.st_size) != size) {
-    return {true,
-            Error::JobRetryable(shown + " already exists with " + std::to_string(st.st_size) +
-                                " bytes, expected " + std::to_string(size) + ": not overwritten")};
+    return {true, Error::Input(shown + " already exists with " + std::to_string(st.st_size) +
+                               " bytes, expected " + std::to_string(size) + ": not overwritten")};
   }
   return {true, BufferIntake::Placed::kAlreadyThere};
 }
@@ -104,10 +103,10 @@ Status CopyHashed(int from, int to, uint64_t size, const std::string& sha256,
     size_t want = static_cast<size_t>(std::min<uint64_t>(chunk.size(), size - done));
     ssize_t got = pread(from, chunk.data(), want, static_cast<off_t>(done));
     if (got < 0 && errno == EINTR) continue;
-    if (got < 0) return Error::JobRetryable("cannot read the file: " + Errno(errno));
+    if (got < 0) return Error::Input("cannot read the file: " + Errno(errno));
     if (got == 0) {
-      return Error::JobRetryable("the file shrank to " + std::to_string(done) +
-                                 " bytes while it was copied into the buffer");
+      return Error::Input("the file shrank to " + std::to_string(done) +
+                          " bytes while it was copied into the buffer");
     }
     hasher.Update(chunk.data(), static_cast<size_t>(got));
     for (ssize_t written = 0; written < got;) {
@@ -119,8 +118,8 @@ Status CopyHashed(int from, int to, uint64_t size, const std::string& sha256,
     done += static_cast<uint64_t>(got);
   }
   if (std::string copied = hasher.FinishHex(); copied != sha256) {
-    return Error::JobRetryable("the file changed while it was copied into the buffer (sha256 " +
-                               copied + ", expected " + sha256 + ")");
+    return Error::Input("the file changed while it was copied into the buffer (sha256 " + copied +
+                        ", expected " + sha256 + ")");
   }
   return Ok();
 }
@@ -171,7 +170,7 @@ Result<BufferIntake::Placed> BufferIntake::Place(int fd, uint64_t size, const st
                                                  const std::string& relative_path) const {
   auto parts = Components(relative_path);
   if (!parts) {
-    return Error::JobPermanent("not a plain path inside the buffer: '" + relative_path + "'");
+    return Error::Input("not a plain path inside the buffer: '" + relative_path + "'");
   }
   const std::string shown = path_ + "/" + relative_path;
   const std::string name = parts->back();
@@ -193,7 +192,7 @@ Result<BufferIntake::Placed> BufferIntake::Place(int fd, uint64_t size, const st
     }
     if (!next) {
       if (errno == ELOOP || errno == ENOTDIR) {
-        return Error::JobRetryable(walked + " is not a directory (or is a symbolic link)");
+        return Error::Input(walked + " is not a directory (or is a symbolic link)");
       }
       return IoError("cannot open directory", walked, errno);
     }
@@ -215,7 +214,7 @@ Result<BufferIntake::Placed> BufferIntake::Place(int fd, uint64_t size, const st
   if (link_error == EEXIST) {
     Existing existing = CheckExisting(dir.get(), name, shown, size);
     if (existing.present) return existing.verdict;
-    return Error::JobRetryable(shown + " appeared and vanished while it was being placed");
+    return Error::Input(shown + " appeared and vanished while it was being placed");
   }
   // EXDEV: another filesystem. EPERM/EACCES: linking refused (protected
   // hard links, a filesystem without links); ENOENT: no /proc. Copy instead.

@@ -37,7 +37,7 @@ class BufferIntake {
   // Places the regular file open as `fd` (`size` bytes, hashing to sha256)
   // at `relative_path` beneath the buffer, creating directories as needed.
   // relative_path must be a plain relative path without "." or ".."
-  // components (kJobPermanent otherwise). Errors are kJobRetryable with an
+  // components (kInput otherwise). Errors are kInput with an
   // operator-facing message: "<path> already exists with N bytes, expected
   // M: not overwritten", a copy whose bytes no longer hash to sha256 (the
   // file changed meanwhile), or an I/O error with its strerror text. Nothing

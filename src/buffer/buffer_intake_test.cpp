@@ -85,7 +85,7 @@ TEST_F(BufferIntakeTest, AFileOfAnotherSizeIsNeverOverwritten) {
   std::ofstream(root_ / "buffer/media/ab/cd/x.jpg") << "hi";
   auto placed = Intake().Place(fd.get(), 5, sha, "media/ab/cd/x.jpg");
   ASSERT_FALSE(placed.ok());
-  EXPECT_EQ(placed.error().kind, ErrorKind::kJobRetryable);
+  EXPECT_EQ(placed.error().kind, ErrorKind::kInput);
   EXPECT_THAT(placed.error().message,
               HasSubstr("media/ab/cd/x.jpg already exists with 2 bytes, expected 5: not "
                         "overwritten"));
@@ -121,7 +121,7 @@ TEST_F(BufferIntakeTest, RefusesPathsThatLeaveTheBufferOrCrossASymlink) {
   for (const char* bad : {"../escape.jpg", "/abs/x.jpg", "media/./x.jpg", "", "media//x.jpg"}) {
     auto placed = intake.Place(fd.get(), 5, sha, bad);
     ASSERT_FALSE(placed.ok()) << bad;
-    EXPECT_EQ(placed.error().kind, ErrorKind::kJobPermanent) << bad;
+    EXPECT_EQ(placed.error().kind, ErrorKind::kInput) << bad;
   }
   fs::create_directory_symlink(root_ / "source", root_ / "buffer" / "media");
   auto through_link = intake.Place(fd.get(), 5, sha, "media/ab/x.jpg");

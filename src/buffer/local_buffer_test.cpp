@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <source_location>
 #include <sstream>
 
 namespace media_sync::buffer {
@@ -53,14 +54,18 @@ class LocalBufferTest : public ::testing::TestWithParam<LocalBuffer::Resolver> {
     fs::remove_all(outside_dir_);
   }
 
-  void ExpectOutside(const std::string& local_path) {
+  void ExpectOutside(const std::string& local_path,
+                     std::source_location at = std::source_location::current()) {
+    ::testing::ScopedTrace caller(at.file_name(), static_cast<int>(at.line()), "called from here");
     auto opened = buffer_->Open(local_path);
     ASSERT_FALSE(opened.ok()) << local_path << " was opened";
     EXPECT_EQ(opened.error().kind, ErrorKind::kJobPermanent);
     EXPECT_EQ(opened.error().message, "Path outside media buffer: " + local_path);
   }
 
-  void ExpectNotRegular(const std::string& local_path) {
+  void ExpectNotRegular(const std::string& local_path,
+                        std::source_location at = std::source_location::current()) {
+    ::testing::ScopedTrace caller(at.file_name(), static_cast<int>(at.line()), "called from here");
     auto opened = buffer_->Open(local_path);
     ASSERT_FALSE(opened.ok()) << local_path << " was opened";
     EXPECT_EQ(opened.error().kind, ErrorKind::kJobRetryable);

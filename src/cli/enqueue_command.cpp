@@ -182,8 +182,8 @@ Result<std::string> ExtensionOf(const std::string& path) {
       !ext.empty() && ext.size() <= 16 &&
       std::all_of(ext.begin(), ext.end(), [](unsigned char c) { return std::isalnum(c) != 0; });
   if (!valid) {
-    return Error::JobPermanent("extension '" + ext +
-                               "' is not 1 to 16 letters or digits: rename the file to enqueue it");
+    return Error::Input("extension '" + ext +
+                        "' is not 1 to 16 letters or digits: rename the file to enqueue it");
   }
   return ext;
 }
@@ -279,17 +279,17 @@ class FileEnqueuer {
     int flags = O_RDONLY | O_NONBLOCK | O_CLOEXEC | (file.named ? 0 : O_NOFOLLOW);
     UniqueFd fd(open(file.path.c_str(), flags));
     if (!fd) {
-      if (errno == ENOENT) return Error::JobRetryable("vanished before it could be read");
-      if (errno == ELOOP) return Error::JobRetryable("is now a symbolic link: not followed");
-      return Error::JobRetryable(std::string("cannot open: ") + std::strerror(errno));
+      if (errno == ENOENT) return Error::Input("vanished before it could be read");
+      if (errno == ELOOP) return Error::Input("is now a symbolic link: not followed");
+      return Error::Input(std::string("cannot open: ") + std::strerror(errno));
     }
     struct stat st {};
     if (fstat(fd.get(), &st) != 0) {
-      return Error::JobRetryable(std::string("cannot stat: ") + std::strerror(errno));
+      return Error::Input(std::string("cannot stat: ") + std::strerror(errno));
     }
     if (!S_ISREG(st.st_mode)) {
-      return Error::JobRetryable("is a " + buffer::FileTypeName(st.st_mode) +
-                                 ", not a regular file: not read");
+      return Error::Input("is a " + buffer::FileTypeName(st.st_mode) +
+                          ", not a regular file: not read");
     }
     const auto size = static_cast<uint64_t>(st.st_size);
     auto sha = Sha256OfFd(fd.get(), size);
@@ -315,9 +315,9 @@ class FileEnqueuer {
       key = (*row)->s3_key;
       box = (*row)->storage_box_id;
       if ((*row)->file_size != size) {
-        return Error::JobRetryable("its media_files row (sha256 " + *sha + ") says " +
-                                   std::to_string((*row)->file_size) + " bytes, the file has " +
-                                   std::to_string(size));
+        return Error::Input("its media_files row (sha256 " + *sha + ") says " +
+                            std::to_string((*row)->file_size) + " bytes, the file has " +
+                            std::to_string(size));
       }
     }
     std::string payload = MakeJobPayload(NewJob{*sha, key, options_.buffer_path + "/" + key, box,
@@ -364,8 +364,8 @@ class FileEnqueuer {
           return Outcome::kAlreadySynced;
         }
         if (now->has_value() && (*now)->s3_key != key) {
-          return Error::JobRetryable("registered meanwhile under another key, " + (*now)->s3_key +
-                                     ": enqueue it again");
+          return Error::Input("registered meanwhile under another key, " + (*now)->s3_key +
+                              ": enqueue it again");
         }
       }
     }
@@ -392,7 +392,7 @@ Result<std::vector<std::string>> ReadJobLines(const std::string& jobs_file) {
   std::istream* in = &std::cin;
   if (jobs_file != "-") {
     stream.open(jobs_file);
-    if (!stream) return Error::JobPermanent("cannot read " + jobs_file);
+    if (!stream) return Error::Input("cannot read " + jobs_file);
     in = &stream;
   }
   std::vector<std::string> payloads;

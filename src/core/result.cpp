@@ -14,6 +14,8 @@ std::string_view ToString(ErrorKind kind) {
       return "job-permanent";
     case ErrorKind::kCancelled:
       return "cancelled";
+    case ErrorKind::kInput:
+      return "input";
   }
   return "unknown";
 }

@@ -12,6 +12,8 @@
 //   kJobPermanent   no retry can fix it (malformed JSON, path outside the
 //                   buffer, key not matching the hash): failed queue at once.
 //   kCancelled      the process is shutting down; the job is handed back.
+//   kInput          not a job: a file or argument given to an operator
+//                   command cannot be used; the command names it and goes on.
 //
 // Messages are operator-facing text and never carry secrets.
 #pragma once
@@ -29,6 +31,7 @@ enum class ErrorKind {
   kJobRetryable,
   kJobPermanent,
   kCancelled,
+  kInput,
 };
 
 std::string_view ToString(ErrorKind kind);
@@ -76,6 +79,7 @@ struct Error {
   static Error Cancelled(std::string message) {
     return {ErrorKind::kCancelled, std::move(message)};
   }
+  static Error Input(std::string message) { return {ErrorKind::kInput, std::move(message)}; }
 
   // True for failures of the world rather than of the job.
   bool IsOutage() const { return kind == ErrorKind::kOutage; }

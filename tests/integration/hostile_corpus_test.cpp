@@ -27,6 +27,7 @@
 #include <random>
 #include <regex>
 #include <set>
+#include <source_location>
 #include <sstream>
 #include <thread>
 
@@ -176,7 +177,8 @@ struct Sentinel {
     return sentinel;
   }
 
-  void ExpectUntouched() const {
+  void ExpectUntouched(std::source_location at = std::source_location::current()) const {
+    ::testing::ScopedTrace caller(at.file_name(), static_cast<int>(at.line()), "called from here");
     struct stat after {};
     ASSERT_EQ(stat(path.c_str(), &after), 0) << path << " was deleted";
     EXPECT_EQ(ReadFile(path), content) << path;
@@ -499,7 +501,8 @@ class HostileCorpusTest : public ::testing::Test {
   }
 
   // The case's own file, what it says, and where it went.
-  void ExpectSynced(const Case& c) {
+  void ExpectSynced(const Case& c, std::source_location at = std::source_location::current()) {
+    ::testing::ScopedTrace caller(at.file_name(), static_cast<int>(at.line()), "called from here");
     ASSERT_FALSE(c.sha256.empty()) << c.id;
     Json payload = Json::parse(c.payload);
     Json stored = payload;

@@ -304,7 +304,13 @@ TEST_F(PgCatalogTest, QueryPastItsDeadlineIsOutageAndCountsNothing) {
     Sql("BEGIN; SELECT 1 FROM media_files WHERE sha256 = '" + sha +
         "' FOR UPDATE; SELECT pg_sleep(3); COMMIT;");
   });
-  std::this_thread::sleep_for(500ms);
+  // The holder's FOR UPDATE keeps a RowShareLock on the table until COMMIT.
+  ASSERT_TRUE(testing::WaitUntil(
+      [&] {
+        return Sql("SELECT count(*) FROM pg_locks WHERE relation = 'media_files'::regclass "
+                   "AND mode = 'RowShareLock' AND granted AND pid <> pg_backend_pid()") == "1";
+      },
+      3s));
   PgCatalogOptions options;
   options.query_timeout = 1s;
   PgCatalog catalog(DatabaseUrl(), options);

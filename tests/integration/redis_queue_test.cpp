@@ -31,6 +31,7 @@ namespace media_sync::queue {
 namespace {
 
 using ::media_sync::testing::SharedStack;
+using ::media_sync::testing::WaitUntil;
 using namespace std::chrono_literals;
 
 config::RedisAddress StackRedis() {
@@ -64,16 +65,6 @@ std::vector<std::string> ListOf(std::string_view key) {
 
 int64_t LengthOf(std::string_view key) {
   return std::stoll(SharedStack().RedisCli("LLEN " + std::string(key)));
-}
-
-// Polls `condition` until it holds or `deadline` passes; true if it held.
-bool Eventually(const std::function<bool()>& condition, std::chrono::milliseconds deadline) {
-  auto until = std::chrono::steady_clock::now() + deadline;
-  while (std::chrono::steady_clock::now() < until) {
-    if (condition()) return true;
-    std::this_thread::sleep_for(20ms);
-  }
-  return condition();
 }
 
 // A port on loopback with nothing listening on it.
@@ -123,7 +114,7 @@ class OwnRedis {
         "redis-server --port " + std::to_string(port_) +
         " --bind 127.0.0.1 --save '' --appendonly no --daemonize yes --unixsocket " + socket_ +
         " --pidfile " + dir_ + "/redis.pid --logfile " + dir_ + "/redis.log --dir " + dir_);
-    bool up = Eventually(
+    bool up = WaitUntil(
         [&] {
           return ::media_sync::testing::RunStatus("redis-cli -p " + std::to_string(port_) +
                                                   " ping >/dev/null 2>&1") == 0;
@@ -136,7 +127,7 @@ class OwnRedis {
     if (pid_ > 0) {
       kill(pid_, SIGCONT);
       kill(pid_, SIGKILL);
-      Eventually([&] { return kill(pid_, 0) != 0; }, 5s);
+      WaitUntil([&] { return kill(pid_, 0) != 0; }, 5s);
     }
     std::error_code ignored;
     std::filesystem::remove_all(dir_, ignored);
@@ -273,7 +264,7 @@ TEST_F(RedisQueueTest, TakeWakesUpWhenAJobArrives) {
   // blocking wait wakes up rather than finding the job already there.
   std::atomic<bool> saw_blocked{false};
   std::thread producer([&] {
-    saw_blocked = Eventually(
+    saw_blocked = WaitUntil(
         [] {
           return SharedStack().RedisCli("INFO clients").find("blocked_clients:1") !=
                  std::string::npos;
@@ -413,7 +404,7 @@ TEST_F(RedisQueueTest, AWorkerWhoseLeaseLapsedTakesNothingUntilItsNextHeartbeat)
   ASSERT_TRUE(reaper.Heartbeat().ok());
   RedisJobQueue slow(StackRedis(), "slow");
   EXPECT_EQ(MustTake(slow).payload, "first");
-  ASSERT_TRUE(Eventually(
+  ASSERT_TRUE(WaitUntil(
       [] { return Trim(SharedStack().RedisCli("EXISTS " + HeartbeatKey("slow"))) == "0"; }, 5s))
       << "the lease never lapsed";
   auto reaped = reaper.ReapDeadWorkers();
@@ -520,7 +511,7 @@ TEST_F(RedisQueueTest, ReaperReturnsJobsOfAWorkerWhoseLeaseExpired) {
   ASSERT_TRUE(early.ok());
   EXPECT_EQ(*early, 0);
 
-  ASSERT_TRUE(Eventually(
+  ASSERT_TRUE(WaitUntil(
       [] { return Trim(SharedStack().RedisCli("EXISTS " + HeartbeatKey("short"))) == "0"; }, 5s))
       << "the lease never expired";
   auto reaped = reaper.ReapDeadWorkers();
@@ -637,12 +628,12 @@ TEST_F(RedisQueueTest, SameObjectWorksAgainAfterRedisRestart) {
   Produce({"after"});
   // The lease went with the data: the worker's maintenance registers again.
   QueueMaintenance lease(StackRedis(), "w1");
-  ASSERT_TRUE(Eventually([&] { return lease.Heartbeat().ok(); }, 5s));
+  ASSERT_TRUE(WaitUntil([&] { return lease.Heartbeat().ok(); }, 5s));
   // The first call may find the old socket closed (an outage, reported as
   // such); the object must reconnect by itself.
   std::optional<Delivery> delivered;
   std::vector<ErrorKind> failures;
-  ASSERT_TRUE(Eventually(
+  ASSERT_TRUE(WaitUntil(
       [&] {
         auto taken = queue.Take(100ms);
         if (!taken.ok()) failures.push_back(taken.error().kind);

@@ -16,6 +16,7 @@
 #include <fstream>
 #include <optional>
 #include <random>
+#include <source_location>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -138,7 +139,9 @@ std::string StoredSha256(S3Client& client, const std::string& key, uint64_t size
   return hasher.FinishHex();
 }
 
-void ExpectStoredExactly(S3ObjectStore& store, const std::string& key, const TestFile& file) {
+void ExpectStoredExactly(S3ObjectStore& store, const std::string& key, const TestFile& file,
+                         std::source_location at = std::source_location::current()) {
+  ::testing::ScopedTrace caller(at.file_name(), static_cast<int>(at.line()), "called from here");
   auto head = store.Stat(key, {});
   ASSERT_TRUE(head.ok()) << head.error().message;
   ASSERT_TRUE(head->has_value()) << key;
@@ -147,7 +150,9 @@ void ExpectStoredExactly(S3ObjectStore& store, const std::string& key, const Tes
   EXPECT_EQ(StoredSha256(store.client(), key, file.size()), file.sha256());
 }
 
-void ExpectNothingUnder(S3ObjectStore& store, const std::string& key) {
+void ExpectNothingUnder(S3ObjectStore& store, const std::string& key,
+                        std::source_location at = std::source_location::current()) {
+  ::testing::ScopedTrace caller(at.file_name(), static_cast<int>(at.line()), "called from here");
   auto head = store.Stat(key, {});
   ASSERT_TRUE(head.ok()) << head.error().message;
   EXPECT_FALSE(head->has_value()) << "an object is visible under " << key;
@@ -159,7 +164,9 @@ void ExpectNothingUnder(S3ObjectStore& store, const std::string& key) {
 // No multipart upload of key is left, where the server can list them.
 // s3rver 3.7.1 implements neither ListMultipartUploads (501 NotImplemented)
 // nor AbortMultipartUpload (405); there the listing is not available.
-void ExpectNoUploadLeftFor(S3ObjectStore& store, const std::string& key) {
+void ExpectNoUploadLeftFor(S3ObjectStore& store, const std::string& key,
+                           std::source_location at = std::source_location::current()) {
+  ::testing::ScopedTrace caller(at.file_name(), static_cast<int>(at.line()), "called from here");
   auto uploads = store.client().ListMultipartUploads(key);
   if (!uploads.ok()) {
     EXPECT_EQ(uploads.error().kind, ErrorKind::kConfiguration) << uploads.error().message;
@@ -284,7 +291,9 @@ constexpr bool kUnderSanitizer = false;
 // process target (64 MiB) and the upload itself adds less than max_added_kib.
 // The object reads back byte-exact.
 void ExpectBoundedUpload(const S3Options& options, uint32_t seed, long max_added_kib,
-                         const char* label) {
+                         const char* label,
+                         std::source_location at = std::source_location::current()) {
+  ::testing::ScopedTrace caller(at.file_name(), static_cast<int>(at.line()), "called from here");
   TestFile file(200 * kMiB, seed);
   const std::string key = TestPrefix() + file.sha256() + ".bin";
   const PeakRss rss = PeakRssOfUpload(options, file, key);

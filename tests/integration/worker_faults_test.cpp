@@ -15,6 +15,7 @@
 #include <chrono>
 #include <filesystem>
 #include <map>
+#include <source_location>
 #include <string>
 #include <thread>
 #include <vector>
@@ -25,6 +26,7 @@ namespace media_sync::testing {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::Not;
 using namespace std::chrono_literals;
 
 using Env = std::map<std::string, std::string>;
@@ -140,7 +142,9 @@ class WorkerFaultsTest : public ::testing::Test {
 
   // Every job synced once: its row, its box's counters (used = sum of sizes,
   // nothing left reserved), its object byte-exact, its local file gone.
-  void ExpectSyncedExactlyOnce(const std::vector<Json>& jobs) {
+  void ExpectSyncedExactlyOnce(const std::vector<Json>& jobs,
+                               std::source_location at = std::source_location::current()) {
+    ::testing::ScopedTrace caller(at.file_name(), static_cast<int>(at.line()), "called from here");
     std::map<std::string, int64_t> rows;
     std::map<std::string, int64_t> bytes;
     for (const auto& job : jobs) {
@@ -160,14 +164,18 @@ class WorkerFaultsTest : public ::testing::Test {
 
   // Acknowledgement follows the database commit: wait for it, then check
   // that nothing is left anywhere and nothing failed.
-  void ExpectQueuesDrainedWithoutFailures(WorkerProcess& worker) {
+  void ExpectQueuesDrainedWithoutFailures(
+      WorkerProcess& worker, std::source_location at = std::source_location::current()) {
+    ::testing::ScopedTrace caller(at.file_name(), static_cast<int>(at.line()), "called from here");
     EXPECT_TRUE(WaitUntil([&] { return QueuesEmpty(); }, 20s)) << QueueState() << worker.Log();
     EXPECT_EQ(media_.Len("media:sync:failed"), 0)
         << stack_.RedisCli("LRANGE media:sync:failed 0 -1");
   }
 
   // SIGTERM with nothing in flight: a clean exit 0.
-  void StopIdleWorker(WorkerProcess& worker) {
+  void StopIdleWorker(WorkerProcess& worker,
+                      std::source_location at = std::source_location::current()) {
+    ::testing::ScopedTrace caller(at.file_name(), static_cast<int>(at.line()), "called from here");
     worker.Signal(SIGTERM);
     EXPECT_EQ(worker.WaitExit(15s), 0) << worker.Log();
   }
@@ -519,6 +527,97 @@ TEST_F(WorkerFaultsTest, ABufferDirectoryReplacedUnderARunningWorkerIsPickedUp) 
   fs::remove_all(buffer + ".old");
   fs::remove_all(buffer + ".older");
   StopIdleWorker(worker);
+}
+
+// Guarantee 1: an entry of a worker's own processing list that none of its
+// threads holds is served within a lease. Here a previous process with the
+// same WORKER_ID left it (as does a take whose reply was lost on the wire);
+// the worker's own lease stays live, so no reaper would ever return it, and
+// `run --drain` used to wait for it forever.
+TEST_F(WorkerFaultsTest, AnEntryNoThreadHoldsIsHandedBackAndADrainEnds) {
+  Json job = media_.Make(32 * 1024, "box-a", 1100);
+  stack_.RedisCli("LPUSH media:sync:processing:same-id " + ShellQuote(job.dump()));
+  stack_.RedisCli("SADD media:sync:workers same-id");
+  WorkerProcess worker(stack_, {{"WORKER_ID", "same-id"}, {"LEASE_SECONDS", "2"}},
+                       {"run", "--drain"});
+  ASSERT_EQ(worker.WaitExit(30s), 0) << QueueState() << worker.Log();
+  EXPECT_THAT(worker.Log(), HasSubstr("handed back a job in media:sync:processing:same-id"));
+  EXPECT_THAT(worker.Log(), HasSubstr("summary: synced 1, already synced 0, failed 0"));
+  ExpectSyncedExactlyOnce({job});
+  EXPECT_TRUE(QueuesEmpty()) << QueueState();
+}
+
+// Guarantee 3: Redis restarted from a snapshot older than an acknowledgement
+// holds the synced job in the worker's list again. It is handed back and
+// found synced: nothing is counted twice, nothing fails.
+TEST_F(WorkerFaultsTest, AnAcknowledgementRedisLostCostsARepeatedJobOnly) {
+  Json job = media_.Make(32 * 1024, "box-a", 1200);
+  WorkerProcess worker(stack_, {{"WORKER_ID", "restored"}, {"LEASE_SECONDS", "2"}});
+  ASSERT_TRUE(WaitRegistered("restored", worker)) << worker.Log();
+  media_.Push(job);
+  ASSERT_TRUE(WaitUntil([&] { return media_.SyncedRows() == 1 && QueuesEmpty(); }, 20s))
+      << QueueState() << worker.Log();
+
+  stack_.RedisCli("LPUSH media:sync:processing:restored " + ShellQuote(job.dump()));
+  ASSERT_TRUE(WaitUntil(
+      [&] { return worker.Log().find("outcome=already_synced") != std::string::npos; }, 20s))
+      << QueueState() << worker.Log();
+  ExpectQueuesDrainedWithoutFailures(worker);
+  ExpectSyncedExactlyOnce({job});
+  StopIdleWorker(worker);
+}
+
+// Guarantee 4: a Redis outage longer than the lease, during a PostgreSQL
+// outage, parks nothing. Every lease lapses while Redis is gone; when it
+// comes back, one worker reconnects a second before the other (backoff
+// jitter does that; here the other is frozen for that second). The first
+// must not reap the second: MAX_RETRIES=0 would park each reaped job as
+// "Worker lease expired". The jobs held through both outages sync once.
+TEST_F(WorkerFaultsTest, ASharedRedisOutageLongerThanTheLeaseParksNothing) {
+  auto jobs = MakeJobs(6, "box-a", 1300, 16 * 1024);
+  const Env common = {{"LEASE_SECONDS", "2"},
+                      {"MAX_RETRIES", "0"},
+                      {"SYNC_CONCURRENCY", "2"},
+                      {"OUTAGE_BACKOFF_MAX_SECONDS", "1"}};
+  Env first_env = common;
+  first_env["WORKER_ID"] = "first";
+  Env second_env = common;
+  second_env["WORKER_ID"] = "second";
+  WorkerProcess first(stack_, first_env);
+  WorkerProcess second(stack_, second_env);
+  ASSERT_TRUE(WaitRegistered("first", first)) << first.Log();
+  ASSERT_TRUE(WaitRegistered("second", second)) << second.Log();
+
+  stack_.Stop("postgres");
+  PushAll(jobs);
+  // Each thread of both workers holds a job, waiting for PostgreSQL.
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        return media_.Len("media:sync:processing:first") == 2 &&
+               media_.Len("media:sync:processing:second") == 2;
+      },
+      20s))
+      << QueueState() << first.Log() << second.Log();
+
+  stack_.Stop("redis");
+  {
+    ScopedFreeze late(second.pid());
+    // The outage itself: three leases long, so every heartbeat key expires.
+    std::this_thread::sleep_for(6s);
+    stack_.Start("redis");
+    ASSERT_TRUE(WaitUntil([&] { return HeartbeatAlive("first"); }, 20s)) << first.Log();
+    std::this_thread::sleep_for(1s);  // the second worker reconnects later
+  }
+  ASSERT_TRUE(WaitUntil([&] { return HeartbeatAlive("second"); }, 20s)) << second.Log();
+
+  stack_.Start("postgres");
+  ASSERT_TRUE(WaitUntil([&] { return media_.SyncedRows() == 6; }, 60s))
+      << QueueState() << first.Log() << second.Log();
+  ExpectQueuesDrainedWithoutFailures(first);
+  ExpectSyncedExactlyOnce(jobs);
+  EXPECT_THAT(first.Log(), Not(HasSubstr("jobs of dead workers")));
+  StopIdleWorker(first);
+  StopIdleWorker(second);
 }
 
 // Guarantee 7 (and 2): SIGTERM with no grace during a multipart upload exits 0

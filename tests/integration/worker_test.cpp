@@ -8,6 +8,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <source_location>
 
 #include "support/worker_harness.h"
 
@@ -32,7 +33,8 @@ class WorkerTest : public ::testing::Test {
     return worker.Log();
   }
 
-  void ExpectQueuesEmpty() {
+  void ExpectQueuesEmpty(std::source_location at = std::source_location::current()) {
+    ::testing::ScopedTrace caller(at.file_name(), static_cast<int>(at.line()), "called from here");
     EXPECT_EQ(media_.Len("media:sync:pending"), 0);
     EXPECT_EQ(media_.DelayedCount(), 0);
     EXPECT_EQ(stack_.RedisCli("KEYS 'media:sync:processing:*'"), "\n");

@@ -15,6 +15,8 @@
 
 #include <sys/types.h>
 
+#include <chrono>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -74,6 +76,10 @@ LocalStack& SharedStack();
 std::string Run(const std::string& command);
 // Runs a shell command, returns its exit code; stdout into *out when given.
 int RunStatus(const std::string& command, std::string* out = nullptr);
+
+// Polls `condition` every 20 ms until it holds or `timeout` passes; true if
+// it held. The one way tests wait for something another process does.
+bool WaitUntil(const std::function<bool()>& condition, std::chrono::milliseconds timeout);
 
 // `text` as one single-quoted shell word.
 std::string ShellQuote(const std::string& text);

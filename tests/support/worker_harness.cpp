@@ -96,15 +96,6 @@ std::string WorkerProcess::Log() const {
   return text.str();
 }
 
-bool WaitUntil(const std::function<bool()>& condition, std::chrono::milliseconds timeout) {
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (!condition()) {
-    if (std::chrono::steady_clock::now() >= deadline) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  return true;
-}
-
 Json MediaFactory::Make(uint64_t size, const std::optional<std::string>& box, uint64_t seed,
                         const std::string& ext, bool insert_row) {
   std::string content(size, '\0');

@@ -62,9 +62,6 @@ class ScopedFreeze {
   bool frozen_ = true;
 };
 
-// Polls `condition` every 50 ms until it holds or `timeout` passes.
-bool WaitUntil(const std::function<bool()>& condition, std::chrono::milliseconds timeout);
-
 // Media as the processor makes it: a file in the buffer, a media_files row,
 // and the job JSON (not pushed).
 class MediaFactory {
