@@ -312,31 +312,45 @@ Result<std::optional<LocalFile>> LocalBuffer::Open(std::string_view local_path) 
 }
 
 Status LocalBuffer::Remove(const LocalFile& file) const {
-  const std::string& relative_path = file.relative_path();
-  size_t slash = relative_path.rfind('/');
-  std::string leaf = slash == std::string::npos ? relative_path : relative_path.substr(slash + 1);
-
   // The name as the buffer path resolves it now: a file left in a directory
   // that was moved away is outside the buffer.
   std::shared_ptr<const Directory> dir = CurrentDirectory();
+  if (std::optional<Status> done = RemoveBeneath(*dir, file)) return *done;
+  // Gone, or so it seems: only if the path still names the directory we
+  // looked in (one stat). A replaced buffer (its files moved into the new
+  // directory) is looked into afresh, or the file would be left there.
+  auto now = Recheck(dir);
+  if (!now) return now.error();
+  if (*now == dir) return Ok();  // already gone: idempotent
+  std::optional<Status> done = RemoveBeneath(**now, file);
+  return done ? *done : Ok();
+}
+
+std::optional<Status> LocalBuffer::RemoveBeneath(const Directory& dir,
+                                                 const LocalFile& file) const {
+  const std::string& relative_path = file.relative_path();
+  size_t slash = relative_path.rfind('/');
+  std::string leaf = slash == std::string::npos ? relative_path : relative_path.substr(slash + 1);
   const std::string what = "Cannot delete " + file.path();
+  auto gone = [](int error) { return error == ENOENT || error == ESTALE; };
+
   UniqueFd parent;
   if (slash != std::string::npos) {
-    int fd = OpenBeneath(dir->fd.get(), relative_path.substr(0, slash), kDirectoryPath);
+    int fd = OpenBeneath(dir.fd.get(), relative_path.substr(0, slash), kDirectoryPath);
     if (fd < 0) {
       int error = -fd;
-      if (error == ENOENT) return Ok();
+      if (gone(error)) return std::nullopt;
       if (error == EXDEV || error == ELOOP) return OutsideBuffer(file.path());
       return LocalFailure(what, error);
     }
     parent.reset(fd);
   }
-  int parent_fd = parent ? parent.get() : dir->fd.get();
+  int parent_fd = parent ? parent.get() : dir.fd.get();
 
   struct stat st {};
   if (::fstatat(parent_fd, leaf.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
     int error = errno;
-    if (error == ENOENT) return Ok();
+    if (gone(error)) return std::nullopt;
     return LocalFailure(what, error);
   }
   // The same file, unchanged since it was opened: a file that grew, shrank
@@ -350,7 +364,7 @@ Status LocalBuffer::Remove(const LocalFile& file) const {
   }
   if (::unlinkat(parent_fd, leaf.c_str(), 0) != 0) {
     int error = errno;
-    if (error == ENOENT) return Ok();
+    if (gone(error)) return std::nullopt;
     return LocalFailure(what, error);
   }
   return Ok();

@@ -121,7 +121,9 @@ class LocalBuffer {
   // file that was opened (same device and inode) and that file is unchanged
   // since (same size and ctime, so no byte the caller did not read is lost);
   // otherwise the name is kept: kJobRetryable "Local file changed during
-  // sync: <path>". A name already gone is Ok (idempotent). Failures of the
+  // sync: <path>". A name already gone is Ok (idempotent), once the buffer
+  // path is known to still name the directory looked in: in a replaced
+  // buffer the name is looked up afresh. Failures of the
   // buffer (the errnos listed at Open) are kOutage "Media buffer unavailable:
   // ..."; others kJobRetryable with the strerror text. The parent directory
   // is resolved with the same rules as Open(). (Between the identity check
@@ -166,6 +168,9 @@ class LocalBuffer {
   // local_path → normalised path relative to the buffer, or nullopt when an
   // absolute path lies elsewhere or any component is "..".
   std::optional<std::string> RelativeToBuffer(std::string_view local_path) const;
+  // Remove() within one opening of the directory; nullopt when the name (or
+  // its parent) is not there.
+  std::optional<Status> RemoveBeneath(const Directory& dir, const LocalFile& file) const;
   // openat() of a path beneath dir_fd with the configured resolver;
   // returns the descriptor or -errno (EXDEV/ELOOP for escapes and symlinks).
   int OpenBeneath(int dir_fd, const std::string& relative_path, int flags) const;

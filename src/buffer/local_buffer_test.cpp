@@ -343,6 +343,25 @@ TEST_P(LocalBufferTest, ADirectoryReplacedUnderThePathIsPickedUp) {
   fs::remove_all(moved);
 }
 
+// The buffer volume re-created with its files moved in while a job held one
+// open: the file is deleted from the new directory, not left behind because
+// the old one no longer has it.
+TEST_P(LocalBufferTest, AFileMovedIntoAReplacedDirectoryIsDeletedThere) {
+  WriteFile(buffer_dir_ / "ab/moving.jpg", "moving");
+  LocalFile opened = OpenOrDie("ab/moving.jpg");
+  fs::path fresh = buffer_dir_.string() + ".fresh";
+  fs::path old = buffer_dir_.string() + ".old";
+  fs::create_directory(fresh);
+  fs::rename(buffer_dir_ / "ab", fresh / "ab");
+  fs::rename(buffer_dir_, old);
+  fs::rename(fresh, buffer_dir_);
+
+  auto removed = buffer_->Remove(opened);
+  ASSERT_TRUE(removed.ok()) << removed.error().message;
+  EXPECT_FALSE(fs::exists(buffer_dir_ / "ab/moving.jpg"));
+  fs::remove_all(old);
+}
+
 // No directory under the path (yet): the buffer is down, a file not found
 // is not known to be missing.
 TEST_P(LocalBufferTest, AMissingBufferDirectoryIsAnOutageNotAMissingFile) {

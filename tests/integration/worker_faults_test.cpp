@@ -42,46 +42,6 @@ int CountOccurrences(const std::string& text, const std::string& needle) {
   return count;
 }
 
-// A producer that LPUSHes jobs one at a time at a steady pace from its own
-// thread, so that jobs keep arriving across a server restart. A push that
-// Redis does not take (it is restarting) is retried until it is.
-class PacedProducer {
- public:
-  PacedProducer(const LocalStack& stack, std::vector<Json> jobs, std::chrono::milliseconds interval)
-      : push_prefix_("redis-cli -p " + stack.Get("STACK_REDIS_PORT") +
-                     " LPUSH media:sync:pending "),
-        jobs_(std::move(jobs)),
-        interval_(interval),
-        thread_([this](std::stop_token stop) { Produce(stop); }) {}
-
-  int64_t pushed() const { return pushed_; }
-
- private:
-  void Produce(std::stop_token stop) {
-    for (const auto& job : jobs_) {
-      while (!stop.stop_requested() && !PushOnce(job.dump())) {
-        std::this_thread::sleep_for(50ms);
-      }
-      if (stop.stop_requested()) return;
-      ++pushed_;
-      std::this_thread::sleep_for(interval_);
-    }
-  }
-
-  // LPUSH answers with the new length; anything else (no server, LOADING) is a miss.
-  bool PushOnce(const std::string& payload) const {
-    std::string out;
-    if (RunStatus(push_prefix_ + ShellQuote(payload) + " 2>&1", &out) != 0) return false;
-    return !out.empty() && std::isdigit(static_cast<unsigned char>(out.front()));
-  }
-
-  const std::string push_prefix_;
-  const std::vector<Json> jobs_;
-  const std::chrono::milliseconds interval_;
-  std::atomic<int64_t> pushed_ = 0;
-  std::jthread thread_;  // last: joined before the members it reads go away
-};
-
 class WorkerFaultsTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -97,25 +57,6 @@ class WorkerFaultsTest : public ::testing::Test {
     return jobs;
   }
 
-  void PushAll(const std::vector<Json>& jobs) {
-    for (const auto& job : jobs) media_.Push(job);
-  }
-
-  // A worker holds jobs only once registered: its heartbeat key is the first
-  // thing its maintenance thread writes, after the start-up bucket check.
-  bool HeartbeatAlive(const std::string& worker_id) const {
-    return Trim(stack_.RedisCli("EXISTS media:sync:worker:" + worker_id)) == "1";
-  }
-
-  bool WaitRegistered(const std::string& worker_id, WorkerProcess& worker) {
-    return WaitUntil([&] { return HeartbeatAlive(worker_id) || !worker.Running(); }, 20s) &&
-           worker.Running();
-  }
-
-  std::string ProcessingKeys() const {
-    return Trim(stack_.RedisCli("--raw KEYS 'media:sync:processing:*'"));
-  }
-
   std::vector<std::string> PendingPayloads() const {
     std::vector<std::string> payloads;
     std::string raw = stack_.RedisCli("--raw LRANGE media:sync:pending 0 -1");
@@ -127,47 +68,13 @@ class WorkerFaultsTest : public ::testing::Test {
     return payloads;
   }
 
-  bool QueuesEmpty() const {
-    return media_.Len("media:sync:pending") == 0 && media_.DelayedCount() == 0 &&
-           ProcessingKeys().empty();
-  }
-
-  // What the queues hold, for failure messages.
-  std::string QueueState() const {
-    return "pending " + std::to_string(media_.Len("media:sync:pending")) + ", delayed " +
-           std::to_string(media_.DelayedCount()) + ", failed " +
-           std::to_string(media_.Len("media:sync:failed")) + ", processing lists [" +
-           ProcessingKeys() + "], synced rows " + std::to_string(media_.SyncedRows());
-  }
-
-  // Every job synced once: its row, its box's counters (used = sum of sizes,
-  // nothing left reserved), its object byte-exact, its local file gone.
-  void ExpectSyncedExactlyOnce(const std::vector<Json>& jobs,
-                               std::source_location at = std::source_location::current()) {
-    ::testing::ScopedTrace caller(at.file_name(), static_cast<int>(at.line()), "called from here");
-    std::map<std::string, int64_t> rows;
-    std::map<std::string, int64_t> bytes;
-    for (const auto& job : jobs) {
-      std::string box = job["storage_box_id"].get<std::string>();
-      ++rows[box];
-      bytes[box] += job["file_size"].get<int64_t>();
-      EXPECT_TRUE(media_.ObjectStored(job)) << job["s3_key"];
-      EXPECT_FALSE(media_.LocalExists(job)) << job["local_path"];
-    }
-    for (const auto& [box, count] : rows) {
-      EXPECT_EQ(media_.SyncedRows(box), count) << box;
-      EXPECT_EQ(media_.UsedBytes(box), bytes[box]) << box;
-      EXPECT_EQ(media_.ReservedBytes(box), 0) << box;
-    }
-    EXPECT_EQ(media_.SyncedRows(), static_cast<int64_t>(jobs.size()));
-  }
-
   // Acknowledgement follows the database commit: wait for it, then check
   // that nothing is left anywhere and nothing failed.
   void ExpectQueuesDrainedWithoutFailures(
       WorkerProcess& worker, std::source_location at = std::source_location::current()) {
     ::testing::ScopedTrace caller(at.file_name(), static_cast<int>(at.line()), "called from here");
-    EXPECT_TRUE(WaitUntil([&] { return QueuesEmpty(); }, 20s)) << QueueState() << worker.Log();
+    EXPECT_TRUE(WaitUntil([&] { return media_.QueuesEmpty(); }, 20s))
+        << media_.QueueState() << worker.Log();
     EXPECT_EQ(media_.Len("media:sync:failed"), 0)
         << stack_.RedisCli("LRANGE media:sync:failed 0 -1");
   }
@@ -231,21 +138,21 @@ TEST_F(WorkerFaultsTest, JobsOfAWorkerKilledMidUploadAreSyncedOnceByAnother) {
   // The frozen server must hold every job until the kill.
   killed_settings["S3_LOW_SPEED_SECONDS"] = "60";
   WorkerProcess killed(stack_, killed_settings);
-  ASSERT_TRUE(WaitRegistered("a", killed)) << killed.Log();
+  ASSERT_TRUE(media_.WaitRegistered("a", killed)) << killed.Log();
 
   media_.Push(large);
   ASSERT_TRUE(WaitUntil([&] { return CompletedPartsInProgress() >= 1; }, 30s))
-      << QueueState() << killed.Log();
+      << media_.QueueState() << killed.Log();
   int64_t held = 0;
   {
     ScopedFreeze storage(stack_.Pid("s3"));
     ASSERT_FALSE(ObjectFileExists(large)) << "the upload finished before the freeze";
-    PushAll(small);
+    media_.PushAll(small);
     // Every job thread has a job: the large upload and three small ones,
     // all hanging on the frozen server.
     ASSERT_TRUE(
         WaitUntil([&] { return media_.Len("media:sync:processing:a") == kConcurrency; }, 20s))
-        << QueueState() << killed.Log();
+        << media_.QueueState() << killed.Log();
     killed.Signal(SIGKILL);
     ASSERT_EQ(killed.WaitExit(10s), 128 + SIGKILL);
     held = media_.Len("media:sync:processing:a");
@@ -254,7 +161,7 @@ TEST_F(WorkerFaultsTest, JobsOfAWorkerKilledMidUploadAreSyncedOnceByAnother) {
 
   // `run --drain` waits only for its own jobs, so the rescuer starts once the
   // dead worker's lease (2 s) has lapsed and its jobs are up for grabs.
-  ASSERT_TRUE(WaitUntil([&] { return !HeartbeatAlive("a"); }, 10s));
+  ASSERT_TRUE(WaitUntil([&] { return !media_.HeartbeatAlive("a"); }, 10s));
   Env rescuer_settings = settings;
   rescuer_settings["WORKER_ID"] = "b";
   WorkerProcess rescuer(stack_, rescuer_settings, {"run", "--drain"});
@@ -265,8 +172,8 @@ TEST_F(WorkerFaultsTest, JobsOfAWorkerKilledMidUploadAreSyncedOnceByAnother) {
   EXPECT_THAT(rescuer.Log(), HasSubstr("summary: synced 9, already synced 0, failed 0"));
   std::vector<Json> all = small;
   all.push_back(large);
-  ExpectSyncedExactlyOnce(all);
-  EXPECT_TRUE(QueuesEmpty()) << QueueState();
+  media_.ExpectSyncedExactlyOnce(all);
+  EXPECT_TRUE(media_.QueuesEmpty()) << media_.QueueState();
   EXPECT_EQ(media_.Len("media:sync:failed"), 0);
 }
 
@@ -282,12 +189,12 @@ TEST_F(WorkerFaultsTest, FrozenStorageLongerThanTheRetryBudgetFailsNothing) {
                                 {"MAX_RETRIES", "1"},
                                 {"S3_LOW_SPEED_SECONDS", "2"},
                                 {"OUTAGE_BACKOFF_MAX_SECONDS", "2"}});
-  ASSERT_TRUE(WaitRegistered("frozen-s3", worker)) << worker.Log();
+  ASSERT_TRUE(media_.WaitRegistered("frozen-s3", worker)) << worker.Log();
 
   {
     ScopedFreeze storage(stack_.Pid("s3"));
     auto frozen_at = std::chrono::steady_clock::now();
-    PushAll(jobs);
+    media_.PushAll(jobs);
     // At most kConcurrency jobs can hit the server before it is marked down;
     // each later report is a single probe after a backoff. Two probes beyond
     // the first batch: the outage has lasted several timeouts and backoffs,
@@ -295,16 +202,16 @@ TEST_F(WorkerFaultsTest, FrozenStorageLongerThanTheRetryBudgetFailsNothing) {
     const std::string down_report = "storage box box-a is down";
     ASSERT_TRUE(WaitUntil(
         [&] { return CountOccurrences(worker.Log(), down_report) >= kConcurrency + 2; }, 45s))
-        << QueueState() << worker.Log();
+        << media_.QueueState() << worker.Log();
     EXPECT_GT(std::chrono::steady_clock::now() - frozen_at, 5s);
     EXPECT_EQ(media_.Len("media:sync:failed"), 0) << worker.Log();
     EXPECT_EQ(media_.SyncedRows(), 0);
   }
 
   ASSERT_TRUE(WaitUntil([&] { return media_.SyncedRows() == 12; }, 30s))
-      << QueueState() << worker.Log();
+      << media_.QueueState() << worker.Log();
   ExpectQueuesDrainedWithoutFailures(worker);
-  ExpectSyncedExactlyOnce(jobs);
+  media_.ExpectSyncedExactlyOnce(jobs);
   StopIdleWorker(worker);
 }
 
@@ -319,7 +226,7 @@ void WorkerFaultsTest::ExpectRestartCostsNothing(const std::string& service, uin
   WorkerProcess worker(
       stack_,
       {{"WORKER_ID", worker_id}, {"SYNC_CONCURRENCY", "2"}, {"OUTAGE_BACKOFF_MAX_SECONDS", "2"}});
-  ASSERT_TRUE(WaitRegistered(worker_id, worker)) << worker.Log();
+  ASSERT_TRUE(media_.WaitRegistered(worker_id, worker)) << worker.Log();
 
   PacedProducer producer(stack_, jobs, 60ms);
   ASSERT_TRUE(WaitUntil([&] { return media_.SyncedRows() >= 5; }, 30s)) << worker.Log();
@@ -328,9 +235,9 @@ void WorkerFaultsTest::ExpectRestartCostsNothing(const std::string& service, uin
   ASSERT_LT(producer.pushed(), kJobs) << "the producer finished before the restart did";
 
   ASSERT_TRUE(WaitUntil([&] { return media_.SyncedRows() == kJobs; }, 45s))
-      << QueueState() << worker.Log();
+      << media_.QueueState() << worker.Log();
   ExpectQueuesDrainedWithoutFailures(worker);
-  ExpectSyncedExactlyOnce(jobs);
+  media_.ExpectSyncedExactlyOnce(jobs);
   EXPECT_TRUE(worker.Running()) << worker.Log();
   StopIdleWorker(worker);
 }
@@ -357,7 +264,7 @@ TEST_F(WorkerFaultsTest, JobsOfAHealthyBoxCompleteWhileAnotherBoxIsDown) {
                                 {"SYNC_CONCURRENCY", "4"},
                                 {"S3_LOW_SPEED_SECONDS", "2"},
                                 {"OUTAGE_BACKOFF_MAX_SECONDS", "2"}});
-  ASSERT_TRUE(WaitRegistered("one-box-down", worker)) << worker.Log();
+  ASSERT_TRUE(media_.WaitRegistered("one-box-down", worker)) << worker.Log();
 
   {
     ScopedFreeze box_b(stack_.Pid("s3-2"));
@@ -366,7 +273,7 @@ TEST_F(WorkerFaultsTest, JobsOfAHealthyBoxCompleteWhileAnotherBoxIsDown) {
       media_.Push(jobs_a[i]);
     }
     ASSERT_TRUE(WaitUntil([&] { return media_.SyncedRows("box-a") == kPerBox; }, 30s))
-        << QueueState() << worker.Log();
+        << media_.QueueState() << worker.Log();
     // Still frozen here: none of box-b's jobs can have completed, none failed.
     EXPECT_EQ(media_.SyncedRows("box-b"), 0);
     EXPECT_EQ(media_.Len("media:sync:failed"), 0) << worker.Log();
@@ -374,11 +281,11 @@ TEST_F(WorkerFaultsTest, JobsOfAHealthyBoxCompleteWhileAnotherBoxIsDown) {
   }
 
   ASSERT_TRUE(WaitUntil([&] { return media_.SyncedRows("box-b") == kPerBox; }, 30s))
-      << QueueState() << worker.Log();
+      << media_.QueueState() << worker.Log();
   ExpectQueuesDrainedWithoutFailures(worker);
   std::vector<Json> all = jobs_a;
   all.insert(all.end(), jobs_b.begin(), jobs_b.end());
-  ExpectSyncedExactlyOnce(all);
+  media_.ExpectSyncedExactlyOnce(all);
   StopIdleWorker(worker);
 }
 
@@ -399,15 +306,15 @@ TEST_F(WorkerFaultsTest, AHangingBoxDoesNotTieUpTheInFlightSlots) {
                                 {"SYNC_CONCURRENCY", std::to_string(kConcurrency)},
                                 {"S3_LOW_SPEED_SECONDS", std::to_string(kTimeout.count())},
                                 {"OUTAGE_BACKOFF_MAX_SECONDS", "2"}});
-  ASSERT_TRUE(WaitRegistered("hanging-box", worker)) << worker.Log();
+  ASSERT_TRUE(media_.WaitRegistered("hanging-box", worker)) << worker.Log();
 
   {
     ScopedFreeze box_b(stack_.Pid("s3-2"));
-    PushAll(jobs_b);
-    PushAll(jobs_a);
+    media_.PushAll(jobs_b);
+    media_.PushAll(jobs_a);
     auto pushed_at = std::chrono::steady_clock::now();
     ASSERT_TRUE(WaitUntil([&] { return media_.SyncedRows("box-a") == kPerBox; }, 60s))
-        << QueueState() << worker.Log();
+        << media_.QueueState() << worker.Log();
     auto took = std::chrono::steady_clock::now() - pushed_at;
     RecordProperty(
         "box_a_jobs_ms",
@@ -420,11 +327,11 @@ TEST_F(WorkerFaultsTest, AHangingBoxDoesNotTieUpTheInFlightSlots) {
   }
 
   ASSERT_TRUE(WaitUntil([&] { return media_.SyncedRows("box-b") == kPerBox; }, 30s))
-      << QueueState() << worker.Log();
+      << media_.QueueState() << worker.Log();
   ExpectQueuesDrainedWithoutFailures(worker);
   std::vector<Json> all = jobs_a;
   all.insert(all.end(), jobs_b.begin(), jobs_b.end());
-  ExpectSyncedExactlyOnce(all);
+  media_.ExpectSyncedExactlyOnce(all);
   StopIdleWorker(worker);
 }
 
@@ -444,7 +351,7 @@ TEST_F(WorkerFaultsTest, ABoxHangingFromItsFirstContactDoesNotHoldBackTheOthers)
                                 {"S3_CONNECT_TIMEOUT_SECONDS", std::to_string(kTimeout.count())},
                                 {"S3_LOW_SPEED_SECONDS", std::to_string(kTimeout.count())},
                                 {"OUTAGE_BACKOFF_MAX_SECONDS", "2"}});
-  ASSERT_TRUE(WaitRegistered("first-contact-hang", worker)) << worker.Log();
+  ASSERT_TRUE(media_.WaitRegistered("first-contact-hang", worker)) << worker.Log();
 
   {
     ScopedFreeze box_b(stack_.Pid("s3-2"));
@@ -454,7 +361,7 @@ TEST_F(WorkerFaultsTest, ABoxHangingFromItsFirstContactDoesNotHoldBackTheOthers)
     }
     auto pushed_at = std::chrono::steady_clock::now();
     ASSERT_TRUE(WaitUntil([&] { return media_.SyncedRows("box-a") == kPerBox; }, kTimeout))
-        << QueueState() << worker.Log();
+        << media_.QueueState() << worker.Log();
     auto took = std::chrono::steady_clock::now() - pushed_at;
     RecordProperty(
         "box_a_jobs_ms",
@@ -468,11 +375,11 @@ TEST_F(WorkerFaultsTest, ABoxHangingFromItsFirstContactDoesNotHoldBackTheOthers)
 
   // Thawed: the check in flight is answered and box-b's jobs follow.
   ASSERT_TRUE(WaitUntil([&] { return media_.SyncedRows("box-b") == kPerBox; }, 45s))
-      << QueueState() << worker.Log();
+      << media_.QueueState() << worker.Log();
   ExpectQueuesDrainedWithoutFailures(worker);
   std::vector<Json> all = jobs_a;
   all.insert(all.end(), jobs_b.begin(), jobs_b.end());
-  ExpectSyncedExactlyOnce(all);
+  media_.ExpectSyncedExactlyOnce(all);
   StopIdleWorker(worker);
 }
 
@@ -488,18 +395,18 @@ TEST_F(WorkerFaultsTest, ABufferDirectoryReplacedUnderARunningWorkerIsPickedUp) 
                                 {"SYNC_CONCURRENCY", "2"},
                                 {"MAX_RETRIES", "0"},
                                 {"OUTAGE_BACKOFF_MAX_SECONDS", "1"}});
-  ASSERT_TRUE(WaitRegistered("buffer-replaced", worker)) << worker.Log();
+  ASSERT_TRUE(media_.WaitRegistered("buffer-replaced", worker)) << worker.Log();
   // The worker has looked into the first directory.
   std::vector<Json> all = {media_.Make(4096, "box-a", 1300)};
   media_.Push(all.front());
   ASSERT_TRUE(WaitUntil([&] { return media_.SyncedRows() == 1; }, 20s))
-      << QueueState() << worker.Log();
+      << media_.QueueState() << worker.Log();
 
   fs::rename(buffer, buffer + ".old");
   std::vector<Json> replaced = MakeJobs(10, "box-a", 1400, 4096);  // into a new directory
-  PushAll(replaced);
+  media_.PushAll(replaced);
   ASSERT_TRUE(WaitUntil([&] { return media_.SyncedRows() == 11; }, 30s))
-      << QueueState() << worker.Log();
+      << media_.QueueState() << worker.Log();
   EXPECT_EQ(media_.Len("media:sync:failed"), 0) << worker.Log();
   all.insert(all.end(), replaced.begin(), replaced.end());
 
@@ -508,22 +415,22 @@ TEST_F(WorkerFaultsTest, ABufferDirectoryReplacedUnderARunningWorkerIsPickedUp) 
   fs::rename(buffer, buffer + ".older");
   std::vector<Json> waiting = MakeJobs(4, "box-a", 1500, 4096);
   fs::rename(buffer, buffer + ".away");
-  PushAll(waiting);
+  media_.PushAll(waiting);
   ASSERT_TRUE(WaitUntil(
       [&] {
         return worker.Log().find("holding job: Media buffer unavailable") != std::string::npos;
       },
       20s))
-      << QueueState() << worker.Log();
+      << media_.QueueState() << worker.Log();
   EXPECT_EQ(media_.Len("media:sync:failed"), 0) << worker.Log();
   EXPECT_EQ(media_.SyncedRows(), 11);
   fs::rename(buffer + ".away", buffer);
   ASSERT_TRUE(WaitUntil([&] { return media_.SyncedRows() == 15; }, 30s))
-      << QueueState() << worker.Log();
+      << media_.QueueState() << worker.Log();
   all.insert(all.end(), waiting.begin(), waiting.end());
 
   ExpectQueuesDrainedWithoutFailures(worker);
-  ExpectSyncedExactlyOnce(all);
+  media_.ExpectSyncedExactlyOnce(all);
   fs::remove_all(buffer + ".old");
   fs::remove_all(buffer + ".older");
   StopIdleWorker(worker);
@@ -540,11 +447,11 @@ TEST_F(WorkerFaultsTest, AnEntryNoThreadHoldsIsHandedBackAndADrainEnds) {
   stack_.RedisCli("SADD media:sync:workers same-id");
   WorkerProcess worker(stack_, {{"WORKER_ID", "same-id"}, {"LEASE_SECONDS", "2"}},
                        {"run", "--drain"});
-  ASSERT_EQ(worker.WaitExit(30s), 0) << QueueState() << worker.Log();
+  ASSERT_EQ(worker.WaitExit(30s), 0) << media_.QueueState() << worker.Log();
   EXPECT_THAT(worker.Log(), HasSubstr("handed back a job in media:sync:processing:same-id"));
   EXPECT_THAT(worker.Log(), HasSubstr("summary: synced 1, already synced 0, failed 0"));
-  ExpectSyncedExactlyOnce({job});
-  EXPECT_TRUE(QueuesEmpty()) << QueueState();
+  media_.ExpectSyncedExactlyOnce({job});
+  EXPECT_TRUE(media_.QueuesEmpty()) << media_.QueueState();
 }
 
 // Guarantee 3: Redis restarted from a snapshot older than an acknowledgement
@@ -553,17 +460,17 @@ TEST_F(WorkerFaultsTest, AnEntryNoThreadHoldsIsHandedBackAndADrainEnds) {
 TEST_F(WorkerFaultsTest, AnAcknowledgementRedisLostCostsARepeatedJobOnly) {
   Json job = media_.Make(32 * 1024, "box-a", 1200);
   WorkerProcess worker(stack_, {{"WORKER_ID", "restored"}, {"LEASE_SECONDS", "2"}});
-  ASSERT_TRUE(WaitRegistered("restored", worker)) << worker.Log();
+  ASSERT_TRUE(media_.WaitRegistered("restored", worker)) << worker.Log();
   media_.Push(job);
-  ASSERT_TRUE(WaitUntil([&] { return media_.SyncedRows() == 1 && QueuesEmpty(); }, 20s))
-      << QueueState() << worker.Log();
+  ASSERT_TRUE(WaitUntil([&] { return media_.SyncedRows() == 1 && media_.QueuesEmpty(); }, 20s))
+      << media_.QueueState() << worker.Log();
 
   stack_.RedisCli("LPUSH media:sync:processing:restored " + ShellQuote(job.dump()));
   ASSERT_TRUE(WaitUntil(
       [&] { return worker.Log().find("outcome=already_synced") != std::string::npos; }, 20s))
-      << QueueState() << worker.Log();
+      << media_.QueueState() << worker.Log();
   ExpectQueuesDrainedWithoutFailures(worker);
-  ExpectSyncedExactlyOnce({job});
+  media_.ExpectSyncedExactlyOnce({job});
   StopIdleWorker(worker);
 }
 
@@ -585,11 +492,11 @@ TEST_F(WorkerFaultsTest, ASharedRedisOutageLongerThanTheLeaseParksNothing) {
   second_env["WORKER_ID"] = "second";
   WorkerProcess first(stack_, first_env);
   WorkerProcess second(stack_, second_env);
-  ASSERT_TRUE(WaitRegistered("first", first)) << first.Log();
-  ASSERT_TRUE(WaitRegistered("second", second)) << second.Log();
+  ASSERT_TRUE(media_.WaitRegistered("first", first)) << first.Log();
+  ASSERT_TRUE(media_.WaitRegistered("second", second)) << second.Log();
 
   stack_.Stop("postgres");
-  PushAll(jobs);
+  media_.PushAll(jobs);
   // Each thread of both workers holds a job, waiting for PostgreSQL.
   ASSERT_TRUE(WaitUntil(
       [&] {
@@ -597,7 +504,7 @@ TEST_F(WorkerFaultsTest, ASharedRedisOutageLongerThanTheLeaseParksNothing) {
                media_.Len("media:sync:processing:second") == 2;
       },
       20s))
-      << QueueState() << first.Log() << second.Log();
+      << media_.QueueState() << first.Log() << second.Log();
 
   stack_.Stop("redis");
   {
@@ -605,16 +512,16 @@ TEST_F(WorkerFaultsTest, ASharedRedisOutageLongerThanTheLeaseParksNothing) {
     // The outage itself: three leases long, so every heartbeat key expires.
     std::this_thread::sleep_for(6s);
     stack_.Start("redis");
-    ASSERT_TRUE(WaitUntil([&] { return HeartbeatAlive("first"); }, 20s)) << first.Log();
+    ASSERT_TRUE(WaitUntil([&] { return media_.HeartbeatAlive("first"); }, 20s)) << first.Log();
     std::this_thread::sleep_for(1s);  // the second worker reconnects later
   }
-  ASSERT_TRUE(WaitUntil([&] { return HeartbeatAlive("second"); }, 20s)) << second.Log();
+  ASSERT_TRUE(WaitUntil([&] { return media_.HeartbeatAlive("second"); }, 20s)) << second.Log();
 
   stack_.Start("postgres");
   ASSERT_TRUE(WaitUntil([&] { return media_.SyncedRows() == 6; }, 60s))
-      << QueueState() << first.Log() << second.Log();
+      << media_.QueueState() << first.Log() << second.Log();
   ExpectQueuesDrainedWithoutFailures(first);
-  ExpectSyncedExactlyOnce(jobs);
+  media_.ExpectSyncedExactlyOnce(jobs);
   EXPECT_THAT(first.Log(), Not(HasSubstr("jobs of dead workers")));
   StopIdleWorker(first);
   StopIdleWorker(second);
@@ -632,18 +539,18 @@ TEST_F(WorkerFaultsTest, SigtermDuringMultipartUploadHandsTheJobBack) {
   env["WORKER_ID"] = "multipart";
   env["SHUTDOWN_GRACE_SECONDS"] = "0";
   WorkerProcess worker(stack_, env);
-  ASSERT_TRUE(WaitRegistered("multipart", worker)) << worker.Log();
+  ASSERT_TRUE(media_.WaitRegistered("multipart", worker)) << worker.Log();
   media_.Push(job);
 
   // One part stored, so the upload is under way (24 parts in all).
   ASSERT_TRUE(WaitUntil([&] { return CompletedPartsInProgress() >= 1; }, 30s))
-      << QueueState() << worker.Log();
+      << media_.QueueState() << worker.Log();
   ASSERT_FALSE(ObjectFileExists(job)) << "the upload finished before the signal";
   worker.Signal(SIGTERM);
   EXPECT_EQ(worker.WaitExit(5s), 0) << worker.Log();
 
-  EXPECT_EQ(PendingPayloads(), std::vector<std::string>{job.dump()}) << QueueState();
-  EXPECT_EQ(ProcessingKeys(), "");
+  EXPECT_EQ(PendingPayloads(), std::vector<std::string>{job.dump()}) << media_.QueueState();
+  EXPECT_EQ(media_.ProcessingKeys(), "");
   EXPECT_EQ(media_.DelayedCount(), 0);
   EXPECT_EQ(media_.Len("media:sync:failed"), 0);
   EXPECT_FALSE(ObjectFileExists(job)) << "a partial upload became the object";
@@ -654,7 +561,7 @@ TEST_F(WorkerFaultsTest, SigtermDuringMultipartUploadHandsTheJobBack) {
   // What was handed back is whole: the next worker syncs it.
   WorkerProcess next(stack_, multipart, {"run", "--drain"});
   ASSERT_EQ(next.WaitExit(60s), 0) << next.Log();
-  ExpectSyncedExactlyOnce(std::vector<Json>{job});
+  media_.ExpectSyncedExactlyOnce(std::vector<Json>{job});
 }
 
 // Guarantee 7: a second SIGTERM hands in-flight jobs back at once, even with
@@ -665,12 +572,12 @@ TEST_F(WorkerFaultsTest, SecondSigtermHandsBackAtOnce) {
                                 {"SHUTDOWN_GRACE_SECONDS", "60"},
                                 // Neither the grace nor a timeout can end the job soon.
                                 {"S3_LOW_SPEED_SECONDS", "60"}});
-  ASSERT_TRUE(WaitRegistered("two-signals", worker)) << worker.Log();
+  ASSERT_TRUE(media_.WaitRegistered("two-signals", worker)) << worker.Log();
 
   ScopedFreeze storage(stack_.Pid("s3"));
   media_.Push(job);
   ASSERT_TRUE(WaitUntil([&] { return media_.Len("media:sync:processing:two-signals") == 1; }, 10s))
-      << QueueState() << worker.Log();
+      << media_.QueueState() << worker.Log();
 
   worker.Signal(SIGTERM);
   // Two signals sent back to back may merge into one: wait until the first
@@ -689,8 +596,8 @@ TEST_F(WorkerFaultsTest, SecondSigtermHandsBackAtOnce) {
                      << std::chrono::duration_cast<std::chrono::milliseconds>(took).count()
                      << " ms after the second signal\n"
                      << worker.Log();
-  EXPECT_EQ(PendingPayloads(), std::vector<std::string>{job.dump()}) << QueueState();
-  EXPECT_EQ(ProcessingKeys(), "");
+  EXPECT_EQ(PendingPayloads(), std::vector<std::string>{job.dump()}) << media_.QueueState();
+  EXPECT_EQ(media_.ProcessingKeys(), "");
   EXPECT_TRUE(media_.LocalExists(job));
   EXPECT_EQ(media_.SyncedRows(), 0);
 }

@@ -1,14 +1,17 @@
 #include "support/worker_harness.h"
 
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <random>
 #include <sstream>
 #include <thread>
@@ -127,7 +130,39 @@ void MediaFactory::AddTwoBoxes() {
              stack_.Get("STACK_S3_2_ENDPOINT") + "')");
 }
 
+void MediaFactory::InsertRows(const std::vector<Json>& jobs) const {
+  if (jobs.empty()) return;
+  std::string values;
+  std::map<std::string, uint64_t> reserved;
+  for (const auto& job : jobs) {
+    const Json& box = job["storage_box_id"];
+    std::string box_sql = box.is_string() ? "'" + box.get<std::string>() + "'" : "NULL";
+    if (!values.empty()) values += ", ";
+    values += "('" + job["sha256"].get<std::string>() + "', '" + job["s3_key"].get<std::string>() +
+              "', " + std::to_string(job["file_size"].get<uint64_t>()) + ", " + box_sql + ")";
+    if (box.is_string()) reserved[box.get<std::string>()] += job["file_size"].get<uint64_t>();
+  }
+  std::string sql =
+      "INSERT INTO media_files (sha256, s3_key, file_size, storage_box_id) VALUES " + values;
+  for (const auto& [box, bytes] : reserved) {
+    sql += "; UPDATE storage_boxes SET reserved_bytes = reserved_bytes + " + std::to_string(bytes) +
+           " WHERE id = '" + box + "'";
+  }
+  stack_.Sql(sql);
+}
+
 void MediaFactory::Push(const Json& job) const { PushRaw(job.dump()); }
+
+void MediaFactory::PushAll(const std::vector<Json>& jobs) const {
+  constexpr size_t kPerCommand = 500;
+  for (size_t start = 0; start < jobs.size(); start += kPerCommand) {
+    std::string command = "LPUSH media:sync:pending";
+    for (size_t i = start; i < std::min(jobs.size(), start + kPerCommand); ++i) {
+      command += " " + ShellQuote(jobs[i].dump());
+    }
+    stack_.RedisCli(command);
+  }
+}
 
 void MediaFactory::PushRaw(const std::string& payload) const {
   stack_.RedisCli("LPUSH media:sync:pending " + ShellQuote(payload));
@@ -135,6 +170,51 @@ void MediaFactory::PushRaw(const std::string& payload) const {
 
 int64_t MediaFactory::Len(const std::string& key) const {
   return std::stoll(Trim(stack_.RedisCli("LLEN " + key)));
+}
+
+std::string MediaFactory::ProcessingKeys() const {
+  return Trim(stack_.RedisCli("--raw KEYS 'media:sync:processing:*'"));
+}
+
+bool MediaFactory::QueuesEmpty() const {
+  return Len("media:sync:pending") == 0 && DelayedCount() == 0 && ProcessingKeys().empty();
+}
+
+std::string MediaFactory::QueueState() const {
+  return "pending " + std::to_string(Len("media:sync:pending")) + ", delayed " +
+         std::to_string(DelayedCount()) + ", failed " + std::to_string(Len("media:sync:failed")) +
+         ", processing lists [" + ProcessingKeys() + "], synced rows " +
+         std::to_string(SyncedRows());
+}
+
+bool MediaFactory::HeartbeatAlive(const std::string& worker_id) const {
+  return Trim(stack_.RedisCli("EXISTS media:sync:worker:" + worker_id)) == "1";
+}
+
+bool MediaFactory::WaitRegistered(const std::string& worker_id, WorkerProcess& worker) const {
+  return WaitUntil([&] { return HeartbeatAlive(worker_id) || !worker.Running(); },
+                   std::chrono::seconds(20)) &&
+         worker.Running();
+}
+
+void MediaFactory::ExpectSyncedExactlyOnce(const std::vector<Json>& jobs,
+                                           std::source_location at) const {
+  ::testing::ScopedTrace caller(at.file_name(), static_cast<int>(at.line()), "called from here");
+  std::map<std::string, int64_t> rows;
+  std::map<std::string, int64_t> bytes;
+  for (const auto& job : jobs) {
+    std::string box = job["storage_box_id"].get<std::string>();
+    ++rows[box];
+    bytes[box] += job["file_size"].get<int64_t>();
+    EXPECT_TRUE(ObjectStored(job)) << job["s3_key"];
+    EXPECT_FALSE(LocalExists(job)) << job["local_path"];
+  }
+  for (const auto& [box, count] : rows) {
+    EXPECT_EQ(SyncedRows(box), count) << box;
+    EXPECT_EQ(UsedBytes(box), bytes[box]) << box;
+    EXPECT_EQ(ReservedBytes(box), 0) << box;
+  }
+  EXPECT_EQ(SyncedRows(), static_cast<int64_t>(jobs.size()));
 }
 
 int64_t MediaFactory::DelayedCount() const {
@@ -185,6 +265,30 @@ bool MediaFactory::ObjectStored(const Json& job) const {
   std::stringstream bytes;
   bytes << file.rdbuf();
   return Sha256Hex(bytes.str()) == job["sha256"].get<std::string>();
+}
+
+PacedProducer::PacedProducer(const LocalStack& stack, std::vector<Json> jobs,
+                             std::chrono::milliseconds interval)
+    : push_prefix_("redis-cli -p " + stack.Get("STACK_REDIS_PORT") + " LPUSH media:sync:pending "),
+      jobs_(std::move(jobs)),
+      interval_(interval),
+      thread_([this](const std::stop_token& stop) { Produce(stop); }) {}
+
+void PacedProducer::Produce(const std::stop_token& stop) {
+  for (const auto& job : jobs_) {
+    while (!stop.stop_requested() && !PushOnce(job.dump())) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    if (stop.stop_requested()) return;
+    ++pushed_;
+    std::this_thread::sleep_for(interval_);
+  }
+}
+
+bool PacedProducer::PushOnce(const std::string& payload) const {
+  std::string out;
+  if (RunStatus(push_prefix_ + ShellQuote(payload) + " 2>&1", &out) != 0) return false;
+  return !out.empty() && std::isdigit(static_cast<unsigned char>(out.front()));
 }
 
 }  // namespace media_sync::testing

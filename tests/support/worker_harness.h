@@ -6,12 +6,16 @@
 #include <signal.h>
 #include <sys/types.h>
 
+#include <atomic>
 #include <chrono>
 #include <functional>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <source_location>
+#include <stop_token>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "support/local_stack.h"
@@ -75,7 +79,13 @@ class MediaFactory {
   // Inserts storage_boxes rows: box-a on MINIO_ENDPOINT, box-b on STACK_S3_2_ENDPOINT.
   void AddTwoBoxes();
 
+  // Rows (and reserved bytes) for jobs made with insert_row = false, in one
+  // statement: for runs of thousands of files.
+  void InsertRows(const std::vector<Json>& jobs) const;
+
   void Push(const Json& job) const;
+  // One LPUSH per 500 jobs, in order: the first ends up served first.
+  void PushAll(const std::vector<Json>& jobs) const;
   void PushRaw(const std::string& payload) const;
 
   // Redis list length / zcard via redis-cli.
@@ -90,8 +100,48 @@ class MediaFactory {
   // The stored object's bytes hash to the job's sha256 (read from s3rver's data directory).
   bool ObjectStored(const Json& job) const;
 
+  // The keys of every processing list, one per line ("" when none).
+  std::string ProcessingKeys() const;
+  // Nothing pending, delayed or in any processing list.
+  bool QueuesEmpty() const;
+  // What the queues hold, for failure messages.
+  std::string QueueState() const;
+  // The worker's lease (media:sync:worker:<id>) exists.
+  bool HeartbeatAlive(const std::string& worker_id) const;
+  // Waits (20 s at most) until `worker` registered as `worker_id`; false if
+  // it exited or never did.
+  bool WaitRegistered(const std::string& worker_id, WorkerProcess& worker) const;
+
+  // Every job synced once: its row, its box's counters (used = sum of sizes,
+  // nothing left reserved), its object byte-exact, its local file gone; and
+  // no other row synced.
+  void ExpectSyncedExactlyOnce(const std::vector<Json>& jobs,
+                               std::source_location at = std::source_location::current()) const;
+
  private:
   LocalStack& stack_;
+};
+
+// A producer that LPUSHes jobs one at a time at a steady pace from its own
+// thread, so that jobs keep arriving across faults. A push that Redis does
+// not take (it is down or restarting) is retried until it is.
+class PacedProducer {
+ public:
+  PacedProducer(const LocalStack& stack, std::vector<Json> jobs,
+                std::chrono::milliseconds interval);
+
+  int64_t pushed() const { return pushed_; }
+
+ private:
+  void Produce(const std::stop_token& stop);
+  // LPUSH answers with the new length; anything else (no server, LOADING) is a miss.
+  bool PushOnce(const std::string& payload) const;
+
+  const std::string push_prefix_;
+  const std::vector<Json> jobs_;
+  const std::chrono::milliseconds interval_;
+  std::atomic<int64_t> pushed_ = 0;
+  std::jthread thread_;  // last: joined before the members it reads go away
 };
 
 }  // namespace media_sync::testing
