@@ -5,7 +5,7 @@ BUILD_DIR := $(if $(filter release ci,$(PRESET)),build,build-$(PRESET))
 JOBS ?= $(shell nproc)
 STATE ?= $(CURDIR)/.stack
 
-.PHONY: all deps configure build format-check test unit-test integration-test container-test fuzz demo stack-up stack-down fmt lint bench clean
+.PHONY: all deps configure build format-check test unit-test integration-test container-test fuzz sanitize fault-run demo stack-up stack-down fmt lint bench clean
 
 all: build
 
@@ -33,6 +33,14 @@ integration-test: build
 container-test:
 	@bash scripts/deps.sh --container
 	@bash tests/container/container_test.sh
+
+# ASan+UBSan and TSan builds and the suites run under each (scripts/sanitize.sh).
+sanitize: deps
+	@bash scripts/sanitize.sh
+
+# The fault run at full size, five rounds (scripts/fault_run.sh FILES ROUNDS).
+fault-run: deps
+	@bash scripts/fault_run.sh
 
 # The libFuzzer targets in fuzz/, FUZZ_SECONDS (default 20) each, in their
 # own clang build (build-fuzz/).
