@@ -41,7 +41,10 @@ constexpr const char* kSelectUnsynced =
 
 constexpr const char* kCountUnsynced = "SELECT count(*) FROM media_files WHERE synced_at IS NULL";
 
-constexpr const char* kPing = "SELECT 1";
+// Touches both tables, so a database without the schema (or a role that may
+// not read it) does not pass for a healthy one.
+constexpr const char* kPing =
+    "SELECT (SELECT 1 FROM media_files LIMIT 1), (SELECT 1 FROM storage_boxes LIMIT 1)";
 
 // Boxes first (ordered by id), then the rows without a box as id ''.
 constexpr const char* kSelectBoxesUsage =

@@ -102,7 +102,8 @@ class PgCatalog final : public Catalog {
 
   PgCatalogStats Stats() const;
 
-  // One round trip to the server (readiness).
+  // One round trip that reads both tables (readiness, start-up check):
+  // kConfiguration when the schema is missing or unreadable.
   Status Ping();
 
   // Every storage box with its counters and unsynced rows, then one entry

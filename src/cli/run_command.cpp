@@ -56,6 +56,13 @@ int Run(config::Options options, const RunFlags& flags) {
   catalog::PgCatalogOptions catalog_options;
   catalog_options.pool_size = options.db_pool_size;
   catalog::PgCatalog catalog(options.database_conninfo, catalog_options);
+  // A database without the schema, or a role that may not read it, is the
+  // operator's to fix before any job is taken.
+  if (auto pinged = catalog.Ping(); !pinged) {
+    if (pinged.error().kind == ErrorKind::kConfiguration) return ConfigError(pinged.error());
+    spdlog::warn("PostgreSQL not reachable yet ({}); the worker keeps trying",
+                 pinged.error().message);
+  }
 
   s3::BufferPool pool(options.s3.buffer_pool_bytes);
   auto factory = [&pool](const s3::S3Options& box) -> Result<std::shared_ptr<ObjectStore>> {

@@ -3,6 +3,7 @@
 // bad input, and the failed-queue runbook.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -314,6 +315,51 @@ TEST_F(WorkerTest, CreatesAMissingBucketAsTheSeedDoes) {
   // box-b's s3rver keeps the object under the new bucket's directory.
   EXPECT_TRUE(std::filesystem::exists(stack_.StateDir() + "/s3-2/fresh-bucket/" +
                                       job["s3_key"].get<std::string>() + "._S3rver_object"));
+}
+
+// A database without the schema is the operator's to fix: `run` stops at
+// start-up, names the missing table, and takes no job.
+TEST_F(WorkerTest, ADatabaseWithoutTheSchemaStopsAtStartUp) {
+  if (Trim(stack_.Sql("SELECT count(*) FROM pg_database WHERE datname = 'no_schema'")) == "0") {
+    stack_.Sql("CREATE DATABASE no_schema");
+  }
+  std::string url = stack_.Get("DATABASE_URL");
+  size_t slash = url.find('/', url.find("//") + 2);
+  size_t query = url.find('?', slash);
+  url = url.substr(0, slash) + "/no_schema" + (query == std::string::npos ? "" : url.substr(query));
+  Json job = media_.Make(1024, "box-a", 4100);
+  media_.Push(job);
+  WorkerProcess worker(stack_, {{"DATABASE_URL", url}}, {"run"});
+  EXPECT_EQ(worker.WaitExit(20s), 2) << worker.Log();
+  EXPECT_THAT(worker.Log(), HasSubstr("media_files"));
+  EXPECT_EQ(media_.Len("media:sync:pending"), 1) << "no job taken";
+  EXPECT_TRUE(media_.LocalExists(job));
+}
+
+// Storage keys that the box refuses make the box unusable, not the jobs
+// bad: the job waits unharmed with the reason logged, and syncs once the
+// keys are right.
+TEST_F(WorkerTest, WrongStorageKeysDeferJobsAndSayWhy) {
+  Json job = media_.Make(1024, "box-a", 4200);
+  media_.Push(job);
+  WorkerProcess wrong(stack_, {{"MINIO_ACCESS_KEY", "not-the-key"}, {"MAX_RETRIES", "0"}}, {"run"});
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        return wrong.Log().find("storage box box-a is unusable until its configuration is fixed") !=
+               std::string::npos;
+      },
+      20s))
+      << wrong.Log();
+  EXPECT_THAT(wrong.Log(), HasSubstr("check the access key, the secret key and the clock"));
+  wrong.Signal(SIGTERM);
+  EXPECT_EQ(wrong.WaitExit(20s), 0) << wrong.Log();
+  EXPECT_EQ(media_.Len("media:sync:failed"), 0);
+  EXPECT_EQ(media_.SyncedRows(), 0);
+  EXPECT_TRUE(media_.LocalExists(job));
+
+  WorkerProcess right(stack_, {}, {"run", "--drain"});
+  ASSERT_EQ(right.WaitExit(60s), 0) << right.Log();
+  media_.ExpectSyncedExactlyOnce({job});
 }
 
 TEST_F(WorkerTest, BadConfigurationStopsAtStartUpWithExitCode2) {
