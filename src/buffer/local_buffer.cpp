@@ -170,7 +170,7 @@ Result<LocalBuffer> LocalBuffer::Create(const std::string& buffer_path, Resolver
 }
 
 std::shared_ptr<const LocalBuffer::Directory> LocalBuffer::CurrentDirectory() const {
-  std::lock_guard lock(current_->mutex);
+  MutexLock lock(current_->mutex);
   return current_->directory;
 }
 
@@ -197,7 +197,7 @@ Result<std::shared_ptr<const LocalBuffer::Directory>> LocalBuffer::Recheck(
   fresh->device = opened.st_dev;
   fresh->inode = opened.st_ino;
 
-  std::lock_guard lock(current_->mutex);
+  MutexLock lock(current_->mutex);
   // Another thread may have reopened it first: keep one current opening.
   if (current_->directory->device == fresh->device && current_->directory->inode == fresh->inode) {
     return current_->directory;

@@ -34,7 +34,6 @@
 #include <cstdint>
 #include <ctime>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -42,6 +41,7 @@
 
 #include "core/result.h"
 #include "util/fd.h"
+#include "util/mutex.h"
 
 namespace media_sync::buffer {
 
@@ -144,8 +144,8 @@ class LocalBuffer {
     ino_t inode = 0;
   };
   struct Current {
-    std::mutex mutex;
-    std::shared_ptr<const Directory> directory;  // guarded by mutex
+    Mutex mutex;
+    std::shared_ptr<const Directory> directory GUARDED_BY(mutex);
   };
 
   LocalBuffer(std::shared_ptr<const Directory> dir, std::string path,

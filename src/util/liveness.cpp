@@ -23,7 +23,7 @@ Liveness::Registration::~Registration() {
 }
 
 Liveness::Registration Liveness::Register(std::string name) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   Slot& slot = slots_.emplace_back();
   slot.name = std::move(name);
   slot.last_beat_ns = NowNs();
@@ -37,7 +37,7 @@ void Liveness::Beat() {
 std::vector<Liveness::Stall> Liveness::Stalled(std::chrono::milliseconds limit) const {
   std::vector<Stall> stalled;
   int64_t now = NowNs();
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   for (const auto& slot : slots_) {
     auto since = std::chrono::duration_cast<std::chrono::milliseconds>(
         std::chrono::nanoseconds(now - slot.last_beat_ns.load(std::memory_order_relaxed)));
@@ -47,7 +47,7 @@ std::vector<Liveness::Stall> Liveness::Stalled(std::chrono::milliseconds limit) 
 }
 
 void Liveness::Unregister(Slot* slot) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   slots_.remove_if([slot](const Slot& candidate) { return &candidate == slot; });
 }
 

@@ -14,9 +14,10 @@
 #include <atomic>
 #include <chrono>
 #include <list>
-#include <mutex>
 #include <string>
 #include <vector>
+
+#include "util/mutex.h"
 
 namespace media_sync {
 
@@ -57,8 +58,8 @@ class Liveness {
  private:
   void Unregister(Slot* slot);
 
-  mutable std::mutex mu_;
-  std::list<Slot> slots_;  // guarded by mu_; list: slots never move
+  mutable Mutex mu_;
+  std::list<Slot> slots_ GUARDED_BY(mu_);  // a list: slots never move
 };
 
 }  // namespace media_sync

@@ -51,7 +51,7 @@ Result<s3::S3Options> BoxRegistry::OptionsForEndpoint(const s3::S3Options& defau
 }
 
 std::optional<StoreRouter::TimePoint> BoxRegistry::DownUntil(const BoxId& box) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return DownUntilLocked(Name(box), clock_(), /*may_probe=*/true);
 }
 
@@ -72,7 +72,7 @@ StoreRouter::Slot BoxRegistry::TakeSlot(const std::string& name, TimePoint now) 
   auto held = loads_[name].started.insert(now);
   return Slot([this, name, held] {
     {
-      std::lock_guard lock(mu_);
+      MutexLock lock(mu_);
       loads_[name].started.erase(held);
     }
     slot_freed_.notify_all();
@@ -83,7 +83,7 @@ StoreRouter::Admission BoxRegistry::Admit(const BoxId& box, const std::stop_toke
   const std::string name = Name(box);
   const size_t cap =
       settings_.max_in_flight > 0 ? static_cast<size_t>(settings_.max_in_flight) : SIZE_MAX;
-  std::unique_lock lock(mu_);
+  MutexLock lock(mu_);
   Load& load = loads_[name];
   std::optional<std::chrono::steady_clock::time_point> give_up;
   while (true) {
@@ -101,6 +101,7 @@ StoreRouter::Admission BoxRegistry::Admit(const BoxId& box, const std::stop_toke
                 (answering ? std::chrono::milliseconds(kBusyWait) : kSilentWait);
     }
     bool woken = slot_freed_.wait_until(lock, stop, *give_up, [&] {
+      mu_.AssertHeld();
       return load.started.size() < cap || DownUntilLocked(name, clock_(), false).has_value();
     });
     if (woken || stop.stop_requested()) continue;
@@ -123,7 +124,7 @@ StoreRouter::Admission BoxRegistry::Admit(const BoxId& box, const std::stop_toke
 Result<std::shared_ptr<ObjectStore>> BoxRegistry::ForBox(const BoxId& box) {
   const std::string name = Name(box);
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     auto it = boxes_.find(name);
     if (name.empty()) {
       if (it == boxes_.end() || !it->second.store || it->second.reread) {
@@ -144,7 +145,7 @@ Result<std::shared_ptr<ObjectStore>> BoxRegistry::ForBox(const BoxId& box) {
   }
 
   auto endpoint = catalog_.BoxEndpoint(name);
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   auto it = boxes_.find(name);
   if (!endpoint) {
     // The catalog is down: a box we already know keeps working.
@@ -182,7 +183,7 @@ void BoxRegistry::ReportFailure(const BoxId& box, const Error& error) {
     std::condition_variable_any& cv;
     ~Notify() { cv.notify_all(); }
   } notify{slot_freed_};
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   Box& entry = boxes_[Name(box)];
   entry.backoff = entry.backoff.count() == 0 ? settings_.first_backoff
                                              : std::min<std::chrono::milliseconds>(
@@ -203,7 +204,7 @@ void BoxRegistry::ReportFailure(const BoxId& box, const Error& error) {
 }
 
 void BoxRegistry::ReportSuccess(const BoxId& box) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   loads_[Name(box)].last_answer = clock_();
   auto it = boxes_.find(Name(box));
   if (it == boxes_.end()) return;
@@ -215,13 +216,13 @@ void BoxRegistry::ReportSuccess(const BoxId& box) {
 }
 
 void BoxRegistry::AbandonProbe(const BoxId& box) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   auto it = boxes_.find(Name(box));
   if (it != boxes_.end()) it->second.probing_since.reset();
 }
 
 std::vector<BoxRegistry::BoxState> BoxRegistry::States() {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   std::vector<BoxState> states;
   for (const auto& [name, entry] : boxes_) {
     std::string endpoint = name.empty() ? defaults_.endpoint : entry.endpoint;

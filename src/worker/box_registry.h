@@ -37,7 +37,6 @@
 #include <functional>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <set>
 #include <string>
@@ -45,6 +44,7 @@
 #include "config/s3_options.h"
 #include "core/catalog.h"
 #include "core/store_router.h"
+#include "util/mutex.h"
 
 namespace media_sync::worker {
 
@@ -104,8 +104,9 @@ class BoxRegistry final : public StoreRouter {
   };
   static std::string Name(const BoxId& box) { return box.value_or(""); }
   // DownUntil() under mu_; `may_probe`: the caller can take the probe.
-  std::optional<TimePoint> DownUntilLocked(const std::string& name, TimePoint now, bool may_probe);
-  Slot TakeSlot(const std::string& name, TimePoint now);
+  std::optional<TimePoint> DownUntilLocked(const std::string& name, TimePoint now, bool may_probe)
+      REQUIRES(mu_);
+  Slot TakeSlot(const std::string& name, TimePoint now) REQUIRES(mu_);
 
   const s3::S3Options defaults_;
   Catalog& catalog_;
@@ -113,9 +114,9 @@ class BoxRegistry final : public StoreRouter {
   const Settings settings_;
   Clock clock_;
 
-  std::mutex mu_;
-  std::map<std::string, Box> boxes_;   // guarded by mu_; "" is the default endpoint
-  std::map<std::string, Load> loads_;  // guarded by mu_
+  Mutex mu_;
+  std::map<std::string, Box> boxes_ GUARDED_BY(mu_);  // "" is the default endpoint
+  std::map<std::string, Load> loads_ GUARDED_BY(mu_);
   std::condition_variable_any slot_freed_;
 };
 

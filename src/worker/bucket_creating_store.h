@@ -13,10 +13,10 @@
 #include <condition_variable>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <stop_token>
 
 #include "core/object_store.h"
+#include "util/mutex.h"
 
 namespace media_sync::worker {
 
@@ -40,11 +40,14 @@ class BucketCreatingStore final : public ObjectStore {
 
  private:
   Status Ready(const std::stop_token& stop) {
-    std::unique_lock lock(mutex_);
+    MutexLock lock(mutex_);
     while (!ensured_ && checking_) {
       // Join the check in flight: its deadline is ours.
       const uint64_t joined = checks_;
-      if (!done_.wait(lock, stop, [&] { return checks_ != joined; })) {
+      if (!done_.wait(lock, stop, [&] {
+            mutex_.AssertHeld();
+            return checks_ != joined;
+          })) {
         return Error::Cancelled("stopped while waiting for the bucket check");
       }
       if (ensured_) return Ok();
@@ -53,9 +56,9 @@ class BucketCreatingStore final : public ObjectStore {
     }
     if (ensured_) return Ok();
     checking_ = true;
-    lock.unlock();
+    lock.Unlock();
     Status status = ensure_bucket_(stop);
-    lock.lock();
+    lock.Relock();
     checking_ = false;
     ++checks_;
     ensured_ = status.ok();
@@ -66,12 +69,12 @@ class BucketCreatingStore final : public ObjectStore {
 
   std::shared_ptr<ObjectStore> store_;
   EnsureBucket ensure_bucket_;
-  std::mutex mutex_;
+  Mutex mutex_;
   std::condition_variable_any done_;
-  bool ensured_ = false;   // guarded by mutex_
-  bool checking_ = false;  // guarded by mutex_: a check is in flight
-  uint64_t checks_ = 0;    // guarded by mutex_: checks finished so far
-  Error last_failure_;     // guarded by mutex_: of the last finished check
+  bool ensured_ GUARDED_BY(mutex_) = false;
+  bool checking_ GUARDED_BY(mutex_) = false;  // a check is in flight
+  uint64_t checks_ GUARDED_BY(mutex_) = 0;    // checks finished so far
+  Error last_failure_ GUARDED_BY(mutex_);     // of the last finished check
 };
 
 }  // namespace media_sync::worker

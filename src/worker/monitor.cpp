@@ -137,7 +137,7 @@ void Monitor::Round(queue::FleetStats& fleet, queue::QueueAdmin& admin) {
   metrics_.postgres_up.Set(postgres ? 1 : 0);
   metrics_.buffer_up.Set(buffer ? 1 : 0);
 
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   redis_ = Part{redis.ok(), redis ? std::string() : redis.error().message};
   postgres_ = Part{postgres.ok(), postgres ? std::string() : postgres.error().message};
   buffer_ = Part{buffer.ok(), buffer ? std::string() : buffer.error().message};
@@ -145,7 +145,7 @@ void Monitor::Round(queue::FleetStats& fleet, queue::QueueAdmin& admin) {
 }
 
 metrics::Probe Monitor::Readiness() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   Json body;
   bool any_box_up = box_states_.empty();
   Json boxes = Json::object();

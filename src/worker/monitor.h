@@ -14,7 +14,6 @@
 
 #include <chrono>
 #include <functional>
-#include <mutex>
 #include <string>
 #include <thread>
 
@@ -24,6 +23,7 @@
 #include "queue/queue_admin.h"
 #include "queue/redis_connection.h"
 #include "util/liveness.h"
+#include "util/mutex.h"
 #include "worker/box_registry.h"
 #include "worker/worker.h"
 #include "worker/worker_metrics.h"
@@ -77,11 +77,11 @@ class Monitor {
   uint64_t reported_files_ = 0;  // monitor thread only
   uint64_t reported_bytes_ = 0;
 
-  mutable std::mutex mu_;
-  Part redis_;                                     // guarded by mu_
-  Part postgres_;                                  // guarded by mu_
-  Part buffer_;                                    // guarded by mu_
-  std::vector<BoxRegistry::BoxState> box_states_;  // guarded by mu_
+  mutable Mutex mu_;
+  Part redis_ GUARDED_BY(mu_);
+  Part postgres_ GUARDED_BY(mu_);
+  Part buffer_ GUARDED_BY(mu_);
+  std::vector<BoxRegistry::BoxState> box_states_ GUARDED_BY(mu_);
 
   std::jthread thread_;
 };

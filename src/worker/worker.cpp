@@ -141,10 +141,13 @@ std::chrono::milliseconds Worker::Jittered(std::chrono::milliseconds base) const
 }
 
 void Worker::WaitRegistered(const std::stop_token& stop) {
-  std::unique_lock lock(registered_mutex_);
+  MutexLock lock(registered_mutex_);
   while (!registered_ && !stop.stop_requested()) {
     Liveness::Beat();  // waiting for Redis is not a stall
-    registered_changed_.wait_for(lock, stop, 1000ms, [&] { return registered_; });
+    registered_changed_.wait_for(lock, stop, 1000ms, [&] {
+      registered_mutex_.AssertHeld();
+      return registered_;
+    });
   }
 }
 
@@ -181,12 +184,12 @@ void Worker::JobLoop(int index) {
 }
 
 void Worker::Hold(const Delivery& delivery) {
-  std::lock_guard lock(held_mutex_);
+  MutexLock lock(held_mutex_);
   ++held_[delivery.payload];
 }
 
 void Worker::LetGo(const Delivery& delivery) {
-  std::lock_guard lock(held_mutex_);
+  MutexLock lock(held_mutex_);
   auto it = held_.find(delivery.payload);
   if (it != held_.end() && --it->second == 0) held_.erase(it);
 }
@@ -311,7 +314,7 @@ void Worker::MaintenanceLoop(const std::stop_token& stop) {
       status = upkeep->Heartbeat();
       if (status && !registered) {
         registered = true;
-        std::lock_guard lock(registered_mutex_);
+        MutexLock lock(registered_mutex_);
         registered_ = true;  // the job threads may take from now on
         registered_changed_.notify_all();
       }
@@ -392,7 +395,7 @@ Status Worker::HandBackUnheld(QueueUpkeep& upkeep, JobQueue& queue,
   std::unordered_map<std::string, int> now_unheld;
   for (const auto& entry : *entries) ++now_unheld[entry];
   {
-    std::lock_guard lock(held_mutex_);
+    MutexLock lock(held_mutex_);
     for (const auto& [payload, threads] : held_) {
       auto it = now_unheld.find(payload);
       if (it == now_unheld.end()) continue;

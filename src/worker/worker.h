@@ -30,7 +30,6 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <stop_token>
 #include <string>
@@ -41,6 +40,7 @@
 #include "core/job_queue.h"
 #include "core/pipeline.h"
 #include "util/liveness.h"
+#include "util/mutex.h"
 #include "worker/worker_metrics.h"
 
 namespace media_sync::worker {
@@ -131,12 +131,12 @@ class Worker {
   std::stop_source cancel_;
   std::atomic<int> running_jobs_threads_{0};
   std::atomic<bool> finished_{false};
-  std::mutex registered_mutex_;
+  Mutex registered_mutex_;
   std::condition_variable_any registered_changed_;
-  bool registered_ = false;  // guarded by registered_mutex_
-  std::mutex held_mutex_;
-  std::unordered_map<std::string, int>
-      held_;  // payload -> threads holding it; guarded by held_mutex_
+  bool registered_ GUARDED_BY(registered_mutex_) = false;
+  Mutex held_mutex_;
+  std::unordered_map<std::string, int> held_
+      GUARDED_BY(held_mutex_);  // payload -> threads holding it
   std::vector<std::jthread> job_threads_;
   std::jthread maintenance_;
 };
