@@ -147,10 +147,14 @@ EOC
 
 # Every Sentinel knows the two others and the replica, and the replica
 # streams from the primary: a failover can be agreed on from now on.
+replica_streaming() {
+  [ "$(redis-cli -p "$(port_of redis-replica)" INFO replication | tr -d '\r' |
+       grep -c '^master_link_status:up$')" = 1 ]
+}
+
 sentinels_settled() {
   local port
-  [ "$(redis-cli -p "$(port_of redis-replica)" INFO replication | tr -d '\r' |
-       grep -c '^master_link_status:up$')" = 1 ] || return 1
+  replica_streaming || return 1
   for port in $(port_of sentinel-1) $(port_of sentinel-2) $(port_of sentinel-3); do
     [ "$(redis-cli -p "$port" --raw SENTINEL sentinels "$SENTINEL_MASTER" | grep -cx name)" = 2 ] ||
       return 1
@@ -318,6 +322,9 @@ up_once() {
   if [ "${STACK_REDIS_SENTINEL:-0}" = 1 ]; then
     start_redis_node redis "$redis_port"
     start_redis_node redis-replica "$replica_port" "$redis_port"
+    # Streaming before the Sentinels look: they list the master's replicas
+    # from its INFO, which they read again only every 10 s.
+    wait_for "redis-replica streaming" replica_streaming
     start_sentinel 1 "$sentinel_1" "$redis_port"
     start_sentinel 2 "$sentinel_2" "$redis_port"
     start_sentinel 3 "$sentinel_3" "$redis_port"

@@ -18,7 +18,6 @@
 #include <cstdio>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -82,35 +81,23 @@ std::string RoleOf(const LocalStack& stack, const std::string& service) {
   return out.substr(0, out.find('\n'));
 }
 
-// Makes each job (file and media_files row) and LPUSHes it to whichever
-// server the Sentinels name as master, at a steady pace, from its own
-// thread; a push no master takes (during a failover) is retried. The row
-// comes just before its job, as the platform's processor does it.
+// LPUSHes prepared jobs (their files and rows exist) to whichever server the
+// Sentinels name as master, at a steady pace, from its own thread; a push
+// no master takes (during a failover) is retried.
 class SentinelProducer {
  public:
-  SentinelProducer(LocalStack& stack, int count, uint64_t first_seed,
+  SentinelProducer(const LocalStack& stack, std::vector<Json> jobs,
                    std::chrono::milliseconds interval)
       : stack_(stack),
-        media_(stack),
-        count_(count),
-        first_seed_(first_seed),
+        jobs_(std::move(jobs)),
         interval_(interval),
         thread_([this](std::stop_token stop) { Produce(stop); }) {}
 
   int64_t pushed() const { return pushed_; }
-  std::vector<Json> jobs() const {
-    std::lock_guard lock(mu_);
-    return jobs_;
-  }
 
  private:
   void Produce(std::stop_token stop) {
-    for (int i = 0; i < count_ && !stop.stop_requested(); ++i) {
-      Json job = media_.Make(kFileSize, "box-a", first_seed_ + i);
-      {
-        std::lock_guard lock(mu_);
-        jobs_.push_back(job);
-      }
+    for (const auto& job : jobs_) {
       while (!stop.stop_requested() && !PushOnce(job.dump())) std::this_thread::sleep_for(50ms);
       if (stop.stop_requested()) return;
       ++pushed_;
@@ -124,13 +111,9 @@ class SentinelProducer {
     return out && !out->empty() && std::isdigit(static_cast<unsigned char>(out->front())) != 0;
   }
 
-  LocalStack& stack_;
-  MediaFactory media_;
-  const int count_;
-  const uint64_t first_seed_;
+  const LocalStack& stack_;
+  const std::vector<Json> jobs_;
   const std::chrono::milliseconds interval_;
-  mutable std::mutex mu_;
-  std::vector<Json> jobs_;  // guarded by mu_
   std::atomic<int64_t> pushed_ = 0;
   std::jthread thread_;  // last: joined before the members it reads go away
 };
@@ -160,14 +143,15 @@ class SentinelTest : public ::testing::Test {
 
   // Settings of the workers of a failover test: short backoff and lease (a
   // lost acknowledgement is served again once its worker's lease runs out),
-  // and the periodic reconcile that finds jobs a failover lost.
+  // and the periodic reconcile that finds jobs a failover lost (rows older
+  // than 15 s: the test's rows are made before their jobs are pushed).
   Env WorkerEnv(const std::string& worker_id) const {
     return {{"WORKER_ID", worker_id},
             {"SYNC_CONCURRENCY", "2"},
             {"OUTAGE_BACKOFF_MAX_SECONDS", "1"},
             {"LEASE_SECONDS", "3"},
             {"RECONCILE_INTERVAL_SECONDS", "2"},
-            {"RECONCILE_OLDER_THAN_SECONDS", "2"}};
+            {"RECONCILE_OLDER_THAN_SECONDS", "15"}};
   }
 
   bool WaitRegistered(const std::string& worker_id, WorkerProcess& worker) {
@@ -419,7 +403,8 @@ void SentinelTest::ExpectWorkersFollowAFailover(bool kill_primary) {
     ASSERT_TRUE(WaitRegistered(id, *workers.back())) << workers.back()->Log();
   }
   constexpr int kJobs = 40;
-  auto producer = std::make_unique<SentinelProducer>(*stack_, kJobs, 1000, 50ms);
+  std::vector<Json> jobs = media_->MakeMany(kJobs, kFileSize, "box-a", 1000);
+  auto producer = std::make_unique<SentinelProducer>(*stack_, jobs, 50ms);
   ASSERT_TRUE(WaitUntil([&] { return media_->SyncedRows() >= 10; }, 30s)) << QueueState();
 
   const int old_port = *stack_->RedisMasterPort();
@@ -443,7 +428,6 @@ void SentinelTest::ExpectWorkersFollowAFailover(bool kill_primary) {
   const auto followed = Clock::now();
 
   ASSERT_TRUE(WaitUntil([&] { return producer->pushed() == kJobs; }, 60s));
-  std::vector<Json> jobs = producer->jobs();
   jobs.push_back(marker);
   ASSERT_TRUE(
       WaitUntil([&] { return media_->SyncedRows() == static_cast<int64_t>(jobs.size()); }, 60s))
@@ -514,25 +498,29 @@ TEST_F(SentinelTest, JobsAFailoverLostAreFoundByReconcile) {
   ASSERT_TRUE(WaitUntil([&] { return media_->SyncedRows() == 13; }, 30s)) << QueueState();
   {
     ScopedFreeze paused(worker.pid());  // the rest stays unsynced until the failover is over
-    for (int i = 3; i < 20; ++i) {
-      unseen.push_back(media_->Make(kFileSize, "box-a", 3100 + i));
-      media_->Push(unseen.back());
+    for (const auto& job : media_->MakeMany(17, kFileSize, "box-a", 3103)) {
+      unseen.push_back(job);
+      media_->Push(job);
     }
     ASSERT_EQ(media_->Len("media:sync:pending"), 17);
 
+    const auto killed = Clock::now();
     kill(stack_->Pid(old_service), SIGKILL);
     replica.Thaw();
     ASSERT_TRUE(WaitNewMaster(old_port, 30s));
+    Measure("lost_writes_master_switched_ms", Millis(Clock::now() - killed), "ms");
     // The new master never saw those jobs: nothing is queued anywhere.
     ASSERT_TRUE(WaitUntil([&] { return stack_->TryRedisCli("PING").has_value(); }, 10s));
     EXPECT_EQ(media_->Len("media:sync:pending"), 0);
     Measure("lost_writes_jobs_missing_after_failover", 17, "jobs");
   }
+  const auto resumed = Clock::now();
   std::vector<Json> all = before;
   all.insert(all.end(), unseen.begin(), unseen.end());
   ASSERT_TRUE(
       WaitUntil([&] { return media_->SyncedRows() == static_cast<int64_t>(all.size()); }, 60s))
       << QueueState() << worker.Log();
+  Measure("lost_writes_recovered_ms", Millis(Clock::now() - resumed), "ms");
   EXPECT_THAT(worker.Log(), HasSubstr("reconcile: enqueued"));
   worker.Signal(SIGTERM);
   EXPECT_EQ(worker.WaitExit(30s), 0) << worker.Log();
