@@ -114,6 +114,7 @@ bind 127.0.0.1
 save ""
 appendonly yes
 appendfsync no
+repl-diskless-sync-delay 0
 daemonize yes
 pidfile $STATE/$name.pid
 logfile $STATE/$name.log

@@ -6,8 +6,10 @@
 // the primary SIGKILLed, a failover forced while the old primary lives on,
 // and a failover to a replica that missed the last writes.
 //
-// Each failover test starts its own stack (a failover reshapes it); the
-// tests that change nothing share one.
+// The tests share one stack, each waiting first until the Sentinels agree
+// on a master with a streaming replica (a forced failover leaves the stack
+// so, with the roles swapped); the test that loses writes on purpose, and
+// with them a server, starts its own.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <signal.h>
@@ -128,7 +130,8 @@ class SentinelTest : public ::testing::Test {
     media_->AddTwoBoxes();
   }
 
-  // The stack of the tests that leave it as they found it.
+  // The shared stack, once the Sentinels agree on a master whose replica
+  // streams from it.
   void UseSharedSentinelStack() {
     static LocalStack* shared = nullptr;
     if (shared == nullptr) {
@@ -136,9 +139,40 @@ class SentinelTest : public ::testing::Test {
       ::testing::AddGlobalTestEnvironment(new StackStopper(shared));
     }
     stack_ = shared;
+    ASSERT_TRUE(WaitUntil([&] { return Settled(); }, 60s)) << "the Sentinels did not settle";
     stack_->Reset();
     media_ = std::make_unique<MediaFactory>(*stack_);
     media_->AddTwoBoxes();
+  }
+
+  // Every Sentinel names the same master, knows the two other Sentinels and
+  // the replica (flags "slave" alone, link ok), and the replica streams from
+  // that master: a failover can be agreed on and has a replica to promote.
+  bool Settled() const {
+    auto port = stack_->RedisMasterPort();
+    if (!port) return false;
+    std::string replica = MasterService(*stack_) == "redis" ? "redis-replica" : "redis";
+    std::string info;
+    if (RunStatus("redis-cli -p " + PortOf(*stack_, replica) + " INFO replication", &info) != 0 ||
+        info.find("master_link_status:up") == std::string::npos ||
+        info.find("master_port:" + std::to_string(*port)) == std::string::npos) {
+      return false;
+    }
+    for (int index = 0; index < 3; ++index) {
+      std::string master =
+          stack_->SentinelCli(index, "--raw SENTINEL get-master-addr-by-name media");
+      if (master.find("\n" + std::to_string(*port)) == std::string::npos) return false;
+      std::string replicas = stack_->SentinelCli(index, "--raw SENTINEL replicas media");
+      if (replicas.find("flags\nslave\n") == std::string::npos ||
+          replicas.find("master-link-status\nok\n") == std::string::npos) {
+        return false;
+      }
+      if (CountOccurrences(stack_->SentinelCli(index, "--raw SENTINEL sentinels media"),
+                           "name\n") != 2) {
+        return false;
+      }
+    }
+    return true;
   }
 
   // Settings of the workers of a failover test: short backoff and lease (a
@@ -249,7 +283,7 @@ class SentinelTest : public ::testing::Test {
 // malformed URL each get a message naming the problem; `run` refuses to
 // start on a configuration error (exit 2) and waits out an outage.
 TEST_F(SentinelTest, BadSentinelSettingsAreNamed) {
-  UseSharedSentinelStack();
+  ASSERT_NO_FATAL_FAILURE(UseSharedSentinelStack());
   std::string first_sentinel = stack_->Get("STACK_SENTINEL_PORTS");
   first_sentinel = first_sentinel.substr(0, first_sentinel.find(','));
   std::string all_sentinels;
@@ -313,7 +347,7 @@ TEST_F(SentinelTest, BadSentinelSettingsAreNamed) {
 // Every subcommand works through the Sentinels: enqueue, status, failed,
 // reconcile, run.
 TEST_F(SentinelTest, EverySubcommandWorksThroughSentinels) {
-  UseSharedSentinelStack();
+  ASSERT_NO_FATAL_FAILURE(UseSharedSentinelStack());
   Json good = media_->Make(kFileSize, "box-a", 9001);
   Json lost = media_->Make(kFileSize, "box-a", 9002);  // a row whose job Redis never got
   std::string jobs_file = stack_->StateDir() + "/sentinel-jobs.jsonl";
@@ -352,7 +386,7 @@ TEST_F(SentinelTest, EverySubcommandWorksThroughSentinels) {
 // Sentinels and runs on the new master. The periodic master check is off
 // here, so nothing but the reply leads it there.
 TEST_F(SentinelTest, AConnectionToADemotedMasterFollowsAfterReadonly) {
-  UseSharedSentinelStack();
+  ASSERT_NO_FATAL_FAILURE(UseSharedSentinelStack());
   auto address = config::ParseRedisUrl(stack_->Get("REDIS_URL"));
   ASSERT_TRUE(address.ok()) << address.error().message;
   queue::RedisOptions options;
@@ -396,7 +430,7 @@ TEST_F(SentinelTest, AConnectionToADemotedMasterFollowsAfterReadonly) {
 // afterwards every job is synced exactly once, nothing failed, box
 // counters are exact.
 void SentinelTest::ExpectWorkersFollowAFailover(bool kill_primary) {
-  StartOwnStack();
+  ASSERT_NO_FATAL_FAILURE(UseSharedSentinelStack());
   std::vector<std::unique_ptr<WorkerProcess>> workers;
   for (const char* id : {"ha-1", "ha-2"}) {
     workers.push_back(std::make_unique<WorkerProcess>(*stack_, WorkerEnv(id)));
@@ -448,12 +482,13 @@ void SentinelTest::ExpectWorkersFollowAFailover(bool kill_primary) {
   Measure(prefix + "_jobs_redelivered", redelivered, "jobs");
 }
 
-TEST_F(SentinelTest, WorkersFollowWhenThePrimaryIsKilled) {
-  ASSERT_NO_FATAL_FAILURE(ExpectWorkersFollowAFailover(/*kill_primary=*/true));
-}
-
 TEST_F(SentinelTest, WorkersFollowAForcedFailoverWhileTheOldPrimaryLives) {
   ASSERT_NO_FATAL_FAILURE(ExpectWorkersFollowAFailover(/*kill_primary=*/false));
+}
+
+// Last on the shared stack: the killed server stays down.
+TEST_F(SentinelTest, WorkersFollowWhenThePrimaryIsKilled) {
+  ASSERT_NO_FATAL_FAILURE(ExpectWorkersFollowAFailover(/*kill_primary=*/true));
 }
 
 // Writes lost on failover: with the replica frozen (and its link cut), jobs are pushed (with
