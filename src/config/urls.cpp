@@ -170,7 +170,11 @@ Result<RedisAddress> ParseRedisUrl(std::string_view url) {
       std::string_view entry = hosts.substr(start, comma - start);
       std::string which = "Sentinel " + std::to_string(index + 1);
       if (entry.empty()) {
-        return Bad(kVar, "'" + RedactUrl(url) + "': " + which + " of the list is empty" + kForm);
+        std::string problem = "'" + RedactUrl(url) + "': ";
+        problem += which;
+        problem += " of the list is empty";
+        problem += kForm;
+        return Bad(kVar, problem);
       }
       HostPort sentinel;
       if (auto problem = ParseHostPort(entry, kDefaultSentinelPort, sentinel)) {
