@@ -7,9 +7,9 @@
 // and a failover to a replica that missed the last writes.
 //
 // The tests share one stack, each waiting first until the Sentinels agree
-// on a master with a streaming replica (a forced failover leaves the stack
-// so, with the roles swapped); the test that loses writes on purpose, and
-// with them a server, starts its own.
+// on a master with a streaming replica: a failover leaves the stack so, with
+// the roles swapped, once a killed server is started again and the
+// Sentinels have made it a replica.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <signal.h>
@@ -122,14 +122,6 @@ class SentinelProducer {
 
 class SentinelTest : public ::testing::Test {
  protected:
-  // A stack of its own for a test that fails Redis over.
-  void StartOwnStack() {
-    own_stack_ = std::make_unique<LocalStack>(LocalStack::Params{.redis_sentinel = true});
-    stack_ = own_stack_.get();
-    media_ = std::make_unique<MediaFactory>(*stack_);
-    media_->AddTwoBoxes();
-  }
-
   // The shared stack, once the Sentinels agree on a master whose replica
   // streams from it.
   void UseSharedSentinelStack() {
@@ -264,7 +256,6 @@ class SentinelTest : public ::testing::Test {
 
   void ExpectWorkersFollowAFailover(bool kill_primary);
 
-  std::unique_ptr<LocalStack> own_stack_;
   LocalStack* stack_ = nullptr;
   std::unique_ptr<MediaFactory> media_;
 
@@ -476,6 +467,11 @@ void SentinelTest::ExpectWorkersFollowAFailover(bool kill_primary) {
   int redelivered = StopAndDrain(workers);
   ExpectSyncedExactlyOnce(jobs);
 
+  if (kill_primary) {
+    // Back with its old data and its old role: the Sentinels make it a
+    // replica of the new master, and the next test finds the stack settled.
+    stack_->Start(old_service);
+  }
   std::string prefix = kill_primary ? "sigkill" : "forced";
   Measure(prefix + "_master_switched_ms", Millis(switched - failed_over), "ms");
   Measure(prefix + "_new_job_synced_ms", Millis(followed - failed_over), "ms");
@@ -486,7 +482,6 @@ TEST_F(SentinelTest, WorkersFollowAForcedFailoverWhileTheOldPrimaryLives) {
   ASSERT_NO_FATAL_FAILURE(ExpectWorkersFollowAFailover(/*kill_primary=*/false));
 }
 
-// Last on the shared stack: the killed server stays down.
 TEST_F(SentinelTest, WorkersFollowWhenThePrimaryIsKilled) {
   ASSERT_NO_FATAL_FAILURE(ExpectWorkersFollowAFailover(/*kill_primary=*/true));
 }
@@ -497,7 +492,7 @@ TEST_F(SentinelTest, WorkersFollowWhenThePrimaryIsKilled) {
 // periodic reconcile finds the jobs the new master lacks and they are
 // synced; nothing else is lost or counted twice.
 TEST_F(SentinelTest, JobsAFailoverLostAreFoundByReconcile) {
-  StartOwnStack();
+  ASSERT_NO_FATAL_FAILURE(UseSharedSentinelStack());
   Env env = WorkerEnv("lost-writes");
   env["SYNC_CONCURRENCY"] = "1";
   env["RECONCILE_INTERVAL_SECONDS"] = "1";
