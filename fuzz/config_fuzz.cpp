@@ -53,6 +53,7 @@ constexpr std::string_view kVariables[] = {
     "OUTAGE_BACKOFF_MAX_SECONDS",
     "DB_POOL_SIZE",
     "RECONCILE_INTERVAL_SECONDS",
+    "RECONCILE_OLDER_THAN_SECONDS",
     "WORKER_ID",
     "METRICS_ADDRESS",
     "HEALTH_STALL_SECONDS",
@@ -165,10 +166,18 @@ bool NamesAVariable(const std::string& message, const std::map<std::string, std:
 void CheckValue(std::string_view value) {
   auto redis = config::ParseRedisUrl(value);
   if (redis.ok()) {
-    FUZZ_CHECK(redis->unix_socket.empty() != redis->host.empty(), value);
-    FUZZ_CHECK(
-        redis->unix_socket.empty() ? (redis->port >= 1 && redis->port <= 65535) : redis->port == 0,
-        value);
+    if (redis->UsesSentinel()) {
+      FUZZ_CHECK(redis->host.empty() && redis->unix_socket.empty() && redis->port == 0, value);
+      FUZZ_CHECK(!redis->master_name.empty(), value);
+      for (const auto& sentinel : redis->sentinels) {
+        FUZZ_CHECK(!sentinel.host.empty() && sentinel.port >= 1 && sentinel.port <= 65535, value);
+      }
+    } else {
+      FUZZ_CHECK(redis->unix_socket.empty() != redis->host.empty(), value);
+      FUZZ_CHECK(redis->unix_socket.empty() ? (redis->port >= 1 && redis->port <= 65535)
+                                            : redis->port == 0,
+                 value);
+    }
     FUZZ_CHECK(redis->db >= 0, value);
   } else {
     FUZZ_CHECK(redis.error().kind == ErrorKind::kConfiguration, redis.error().message);

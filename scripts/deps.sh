@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything media-sync needs to build, test and run its local stack:
 # Debian packages (compiler toolchain, clang with libFuzzer for fuzz/, libraries,
-# redis-server, PostgreSQL 15)
+# redis-server and redis-sentinel, PostgreSQL 15)
 # and, from the npm registry into .deps/ (ignored by git), s3rver and the AWS
 # SDK's SigV4 signer used by the strict gateway in front of it
 # (tests/support/strict_s3_gateway.js).
@@ -21,7 +21,7 @@ packages=(
   libcurl4-openssl-dev libssl-dev libhiredis-dev libpq-dev
   nlohmann-json3-dev libspdlog-dev libfmt-dev libcli11-dev libcpp-httplib-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  redis-server postgresql-15 postgresql-client-15
+  redis-server redis-sentinel postgresql-15 postgresql-client-15
   clang-format clang-tidy
   clang libclang-rt-14-dev
   prometheus docker-compose python3-yaml

@@ -11,6 +11,7 @@
 #   scripts/stack.sh restart SERVICE [STATE_DIR]   same port; SERVICE = redis | postgres |
 #                                          s3 (the first s3rver; the gateway stays) | s3-2 | s3gateway
 #   scripts/stack.sh stop|start SERVICE [STATE_DIR]  stop one service / start it again on its port
+#   scripts/stack.sh promote postgres-standby [STATE_DIR]  make the standby the primary
 #   scripts/stack.sh status  [STATE_DIR]
 #
 # STATE_DIR defaults to .stack in the repository. The env file holds the
@@ -20,6 +21,15 @@
 # STACK_TLS=1 to serve the gateway and the second s3rver over HTTPS with a
 # self-signed certificate (CA at STATE_DIR/tls/ca.pem); the gateway talks plain
 # HTTP to its s3rver.
+#
+# For failover tests:
+#   STACK_REDIS_SENTINEL=1  Redis as a primary (service redis), one replica
+#       (redis-replica) and three Sentinels (sentinel-1..3) watching the master
+#       named "media" (down after 1 s); REDIS_URL is then redis+sentinel://
+#       and STACK_REDIS_PORT the first primary's port.
+#   STACK_PG_STANDBY=1  a streaming standby of PostgreSQL (postgres-standby,
+#       made with pg_basebackup -R); DATABASE_URL then names both servers with
+#       target_session_attrs=read-write.
 set -Eeuo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -33,7 +43,7 @@ cmd=${1:-}
 shift || true
 service=""
 case "$cmd" in
-  restart|stop|start) service=${1:?usage: stack.sh $cmd redis|postgres|s3|s3-2|s3gateway [STATE_DIR]}; shift ;;
+  restart|stop|start|promote) service=${1:?usage: stack.sh $cmd redis|postgres|s3|s3-2|s3gateway [STATE_DIR]}; shift ;;
 esac
 STATE=${1:-$ROOT/.stack}
 mkdir -p "$STATE"
@@ -89,6 +99,76 @@ start_redis() {
 
 stop_redis() { kill_pidfile "$STATE/redis.pid"; }
 
+SENTINEL_MASTER=media
+
+# start_redis_node NAME PORT [MASTER_PORT]: a server with a configuration file
+# of its own (Sentinel rewrites it on failover: CONFIG REWRITE). A server
+# started again keeps the file as Sentinel left it.
+start_redis_node() {
+  local name=$1 port=$2 master=${3:-}
+  mkdir -p "$STATE/$name"
+  if [ ! -f "$STATE/$name/redis.conf" ]; then
+    cat >"$STATE/$name/redis.conf" <<EOC
+port $port
+bind 127.0.0.1
+save ""
+appendonly yes
+appendfsync no
+repl-diskless-sync-delay 0
+daemonize yes
+pidfile $STATE/$name.pid
+logfile $STATE/$name.log
+dir $STATE/$name
+EOC
+    if [ -n "$master" ]; then echo "replicaof 127.0.0.1 $master" >>"$STATE/$name/redis.conf"; fi
+  fi
+  redis-server "$STATE/$name/redis.conf"
+  wait_for "$name" redis-cli -p "$port" ping
+}
+
+start_sentinel() {  # start_sentinel N PORT MASTER_PORT
+  local n=$1 port=$2 master=$3 conf="$STATE/sentinel-$1.conf"
+  if [ ! -f "$conf" ]; then
+    cat >"$conf" <<EOC
+port $port
+bind 127.0.0.1
+daemonize yes
+pidfile $STATE/sentinel-$n.pid
+logfile $STATE/sentinel-$n.log
+dir $STATE
+sentinel monitor $SENTINEL_MASTER 127.0.0.1 $master 2
+sentinel down-after-milliseconds $SENTINEL_MASTER 1000
+sentinel failover-timeout $SENTINEL_MASTER 4000
+sentinel parallel-syncs $SENTINEL_MASTER 1
+EOC
+  fi
+  redis-sentinel "$conf"
+  wait_for "sentinel-$n" redis-cli -p "$port" ping
+}
+
+# Every Sentinel knows the two others and the replica, and the replica
+# streams from the primary: a failover can be agreed on from now on.
+replica_streaming() {
+  [ "$(redis-cli -p "$(port_of redis-replica)" INFO replication | tr -d '\r' |
+       grep -c '^master_link_status:up$')" = 1 ]
+}
+
+sentinels_settled() {
+  local port
+  replica_streaming || return 1
+  for port in $(port_of sentinel-1) $(port_of sentinel-2) $(port_of sentinel-3); do
+    [ "$(redis-cli -p "$port" --raw SENTINEL sentinels "$SENTINEL_MASTER" | grep -cx name)" = 2 ] ||
+      return 1
+    [ "$(redis-cli -p "$port" --raw SENTINEL replicas "$SENTINEL_MASTER" | grep -A1 -x flags | grep -cx slave)" = 1 ] ||
+      return 1
+  done
+}
+
+stop_sentinels() {
+  local n
+  for n in 1 2 3; do kill_pidfile "$STATE/sentinel-$n.pid" 20; done
+}
+
 start_postgres() {
   local port=$1
   if [ ! -f "$STATE/pg/PG_VERSION" ]; then
@@ -109,6 +189,43 @@ stop_postgres() {
     as_postgres "$PG_BIN/pg_ctl" -D "$STATE/pg" -m fast -w -t 20 stop >/dev/null 2>&1 || true
   fi
   kill_pidfile "$STATE/postgres.pid"
+}
+
+# The standby: a copy of the primary made with pg_basebackup -R (streaming
+# replication, standby.signal), read-only until promoted.
+start_postgres_standby() {
+  local port=$1 primary=$2
+  if [ ! -f "$STATE/pg-standby/PG_VERSION" ]; then
+    mkdir -p "$STATE/pg-standby"
+    chmod 0700 "$STATE/pg-standby"
+    if [ "$(id -u)" -eq 0 ]; then chown postgres "$STATE/pg-standby"; fi
+    as_postgres "$PG_BIN/pg_basebackup" -h 127.0.0.1 -p "$primary" -U postgres \
+      -D "$STATE/pg-standby" -R -X stream -c fast >"$STATE/basebackup.log" 2>&1
+  fi
+  if [ "$(id -u)" -eq 0 ]; then
+    touch "$STATE/postgres-standby.log"; chown postgres "$STATE/postgres-standby.log"
+  fi
+  rm -f "$STATE/pg-standby/postmaster.pid"
+  as_postgres "$PG_BIN/pg_ctl" -D "$STATE/pg-standby" -l "$STATE/postgres-standby.log" -w -t 30 \
+    -o "-p $port -k $STATE/pg-standby -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200" start >/dev/null
+  head -n1 "$STATE/pg-standby/postmaster.pid" >"$STATE/postgres-standby.pid"
+  wait_for postgres-standby "$PG_BIN/pg_isready" -h 127.0.0.1 -p "$port"
+}
+
+standby_streaming() {
+  [ "$("$PG_BIN/psql" -X -A -t -h 127.0.0.1 -p "$(port_of postgres-standby)" -U postgres -d postgres \
+        -c "SELECT status FROM pg_stat_wal_receiver")" = streaming ]
+}
+
+stop_postgres_standby() {
+  if [ -f "$STATE/pg-standby/postmaster.pid" ]; then
+    as_postgres "$PG_BIN/pg_ctl" -D "$STATE/pg-standby" -m fast -w -t 20 stop >/dev/null 2>&1 || true
+  fi
+  kill_pidfile "$STATE/postgres-standby.pid"
+}
+
+promote_postgres_standby() {
+  as_postgres "$PG_BIN/pg_ctl" -D "$STATE/pg-standby" -w -t 30 promote >/dev/null
 }
 
 start_s3() {  # start_s3 PORT [NAME]: NAME s3rver (first box, behind the gateway) or s3rver-2
@@ -166,7 +283,10 @@ down() {
   stop_gateway
   stop_s3 s3rver
   stop_s3 s3rver-2
+  stop_postgres_standby
   stop_postgres
+  stop_sentinels
+  kill_pidfile "$STATE/redis-replica.pid"
   stop_redis
 }
 
@@ -186,14 +306,33 @@ up() {
 
 up_once() {
   down  # leftovers of an earlier run or a crash
-  rm -rf "$STATE/pg" "$STATE/s3" "$STATE/s3-2" "$STATE/buffer" "$STATE/env" "$STATE/appendonlydir"  # every up starts from scratch
+  rm -rf "$STATE/pg" "$STATE/pg-standby" "$STATE/s3" "$STATE/s3-2" "$STATE/buffer" "$STATE/env" \
+    "$STATE/appendonlydir" "$STATE/redis" "$STATE/redis-replica" "$STATE"/sentinel-?.conf  # every up starts from scratch
   trap 'log "up failed; stopping what started"; down; exit 1' ERR
   local redis_port pg_port s3_port s3_2_port gateway_port scheme=http host=127.0.0.1
-  read -r redis_port pg_port s3_port s3_2_port gateway_port <<<"$(free_ports 5)"
+  local replica_port sentinel_1 sentinel_2 sentinel_3 standby_port
+  read -r redis_port pg_port s3_port s3_2_port gateway_port \
+    replica_port sentinel_1 sentinel_2 sentinel_3 standby_port <<<"$(free_ports 10)"
   printf 'redis=%s\npostgres=%s\ns3=%s\ns3-2=%s\ns3gateway=%s\n' \
     "$redis_port" "$pg_port" "$s3_port" "$s3_2_port" "$gateway_port" >"$STATE/ports"
+  printf 'redis-replica=%s\nsentinel-1=%s\nsentinel-2=%s\nsentinel-3=%s\npostgres-standby=%s\n' \
+    "$replica_port" "$sentinel_1" "$sentinel_2" "$sentinel_3" "$standby_port" >>"$STATE/ports"
   if [ "${STACK_TLS:-0}" = 1 ]; then make_tls; scheme=https; host=localhost; fi
-  start_redis "$redis_port"
+  local redis_url="redis://127.0.0.1:$redis_port/0"
+  local database_url="postgresql://postgres@127.0.0.1:$pg_port/media"
+  if [ "${STACK_REDIS_SENTINEL:-0}" = 1 ]; then
+    start_redis_node redis "$redis_port"
+    start_redis_node redis-replica "$replica_port" "$redis_port"
+    # Streaming before the Sentinels look: they list the master's replicas
+    # from its INFO, which they read again only every 10 s.
+    wait_for "redis-replica streaming" replica_streaming
+    start_sentinel 1 "$sentinel_1" "$redis_port"
+    start_sentinel 2 "$sentinel_2" "$redis_port"
+    start_sentinel 3 "$sentinel_3" "$redis_port"
+    redis_url="redis+sentinel://127.0.0.1:$sentinel_1,127.0.0.1:$sentinel_2,127.0.0.1:$sentinel_3/$SENTINEL_MASTER/0"
+  else
+    start_redis "$redis_port"
+  fi
   start_postgres "$pg_port"
   start_s3 "$s3_port" s3rver
   start_s3 "$s3_2_port" s3rver-2
@@ -202,10 +341,16 @@ up_once() {
     -c "CREATE DATABASE media" >/dev/null
   "$PG_BIN/psql" -q -h 127.0.0.1 -p "$pg_port" -U postgres -d media -v ON_ERROR_STOP=1 \
     -f "$ROOT/schema/schema.sql" >/dev/null
+  if [ "${STACK_PG_STANDBY:-0}" = 1 ]; then
+    start_postgres_standby "$standby_port" "$pg_port"
+    wait_for "postgres-standby streaming" standby_streaming
+    database_url="postgresql://postgres@127.0.0.1:$pg_port,127.0.0.1:$standby_port/media?target_session_attrs=read-write"
+  fi
+  if [ "${STACK_REDIS_SENTINEL:-0}" = 1 ]; then wait_for "sentinels" sentinels_settled; fi
   mkdir -p "$STATE/buffer"
   cat >"$STATE/env" <<EOT
-REDIS_URL=redis://127.0.0.1:$redis_port/0
-DATABASE_URL=postgresql://postgres@127.0.0.1:$pg_port/media
+REDIS_URL=$redis_url
+DATABASE_URL=$database_url
 MINIO_ENDPOINT=$host:$gateway_port
 MINIO_ACCESS_KEY=S3RVER
 MINIO_SECRET_KEY=S3RVER
@@ -221,6 +366,13 @@ STACK_S3_DIRECT_ENDPOINT=127.0.0.1:$s3_port
 STACK_S3_2_PORT=$s3_2_port
 STACK_S3_2_ENDPOINT=$host:$s3_2_port
 EOT
+  if [ "${STACK_REDIS_SENTINEL:-0}" = 1 ]; then
+    printf 'STACK_REDIS_REPLICA_PORT=%s\nSTACK_SENTINEL_PORTS=%s,%s,%s\nSTACK_REDIS_MASTER_NAME=%s\n' \
+      "$replica_port" "$sentinel_1" "$sentinel_2" "$sentinel_3" "$SENTINEL_MASTER" >>"$STATE/env"
+  fi
+  if [ "${STACK_PG_STANDBY:-0}" = 1 ]; then
+    echo "STACK_POSTGRES_STANDBY_PORT=$standby_port" >>"$STATE/env"
+  fi
   if [ "$scheme" = https ]; then echo "MINIO_CA_FILE=$STATE/tls/ca.pem" >>"$STATE/env"; fi
   trap - ERR
   log "up: redis :$redis_port, postgres :$pg_port, strict gateway :$gateway_port ($scheme)" \
@@ -230,6 +382,9 @@ EOT
 stop_service() {
   case "$service" in
     redis) stop_redis ;;
+    redis-replica) kill_pidfile "$STATE/redis-replica.pid" ;;
+    sentinel-[123]) kill_pidfile "$STATE/$service.pid" 20 ;;
+    postgres-standby) stop_postgres_standby ;;
     postgres) stop_postgres ;;
     s3) stop_s3 s3rver ;;
     s3-2) stop_s3 s3rver-2 ;;
@@ -240,7 +395,12 @@ stop_service() {
 
 start_service() {  # on the port it had
   case "$service" in
-    redis) start_redis "$(port_of redis)" ;;
+    redis)
+      if [ -f "$STATE/redis/redis.conf" ]; then start_redis_node redis "$(port_of redis)"
+      else start_redis "$(port_of redis)"; fi ;;
+    redis-replica) start_redis_node redis-replica "$(port_of redis-replica)" ;;
+    sentinel-[123]) start_sentinel "${service#sentinel-}" "$(port_of "$service")" "" ;;
+    postgres-standby) start_postgres_standby "$(port_of postgres-standby)" "$(port_of postgres)" ;;
     postgres) start_postgres "$(port_of postgres)" ;;
     s3) start_s3 "$(port_of s3)" s3rver ;;
     s3-2) start_s3 "$(port_of s3-2)" s3rver-2 ;;
@@ -269,6 +429,9 @@ case "$cmd" in
   restart) stop_service; start_service ;;
   stop) stop_service ;;
   start) start_service ;;
+  promote)
+    [ "$service" = postgres-standby ] || { log "only postgres-standby can be promoted"; exit 2; }
+    promote_postgres_standby ;;
   status) status ;;
   *) echo "usage: stack.sh up|down|status [STATE_DIR] | restart|stop|start redis|postgres|s3|s3-2|s3gateway [STATE_DIR]" >&2; exit 2 ;;
 esac

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <string_view>
 
 namespace media_sync::catalog {
 namespace {
@@ -13,6 +14,23 @@ constexpr std::string_view kUnavailable = "PostgreSQL unavailable: ";
 std::string Trim(std::string text) {
   while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
   return text;
+}
+
+// How many servers libpq may try in turn (host=h1,h2 or postgresql://h1,h2/):
+// each gets its own connect_timeout, so the whole connect gets one per host.
+int HostCount(const std::string& conninfo) {
+  PQconninfoOption* parsed = PQconninfoParse(conninfo.c_str(), nullptr);
+  if (parsed == nullptr) return 1;
+  int hosts = 1;
+  for (const PQconninfoOption* option = parsed; option->keyword != nullptr; ++option) {
+    std::string_view keyword(option->keyword);
+    if ((keyword == "host" || keyword == "hostaddr") && option->val != nullptr) {
+      std::string_view value(option->val);
+      hosts = std::max(hosts, 1 + static_cast<int>(std::count(value.begin(), value.end(), ',')));
+    }
+  }
+  PQconninfoFree(parsed);
+  return hosts;
 }
 
 }  // namespace
@@ -38,7 +56,10 @@ Result<PgConnection> PgConnection::Connect(const std::string& conninfo,
     return Error::Outage(std::string(kUnavailable) + connection.LastError());
   }
 
-  const Clock::time_point deadline = Clock::now() + connect_timeout;
+  // Several hosts (a primary and its standbys) are tried one after the other,
+  // each within connect_timeout; target_session_attrs picks among them.
+  const int hosts = HostCount(conninfo);
+  const Clock::time_point deadline = Clock::now() + connect_timeout * hosts;
   PostgresPollingStatusType status = PGRES_POLLING_WRITING;
   while (status != PGRES_POLLING_OK) {
     if (status == PGRES_POLLING_FAILED) {
@@ -46,7 +67,7 @@ Result<PgConnection> PgConnection::Connect(const std::string& conninfo,
     }
     if (!connection.WaitSocket(status == PGRES_POLLING_WRITING, deadline)) {
       return Error::Outage(std::string(kUnavailable) + "no connection within " +
-                           std::to_string(connect_timeout.count()) + " ms");
+                           std::to_string(connect_timeout.count() * hosts) + " ms");
     }
     status = PQconnectPoll(connection.conn_.get());
   }

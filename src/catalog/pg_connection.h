@@ -25,9 +25,11 @@ class PgConnection {
  public:
   using Clock = std::chrono::steady_clock;
 
-  // Connects without blocking past `deadline` (PQconnectStartParams and
-  // PQconnectPoll driven by poll()). `conninfo` is a libpq URI or key=value
-  // string; its own settings win over the defaults passed here.
+  // Connects without blocking past connect_timeout per host it names
+  // (PQconnectStartParams and PQconnectPoll driven by poll()). `conninfo` is
+  // a libpq URI or key=value string; its own settings win over the defaults
+  // passed here. With several hosts libpq tries them in order and keeps the
+  // first that suits target_session_attrs (read-write: the primary).
   // Errors: kOutage "PostgreSQL unavailable: <libpq message>".
   static Result<PgConnection> Connect(const std::string& conninfo,
                                       std::chrono::milliseconds connect_timeout,

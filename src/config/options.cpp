@@ -227,7 +227,10 @@ Result<Options> LoadOptions(const EnvLookup& env) {
   MEDIA_SYNC_TRY(read.Seconds("BOX_REFRESH_SECONDS", o.box_refresh, 1, 3600));
   MEDIA_SYNC_TRY(read.Seconds("OUTAGE_BACKOFF_MAX_SECONDS", o.outage_backoff_max, 1, 3600));
   MEDIA_SYNC_TRY(read.Integer("DB_POOL_SIZE", o.db_pool_size, 1, 256));
+  if (o.redis.UsesSentinel()) o.reconcile_interval = kSentinelReconcileInterval;
   MEDIA_SYNC_TRY(read.Seconds("RECONCILE_INTERVAL_SECONDS", o.reconcile_interval, 0, 7 * 86400));
+  MEDIA_SYNC_TRY(
+      read.Seconds("RECONCILE_OLDER_THAN_SECONDS", o.reconcile_older_than, 0, 30 * 86400));
   o.worker_id = DefaultWorkerId();
   MEDIA_SYNC_TRY(read.String("WORKER_ID", o.worker_id));
   if (o.worker_id.find_first_of(" \t\r\n") != std::string::npos) {
@@ -302,6 +305,7 @@ std::vector<std::pair<std::string, std::string>> Describe(const Options& o) {
       {"DB_POOL_SIZE", std::to_string(o.db_pool_size)},
       {"RECONCILE_INTERVAL_SECONDS",
        o.reconcile_interval.count() == 0 ? "0 (off)" : seconds(o.reconcile_interval)},
+      {"RECONCILE_OLDER_THAN_SECONDS", seconds(o.reconcile_older_than)},
       {"WORKER_ID", o.worker_id},
       {"METRICS_ADDRESS", o.metrics_address.empty() ? "(disabled)" : o.metrics_address},
       {"HEALTH_STALL_SECONDS", seconds(o.health_stall)},

@@ -20,6 +20,9 @@ namespace media_sync::config {
 
 enum class LogFormat { kText, kJson };
 
+// RECONCILE_INTERVAL_SECONDS when REDIS_URL names Sentinels and the variable is unset.
+inline constexpr std::chrono::seconds kSentinelReconcileInterval{300};
+
 struct Options {
   // Platform contract.
   std::string redis_url = "redis://localhost:6379/0";  // REDIS_URL
@@ -47,8 +50,13 @@ struct Options {
   LogFormat log_format = LogFormat::kText;  // LOG_FORMAT: text|json
 
   // RECONCILE_INTERVAL_SECONDS: how often `run` re-enqueues lost jobs (one
-  // worker at a time, under a Redis lock); 0 = off.
+  // worker at a time, under a Redis lock); 0 = off. Unset, it is off for one
+  // Redis server and kSentinelReconcileInterval with Sentinels, whose
+  // failovers may drop the last writes (a producer's LPUSH among them).
   std::chrono::seconds reconcile_interval{0};
+  // RECONCILE_OLDER_THAN_SECONDS: the periodic reconcile leaves rows younger
+  // than this alone (their producer may not have pushed the job yet).
+  std::chrono::seconds reconcile_older_than{3600};
 
   // DATABASE_URL must be set for commands that touch PostgreSQL.
   Status RequireDatabase() const;

@@ -381,5 +381,144 @@ TEST(OptionsTest, ReconcileIntervalIsOffByDefaultAndValidated) {
   EXPECT_THAT(all, HasSubstr("RECONCILE_INTERVAL_SECONDS=0 (off)"));
 }
 
+TEST(UrlsTest, SentinelUrlForms) {
+  auto full = ParseRedisUrl("redis+sentinel://worker:p%40ss@s1:26380,10.0.0.2,[::1]:26381/media/3");
+  ASSERT_TRUE(full.ok()) << full.error().message;
+  ASSERT_TRUE(full->UsesSentinel());
+  ASSERT_EQ(full->sentinels.size(), 3u);
+  EXPECT_EQ(full->sentinels[0].host, "s1");
+  EXPECT_EQ(full->sentinels[0].port, 26380);
+  EXPECT_EQ(full->sentinels[1].host, "10.0.0.2");
+  EXPECT_EQ(full->sentinels[1].port, kDefaultSentinelPort);
+  EXPECT_EQ(full->sentinels[2].host, "::1");
+  EXPECT_EQ(full->sentinels[2].port, 26381);
+  EXPECT_EQ(full->master_name, "media");
+  EXPECT_EQ(full->db, 3);
+  EXPECT_EQ(full->username, "worker");
+  EXPECT_EQ(full->password, "p@ss");
+  EXPECT_EQ(full->host, "");
+  EXPECT_EQ(full->port, 0);
+
+  auto minimal = ParseRedisUrl("redis+sentinel://sentinel/mymaster");
+  ASSERT_TRUE(minimal.ok()) << minimal.error().message;
+  EXPECT_EQ(minimal->sentinels.size(), 1u);
+  EXPECT_EQ(minimal->master_name, "mymaster");
+  EXPECT_EQ(minimal->db, 0);
+  EXPECT_EQ(minimal->password, "");
+
+  auto sentinel_auth = ParseRedisUrl(
+      "redis+sentinel://s1:1,s2:2/m?db=2&sentinel_password=s%26cret&sentinel_username=u");
+  ASSERT_TRUE(sentinel_auth.ok()) << sentinel_auth.error().message;
+  EXPECT_EQ(sentinel_auth->db, 2);
+  EXPECT_EQ(sentinel_auth->sentinel_password, "s&cret");
+  EXPECT_EQ(sentinel_auth->sentinel_username, "u");
+  EXPECT_FALSE(ParseRedisUrl("redis://h:1/0")->UsesSentinel());
+}
+
+TEST(UrlsTest, BadSentinelUrlsNameTheProblem) {
+  const std::map<std::string, std::string> bad = {
+      {"redis+sentinel://", "names no Sentinel"},
+      {"redis+sentinel:///media/0", "names no Sentinel"},
+      {"redis+sentinel://s1:26379", "names no master"},
+      {"redis+sentinel://s1:26379/", "names no master"},
+      {"redis+sentinel://s1:26379//0", "names no master"},
+      {"redis+sentinel://s1:26379,,s2/media", "Sentinel 2 of the list is empty"},
+      {"redis+sentinel://s1:26379,/media", "Sentinel 2 of the list is empty"},
+      {"redis+sentinel://s1:263x9/media", "Sentinel 1: port '263x9' is not a number in 1..65535"},
+      {"redis+sentinel://s1,s2:0/media", "Sentinel 2: port '0' is not a number in 1..65535"},
+      {"redis+sentinel://s1,:26379/media", "Sentinel 2 has no host"},
+      {"redis+sentinel://[::1/media", "Sentinel 1: unterminated IPv6 address"},
+      {"redis+sentinel://s1/media/x", "database 'x' is not a non-negative number"},
+      {"redis+sentinel://s1/media/0/extra", "has more path than /MASTER_NAME/db"},
+      {"redis+sentinel://s1/my%20master", "master name 'my master' must not contain white space"},
+      {"sentinel://s1/media", "unsupported scheme 'sentinel'"},
+  };
+  for (const auto& [url, problem] : bad) {
+    auto parsed = ParseRedisUrl(url);
+    ASSERT_FALSE(parsed.ok()) << url;
+    EXPECT_EQ(parsed.error().kind, ErrorKind::kConfiguration) << url;
+    EXPECT_THAT(parsed.error().message, HasSubstr("REDIS_URL")) << url;
+    EXPECT_THAT(parsed.error().message, HasSubstr(problem)) << url;
+  }
+  // Passwords, of the master or of the Sentinels, never show.
+  for (const char* url :
+       {"redis+sentinel://u:hunter2@s1,,s2/media", "redis+sentinel://u:hunter2@s1:26379",
+        "redis+sentinel://s1:26379?sentinel_password=hunter2",
+        "redis+sentinel://:hunter2@s1/media/0/extra"}) {
+    auto parsed = ParseRedisUrl(url);
+    ASSERT_FALSE(parsed.ok()) << url;
+    EXPECT_THAT(parsed.error().message, Not(HasSubstr("hunter2"))) << url;
+    EXPECT_THAT(MustFail({{"REDIS_URL", url}}), Not(HasSubstr("hunter2"))) << url;
+  }
+}
+
+TEST(UrlsTest, RedactsSentinelAndQueryPasswords) {
+  EXPECT_EQ(RedactUrl("redis+sentinel://u:pw@s1:26379,s2:26379/media/0"),
+            "redis+sentinel://u:***@s1:26379,s2:26379/media/0");
+  EXPECT_EQ(RedactUrl("redis+sentinel://s1,s2/media?sentinel_password=pw&db=1"),
+            "redis+sentinel://s1,s2/media?sentinel_password=***&db=1");
+  EXPECT_EQ(RedactUrl("postgresql://u@h1:5432,h2:5433/db?password=pw&target_session_attrs=any"),
+            "postgresql://u@h1:5432,h2:5433/db?password=***&target_session_attrs=any");
+  EXPECT_EQ(RedactUrl("postgresql://u:pw@h/db?password=pw"),
+            "postgresql://u:***@h/db?password=***");
+  Options o =
+      MustLoad({{"REDIS_URL", "redis+sentinel://:masterpw@s1/media?sentinel_password=sentpw"}});
+  std::string all;
+  for (const auto& [name, value] : Describe(o))
+    all.append(name).append("=").append(value).append("\n");
+  EXPECT_THAT(all, Not(HasSubstr("masterpw")));
+  EXPECT_THAT(all, Not(HasSubstr("sentpw")));
+}
+
+TEST(UrlsTest, DatabaseUrlWithSeveralHosts) {
+  const std::map<std::string, std::string> accepted = {
+      // libpq's own form passes through.
+      {"postgresql://u:p@h1:5432,h2:5433/db?target_session_attrs=read-write",
+       "postgresql://u:p@h1:5432,h2:5433/db?target_session_attrs=read-write"},
+      {"postgresql+asyncpg://u:p@h1,h2:5433/db?target_session_attrs=primary",
+       "postgresql://u:p@h1,h2:5433/db?target_session_attrs=primary"},
+      {"postgresql://u@[::1]:5432,[::1]:5433/db", "postgresql://u@[::1]:5432,[::1]:5433/db"},
+      // SQLAlchemy's form: repeated host= parameters.
+      {"postgresql+psycopg2://u:p@/db?host=h1:5432&host=h2:5433&target_session_attrs=read-write",
+       "postgresql://u:p@/db?target_session_attrs=read-write&host=h1,h2&port=5432,5433"},
+      {"postgresql+asyncpg://u:p@/db?host=h1&host=h2:6000",
+       "postgresql://u:p@/db?host=h1,h2&port=,6000"},
+      {"postgresql+psycopg2://u:p@/db?host=h1&host=h2", "postgresql://u:p@/db?host=h1,h2"},
+      {"postgresql+psycopg2://u:p@/db?host=/run/postgresql",
+       "postgresql://u:p@/db?host=/run/postgresql"},
+  };
+  for (const auto& [url, conninfo] : accepted) {
+    auto parsed = ParseDatabaseUrl(url);
+    ASSERT_TRUE(parsed.ok()) << url << ": " << parsed.error().message;
+    EXPECT_EQ(*parsed, conninfo) << url;
+  }
+  const std::map<std::string, std::string> bad = {
+      {"postgresql://u:p@h1:5432,h2:x/db", "port 'x' is not a number in 1..65535"},
+      {"postgresql://u:p@h1:0,h2/db", "port '0' is not a number in 1..65535"},
+      {"postgresql+psycopg2://u:p@/db?host=h1:5432&host=h2:99999",
+       "port '99999' is not a number in 1..65535"},
+  };
+  for (const auto& [url, problem] : bad) {
+    auto parsed = ParseDatabaseUrl(url);
+    ASSERT_FALSE(parsed.ok()) << url;
+    EXPECT_THAT(parsed.error().message, HasSubstr("DATABASE_URL")) << url;
+    EXPECT_THAT(parsed.error().message, HasSubstr(problem)) << url;
+  }
+}
+
+TEST(OptionsTest, ReconcileIsOnByDefaultWithSentinels) {
+  Options sentinel = MustLoad({{"REDIS_URL", "redis+sentinel://s1,s2,s3/media/0"}});
+  EXPECT_EQ(sentinel.reconcile_interval, kSentinelReconcileInterval);
+  EXPECT_EQ(sentinel.reconcile_older_than, std::chrono::seconds(3600));
+  EXPECT_EQ(
+      MustLoad({{"REDIS_URL", "redis+sentinel://s1/media"}, {"RECONCILE_INTERVAL_SECONDS", "0"}})
+          .reconcile_interval,
+      std::chrono::seconds(0));
+  EXPECT_EQ(MustLoad({{"RECONCILE_OLDER_THAN_SECONDS", "30"}}).reconcile_older_than,
+            std::chrono::seconds(30));
+  EXPECT_THAT(MustFail({{"RECONCILE_OLDER_THAN_SECONDS", "soon"}}),
+              HasSubstr("RECONCILE_OLDER_THAN_SECONDS"));
+}
+
 }  // namespace
 }  // namespace media_sync::config

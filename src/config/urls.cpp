@@ -1,7 +1,9 @@
 #include "config/urls.h"
 
 #include <charconv>
+#include <optional>
 #include <string>
+#include <vector>
 
 namespace media_sync::config {
 namespace {
@@ -63,6 +65,33 @@ Error HiddenUserInfo(std::string_view variable, std::string_view url) {
                            "password (%2F, %40) and any '@' after the host (%40)");
 }
 
+// "host", "host:port", "[v6]" or "[v6]:port"; the problem, if any.
+std::optional<std::string> ParseHostPort(std::string_view hostport, int default_port,
+                                         HostPort& out) {
+  std::string_view host = hostport;
+  if (!hostport.empty() && hostport.front() == '[') {  // [::1]:6379
+    auto close = hostport.find(']');
+    if (close == std::string_view::npos) return "unterminated IPv6 address";
+    host = hostport.substr(1, close - 1);
+    hostport = hostport.substr(close + 1);
+    if (!hostport.empty() && hostport.front() != ':') return "bad IPv6 host";
+  } else if (auto colon = hostport.rfind(':'); colon != std::string_view::npos) {
+    host = hostport.substr(0, colon);
+    hostport = hostport.substr(colon);
+  } else {
+    hostport = {};
+  }
+  out.port = default_port;
+  if (!hostport.empty()) {
+    std::string_view port_text = hostport.substr(1);
+    if (!ParseInt(port_text, out.port) || out.port < 1 || out.port > 65535) {
+      return "port '" + std::string(port_text) + "' is not a number in 1..65535";
+    }
+  }
+  out.host = std::string(host);
+  return std::nullopt;
+}
+
 }  // namespace
 
 Result<RedisAddress> ParseRedisUrl(std::string_view url) {
@@ -71,15 +100,17 @@ Result<RedisAddress> ParseRedisUrl(std::string_view url) {
   auto [scheme, rest] = SplitScheme(url);
   if (scheme.empty()) {
     return Bad(kVar, "'" + RedactUrl(url) +
-                         "' is not a URL (expected redis://[user:password@]host:port/db or "
-                         "unix:///path/to/socket?db=N)");
+                         "' is not a URL (expected redis://[user:password@]host:port/db, "
+                         "unix:///path/to/socket?db=N or "
+                         "redis+sentinel://host:26379,host2:26379/MASTER_NAME/db)");
   }
   if (scheme == "rediss") {
     return Bad(kVar, "TLS (rediss://) is not supported; use redis:// or a unix socket");
   }
-  if (scheme != "redis" && scheme != "unix" && scheme != "redis+unix") {
+  if (scheme != "redis" && scheme != "unix" && scheme != "redis+unix" &&
+      scheme != "redis+sentinel") {
     return Bad(kVar, "unsupported scheme '" + std::string(scheme) +
-                         "' (expected redis://, unix:// or redis+unix://)");
+                         "' (expected redis://, unix://, redis+unix:// or redis+sentinel://)");
   }
   auto [userinfo, hostpart] = SplitUserInfo(rest);
   // Before the query is split off: an '@' after a '?' is one too.
@@ -105,38 +136,74 @@ Result<RedisAddress> ParseRedisUrl(std::string_view url) {
     if (end == std::string_view::npos) end = query.size();
     auto pair = query.substr(start, end - start);
     if (pair.substr(0, 3) == "db=") db_text = std::string(pair.substr(3));
+    if (pair.substr(0, 18) == "sentinel_password=") {
+      address.sentinel_password = PercentDecode(pair.substr(18));
+    }
+    if (pair.substr(0, 18) == "sentinel_username=") {
+      address.sentinel_username = PercentDecode(pair.substr(18));
+    }
     start = end + 1;
   }
 
   if (scheme == "redis") {
-    if (HidesUserInfo(hostpart)) return HiddenUserInfo(kVar, url);
     auto slash = hostpart.find('/');
     std::string_view hostport = hostpart.substr(0, slash);
     if (slash != std::string_view::npos && slash + 1 < hostpart.size()) {
       db_text = std::string(hostpart.substr(slash + 1));
     }
     if (hostport.empty()) return Bad(kVar, "'" + RedactUrl(url) + "' has no host");
-    std::string_view host = hostport;
-    if (hostport.front() == '[') {  // [::1]:6379
-      auto close = hostport.find(']');
-      if (close == std::string_view::npos) return Bad(kVar, "unterminated IPv6 address");
-      host = hostport.substr(1, close - 1);
-      hostport = hostport.substr(close + 1);
-      if (!hostport.empty() && hostport.front() != ':') return Bad(kVar, "bad IPv6 host");
-    } else if (auto colon = hostport.rfind(':'); colon != std::string_view::npos) {
-      host = hostport.substr(0, colon);
-      hostport = hostport.substr(colon);
-    } else {
-      hostport = {};
-    }
-    if (!hostport.empty()) {
-      std::string_view port_text = hostport.substr(1);
-      if (!ParseInt(port_text, address.port) || address.port < 1 || address.port > 65535) {
-        return Bad(kVar, "port '" + std::string(port_text) + "' is not a number in 1..65535");
+    HostPort server;
+    if (auto problem = ParseHostPort(hostport, 6379, server)) return Bad(kVar, *problem);
+    if (server.host.empty()) return Bad(kVar, "'" + RedactUrl(url) + "' has no host");
+    address.host = std::move(server.host);
+    address.port = server.port;
+  } else if (scheme == "redis+sentinel") {
+    const std::string kForm =
+        " (expected redis+sentinel://[user:password@]host:26379,host2:26379/MASTER_NAME/db)";
+    auto slash = hostpart.find('/');
+    std::string_view hosts = hostpart.substr(0, slash);
+    if (hosts.empty()) return Bad(kVar, "'" + RedactUrl(url) + "' names no Sentinel" + kForm);
+    int index = 0;
+    for (size_t start = 0; start <= hosts.size(); ++index) {
+      auto comma = hosts.find(',', start);
+      if (comma == std::string_view::npos) comma = hosts.size();
+      std::string_view entry = hosts.substr(start, comma - start);
+      std::string which = "Sentinel " + std::to_string(index + 1);
+      if (entry.empty()) {
+        std::string problem = "'" + RedactUrl(url) + "': ";
+        problem += which;
+        problem += " of the list is empty";
+        problem += kForm;
+        return Bad(kVar, problem);
       }
+      HostPort sentinel;
+      if (auto problem = ParseHostPort(entry, kDefaultSentinelPort, sentinel)) {
+        return Bad(kVar, which + ": " + *problem);
+      }
+      if (sentinel.host.empty()) return Bad(kVar, which + " has no host");
+      address.sentinels.push_back(std::move(sentinel));
+      start = comma + 1;
     }
-    if (host.empty()) return Bad(kVar, "'" + RedactUrl(url) + "' has no host");
-    address.host = std::string(host);
+    std::string_view path =
+        slash == std::string_view::npos ? std::string_view() : hostpart.substr(slash + 1);
+    auto next = path.find('/');
+    std::string master = PercentDecode(path.substr(0, next));
+    if (master.empty()) {
+      return Bad(kVar, "'" + RedactUrl(url) + "' names no master" + kForm);
+    }
+    if (master.find_first_of(" \t\r\n") != std::string::npos) {
+      return Bad(kVar, "master name '" + master + "' must not contain white space");
+    }
+    if (next != std::string_view::npos) {
+      std::string_view db_part = path.substr(next + 1);
+      if (db_part.find('/') != std::string_view::npos) {
+        return Bad(kVar, "'" + RedactUrl(url) + "' has more path than /MASTER_NAME/db" + kForm);
+      }
+      if (!db_part.empty()) db_text = std::string(db_part);
+    }
+    address.master_name = std::move(master);
+    address.host.clear();
+    address.port = 0;
   } else {
     if (hostpart.empty() || hostpart.front() != '/') {
       return Bad(kVar, "unix socket URL needs an absolute path (unix:///run/redis.sock)");
@@ -166,32 +233,94 @@ Result<std::string> ParseDatabaseUrl(std::string_view url) {
   auto [userinfo, hostpart] = SplitUserInfo(rest);
   if (HidesUserInfo(hostpart)) return HiddenUserInfo(kVar, url);
   auto host_end = hostpart.find_first_of("/?");
-  std::string_view hostport = hostpart.substr(0, host_end);
-  if (auto colon = hostport.rfind(':');
-      colon != std::string_view::npos && hostport.find(']') == std::string_view::npos) {
-    int port = 0;
-    std::string_view port_text = hostport.substr(colon + 1);
-    if (!ParseInt(port_text, port) || port < 1 || port > 65535) {
-      return Bad(kVar, "port '" + std::string(port_text) + "' is not a number in 1..65535");
+  std::string_view hostports = hostpart.substr(0, host_end);
+  // libpq's several hosts: h1:p1,h2:p2 (tried in order; target_session_attrs
+  // picks the primary). Each port is checked here, for a message that names it.
+  for (size_t start = 0; start <= hostports.size();) {
+    auto comma = hostports.find(',', start);
+    if (comma == std::string_view::npos) comma = hostports.size();
+    std::string_view entry = hostports.substr(start, comma - start);
+    HostPort ignored;
+    if (!entry.empty()) {
+      if (auto problem = ParseHostPort(entry, 5432, ignored)) return Bad(kVar, *problem);
     }
+    start = comma + 1;
   }
   // asyncpg spells libpq's sslmode as ssl=; libpq rejects unknown parameters.
+  // SQLAlchemy names several hosts as repeated host=h:p parameters, which
+  // libpq spells host=h1,h2&port=p1,p2 (a repeated host= would keep the last).
   std::string libpq = "postgresql://" + std::string(rest);
   if (auto q = libpq.find('?'); q != std::string::npos) {
     std::string query = libpq.substr(q + 1);
-    std::string mapped;
+    std::vector<std::string> pairs;
+    std::vector<HostPort> query_hosts;
+    std::string single_host_pair;  // kept as written when it is the only host, without port
+    bool query_host_has_port = false;
     for (size_t start = 0; start <= query.size();) {
       auto end = query.find('&', start);
       if (end == std::string::npos) end = query.size();
       std::string pair = query.substr(start, end - start);
-      if (pair.rfind("ssl=", 0) == 0) pair = "sslmode=" + pair.substr(4);
-      if (!pair.empty()) mapped += (mapped.empty() ? "" : "&") + pair;
       start = end + 1;
+      if (pair.rfind("ssl=", 0) == 0) pair = "sslmode=" + pair.substr(4);
+      if (pair.rfind("host=", 0) == 0) {
+        std::string value = PercentDecode(pair.substr(5));
+        HostPort host;
+        if (!value.empty() && value.front() != '/' && value.find(':') != std::string::npos) {
+          if (auto problem = ParseHostPort(value, 0, host)) return Bad(kVar, *problem);
+          query_host_has_port = true;
+        } else {
+          host.host = value;
+        }
+        query_hosts.push_back(std::move(host));
+        single_host_pair = pair;
+        continue;
+      }
+      if (!pair.empty()) pairs.push_back(std::move(pair));
     }
+    if (query_hosts.size() == 1 && !query_host_has_port) {
+      pairs.push_back(single_host_pair);
+    } else if (!query_hosts.empty()) {
+      std::string hosts = "host=";
+      std::string ports = "port=";
+      for (size_t i = 0; i < query_hosts.size(); ++i) {
+        hosts += (i == 0 ? "" : ",") + query_hosts[i].host;
+        ports += (i == 0 ? "" : ",") +
+                 (query_hosts[i].port > 0 ? std::to_string(query_hosts[i].port) : std::string());
+      }
+      pairs.push_back(hosts);
+      if (query_host_has_port) pairs.push_back(ports);
+    }
+    std::string mapped;
+    for (const std::string& pair : pairs) mapped += (mapped.empty() ? "" : "&") + pair;
     libpq = libpq.substr(0, q) + (mapped.empty() ? "" : "?" + mapped);
   }
   return libpq;
 }
+
+namespace {
+
+// password= (libpq) and sentinel_password= (redis+sentinel://) query values
+// replaced by "***".
+std::string MaskQuerySecrets(std::string text) {
+  auto q = text.find('?');
+  if (q == std::string::npos) return text;
+  for (size_t start = q + 1; start < text.size();) {
+    auto end = text.find('&', start);
+    if (end == std::string::npos) end = text.size();
+    std::string_view pair = std::string_view(text).substr(start, end - start);
+    for (std::string_view key : {"password=", "sentinel_password="}) {
+      if (pair.substr(0, key.size()) == key && pair.size() > key.size()) {
+        text.replace(start + key.size(), pair.size() - key.size(), "***");
+        end = start + key.size() + 3;
+        break;
+      }
+    }
+    start = end + 1;
+  }
+  return text;
+}
+
+}  // namespace
 
 std::string RedactUrl(std::string_view url) {
   auto [scheme, rest] = SplitScheme(url);
@@ -199,9 +328,9 @@ std::string RedactUrl(std::string_view url) {
   std::string redacted = scheme.empty() ? "" : std::string(scheme) + "://";
   if (HidesUserInfo(hostpart)) {
     // Everything before the last '@' may be password: none of it is shown.
-    return redacted + "***" + std::string(rest.substr(rest.rfind('@')));
+    return MaskQuerySecrets(redacted + "***" + std::string(rest.substr(rest.rfind('@'))));
   }
-  if (userinfo.empty()) return std::string(url);
+  if (userinfo.empty()) return MaskQuerySecrets(std::string(url));
   auto colon = userinfo.find(':');
   if (colon == std::string_view::npos) {
     // A lone userinfo is a password for redis:// and a user for postgresql://.
@@ -210,7 +339,7 @@ std::string RedactUrl(std::string_view url) {
   } else {
     redacted += std::string(userinfo.substr(0, colon)) + ":***";
   }
-  return redacted + "@" + std::string(hostpart);
+  return MaskQuerySecrets(redacted + "@" + std::string(hostpart));
 }
 
 }  // namespace media_sync::config

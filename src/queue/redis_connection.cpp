@@ -2,11 +2,14 @@
 
 #include <hiredis/hiredis.h>
 #include <openssl/evp.h>
+#include <spdlog/spdlog.h>
 #include <sys/time.h>
 
 #include <array>
 #include <charconv>
 #include <cstdio>
+#include <optional>
+#include <string>
 #include <utility>
 
 namespace media_sync::queue {
@@ -46,15 +49,38 @@ bool StartsWith(std::string_view text, std::string_view prefix) {
 // Error replies that describe a passing state of the server, not a mistake
 // of ours: the caller backs off and tries again.
 bool IsTransientServerError(std::string_view message) {
-  for (std::string_view prefix :
-       {"LOADING", "BUSY", "MASTERDOWN", "TRYAGAIN", "READONLY", "OOM", "CLUSTERDOWN"}) {
+  for (std::string_view prefix : {"LOADING", "BUSY", "MASTERDOWN", "TRYAGAIN", "READONLY", "OOM",
+                                  "CLUSTERDOWN", "UNBLOCKED"}) {
     if (StartsWith(message, prefix)) return true;
   }
   return false;
 }
 
+// Replies of a server that is not (or no longer) a writable master: a
+// replica (READONLY, also from inside a script), a master demoted while we
+// were blocked on it (UNBLOCKED), a replica cut off from its master
+// (MASTERDOWN). Another connect, through the Sentinels, finds the master.
+bool NamesNoWritableMaster(std::string_view message) {
+  return StartsWith(message, "READONLY") || StartsWith(message, "UNBLOCKED") ||
+         StartsWith(message, "MASTERDOWN") ||
+         message.find("READONLY You can't write against a read only replica") !=
+             std::string_view::npos;
+}
+
+std::string HostPortText(const config::HostPort& server) {
+  bool ipv6 = server.host.find(':') != std::string::npos;
+  return (ipv6 ? "[" + server.host + "]" : server.host) + ":" + std::to_string(server.port);
+}
+
 std::string Describe(const config::RedisAddress& address) {
   if (!address.unix_socket.empty()) return "Redis at unix:" + address.unix_socket;
+  if (address.UsesSentinel()) {
+    std::string sentinels;
+    for (const auto& sentinel : address.sentinels) {
+      sentinels += (sentinels.empty() ? "" : ",") + HostPortText(sentinel);
+    }
+    return "Redis master '" + address.master_name + "' (Sentinels " + sentinels + ")";
+  }
   return "Redis at " + address.host + ":" + std::to_string(address.port);
 }
 
@@ -140,14 +166,19 @@ Status RedisConnection::Connect() {
   return Open();
 }
 
-void RedisConnection::Disconnect() { context_.reset(); }
+void RedisConnection::Disconnect() {
+  context_.reset();
+  sentinel_context_.reset();
+}
 
 std::string RedisConnection::Scrub(std::string_view text) const {
   std::string scrubbed(text);
-  if (address_.password.empty()) return scrubbed;
-  for (size_t at = scrubbed.find(address_.password); at != std::string::npos;
-       at = scrubbed.find(address_.password, at + 3)) {
-    scrubbed.replace(at, address_.password.size(), "***");
+  for (const std::string* secret : {&address_.password, &address_.sentinel_password}) {
+    if (secret->empty()) continue;
+    for (size_t at = scrubbed.find(*secret); at != std::string::npos;
+         at = scrubbed.find(*secret, at + 3)) {
+      scrubbed.replace(at, secret->size(), "***");
+    }
   }
   return scrubbed;
 }
@@ -158,8 +189,12 @@ Error RedisConnection::WireError(std::string_view what) {
   return Error::Outage(endpoint_ + ": " + std::string(what) + ": " + Scrub(detail));
 }
 
-Error RedisConnection::ErrorFromReply(std::string_view command, std::string_view message) const {
+Error RedisConnection::ErrorFromReply(std::string_view command, std::string_view message) {
   std::string text = endpoint_ + ": " + std::string(command) + ": " + Scrub(message);
+  if (NamesNoWritableMaster(message)) {
+    context_.reset();  // the next call asks the Sentinels (or reconnects) first
+    return Error::Outage(std::move(text));
+  }
   if (IsTransientServerError(message)) return Error::Outage(std::move(text));
   return Error::Configuration(std::move(text));
 }
@@ -173,9 +208,21 @@ Status RedisConnection::SetSocketTimeout(std::chrono::milliseconds timeout) {
 
 Status RedisConnection::Open() {
   const timeval connect_timeout = ToTimeval(options_.connect_timeout);
+  std::string host = address_.host;
+  int port = address_.port;
+  if (address_.UsesSentinel()) {
+    endpoint_ = Describe(address_);
+    auto master = AskSentinels();
+    if (!master) return master.error();
+    master_ = *master;
+    host = master_.host;
+    port = master_.port;
+    endpoint_ = "Redis master '" + address_.master_name + "' at " + HostPortText(master_);
+    next_master_check_ = std::chrono::steady_clock::now() + options_.master_check_interval;
+  }
   redisContext* raw =
       address_.unix_socket.empty()
-          ? redisConnectWithTimeout(address_.host.c_str(), address_.port, connect_timeout)
+          ? redisConnectWithTimeout(host.c_str(), port, connect_timeout)
           : redisConnectUnixWithTimeout(address_.unix_socket.c_str(), connect_timeout);
   if (raw == nullptr) return Error::Outage(endpoint_ + ": cannot allocate a connection");
   context_.reset(raw);
@@ -197,15 +244,20 @@ Status RedisConnection::Open() {
       return error;
     }
   }
+  if (address_.UsesSentinel()) {
+    if (Status master = VerifyMaster(); !master) return master;
+  }
   if (address_.db != 0) {
     std::string db = std::to_string(address_.db);
-    auto reply = Command({"SELECT", db});
+    std::vector<std::string_view> select = {"SELECT", db};
+    auto reply = Execute(select);
     if (!reply) {
       context_.reset();
       return reply.error();
     }
   }
-  auto info = Command({"INFO", "server"});
+  std::vector<std::string_view> info_server = {"INFO", "server"};
+  auto info = Execute(info_server);
   if (!info) {
     context_.reset();
     return info.error();
@@ -218,6 +270,162 @@ Status RedisConnection::Open() {
   }
   server_version_ = std::move(version);
   return Ok();
+}
+
+Status RedisConnection::VerifyMaster() {
+  std::vector<std::string_view> role = {"ROLE"};
+  auto reply = Execute(role);
+  if (!reply) {
+    context_.reset();
+    return reply.error();
+  }
+  std::string_view said = reply->view()[0].String();
+  if (said != "master") {
+    context_.reset();
+    return Error::Outage(endpoint_ + ": named master by a Sentinel but its ROLE is '" +
+                         std::string(said) + "' (a failover in progress): asking again");
+  }
+  return Ok();
+}
+
+Result<std::optional<config::HostPort>> RedisConnection::AskSentinel(size_t index) {
+  const config::HostPort& sentinel = address_.sentinels[index];
+  const std::string where = "Sentinel " + HostPortText(sentinel);
+  auto fail = [&](const std::string& why) -> Error {
+    sentinel_context_.reset();
+    return Error::Outage(where + ": " + Scrub(why));
+  };
+  if (sentinel_context_ && sentinel_index_ != index) sentinel_context_.reset();
+  sentinel_index_ = index;
+  if (!sentinel_context_) {
+    redisContext* raw = redisConnectWithTimeout(sentinel.host.c_str(), sentinel.port,
+                                                ToTimeval(options_.sentinel_timeout));
+    if (raw == nullptr) return fail("cannot allocate a connection");
+    sentinel_context_.reset(raw);
+    if (sentinel_context_->err != 0) return fail(sentinel_context_->errstr);
+    if (redisSetTimeout(sentinel_context_.get(), ToTimeval(options_.sentinel_timeout)) !=
+        REDIS_OK) {
+      return fail(sentinel_context_->errstr);
+    }
+    if (!address_.sentinel_password.empty()) {
+      std::vector<const char*> argv = {"AUTH"};
+      std::vector<size_t> lengths = {4};
+      if (!address_.sentinel_username.empty()) {
+        argv.push_back(address_.sentinel_username.c_str());
+        lengths.push_back(address_.sentinel_username.size());
+      }
+      argv.push_back(address_.sentinel_password.c_str());
+      lengths.push_back(address_.sentinel_password.size());
+      auto* raw_auth = static_cast<redisReply*>(redisCommandArgv(
+          sentinel_context_.get(), static_cast<int>(argv.size()), argv.data(), lengths.data()));
+      if (raw_auth == nullptr) return fail(sentinel_context_->errstr);
+      RedisReply auth(raw_auth);
+      if (auth.view().IsError()) {
+        std::string message(auth.view().String());
+        sentinel_context_.reset();
+        return Error::Configuration(
+            where + " rejected the credentials of sentinel_password: " + Scrub(message));
+      }
+    }
+  }
+  const char* argv[] = {"SENTINEL", "get-master-addr-by-name", address_.master_name.c_str()};
+  const size_t lengths[] = {8, 23, address_.master_name.size()};
+  auto* raw_reply =
+      static_cast<redisReply*>(redisCommandArgv(sentinel_context_.get(), 3, argv, lengths));
+  if (raw_reply == nullptr) {
+    return fail(sentinel_context_->errstr[0] != '\0' ? sentinel_context_->errstr : "no reply");
+  }
+  RedisReply reply(raw_reply);
+  ReplyView view = reply.view();
+  if (view.IsNil()) return std::optional<config::HostPort>();
+  if (view.IsError()) {
+    std::string message(view.String());
+    sentinel_context_.reset();
+    if (StartsWith(message, "NOAUTH") || StartsWith(message, "WRONGPASS")) {
+      return Error::Configuration(where +
+                                  " requires a password (set sentinel_password= in "
+                                  "REDIS_URL): " +
+                                  Scrub(message));
+    }
+    return Error::Outage(where + ": " + Scrub(message));
+  }
+  if (view.Size() != 2 || !view[0].IsString() || !view[1].IsString()) {
+    sentinel_context_.reset();
+    return Error::Outage(where + ": unexpected answer to SENTINEL get-master-addr-by-name");
+  }
+  config::HostPort master;
+  master.host = std::string(view[0].String());
+  std::string_view port_text = view[1].String();
+  auto [end, error] =
+      std::from_chars(port_text.data(), port_text.data() + port_text.size(), master.port);
+  if (error != std::errc() || master.host.empty() || master.port < 1 || master.port > 65535) {
+    sentinel_context_.reset();
+    return Error::Outage(where + ": unexpected master address '" + std::string(port_text) + "'");
+  }
+  return std::optional<config::HostPort>(std::move(master));
+}
+
+Result<config::HostPort> RedisConnection::AskSentinels() {
+  const size_t count = address_.sentinels.size();
+  const size_t first = sentinel_index_;
+  std::string failures;
+  std::string unknown_to;
+  std::optional<Error> configuration;
+  for (size_t i = 0; i < count; ++i) {
+    size_t index = (first + i) % count;
+    auto answer = AskSentinel(index);
+    if (answer && answer->has_value()) return **answer;
+    if (answer) {
+      unknown_to += (unknown_to.empty() ? "" : ", ") + HostPortText(address_.sentinels[index]);
+      continue;
+    }
+    if (answer.error().kind == ErrorKind::kConfiguration && !configuration) {
+      configuration = answer.error();
+    }
+    failures += (failures.empty() ? "" : "; ") + answer.error().message;
+  }
+  const std::string master = "master '" + address_.master_name + "'";
+  if (configuration) return Error::Configuration("REDIS_URL: " + configuration->message);
+  if (failures.empty()) {
+    return Error::Configuration("REDIS_URL: no Sentinel knows a " + master + " (asked " +
+                                unknown_to +
+                                "): check the name against `sentinel monitor` in their "
+                                "configuration");
+  }
+  std::string text = "no Sentinel answered for " + master + ": " + failures;
+  if (!unknown_to.empty()) text += "; no such master known to " + unknown_to;
+  return Error::Outage(std::move(text));
+}
+
+void RedisConnection::CheckMaster() {
+  if (!address_.UsesSentinel() || !context_ || options_.master_check_interval.count() <= 0) {
+    return;
+  }
+  auto now = std::chrono::steady_clock::now();
+  if (now < next_master_check_) return;
+  auto master = AskSentinels();
+  if (!master) {
+    // A master that answers is not left because its Sentinels do not.
+    next_master_check_ = now + 10 * options_.master_check_interval;
+    return;
+  }
+  next_master_check_ = now + options_.master_check_interval;
+  if (master->host == master_.host && master->port == master_.port) return;
+  spdlog::info("{}: the Sentinels now name {} as master: reconnecting", endpoint_,
+               HostPortText(*master));
+  context_.reset();
+}
+
+Status RedisConnection::Ready() {
+  CheckMaster();
+  return Connect();
+}
+
+Result<RedisReply> RedisConnection::Execute(std::span<const std::string_view> args) {
+  auto reply = SendRaw(args);
+  if (!reply) return reply.error();
+  if (reply->view().IsError()) return ErrorFromReply(args[0], reply->view().String());
+  return reply;
 }
 
 Result<RedisReply> RedisConnection::SendRaw(std::span<const std::string_view> args) {
@@ -242,20 +450,17 @@ Result<RedisReply> RedisConnection::Command(std::initializer_list<std::string_vi
 }
 
 Result<RedisReply> RedisConnection::Command(std::span<const std::string_view> args) {
-  if (Status open = Connect(); !open) return open.error();
-  auto reply = SendRaw(args);
-  if (!reply) return reply.error();
-  if (reply->view().IsError()) return ErrorFromReply(args[0], reply->view().String());
-  return reply;
+  if (Status open = Ready(); !open) return open.error();
+  return Execute(args);
 }
 
 Result<RedisReply> RedisConnection::BlockingCommand(std::span<const std::string_view> args,
                                                     std::chrono::milliseconds blocks_for) {
-  if (Status open = Connect(); !open) return open.error();
+  if (Status open = Ready(); !open) return open.error();
   if (Status widened = SetSocketTimeout(blocks_for + options_.command_timeout); !widened) {
     return widened.error();
   }
-  auto reply = Command(args);
+  auto reply = Execute(args);
   if (context_) {
     if (Status restored = SetSocketTimeout(options_.command_timeout); !restored) {
       return restored.error();
@@ -266,7 +471,7 @@ Result<RedisReply> RedisConnection::BlockingCommand(std::span<const std::string_
 
 Result<std::vector<RedisReply>> RedisConnection::Pipeline(
     std::span<const std::vector<std::string_view>> commands) {
-  if (Status open = Connect(); !open) return open.error();
+  if (Status open = Ready(); !open) return open.error();
   for (const auto& args : commands) {
     std::vector<const char*> argv;
     std::vector<size_t> argv_lengths;
@@ -281,7 +486,9 @@ Result<std::vector<RedisReply>> RedisConnection::Pipeline(
   }
   std::vector<RedisReply> replies;
   replies.reserve(commands.size());
-  std::optional<Error> first_error;
+  // The first error reply, turned into an Error once every reply is read
+  // (that may drop the context).
+  std::optional<std::pair<std::string, std::string>> first_error;
   for (const auto& args : commands) {
     void* reply = nullptr;
     if (redisGetReply(context_.get(), &reply) != REDIS_OK || reply == nullptr) {
@@ -289,18 +496,18 @@ Result<std::vector<RedisReply>> RedisConnection::Pipeline(
     }
     RedisReply owned(static_cast<redisReply*>(reply));
     if (owned.view().IsError() && !first_error) {
-      first_error = ErrorFromReply(args[0], owned.view().String());
+      first_error.emplace(std::string(args[0]), std::string(owned.view().String()));
     }
     replies.push_back(std::move(owned));
   }
-  if (first_error) return *first_error;
+  if (first_error) return ErrorFromReply(first_error->first, first_error->second);
   return replies;
 }
 
 Result<RedisReply> RedisConnection::RunScript(const LuaScript& script,
                                               std::span<const std::string_view> keys,
                                               std::span<const std::string_view> args) {
-  if (Status open = Connect(); !open) return open.error();
+  if (Status open = Ready(); !open) return open.error();
   std::string key_count = std::to_string(keys.size());
   std::vector<std::string_view> argv = {"EVALSHA", script.sha1(), key_count};
   argv.insert(argv.end(), keys.begin(), keys.end());

@@ -12,18 +12,37 @@
 // authenticates (AUTH [user] password), selects the database and checks that
 // the server is Redis 6.2 or newer (BLMOVE, LMOVE). When a command fails on
 // the wire (refused, reset, timed out) the context is dropped, because its
-// protocol state is unknown, and the next call reconnects. Nothing is retried
-// implicitly: a command that may have run is never sent twice behind the
-// caller's back.
+// protocol state is unknown, and the next call reconnects. So is a context
+// whose server turned out not to be a writable master (READONLY, UNBLOCKED,
+// MASTERDOWN replies). Nothing is retried implicitly: a command that may have
+// run is never sent twice behind the caller's back.
+//
+// Sentinel (an address with sentinels, from redis+sentinel:// URLs): opening
+// the connection first asks the Sentinels, one after the other starting with
+// the last one that answered, for the address of the named master
+// (SENTINEL get-master-addr-by-name), connects there, authenticates, and
+// checks with ROLE that the server really is a master (during a failover a
+// Sentinel may still name the old one). Every reconnect asks again, so a
+// refused or reset connection, a timeout or a READONLY reply from a demoted
+// master all lead to the new master. Sentinels are not told apart from one
+// another: the first that knows the master is believed. An open connection
+// also asks a Sentinel every master_check_interval whether its server is
+// still the master, and leaves it when the Sentinels named another: between
+// a promotion and the old master's demotion (seconds), writes to the old
+// master are lost. The time without a master is an outage like any other.
 //
 // Errors:
 //   kOutage         connect/IO failure or timeout, and the server's transient
 //                   refusals (LOADING, BUSY, MASTERDOWN, TRYAGAIN, READONLY,
-//                   OOM). Messages name "Redis at host:port".
+//                   UNBLOCKED, OOM); no Sentinel reachable; a Sentinel naming
+//                   a server that is not (yet) a master. Messages name "Redis
+//                   at host:port" or "Redis master 'name' at host:port".
 //   kConfiguration  rejected credentials, unknown database, Redis older than
-//                   6.2, and any other error reply (WRONGTYPE: a key of ours
-//                   holds something else), which only an operator can fix.
-// No message ever carries the password.
+//                   6.2, every Sentinel that answered knows no master of that
+//                   name, a Sentinel rejecting the credentials, and any other
+//                   error reply (WRONGTYPE: a key of ours holds something
+//                   else), which only an operator can fix.
+// No message ever carries a password.
 #pragma once
 
 #include <chrono>
@@ -50,6 +69,13 @@ struct RedisOptions {
   // Upper bound for one command's round trip; a blocking command gets its own
   // blocking time on top. A server that hangs costs at most this much.
   std::chrono::milliseconds command_timeout = std::chrono::seconds(10);
+  // Sentinel mode: upper bound for connecting to one Sentinel and for its
+  // answer; a Sentinel that takes longer is skipped for the next.
+  std::chrono::milliseconds sentinel_timeout = std::chrono::seconds(1);
+  // Sentinel mode: how often an open connection asks a Sentinel whether its
+  // server is still the master (0: only after errors). After a failed ask the
+  // next waits ten times as long, so Sentinels that are down cost little.
+  std::chrono::milliseconds master_check_interval = std::chrono::seconds(1);
 };
 
 // A non-owning view of a reply or one of its elements; valid while the
@@ -128,7 +154,8 @@ class RedisConnection {
   // Drops the connection; the next call reconnects.
   void Disconnect();
 
-  // "Redis at host:port" or "Redis at unix:/path": the prefix of every error.
+  // "Redis at host:port", "Redis at unix:/path" or "Redis master 'name' at
+  // host:port": the prefix of every error.
   const std::string& endpoint() const { return endpoint_; }
   // The server's redis_version, once connected.
   const std::string& server_version() const { return server_version_; }
@@ -158,11 +185,26 @@ class RedisConnection {
   using ContextPtr = std::unique_ptr<redisContext, ContextDeleter>;
 
   Status Open();
+  // Sentinel mode: drops the open context when a Sentinel now names another
+  // master (at most once per master_check_interval). Then connects if needed.
+  Status Ready();
+  void CheckMaster();
+  // Sentinel mode: the master's address from the first Sentinel that knows it.
+  Result<config::HostPort> AskSentinels();
+  // One Sentinel: the address, nullopt when it knows no such master, or the
+  // reason it gave none.
+  Result<std::optional<config::HostPort>> AskSentinel(size_t index);
+  // ROLE must say master; otherwise kOutage and the context is dropped.
+  Status VerifyMaster();
   // Sends a command on the open context. Wire errors drop the context and
   // are kOutage; error replies come back as replies.
   Result<RedisReply> SendRaw(std::span<const std::string_view> args);
+  // Sends on the open context; error replies become Errors.
+  Result<RedisReply> Execute(std::span<const std::string_view> args);
   Error WireError(std::string_view what);
-  Error ErrorFromReply(std::string_view command, std::string_view message) const;
+  // The Error for an error reply; drops the context when the reply says the
+  // server is no (longer a) writable master.
+  Error ErrorFromReply(std::string_view command, std::string_view message);
   std::string Scrub(std::string_view text) const;
   Status SetSocketTimeout(std::chrono::milliseconds timeout);
 
@@ -171,6 +213,11 @@ class RedisConnection {
   std::string endpoint_;
   std::string server_version_;
   ContextPtr context_;
+  // Sentinel mode.
+  ContextPtr sentinel_context_;  // to sentinels_[sentinel_index_], when open
+  size_t sentinel_index_ = 0;    // the Sentinel asked first
+  config::HostPort master_;      // the server context_ is connected to
+  std::chrono::steady_clock::time_point next_master_check_;
 };
 
 }  // namespace media_sync::queue

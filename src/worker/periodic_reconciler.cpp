@@ -12,6 +12,7 @@ PeriodicReconcilerSettings PeriodicReconcilerSettings::FromOptions(const config:
   settings.interval = options.reconcile_interval;
   settings.worker_id = options.worker_id;
   settings.redis = options.redis;
+  settings.reconcile.older_than = options.reconcile_older_than;
   return settings;
 }
 

@@ -36,7 +36,7 @@ struct PeriodicReconcilerSettings {
   std::chrono::milliseconds lock_ttl{60000};
   std::string worker_id;  // the lock's owner
   config::RedisAddress redis;
-  ReconcileSettings reconcile;  // older_than 1 h, limit 10000: as `media-sync reconcile`
+  ReconcileSettings reconcile;  // older_than RECONCILE_OLDER_THAN_SECONDS, limit 10000
 
   static PeriodicReconcilerSettings FromOptions(const config::Options& options);
 };

@@ -15,6 +15,7 @@
 
 #include "core/hash.h"
 #include "support/local_stack.h"
+#include "support/worker_harness.h"
 #include "util/fd.h"
 
 namespace media_sync::catalog {
@@ -327,6 +328,54 @@ TEST_F(PgCatalogTest, QueryPastItsDeadlineIsOutageAndCountsNothing) {
   auto retried = patient.RecordSync(sha, 10, "box-a");
   ASSERT_TRUE(retried.ok()) << retried.error().message;
   EXPECT_EQ(*retried, RecordOutcome::kSynced);
+  EXPECT_EQ(Counters("box-a"), "10/0");
+}
+
+// A transaction cut by the server while it runs (what a failover does: the
+// primary terminates its sessions, 57P01) is an outage and changes nothing:
+// the sync is redone, on whichever server is the primary then, and counted
+// once; a replay after it changes nothing either.
+TEST_F(PgCatalogTest, ATransactionCutByTheServerIsRedoneAndCountedOnce) {
+  AddBox("box-a", 0, 10);
+  std::string sha = ShaOf("cut");
+  AddFile(sha, 10, "box-a");
+  // Another session holds box-a's row for 3 s: the sync marks its row, then
+  // waits for that lock inside its transaction.
+  std::thread holder([&] {
+    Sql("SET application_name = 'box-holder'; BEGIN; SELECT 1 FROM storage_boxes WHERE id = "
+        "'box-a' FOR UPDATE; SELECT pg_sleep(3); COMMIT;");
+  });
+  auto activity = [](const std::string& where) {
+    return Sql("SELECT count(*) FROM pg_stat_activity WHERE " + where) == "1";
+  };
+  ASSERT_TRUE(media_sync::testing::WaitUntil(
+      [&] { return activity("application_name = 'box-holder' AND query LIKE '%pg_sleep%'"); },
+      10s));
+  PgCatalogOptions options;
+  options.application_name = "media-sync-cut";
+  PgCatalog catalog(DatabaseUrl(), options);
+  Result<RecordOutcome> cut = RecordOutcome::kSynced;
+  std::thread syncing([&] { cut = catalog.RecordSync(sha, 10, "box-a"); });
+  bool waiting = media_sync::testing::WaitUntil(
+      [&] { return activity("application_name = 'media-sync-cut' AND wait_event_type = 'Lock'"); },
+      10s);
+  Sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = "
+      "'media-sync-cut'");
+  syncing.join();
+  holder.join();
+  ASSERT_TRUE(waiting);
+  ASSERT_FALSE(cut.ok());
+  EXPECT_EQ(cut.error().kind, ErrorKind::kOutage) << cut.error().message;
+  EXPECT_FALSE(IsSynced(sha));
+  EXPECT_EQ(Counters("box-a"), "0/10");
+
+  auto redone = catalog.RecordSync(sha, 10, "box-a");
+  ASSERT_TRUE(redone.ok()) << redone.error().message;
+  EXPECT_EQ(*redone, RecordOutcome::kSynced);
+  EXPECT_EQ(Counters("box-a"), "10/0");
+  auto replayed = catalog.RecordSync(sha, 10, "box-a");
+  ASSERT_TRUE(replayed.ok()) << replayed.error().message;
+  EXPECT_EQ(*replayed, RecordOutcome::kAlreadySynced);
   EXPECT_EQ(Counters("box-a"), "10/0");
 }
 

@@ -7,11 +7,13 @@
 #include <unistd.h>
 
 #include <array>
+#include <cctype>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <sstream>
 #include <stdexcept>
 #include <thread>
 
@@ -75,6 +77,8 @@ LocalStack::LocalStack(Params params) {
   if (mkdtemp(pattern) == nullptr) Die("mkdtemp failed");
   state_dir_ = pattern;
   std::string prefix = params.tls ? "STACK_TLS=1 " : "";
+  if (params.redis_sentinel) prefix += "STACK_REDIS_SENTINEL=1 ";
+  if (params.postgres_standby) prefix += "STACK_PG_STANDBY=1 ";
   Run(prefix + "bash " + ShellQuote(SourcePath("scripts/stack.sh")) + " up " +
       ShellQuote(state_dir_) + " 2>&1");
   std::ifstream file(state_dir_ + "/env");
@@ -110,6 +114,7 @@ pid_t LocalStack::Pid(const std::string& service) const {
 void LocalStack::Restart(const std::string& service) { ServiceCommand("restart", service); }
 void LocalStack::Stop(const std::string& service) { ServiceCommand("stop", service); }
 void LocalStack::Start(const std::string& service) { ServiceCommand("start", service); }
+void LocalStack::Promote(const std::string& service) { ServiceCommand("promote", service); }
 
 void LocalStack::ServiceCommand(const std::string& verb, const std::string& service) {
   Run("bash " + ShellQuote(SourcePath("scripts/stack.sh")) + " " + verb + " " + service + " " +
@@ -117,12 +122,58 @@ void LocalStack::ServiceCommand(const std::string& verb, const std::string& serv
 }
 
 std::string LocalStack::Sql(const std::string& sql) const {
+  if (env_.count("STACK_POSTGRES_STANDBY_PORT") > 0) {
+    // Whichever of the two is the primary now.
+    return Run("psql -X -q -A -t -v ON_ERROR_STOP=1 -d " + ShellQuote(Get("DATABASE_URL")) +
+               " -c " + ShellQuote(sql));
+  }
   return Run("psql -X -q -A -t -v ON_ERROR_STOP=1 -h 127.0.0.1 -p " + Get("STACK_POSTGRES_PORT") +
              " -U postgres -d media -c " + ShellQuote(sql));
 }
 
+std::string LocalStack::SentinelCli(int index, const std::string& args) const {
+  std::istringstream ports(Get("STACK_SENTINEL_PORTS"));  // comma-separated
+  std::string port;
+  for (int i = 0; i <= index; ++i) std::getline(ports, port, ',');
+  std::string out;
+  RunStatus("redis-cli -p " + port + " " + args + " 2>&1", &out);
+  return out;
+}
+
+std::optional<int> LocalStack::RedisMasterPort() const {
+  if (!UsesSentinel()) return std::stoi(Get("STACK_REDIS_PORT"));
+  for (int index = 0; index < 3; ++index) {
+    std::istringstream answer(SentinelCli(
+        index, "--raw SENTINEL get-master-addr-by-name " + Get("STACK_REDIS_MASTER_NAME")));
+    std::string host;
+    std::string port;
+    if (answer >> host >> port && !port.empty() && std::isdigit(port.front()) != 0) {
+      return std::stoi(port);
+    }
+  }
+  return std::nullopt;
+}
+
+std::optional<std::string> LocalStack::TryRedisCli(const std::string& args) const {
+  auto port = RedisMasterPort();
+  if (!port) return std::nullopt;
+  std::string out;
+  if (RunStatus("redis-cli -p " + std::to_string(*port) + " " + args, &out) != 0) {
+    return std::nullopt;
+  }
+  // redis-cli prints an error reply and exits 0 when stdout is not a terminal.
+  if (out.rfind("READONLY", 0) == 0 || out.rfind("LOADING", 0) == 0 ||
+      out.rfind("Could not connect", 0) == 0) {
+    return std::nullopt;
+  }
+  return out;
+}
+
 std::string LocalStack::RedisCli(const std::string& args) const {
-  return Run("redis-cli -p " + Get("STACK_REDIS_PORT") + " " + args);
+  if (!UsesSentinel()) return Run("redis-cli -p " + Get("STACK_REDIS_PORT") + " " + args);
+  auto port = RedisMasterPort();
+  if (!port) Die("no Sentinel names a Redis master");
+  return Run("redis-cli -p " + std::to_string(*port) + " " + args);
 }
 
 void LocalStack::Reset() {
@@ -147,6 +198,18 @@ LocalStack& SharedStack() {
 }
 
 namespace {
+bool& SharedStackSkipped() {
+  static bool skipped = false;
+  return skipped;
+}
+}  // namespace
+
+bool SkipSharedStack() {
+  SharedStackSkipped() = true;
+  return true;
+}
+
+namespace {
 
 class SharedStackEnvironment : public ::testing::Environment {
  public:
@@ -155,6 +218,7 @@ class SharedStackEnvironment : public ::testing::Environment {
     if (started_) delete &SharedStack();
   }
   void SetUp() override {
+    if (SharedStackSkipped()) return;
     SharedStack();
     started_ = true;
   }

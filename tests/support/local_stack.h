@@ -9,8 +9,9 @@
 // Each integration test binary gets one shared stack from SharedStack(),
 // started before the first test and stopped after the last (the support
 // library's main() registers it). Tests isolate themselves with Reset() or
-// their own keys. A test that needs a differently configured stack (HTTPS)
-// starts its own LocalStack.
+// their own keys. A test that needs a differently configured stack (HTTPS,
+// Redis behind Sentinels, a PostgreSQL standby) starts its own LocalStack;
+// a binary made only of such tests calls SkipSharedStack() first.
 #pragma once
 
 #include <sys/types.h>
@@ -27,6 +28,12 @@ class LocalStack {
  public:
   struct Params {
     bool tls = false;
+    // A Redis replica and three Sentinels (master "media", down after 1 s);
+    // REDIS_URL is redis+sentinel://, RedisCli() talks to the current master.
+    bool redis_sentinel = false;
+    // A streaming standby of PostgreSQL ("postgres-standby"); DATABASE_URL
+    // names both servers (target_session_attrs=read-write), and so does Sql().
+    bool postgres_standby = false;
   };
   explicit LocalStack(Params params);
   LocalStack() : LocalStack(Params{}) {}
@@ -43,7 +50,9 @@ class LocalStack {
 
   // pid of "redis", "postgres", "s3" (the first s3rver, behind the gateway:
   // freezing it makes the gateway wait, the same hang for the client), "s3-2"
-  // or "s3gateway" (for SIGSTOP/SIGKILL in fault tests).
+  // or "s3gateway"; with the failover options also "redis-replica",
+  // "sentinel-1".."sentinel-3", "postgres-standby" (for SIGSTOP/SIGKILL in
+  // fault tests).
   pid_t Pid(const std::string& service) const;
   // Restart "redis", "postgres", "s3" (the gateway stays), "s3-2" or "s3gateway"
   // on the same port.
@@ -51,6 +60,8 @@ class LocalStack {
   // Stop one service, and start it again on the same port (outage tests).
   void Stop(const std::string& service);
   void Start(const std::string& service);
+  // pg_ctl promote of "postgres-standby" (returns once it accepts writes).
+  void Promote(const std::string& service);
 
   // Empties Redis (FLUSHALL), truncates both tables, empties the bucket's
   // objects and the buffer directory. The bucket itself is kept.
@@ -58,8 +69,17 @@ class LocalStack {
 
   // Runs SQL on the stack's database with psql; returns stdout (unaligned, tuples only).
   std::string Sql(const std::string& sql) const;
-  // Runs redis-cli with args; returns stdout.
+  // Runs redis-cli with args on the Redis server (with Sentinels: on the
+  // master they name now); returns stdout. Aborts when it fails.
   std::string RedisCli(const std::string& args) const;
+  // The same, nullopt when redis-cli fails (no master yet, during a failover).
+  std::optional<std::string> TryRedisCli(const std::string& args) const;
+  // With Sentinels: the port of the master the first answering Sentinel
+  // names (nullopt when none answers); else STACK_REDIS_PORT.
+  std::optional<int> RedisMasterPort() const;
+  // redis-cli with args on one Sentinel (index 0..2); stdout.
+  std::string SentinelCli(int index, const std::string& args) const;
+  bool UsesSentinel() const { return env_.count("STACK_SENTINEL_PORTS") > 0; }
 
  private:
   // scripts/stack.sh VERB SERVICE on this stack.
@@ -71,6 +91,10 @@ class LocalStack {
 
 // The binary-wide stack (started lazily on first use, stopped at exit).
 LocalStack& SharedStack();
+// Call before main() (from a namespace-scope initializer) in a binary whose
+// tests each start their own LocalStack: the shared one is then not started.
+// Returns true.
+bool SkipSharedStack();
 
 // Runs a shell command, returns its stdout; aborts the test on a non-zero exit.
 std::string Run(const std::string& command);

@@ -124,6 +124,25 @@ Json MediaFactory::Make(uint64_t size, const std::optional<std::string>& box, ui
       MakeJobPayload(NewJob{sha, key, path, box, size, std::chrono::system_clock::now()}));
 }
 
+std::vector<Json> MediaFactory::MakeMany(int count, uint64_t size, const std::string& box,
+                                         uint64_t first_seed) {
+  std::vector<Json> jobs;
+  std::string values;
+  for (int i = 0; i < count; ++i) {
+    Json job = Make(size, box, first_seed + static_cast<uint64_t>(i), "jpg", /*insert_row=*/false);
+    values += std::string(values.empty() ? "" : ", ") + "('" + job["sha256"].get<std::string>() +
+              "', '" + job["s3_key"].get<std::string>() + "', " + std::to_string(size) + ", '" +
+              box + "')";
+    jobs.push_back(std::move(job));
+  }
+  if (count > 0) {
+    stack_.Sql("INSERT INTO media_files (sha256, s3_key, file_size, storage_box_id) VALUES " +
+               values + "; UPDATE storage_boxes SET reserved_bytes = reserved_bytes + " +
+               std::to_string(size * static_cast<uint64_t>(count)) + " WHERE id = '" + box + "'");
+  }
+  return jobs;
+}
+
 void MediaFactory::AddTwoBoxes() {
   stack_.Sql("INSERT INTO storage_boxes (id, minio_endpoint) VALUES ('box-a', '" +
              stack_.Get("MINIO_ENDPOINT") + "'), ('box-b', 'http://" +
