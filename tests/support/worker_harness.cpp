@@ -150,30 +150,36 @@ void MediaFactory::AddTwoBoxes() {
 }
 
 void MediaFactory::InsertRows(const std::vector<Json>& jobs) const {
-  if (jobs.empty()) return;
-  std::string values;
-  std::map<std::string, uint64_t> reserved;
-  for (const auto& job : jobs) {
-    const Json& box = job["storage_box_id"];
-    std::string box_sql = box.is_string() ? "'" + box.get<std::string>() + "'" : "NULL";
-    if (!values.empty()) values += ", ";
-    values += "('" + job["sha256"].get<std::string>() + "', '" + job["s3_key"].get<std::string>() +
-              "', " + std::to_string(job["file_size"].get<uint64_t>()) + ", " + box_sql + ")";
-    if (box.is_string()) reserved[box.get<std::string>()] += job["file_size"].get<uint64_t>();
+  // A few hundred rows per statement: one command line stays far below the
+  // kernel's limit on a single argument (128 KiB).
+  constexpr size_t kPerStatement = 200;
+  for (size_t start = 0; start < jobs.size(); start += kPerStatement) {
+    std::string values;
+    std::map<std::string, uint64_t> reserved;
+    for (size_t i = start; i < std::min(jobs.size(), start + kPerStatement); ++i) {
+      const Json& job = jobs[i];
+      const Json& box = job["storage_box_id"];
+      std::string box_sql = box.is_string() ? "'" + box.get<std::string>() + "'" : "NULL";
+      if (!values.empty()) values += ", ";
+      values += "('" + job["sha256"].get<std::string>() + "', '" +
+                job["s3_key"].get<std::string>() + "', " +
+                std::to_string(job["file_size"].get<uint64_t>()) + ", " + box_sql + ")";
+      if (box.is_string()) reserved[box.get<std::string>()] += job["file_size"].get<uint64_t>();
+    }
+    std::string sql =
+        "INSERT INTO media_files (sha256, s3_key, file_size, storage_box_id) VALUES " + values;
+    for (const auto& [box, bytes] : reserved) {
+      sql += "; UPDATE storage_boxes SET reserved_bytes = reserved_bytes + " +
+             std::to_string(bytes) + " WHERE id = '" + box + "'";
+    }
+    stack_.Sql(sql);
   }
-  std::string sql =
-      "INSERT INTO media_files (sha256, s3_key, file_size, storage_box_id) VALUES " + values;
-  for (const auto& [box, bytes] : reserved) {
-    sql += "; UPDATE storage_boxes SET reserved_bytes = reserved_bytes + " + std::to_string(bytes) +
-           " WHERE id = '" + box + "'";
-  }
-  stack_.Sql(sql);
 }
 
 void MediaFactory::Push(const Json& job) const { PushRaw(job.dump()); }
 
 void MediaFactory::PushAll(const std::vector<Json>& jobs) const {
-  constexpr size_t kPerCommand = 500;
+  constexpr size_t kPerCommand = 200;  // one command line well below 128 KiB
   for (size_t start = 0; start < jobs.size(); start += kPerCommand) {
     std::string command = "LPUSH media:sync:pending";
     for (size_t i = start; i < std::min(jobs.size(), start + kPerCommand); ++i) {

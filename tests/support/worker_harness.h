@@ -87,7 +87,7 @@ class MediaFactory {
   void InsertRows(const std::vector<Json>& jobs) const;
 
   void Push(const Json& job) const;
-  // One LPUSH per 500 jobs, in order: the first ends up served first.
+  // One LPUSH per 200 jobs, in order: the first ends up served first.
   void PushAll(const std::vector<Json>& jobs) const;
   void PushRaw(const std::string& payload) const;
 
