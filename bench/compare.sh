@@ -62,6 +62,7 @@ cleanup() {
   rm -rf "$STATE"
 }
 trap cleanup EXIT
+trap "exit 143" INT TERM
 bash "$ROOT/scripts/stack.sh" up "$STATE" >/dev/null
 set -a; . "$STATE/env"; set +a
 S3_A=$STACK_S3_DIRECT_ENDPOINT          # host:port of the first s3rver, no gateway
