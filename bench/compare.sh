@@ -14,7 +14,8 @@
 #   rclone     Debian's `rclone copy` of the buffer tree, one per box,
 #              --transfers 64 for small files, its defaults for large ones;
 #   media-sync `media-sync run --drain` over the same files queued as jobs
-#              with their rows; `media-sync x2` is two processes on one queue.
+#              with their rows; `media-sync-x2` is two processes on one queue,
+#              `media-sync-put` (large files) one streamed PutObject per file.
 # One more run per tool goes through a counting HTTP proxy (tools/proxy.js)
 # for the S3 requests per file. Then the latency benchmark: files/s against
 # concurrency through a TCP proxy that adds BENCH_RTT_MS to every round trip.
@@ -203,6 +204,8 @@ run_one() {
     media-sync) run_media_sync "$bucket" 1 "$BIN" || ok=0 ;;
     media-sync-x2) run_media_sync "$bucket" 2 "$BIN" || ok=0 ;;
     baseline) run_media_sync "$bucket" 1 "$BASELINE" || ok=0 ;;
+    # One streamed PutObject per file, whatever its size (up to S3's 5 GiB).
+    media-sync-put) run_media_sync "$bucket" 1 "$BIN" S3_MULTIPART_THRESHOLD=5GiB || ok=0 ;;
   esac
   after=$(server_ticks)
   if [ "$kind" = counted ]; then
@@ -230,7 +233,7 @@ for WORKLOAD in $WORKLOADS; do
   log "workload $WORKLOAD: $spec KiB"
   make_workload "$WORKLOAD" "$spec" box-a box-b
   tools=(curl rclone media-sync)
-  [ "$WORKLOAD" != large ] && tools+=(media-sync-x2)
+  if [ "$WORKLOAD" = large ]; then tools+=(media-sync-put); else tools+=(media-sync-x2); fi
   [ -n "$BASELINE" ] && tools+=(baseline)
   for repeat in $(seq 1 "$REPEATS"); do
     for tool in "${tools[@]}"; do run_one "$WORKLOAD" "$tool" timed "$repeat"; done
