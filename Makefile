@@ -5,7 +5,7 @@ BUILD_DIR := $(if $(filter release ci,$(PRESET)),build,build-$(PRESET))
 JOBS ?= $(shell nproc)
 STATE ?= $(CURDIR)/.stack
 
-.PHONY: all deps configure build format-check test unit-test integration-test container-test fuzz sanitize fault-run demo stack-up stack-down fmt lint bench clean
+.PHONY: all deps configure build format-check test unit-test integration-test container-test fuzz sanitize fault-run demo stack-up stack-down fmt lint bench bench-micro clean
 
 all: build
 
@@ -70,7 +70,14 @@ lint: configure
 	@git ls-files 'src/*.cpp' | grep -v '_test\.cpp$$' | \
 	  xargs -P $(JOBS) -n 4 clang-tidy -p $(BUILD_DIR) --quiet 2>/dev/null
 
-bench:
+# media-sync against the S3 server's ceiling (curl) and rclone on one local
+# stack (bench/compare.sh; settings and figures in bench/README.md).
+bench: deps
+	@$(MAKE) --no-print-directory build
+	@bash bench/compare.sh
+
+# The Google Benchmark programs (CPU costs, one upload), in build-bench/.
+bench-micro:
 	@cmake --preset bench >/dev/null && cmake --build build-bench -j $(JOBS)
 	@echo "benchmarks built in build-bench/; see bench/README.md"
 

@@ -16,19 +16,26 @@ constexpr const char* kBegin = "BEGIN";
 constexpr const char* kCommit = "COMMIT";
 constexpr const char* kRollback = "ROLLBACK";
 
-// $1 sha256. The row lock taken here serialises concurrent syncs of one file;
-// a waiter re-checks synced_at after the first commits and changes nothing.
-constexpr const char* kMarkSynced =
-    "UPDATE media_files SET synced_at = now() WHERE sha256 = $1 AND synced_at IS NULL";
-
-// $1 box id, $2 file size in bytes.
-constexpr const char* kCountOnBox =
-    "UPDATE storage_boxes SET used_bytes = used_bytes + $2::bigint, "
-    "reserved_bytes = GREATEST(0, reserved_bytes - $2::bigint) WHERE id = $1";
-
-// $1 sha256. Tells "already synced" from "no such row" after kMarkSynced
-// changed nothing.
-constexpr const char* kRowExists = "SELECT 1 FROM media_files WHERE sha256 = $1";
+// One statement (one round trip) between BEGIN and COMMIT: marks the row
+// synced and counts its size on its box, both or neither.
+// $1 sha256, $2 box id ('' for none), $3 file size in bytes, $4 'true' when
+// the job names a box. The row is marked only when the box exists, and the
+// box's row is locked first, so a box deleted meanwhile is not counted on;
+// the media_files row lock taken by the UPDATE serialises concurrent syncs
+// of one file, and a waiter re-checks synced_at after the first commits and
+// changes nothing. Sub-statements share one snapshot, so `row` is the row as
+// it was before. A data-modifying CTE (`counted`) runs whether read or not.
+// Answers marked (0/1), box_found (0/1), synced_before (NULL: no row).
+constexpr const char* kRecordSync =
+    "WITH row AS (SELECT synced_at IS NOT NULL AS synced FROM media_files WHERE sha256 = $1), "
+    "box AS (SELECT id FROM storage_boxes WHERE $4::boolean AND id = $2 FOR UPDATE), "
+    "marked AS (UPDATE media_files SET synced_at = now() "
+    "WHERE sha256 = $1 AND synced_at IS NULL AND (NOT $4::boolean OR EXISTS (SELECT 1 FROM box)) "
+    "RETURNING 1), "
+    "counted AS (UPDATE storage_boxes SET used_bytes = used_bytes + $3::bigint, "
+    "reserved_bytes = GREATEST(0, reserved_bytes - $3::bigint) "
+    "WHERE $4::boolean AND id = $2 AND EXISTS (SELECT 1 FROM marked) RETURNING 1) "
+    "SELECT (SELECT count(*) FROM marked), (SELECT count(*) FROM box), (SELECT synced FROM row)";
 
 // $1 box id.
 constexpr const char* kSelectBoxEndpoint = "SELECT minio_endpoint FROM storage_boxes WHERE id = $1";
@@ -84,13 +91,6 @@ Result<PgResult> Run(PgConnection& connection, const char* sql,
   }
   return Error::Configuration("PostgreSQL rejected the query: " + message + " (SQLSTATE " +
                               sqlstate + ")");
-}
-
-uint64_t AffectedRows(const PgResult& result) {
-  const char* text = PQcmdTuples(result.get());
-  uint64_t rows = 0;
-  std::from_chars(text, text + std::char_traits<char>::length(text), rows);
-  return rows;
 }
 
 std::string Field(const PgResult& result, int row, int column) {
@@ -185,25 +185,31 @@ Result<RecordOutcome> PgCatalog::RecordSync(const std::string& sha256, uint64_t 
 
   auto record = [&](PgConnection& connection, Clock::time_point deadline) -> Result<RecordOutcome> {
     // Everything between BEGIN and COMMIT; any other exit rolls back below.
+    // COMMIT goes out only once the statement answered, so a statement
+    // abandoned at its deadline (the connection dropped) never commits.
     auto in_transaction = [&]() -> Result<RecordOutcome> {
-      auto marked = Run(connection, kMarkSynced, {sha256}, deadline);
-      if (!marked.ok()) return marked.error();
-      if (AffectedRows(*marked) == 0) {
-        auto exists = Run(connection, kRowExists, {sha256}, deadline);
-        if (!exists.ok()) return exists.error();
-        if (PQntuples(exists->get()) == 0) {
+      auto recorded =
+          Run(connection, kRecordSync,
+              {sha256, storage_box_id.value_or(""), size_text, storage_box_id ? "true" : "false"},
+              deadline);
+      if (!recorded.ok()) return recorded.error();
+      const PGresult* row = recorded->get();
+      if (PQntuples(row) != 1 || PQnfields(row) != 3) {
+        return Error::Configuration("RecordSync: unexpected answer from PostgreSQL");
+      }
+      if (Field(*recorded, 0, 0) != "1") {
+        if (PQgetisnull(row, 0, 2)) {
           return Error::JobRetryable("No media_files row for sha256 " + sha256)
               .As(FaultClass::kNoCatalogRow);
         }
-        return RecordOutcome::kAlreadySynced;
-      }
-      if (storage_box_id) {
-        auto counted = Run(connection, kCountOnBox, {*storage_box_id, size_text}, deadline);
-        if (!counted.ok()) return counted.error();
-        if (AffectedRows(*counted) == 0) {
+        // Not marked: synced already (before, or by a concurrent sync that
+        // committed first), or its box is unknown.
+        const bool synced_before = Field(*recorded, 0, 2) == "t";
+        if (storage_box_id && Field(*recorded, 0, 1) == "0" && !synced_before) {
           return Error::JobRetryable("Unknown storage box " + *storage_box_id)
               .As(FaultClass::kUnknownBox);
         }
+        return RecordOutcome::kAlreadySynced;
       }
       if (auto committed = Run(connection, kCommit, {}, deadline); !committed.ok()) {
         return committed.error();

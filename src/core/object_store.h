@@ -15,6 +15,9 @@ struct ObjectInfo {
   uint64_t size = 0;
   std::string sha256;  // x-amz-meta-sha256, lowercase hex; empty when the object has none
   std::string etag;
+  // Set by ObjectStore::Upload only: an identical object (size and sha256)
+  // was already stored under the key, so nothing was written.
+  bool already_stored = false;
 };
 
 // Implementations are thread-safe: one store is shared by every job for its box.
@@ -27,13 +30,16 @@ class ObjectStore {
   // kCancelled when `stop` is requested meanwhile.
   virtual Result<std::optional<ObjectInfo>> Stat(const std::string& key, std::stop_token stop) = 0;
 
-  // Stores exactly `size` bytes read from `fd` (from offset 0) under `key`,
-  // with x-amz-meta-sha256 = sha256_hex, and only if those bytes hash to
-  // sha256_hex. On a mismatch nothing becomes the object under key and the
-  // error is kJobRetryable. On success the object has been verified with a
-  // HeadObject (size and sha256). A stop request aborts the transfer
-  // (multipart uploads are aborted) and returns kCancelled.
-  // Does not own fd.
+  // Makes the object under `key` exactly the `size` bytes read from `fd`
+  // (from offset 0), with x-amz-meta-sha256 = sha256_hex, and only if those
+  // bytes hash to sha256_hex. On a mismatch nothing becomes the object under
+  // key and the error is kJobRetryable. An identical object already stored
+  // (same size and sha256) is kept and reported with `already_stored`, once
+  // the local bytes were hashed all the same; a different one is replaced.
+  // On success the stored object is known to be right: its size and sha256
+  // were seen (HeadObject), or the server acknowledged exactly the bytes
+  // that were hashed (see s3::S3ObjectStore for what each server proves). A stop request aborts the
+  // transfer (multipart uploads are aborted) and returns kCancelled. Does not own fd.
   virtual Result<ObjectInfo> Upload(const std::string& key, int fd, uint64_t size,
                                     const std::string& sha256_hex, std::stop_token stop) = 0;
 };

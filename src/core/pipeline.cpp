@@ -1,7 +1,6 @@
 #include "core/pipeline.h"
 
 #include "core/error_texts.h"
-#include "core/hash.h"
 #include "core/job.h"
 
 namespace media_sync {
@@ -182,27 +181,13 @@ Pipeline::StepResult Pipeline::SyncFromStorage(const Job& job, ObjectStore& obje
 Result<Pipeline::Transfer> Pipeline::Upload(const Job& job, const buffer::LocalFile& file,
                                             ObjectStore& objects,
                                             const std::stop_token& stop) const {
-  auto info = objects.Stat(job.s3_key, stop);
-  if (!info) return info.error();
-  stores_.ReportSuccess(job.storage_box_id);
-  bool already_stored =
-      info->has_value() && (*info)->size == job.file_size && (*info)->sha256 == job.sha256;
-  if (already_stored) {
-    // Nothing to upload, but the local copy is deleted only if its own
-    // bytes are the job's: hash it first.
-    auto local_hash = Sha256OfFd(file.fd(), file.size());
-    if (!local_hash) return local_hash.error();
-    if (*local_hash != job.sha256) {
-      return Error::JobRetryable("Local file does not match sha256: expected " + job.sha256 +
-                                 ", got " + *local_hash)
-          .As(FaultClass::kHashMismatch);
-    }
-    return Transfer{};
-  }
+  // The store finds an identical object already stored (and hashes the local
+  // copy all the same), so no Stat goes first.
   auto started = std::chrono::steady_clock::now();
   auto put = objects.Upload(job.s3_key, file.fd(), file.size(), job.sha256, stop);
   if (!put) return put.error();
   stores_.ReportSuccess(job.storage_box_id);
+  if (put->already_stored) return Transfer{};
   return Transfer{file.size(), std::chrono::steady_clock::now() - started};
 }
 

@@ -53,7 +53,7 @@ struct Decision {
   // Something an operator must act on although the outcome stands: a synced
   // job whose local file could not be deleted (the file is left behind).
   std::string note;
-  uint64_t bytes_uploaded = 0;  // bytes sent to storage by this attempt
+  uint64_t bytes_uploaded = 0;  // bytes this attempt stored (0: an identical object was there)
 
   // What the job was, for metrics and the outcome's log line; empty when the
   // payload did not parse.

@@ -93,6 +93,7 @@ TEST_F(PipelineTest, ExistingObjectIsNotUploadedAgainButLocalFileIsHashedBeforeD
   Decision decision = Run(job);
   EXPECT_EQ(decision.outcome, Outcome::kSynced);
   EXPECT_EQ(store_->uploads, 0);
+  EXPECT_EQ(decision.bytes_uploaded, 0u);
   EXPECT_FALSE(LocalExists(job));
 }
 
@@ -158,7 +159,7 @@ TEST_F(PipelineTest, SizeMismatchUsesTheSeedText) {
   Decision decision = Run(job);
   EXPECT_EQ(decision.action, Action::kDelay);
   EXPECT_THAT(decision.message, HasSubstr("Size mismatch: expected 99, got 12"));
-  EXPECT_EQ(store_->uploads, 0);
+  EXPECT_EQ(store_->upload_calls, 0);
   // The store was never asked: if this job was probing a box, another may.
   EXPECT_THAT(router_.abandoned, ::testing::ElementsAre("russia-1"));
 }
@@ -203,9 +204,11 @@ TEST_F(PipelineTest, StoreOutageDefersOnlyThatBoxWithoutBurningRetries) {
 
   // While the box is marked down its jobs wait without touching the store.
   int stats_before = store_->stats;
+  int calls_before = store_->upload_calls;
   Decision again = Run(job);
   EXPECT_EQ(again.outcome, Outcome::kBoxDown);
   EXPECT_EQ(store_->stats, stats_before);
+  EXPECT_EQ(store_->upload_calls, calls_before);
 
   // Another box's job is unaffected.
   store_->outage = false;

@@ -49,7 +49,7 @@ class FakeStore : public ObjectStore {
     ObjectInfo info{size, sha256_hex, "etag"};
     {
       std::lock_guard lock(mu);
-      ++uploads;
+      ++upload_calls;
       if (stop.stop_requested()) return Error::Cancelled("shutting down");
       if (outage) return Error::Outage("connection reset");
       if (upload_error) return *upload_error;
@@ -58,9 +58,22 @@ class FakeStore : public ObjectStore {
         return Error::JobRetryable("short read");
       }
       std::string actual = Sha256Hex(bytes);
+      auto existing = objects.find(key);
+      if (existing != objects.end() && existing->second.info.size == size &&
+          existing->second.info.sha256 == sha256_hex) {
+        // As the real store: an identical object is kept, the local bytes hashed all the same.
+        if (actual != sha256_hex) {
+          return Error::JobRetryable("Local file does not match sha256: expected " + sha256_hex +
+                                     ", got " + actual);
+        }
+        ObjectInfo kept = existing->second.info;
+        kept.already_stored = true;
+        return kept;
+      }
       if (actual != sha256_hex) {
         return Error::JobRetryable("SHA-256 mismatch: expected " + sha256_hex + ", got " + actual);
       }
+      ++uploads;
       objects[key] = {info, bytes};
       hook = after_upload;
     }
@@ -77,7 +90,8 @@ class FakeStore : public ObjectStore {
   bool outage = false;
   std::optional<Error> upload_error;  // what Upload answers instead of storing
   std::function<void()> after_upload;
-  int uploads = 0;
+  int uploads = 0;       // objects written
+  int upload_calls = 0;  // calls to Upload, written or not
   int stats = 0;
 };
 

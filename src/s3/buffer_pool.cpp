@@ -44,9 +44,18 @@ void BufferPool::Lease::Release() {
 
 BufferPool::BufferPool(uint64_t capacity_bytes) : capacity_(capacity_bytes) {}
 
+BufferPool::~BufferPool() {
+  for (const auto& [memory, charged] : recycled_) munmap(memory, charged);
+}
+
 uint64_t BufferPool::in_use() const {
   std::lock_guard lock(mutex_);
   return in_use_;
+}
+
+uint64_t BufferPool::recycled_bytes() const {
+  std::lock_guard lock(mutex_);
+  return recycled_bytes_;
 }
 
 uint64_t BufferPool::failed_maps() const {
@@ -55,6 +64,14 @@ uint64_t BufferPool::failed_maps() const {
 }
 
 std::optional<BufferPool::Lease> BufferPool::MapLocked(size_t size, size_t charged) {
+  for (auto it = recycled_.rbegin(); it != recycled_.rend(); ++it) {
+    if (it->second != charged) continue;
+    char* reused = it->first;
+    recycled_.erase(std::next(it).base());
+    recycled_bytes_ -= charged;
+    in_use_ += charged;
+    return Lease(this, reused, size, charged);
+  }
   void* memory = mmap(nullptr, charged, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (memory == MAP_FAILED) {
     ++failed_maps_;
@@ -107,12 +124,18 @@ Result<std::optional<BufferPool::Lease>> BufferPool::TryAcquire(size_t size) {
 }
 
 void BufferPool::Return(char* data, size_t charged) {
-  munmap(data, charged);
+  bool kept = false;
   {
     std::lock_guard lock(mutex_);
     in_use_ -= charged;
     ++returns_;
+    if (charged <= kRecycledBufferMax && recycled_bytes_ + charged <= kRecycledBytes) {
+      recycled_.emplace_back(data, charged);
+      recycled_bytes_ += charged;
+      kept = true;
+    }
   }
+  if (!kept) munmap(data, charged);
   freed_.notify_all();
 }
 

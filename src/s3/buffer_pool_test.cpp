@@ -10,6 +10,8 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <utility>
+#include <vector>
 
 #include "s3/s3_object_store.h"
 
@@ -30,6 +32,43 @@ TEST(BufferPoolTest, LeasesAreChargedAndReturned) {
     EXPECT_FALSE(second->has_value()) << "over budget";
   }
   EXPECT_EQ(pool.in_use(), 0u);
+}
+
+TEST(BufferPoolTest, SmallBuffersAreLeasedAgainAndTheirCacheIsBounded) {
+  BufferPool pool(8 * kMiB);
+  const char* first = nullptr;
+  {
+    auto lease = pool.Acquire(16 * 1024, {});
+    ASSERT_TRUE(lease.ok());
+    first = lease->data();
+  }
+  EXPECT_EQ(pool.in_use(), 0u);
+  EXPECT_EQ(pool.recycled_bytes(), 16u * 1024);
+  {
+    auto again = pool.Acquire(16 * 1024, {});
+    ASSERT_TRUE(again.ok());
+    EXPECT_EQ(again->data(), first) << "the same mapping is leased again";
+    EXPECT_EQ(pool.in_use(), 16u * 1024);
+    EXPECT_EQ(pool.recycled_bytes(), 0u);
+  }
+  {
+    auto large = pool.Acquire(BufferPool::kRecycledBufferMax + 1, {});
+    ASSERT_TRUE(large.ok());
+  }
+  EXPECT_EQ(pool.recycled_bytes(), 16u * 1024) << "a larger buffer is unmapped";
+
+  // Many small buffers at once: only kRecycledBytes of them stay mapped.
+  {
+    std::vector<BufferPool::Lease> leases;
+    for (int i = 0; i < 200; ++i) {
+      auto lease = pool.Acquire(16 * 1024, {});
+      ASSERT_TRUE(lease.ok());
+      leases.push_back(std::move(lease).value());
+    }
+    EXPECT_EQ(pool.in_use(), 200u * 16 * 1024);
+  }
+  EXPECT_EQ(pool.in_use(), 0u);
+  EXPECT_EQ(pool.recycled_bytes(), BufferPool::kRecycledBytes);
 }
 
 TEST(BufferPoolTest, RequestLargerThanTheBudgetIsConfiguration) {

@@ -379,6 +379,26 @@ Result<std::string> S3Client::PutObject(const std::string& key, const Payload& p
   return Unquote(response->headers["etag"]);
 }
 
+Result<std::optional<std::string>> S3Client::PutObjectIfAbsent(
+    const std::string& key, const Payload& payload,
+    const std::map<std::string, std::string>& metadata, std::stop_token stop) {
+  Call call = MakeCall("PutObject", "PUT", key);
+  call.body = payload.bytes;
+  call.payload_sha256 = payload.sha256_hex;
+  call.headers.emplace_back("if-none-match", "*");
+  if (!payload.md5_base64.empty()) call.headers.emplace_back("content-md5", payload.md5_base64);
+  AddMetadataHeaders(call.headers, metadata);
+  auto response = Execute(call, std::move(stop));
+  if (!response.ok()) return response.error();
+  if (response->status == 412 ||
+      (response->status == 409 &&
+       response->body.find("ConditionalRequestConflict") != std::string::npos)) {
+    return std::optional<std::string>();
+  }
+  if (Status status = CheckStatus(call, *response); !status.ok()) return status.error();
+  return std::optional<std::string>(Unquote(response->headers["etag"]));
+}
+
 Result<std::string> S3Client::PutObjectStream(const std::string& key, uint64_t size,
                                               const std::string& payload_sha256_hex,
                                               const std::string& md5_base64, BodyReader read,

@@ -101,6 +101,14 @@ class S3Client {
   Result<std::string> PutObject(const std::string& key, const Payload& payload,
                                 const std::map<std::string, std::string>& metadata,
                                 std::stop_token stop = {});
+  // PutObject with If-None-Match: *, which stores payload only where key
+  // holds no object yet. The ETag, or nullopt when the server kept the object
+  // already under key (412 PreconditionFailed; 409 ConditionalRequestConflict:
+  // another conditional write of key is in flight). Servers that ignore the
+  // condition (s3rver) store payload as PutObject does.
+  Result<std::optional<std::string>> PutObjectIfAbsent(
+      const std::string& key, const Payload& payload,
+      const std::map<std::string, std::string>& metadata, std::stop_token stop = {});
   // PutObject whose body is read on demand: `read(buffer, capacity, offset)`
   // fills up to capacity bytes taken from `offset` of the body and returns
   // how many, or -1 to abort the request (the connection is dropped, the

@@ -44,17 +44,30 @@ Status ReadExactly(int fd, char* buffer, size_t length, uint64_t offset, uint64_
   return Ok();
 }
 
-Payload MakePayload(const char* data, size_t size, bool with_md5) {
+// A body with its SHA-256 (the signed payload hash) and, when asked, its MD5:
+// sent as Content-MD5, and the ETag a server answers for exactly these bytes.
+struct HashedPayload {
   Payload payload;
-  payload.bytes = std::span<const char>(data, size);
+  std::string md5_hex;
+};
+
+HashedPayload MakePayload(const char* data, size_t size, bool with_md5) {
+  HashedPayload hashed;
+  hashed.payload.bytes = std::span<const char>(data, size);
   std::string_view view(data, size);
-  payload.sha256_hex = Sha256Hex(view);
+  hashed.payload.sha256_hex = Sha256Hex(view);
   if (with_md5) {
     Hasher md5(Hasher::Algorithm::kMd5);
     md5.Update(view);
-    payload.md5_base64 = Base64(md5.FinishRaw());
+    std::string raw = md5.FinishRaw();
+    hashed.payload.md5_base64 = Base64(raw);
+    hashed.md5_hex = ToHex(raw);
   }
-  return payload;
+  return hashed;
+}
+
+bool IsIdentical(const ObjectInfo& object, uint64_t size, const std::string& sha256_hex) {
+  return object.size == size && object.sha256 == sha256_hex;
 }
 
 }  // namespace
@@ -69,6 +82,22 @@ uint64_t S3ObjectStore::PartSizeFor(uint64_t file_size, uint64_t configured) {
   uint64_t part = std::max(configured, (file_size + kMaxParts - 1) / kMaxParts);
   part = (part + kMiB - 1) / kMiB * kMiB;
   return std::max(part, kMinPartSize);
+}
+
+Status S3ObjectStore::FitsThePool(uint64_t size) const {
+  const uint64_t part_size = PartSizeFor(size, client_.options().part_size);
+  if (part_size > pool_.capacity()) {
+    // A property of this file under these settings, not of the box: every
+    // attempt would fail the same way, and the box must stay up for the rest.
+    return Error::JobPermanent("File of " + std::to_string(size) + " bytes needs parts of " +
+                               std::to_string(part_size) + " bytes to stay within S3's " +
+                               std::to_string(kMaxParts) + " parts, more than S3_BUFFER_POOL (" +
+                               std::to_string(pool_.capacity()) +
+                               " bytes) can hold: raise S3_BUFFER_POOL to at least " +
+                               std::to_string(part_size / kMiB) + "MiB and requeue the job")
+        .As(FaultClass::kTooLarge);
+  }
+  return Ok();
 }
 
 Result<std::optional<ObjectInfo>> S3ObjectStore::Stat(const std::string& key,
@@ -112,28 +141,87 @@ Result<ObjectInfo> S3ObjectStore::UploadOnce(const std::string& key, int fd, uin
   const uint64_t buffered_limit =
       std::min({options.part_size, options.multipart_threshold, pool_.capacity()});
   if (size <= buffered_limit) return UploadWhole(key, fd, size, sha256_hex, stop, emptied);
-  if (size <= std::min(options.multipart_threshold, kMaxSinglePut)) {
-    return UploadStreamed(key, fd, size, sha256_hex, stop, emptied);
+  const bool multipart = size > std::min(options.multipart_threshold, kMaxSinglePut);
+  // Found before the box is asked anything: a fault of the file, not the box.
+  if (multipart) {
+    if (Status fits = FitsThePool(size); !fits.ok()) return fits.error();
   }
+  // A larger file is worth a HeadObject first: an identical object already
+  // stored saves sending it again.
+  auto existing = FindIdentical(key, fd, size, sha256_hex, stop);
+  if (!existing.ok()) return existing.error();
+  if (existing->has_value()) return std::move(**existing);
+  if (!multipart) return UploadStreamed(key, fd, size, sha256_hex, stop, emptied);
   Status status = UploadMultipart(key, fd, size, sha256_hex, stop);
   if (!status.ok()) return status.error();
   return Verify(key, size, sha256_hex, stop);
 }
 
+Result<std::optional<ObjectInfo>> S3ObjectStore::FindIdentical(const std::string& key, int fd,
+                                                               uint64_t size,
+                                                               const std::string& sha256_hex,
+                                                               const std::stop_token& stop) {
+  auto head = client_.HeadObject(key, stop);
+  if (!head.ok()) return head.error();
+  if (!head->has_value() || !IsIdentical(**head, size, sha256_hex)) {
+    return std::optional<ObjectInfo>();
+  }
+  // Nothing to send, but the local copy is deleted once this returns: its
+  // own bytes must be the job's.
+  auto local_hash = Sha256OfFd(fd, size);
+  if (!local_hash.ok()) return local_hash.error();
+  if (*local_hash != sha256_hex) {
+    return Error::JobRetryable("Local file does not match sha256: expected " + sha256_hex +
+                               ", got " + *local_hash)
+        .As(FaultClass::kHashMismatch);
+  }
+  ObjectInfo info = **head;
+  info.already_stored = true;
+  Proven(Proof::kAlreadyStored);
+  return std::optional<ObjectInfo>(std::move(info));
+}
+
 Result<ObjectInfo> S3ObjectStore::UploadWhole(const std::string& key, int fd, uint64_t size,
                                               const std::string& sha256_hex,
                                               const std::stop_token& stop, bool& emptied) {
+  std::string etag;
+  std::string md5_hex;
   {
     auto lease = pool_.Acquire(std::max<size_t>(size, 1), stop);
     if (!lease.ok()) return lease.error();
     char* data = lease->data();
     if (Status read = ReadExactly(fd, data, size, 0, size); !read.ok()) return read.error();
-    Payload payload = MakePayload(data, size, client_.options().content_md5);
+    // The MD5 is always taken here: it is what a server's ETag proves.
+    HashedPayload hashed = MakePayload(data, size, /*with_md5=*/true);
+    const Payload& payload = hashed.payload;
+    md5_hex = std::move(hashed.md5_hex);
     if (payload.sha256_hex != sha256_hex) {
       return Error::JobRetryable(HashMismatch(sha256_hex, payload.sha256_hex))
           .As(FaultClass::kHashMismatch);
     }
-    auto put = client_.PutObject(key, payload, {{"sha256", sha256_hex}}, stop);
+    const std::map<std::string, std::string> metadata = {{"sha256", sha256_hex}};
+    // No HeadObject first: the PUT asks the server to keep an object already
+    // under key. A server that ignores the condition stores these very bytes
+    // again, which is harmless under a content-addressed key.
+    auto put = client_.PutObjectIfAbsent(key, payload, metadata, stop);
+    if (put.ok() && !put->has_value()) {
+      auto existing = client_.HeadObject(key, stop);
+      if (!existing.ok()) return existing.error();
+      if (existing->has_value() && IsIdentical(**existing, size, sha256_hex)) {
+        // Its bytes were hashed above: the local copy is the job's.
+        ObjectInfo info = **existing;
+        info.already_stored = true;
+        Proven(Proof::kAlreadyStored);
+        return info;
+      }
+      // Another object (a short body, another file's bytes): replace it.
+      auto replaced = client_.PutObject(key, payload, metadata, stop);
+      if (replaced.ok()) {
+        put = std::optional<std::string>(std::move(replaced).value());
+      } else {
+        put = replaced.error();
+      }
+    }
     if (!put.ok()) {
       // A server that keeps whatever arrived may now hold a prefix of the
       // file under key: take it away (a good object always has the full size).
@@ -142,8 +230,29 @@ Result<ObjectInfo> S3ObjectStore::UploadWhole(const std::string& key, int fd, ui
       }
       return put.error();
     }
-  }  // the buffer goes back to the pool before the verification round trip
+    etag = std::move(**put);
+  }  // the buffer goes back to the pool before any verification round trip
+  return Acknowledged(key, size, sha256_hex, std::move(etag), md5_hex, stop);
+}
+
+Result<ObjectInfo> S3ObjectStore::Acknowledged(const std::string& key, uint64_t size,
+                                               const std::string& sha256_hex, std::string etag,
+                                               const std::string& md5_hex,
+                                               const std::stop_token& stop) {
+  if (hooks_.on_put_answer) hooks_.on_put_answer(etag);
+  // The single-part ETag is the MD5 of the body the server stored (MinIO,
+  // AWS without SSE-KMS, Ceph RGW, s3rver): equal to the MD5 of the bytes
+  // hashed on their way out, it proves the object is those bytes, and the
+  // metadata came in the same request. Anything else proves nothing.
+  if (!md5_hex.empty() && etag == md5_hex) {
+    Proven(Proof::kEtag);
+    return ObjectInfo{size, sha256_hex, std::move(etag)};
+  }
   return Verify(key, size, sha256_hex, stop);
+}
+
+void S3ObjectStore::Proven(Proof proof) const {
+  if (hooks_.on_proven) hooks_.on_proven(proof);
 }
 
 Result<ObjectInfo> S3ObjectStore::UploadStreamed(const std::string& key, int fd, uint64_t size,
@@ -151,6 +260,7 @@ Result<ObjectInfo> S3ObjectStore::UploadStreamed(const std::string& key, int fd,
                                                  const std::stop_token& stop, bool& emptied) {
   // First pass: a lying job is refused before a byte is sent.
   std::string md5_base64;
+  std::string md5_hex;
   {
     std::vector<char> buffer(kStreamBuffer);
     Hasher sha256;
@@ -169,7 +279,11 @@ Result<ObjectInfo> S3ObjectStore::UploadStreamed(const std::string& key, int fd,
     std::string actual = sha256.FinishHex();
     if (actual != sha256_hex)
       return Error::JobRetryable(HashMismatch(sha256_hex, actual)).As(FaultClass::kHashMismatch);
-    if (md5) md5_base64 = Base64(md5->FinishRaw());
+    if (md5) {
+      std::string raw = md5->FinishRaw();
+      md5_base64 = Base64(raw);
+      md5_hex = ToHex(raw);
+    }
   }
   if (hooks_.before_stream) hooks_.before_stream();
 
@@ -218,7 +332,8 @@ Result<ObjectInfo> S3ObjectStore::UploadStreamed(const std::string& key, int fd,
     if (stream.failure) return *stream.failure;
     return put.error();
   }
-  return Verify(key, size, sha256_hex, stop);
+  // With S3_CONTENT_MD5 the MD5 is known, and the ETag can prove the body.
+  return Acknowledged(key, size, sha256_hex, std::move(put).value(), md5_hex, stop);
 }
 
 bool S3ObjectStore::RemoveTruncated(const std::string& key, uint64_t size) {
@@ -245,18 +360,7 @@ bool S3ObjectStore::RemoveTruncated(const std::string& key, uint64_t size) {
 
 Status S3ObjectStore::UploadMultipart(const std::string& key, int fd, uint64_t size,
                                       const std::string& sha256_hex, const std::stop_token& stop) {
-  const uint64_t part_size = PartSizeFor(size, client_.options().part_size);
-  if (part_size > pool_.capacity()) {
-    // A property of this file under these settings, not of the box: every
-    // attempt would fail the same way, and the box must stay up for the rest.
-    return Error::JobPermanent("File of " + std::to_string(size) + " bytes needs parts of " +
-                               std::to_string(part_size) + " bytes to stay within S3's " +
-                               std::to_string(kMaxParts) + " parts, more than S3_BUFFER_POOL (" +
-                               std::to_string(pool_.capacity()) +
-                               " bytes) can hold: raise S3_BUFFER_POOL to at least " +
-                               std::to_string(part_size / kMiB) + "MiB and requeue the job")
-        .As(FaultClass::kTooLarge);
-  }
+  if (Status fits = FitsThePool(size); !fits.ok()) return fits;
   auto upload_id = client_.CreateMultipartUpload(key, {{"sha256", sha256_hex}}, stop);
   if (!upload_id.ok()) return upload_id.error();
 
@@ -314,8 +418,8 @@ Status S3ObjectStore::SendParts(const std::string& key, const std::string& uploa
         if (got != sha256_hex)
           return Error::JobRetryable(HashMismatch(sha256_hex, got)).As(FaultClass::kHashMismatch);
       }
-      Payload payload = MakePayload(lease.data(), length, options.content_md5);
-      transfers.Start(key, upload_id, next_part, payload);
+      HashedPayload hashed = MakePayload(lease.data(), length, options.content_md5);
+      transfers.Start(key, upload_id, next_part, hashed.payload);
       leases.emplace(next_part, std::move(lease));
       ++next_part;
     }
@@ -360,6 +464,7 @@ Result<ObjectInfo> S3ObjectStore::Verify(const std::string& key, uint64_t size,
                                info.sha256 + "', expected " + sha256_hex)
         .As(FaultClass::kHashMismatch);
   }
+  Proven(Proof::kHeadObject);
   return info;
 }
 

@@ -16,7 +16,28 @@
 //     order, and the last part is sent only after the whole hash matched. A
 //     mismatch, any failure or a stop aborts the upload; it is never
 //     completed, so nothing becomes visible;
-//   * after every path, HeadObject must show the size and x-amz-meta-sha256.
+//   * the upload is known right once the server proved it (below).
+//
+// What proves an upload, per server (requests per file: one for a small
+// file on MinIO, AWS S3, Ceph RGW and s3rver):
+//   * a small file's PutObject carries If-None-Match: *, so no HeadObject
+//     goes first: a server that honours it (AWS S3, MinIO, the strict
+//     gateway) keeps an object already under key and answers 412, and one
+//     HeadObject then tells whether that object is this file (kept, nothing
+//     written: `already_stored`) or another one (replaced by a plain
+//     PutObject). A server that ignores the condition (s3rver) stores the
+//     same bytes again: harmless under a content-addressed key. Larger files
+//     keep a HeadObject first, which saves sending them again;
+//   * every PutObject is signed with the body's SHA-256, which strict servers
+//     check (the gateway, MinIO, AWS), and carries Content-MD5 where the MD5
+//     was taken (always for a small file; with S3_CONTENT_MD5 for the rest),
+//     which makes servers refuse a body that differs;
+//   * the answer's ETag equal to the MD5 of the bytes hashed on their way
+//     out proves the stored body is those bytes (the single-part ETag is
+//     the body's MD5 on MinIO, AWS without SSE-KMS, Ceph RGW and s3rver):
+//     no HeadObject after. Where the ETag is missing or another value
+//     (SSE-KMS, multipart, no MD5 taken), HeadObject must show the size and
+//     x-amz-meta-sha256.
 //
 // A PutObject that failed part-way may leave a short body on a lenient
 // server. It is removed only if HeadObject just showed it short, and with
@@ -59,9 +80,20 @@ namespace media_sync::s3 {
 
 class S3ObjectStore : public ObjectStore {
  public:
+  // How an upload was known to be right (see the header comment).
+  enum class Proof {
+    kEtag,           // the PutObject's ETag is the MD5 of the bytes sent
+    kHeadObject,     // HeadObject showed the size and x-amz-meta-sha256
+    kAlreadyStored,  // an identical object was there: nothing written
+  };
+
   // Observation and fault-injection points for tests and metrics; called on
   // the uploading thread.
   struct Hooks {
+    std::function<void(Proof)> on_proven;
+    // Sees, and may change, the ETag a PutObject answered (as a server whose
+    // ETags are not MD5s, AWS with SSE-KMS, would answer).
+    std::function<void(std::string& etag)> on_put_answer;
     std::function<void(int part_number)> on_part_uploaded;
     std::function<void(const std::string& upload_id)> on_multipart_aborted;
     // A streamed PutObject has hashed the file and is about to send it.
@@ -112,6 +144,18 @@ class S3ObjectStore : public ObjectStore {
   Status SendParts(const std::string& key, const std::string& upload_id, int fd, uint64_t size,
                    const std::string& sha256_hex, std::vector<CompletedPart>& completed,
                    const std::stop_token& stop);
+  // After HeadObject: the object under key when it is this file (its local
+  // bytes hashed too), else nullopt.
+  Result<std::optional<ObjectInfo>> FindIdentical(const std::string& key, int fd, uint64_t size,
+                                                  const std::string& sha256_hex,
+                                                  const std::stop_token& stop);
+  // A PutObject answered `etag`: proven by it, or by HeadObject.
+  Result<ObjectInfo> Acknowledged(const std::string& key, uint64_t size,
+                                  const std::string& sha256_hex, std::string etag,
+                                  const std::string& md5_hex, const std::stop_token& stop);
+  void Proven(Proof proof) const;
+  // kJobPermanent (kTooLarge) when the parts this file needs exceed the pool.
+  Status FitsThePool(uint64_t size) const;
   void AbortQuietly(const std::string& key, const std::string& upload_id);
   // After an interrupted PutObject: deletes a short body under key (see the
   // header comment). True when a delete left the key empty.

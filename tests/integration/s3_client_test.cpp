@@ -205,6 +205,145 @@ TEST(S3ObjectStoreTest, KeysWithReservedAndUnicodeCharactersRoundTrip) {
   }
 }
 
+using Proof = S3ObjectStore::Proof;
+
+// A store whose proofs are recorded, on the strict gateway or on s3rver alone.
+struct ProvenStore {
+  explicit ProvenStore(S3Options options, S3ObjectStore::Hooks hooks = {}) {
+    hooks.on_proven = [this](Proof proof) { proofs.push_back(proof); };
+    store.emplace(std::move(options), std::move(hooks));
+  }
+  std::vector<Proof> proofs;
+  std::optional<S3ObjectStore> store;
+};
+
+std::vector<std::pair<std::string, S3Options>> BothServers() {
+  return {{"strict gateway", OptionsFor(SharedStack())},
+          {"s3rver alone", LenientOptionsFor(SharedStack())}};
+}
+
+TEST(S3ObjectStoreTest, SmallUploadIsProvenByItsEtagWithoutHeadObject) {
+  for (auto& [server, options] : BothServers()) {
+    SCOPED_TRACE(server);
+    ProvenStore proven(options);
+    TestFile file(16 * 1024, 21);
+    const std::string key = TestPrefix() + server + "/" + file.sha256() + ".bin";
+    auto uploaded = proven.store->Upload(key, file.fd(), file.size(), file.sha256(), {});
+    ASSERT_TRUE(uploaded.ok()) << uploaded.error().message;
+    EXPECT_FALSE(uploaded->already_stored);
+    EXPECT_EQ(uploaded->size, file.size());
+    EXPECT_EQ(proven.proofs, std::vector<Proof>{Proof::kEtag});
+    ExpectStoredExactly(*proven.store, key, file);
+  }
+}
+
+TEST(S3ObjectStoreTest, AnEtagThatIsNotTheBodysMd5FallsBackToHeadObject) {
+  for (auto& [server, options] : BothServers()) {
+    SCOPED_TRACE(server);
+    S3ObjectStore::Hooks hooks;
+    // As AWS S3 answers under SSE-KMS: an ETag that is not the body's MD5.
+    hooks.on_put_answer = [](std::string& etag) { etag = "4d1e8c9f2a6b0d3e7f5a1c8b9e2d4f60-kms"; };
+    ProvenStore proven(options, hooks);
+    TestFile file(1000, 22);
+    const std::string key = TestPrefix() + server + "/" + file.sha256() + ".bin";
+    auto uploaded = proven.store->Upload(key, file.fd(), file.size(), file.sha256(), {});
+    ASSERT_TRUE(uploaded.ok()) << uploaded.error().message;
+    EXPECT_EQ(proven.proofs, std::vector<Proof>{Proof::kHeadObject});
+    ExpectStoredExactly(*proven.store, key, file);
+  }
+}
+
+TEST(S3ObjectStoreTest, SmallUploadOverAnIdenticalObjectKeepsItWhereTheServerHonoursTheCondition) {
+  for (auto& [server, options] : BothServers()) {
+    SCOPED_TRACE(server);
+    ProvenStore proven(options);
+    TestFile file(4096, 23);
+    const std::string key = TestPrefix() + server + "/" + file.sha256() + ".bin";
+    ASSERT_TRUE(proven.store->Upload(key, file.fd(), file.size(), file.sha256(), {}).ok());
+    auto before = proven.store->Stat(key, {});
+    ASSERT_TRUE(before.ok() && before->has_value());
+    proven.proofs.clear();
+
+    auto again = proven.store->Upload(key, file.fd(), file.size(), file.sha256(), {});
+    ASSERT_TRUE(again.ok()) << again.error().message;
+    if (server == "strict gateway") {
+      // 412, then one HeadObject: the identical object stays, nothing is written.
+      EXPECT_TRUE(again->already_stored);
+      EXPECT_EQ(proven.proofs, std::vector<Proof>{Proof::kAlreadyStored});
+    } else {
+      // s3rver ignores If-None-Match: the same bytes are stored again.
+      EXPECT_FALSE(again->already_stored);
+      EXPECT_EQ(proven.proofs, std::vector<Proof>{Proof::kEtag});
+    }
+    ExpectStoredExactly(*proven.store, key, file);
+  }
+}
+
+TEST(S3ObjectStoreTest, SmallUploadReplacesAnotherObjectUnderItsKey) {
+  for (auto& [server, options] : BothServers()) {
+    SCOPED_TRACE(server);
+    ProvenStore proven(options);
+    TestFile file(8192, 24);
+    const std::string key = TestPrefix() + server + "/" + file.sha256() + ".bin";
+    // A short body left under the key (a lenient server kept a cut PUT).
+    const std::string prefix(4096, 'x');
+    Payload short_body;
+    short_body.bytes = std::span<const char>(prefix.data(), prefix.size());
+    short_body.sha256_hex = Sha256Hex(prefix);
+    ASSERT_TRUE(
+        proven.store->client().PutObject(key, short_body, {{"sha256", file.sha256()}}).ok());
+
+    auto uploaded = proven.store->Upload(key, file.fd(), file.size(), file.sha256(), {});
+    ASSERT_TRUE(uploaded.ok()) << uploaded.error().message;
+    EXPECT_FALSE(uploaded->already_stored);
+    EXPECT_EQ(proven.proofs, std::vector<Proof>{Proof::kEtag});
+    ExpectStoredExactly(*proven.store, key, file);
+  }
+}
+
+TEST(S3ObjectStoreTest, StreamedUploadIsProvenByItsEtagWhenTheMd5IsTaken) {
+  for (bool content_md5 : {true, false}) {
+    for (auto& [server, options] : BothServers()) {
+      SCOPED_TRACE(server + (content_md5 ? " with Content-MD5" : " without Content-MD5"));
+      options.multipart_threshold = 64 * kMiB;
+      options.content_md5 = content_md5;
+      ProvenStore proven(options);
+      TestFile file(6 * kMiB + 3, content_md5 ? 25 : 26);
+      const std::string key = TestPrefix() + server + "/" + file.sha256() + ".bin";
+      auto uploaded = proven.store->Upload(key, file.fd(), file.size(), file.sha256(), {});
+      ASSERT_TRUE(uploaded.ok()) << uploaded.error().message;
+      EXPECT_EQ(proven.proofs, std::vector<Proof>{content_md5 ? Proof::kEtag : Proof::kHeadObject});
+      ExpectStoredExactly(*proven.store, key, file);
+    }
+  }
+}
+
+TEST(S3ObjectStoreTest, LargerFileFindsAnIdenticalObjectFirstAndHashesTheLocalCopy) {
+  for (auto& [server, options] : BothServers()) {
+    SCOPED_TRACE(server);
+    options.multipart_threshold = 64 * kMiB;
+    ProvenStore proven(options);
+    TestFile file(6 * kMiB, 27);
+    const std::string key = TestPrefix() + server + "/" + file.sha256() + ".bin";
+    ASSERT_TRUE(proven.store->Upload(key, file.fd(), file.size(), file.sha256(), {}).ok());
+    proven.proofs.clear();
+
+    auto again = proven.store->Upload(key, file.fd(), file.size(), file.sha256(), {});
+    ASSERT_TRUE(again.ok()) << again.error().message;
+    EXPECT_TRUE(again->already_stored);
+    EXPECT_EQ(proven.proofs, std::vector<Proof>{Proof::kAlreadyStored});
+
+    // The local copy changed (same size): it is not the job's file, whatever is stored.
+    ASSERT_EQ(pwrite(file.fd_for_writing(), "tampered", 8, 1000), 8);
+    auto tampered = proven.store->Upload(key, file.fd(), file.size(), file.sha256(), {});
+    ASSERT_FALSE(tampered.ok());
+    EXPECT_EQ(tampered.error().kind, ErrorKind::kJobRetryable);
+    EXPECT_NE(tampered.error().message.find("Local file does not match sha256"), std::string::npos)
+        << tampered.error().message;
+    ExpectStoredExactly(*proven.store, key, file);  // the good object is untouched
+  }
+}
+
 TEST(S3ObjectStoreTest, ContentMd5IsAcceptedWhenEnabled) {
   S3Options options = OptionsFor(SharedStack());
   options.content_md5 = true;

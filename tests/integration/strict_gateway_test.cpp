@@ -207,6 +207,36 @@ TEST(StrictGatewayTest, ContentMd5IsCheckedWhenSent) {
   EXPECT_FALSE(head->has_value()) << "a refused body never reaches s3rver";
 }
 
+TEST(StrictGatewayTest, ConditionalPutKeepsAnExistingObjectAsAwsAndMinioDo) {
+  S3Client client(OptionsFor(SharedStack()));
+  const std::string key = TestPrefix() + "kept.bin";
+  const std::string first = Bytes(2048, 5);
+  auto created = client.PutObjectIfAbsent(key, PayloadOf(first), {{"sha256", Sha256Hex(first)}});
+  ASSERT_TRUE(created.ok()) << created.error().message;
+  ASSERT_TRUE(created->has_value()) << "no object yet: stored";
+
+  const std::string second = Bytes(4096, 6);
+  auto refused = client.PutObjectIfAbsent(key, PayloadOf(second), {{"sha256", Sha256Hex(second)}});
+  ASSERT_TRUE(refused.ok()) << refused.error().message;
+  EXPECT_FALSE(refused->has_value()) << "412: the object already there is kept";
+  EXPECT_THAT(GatewayLog(), HasSubstr("PreconditionFailed PUT /"));
+  auto body = client.GetObject(key);
+  ASSERT_TRUE(body.ok()) << body.error().message;
+  EXPECT_EQ(*body, first);
+
+  // s3rver alone ignores the condition: that is why the gateway enforces it.
+  S3Options direct = OptionsFor(SharedStack(), "STACK_S3_DIRECT_ENDPOINT");
+  direct.secure = false;
+  S3Client lenient(direct);
+  auto overwritten =
+      lenient.PutObjectIfAbsent(key, PayloadOf(second), {{"sha256", Sha256Hex(second)}});
+  ASSERT_TRUE(overwritten.ok()) << overwritten.error().message;
+  EXPECT_TRUE(overwritten->has_value());
+  body = client.GetObject(key);
+  ASSERT_TRUE(body.ok()) << body.error().message;
+  EXPECT_EQ(*body, second);
+}
+
 TEST(StrictGatewayTest, BodyNotMatchingItsSignedHashIsRefusedAndNotStored) {
   const std::string key = TestPrefix() + "lying.bin";
   const std::string file = SharedStack().StateDir() + "/lying-body.bin";

@@ -13,7 +13,10 @@
 //     signing (they decode the path and encode it again), so a client that
 //     signs one encoding and sends another fails here as it would there;
 //   * the body's SHA-256 must equal x-amz-content-sha256 (no UNSIGNED-PAYLOAD,
-//     no STREAMING-*), and its MD5 must equal Content-MD5 when sent.
+//     no STREAMING-*), and its MD5 must equal Content-MD5 when sent;
+//   * a PutObject with If-None-Match: * over an existing key is refused with
+//     412 PreconditionFailed and the object kept, as AWS S3 and MinIO do
+//     (s3rver ignores the header and would overwrite it).
 //
 // Rejected requests get the S3 error document real servers send and one line
 // on stderr; nothing of them reaches s3rver. Everything else is forwarded
@@ -492,9 +495,41 @@ function startProxy(options) {
       }
       if (refusal) {
         sendError(req, res, refusal);
+      } else if (isConditionalCreate(request)) {
+        objectExists(request.rawPath).then((exists) => {
+          if (exists) {
+            sendError(req, res, new S3Error(412, 'PreconditionFailed',
+              'At least one of the pre-conditions you specified did not hold'));
+          } else {
+            forward(req, res, chunks, length, false);
+          }
+        }, (error) => {
+          sendError(req, res, new S3Error(502, 'BadGateway', `s3rver unreachable: ${error.code || error.message}`));
+        });
       } else {
         forward(req, res, chunks, length, false);
       }
+    });
+  }
+
+  // PutObject (not UploadPart, not CopyObject) with If-None-Match: *.
+  function isConditionalCreate(request) {
+    return request.method === 'PUT' && request.headers['if-none-match'] === '*' &&
+      request.rawQuery === '' && request.headers['x-amz-copy-source'] === undefined;
+  }
+
+  // Whether s3rver holds an object at rawPath (HeadObject, unsigned: s3rver checks nothing).
+  function objectExists(rawPath) {
+    return new Promise((resolve, reject) => {
+      const head = http.request({
+        host: options.upstreamHost, port: options.upstreamPort, method: 'HEAD', path: rawPath,
+        agent: upstreamAgent,
+      }, (reply) => {
+        reply.resume();
+        resolve(reply.statusCode === 200);
+      });
+      head.on('error', reject);
+      head.end();
     });
   }
 
