@@ -13,6 +13,7 @@
 #include <cstdio>
 #include <map>
 #include <memory>
+#include <source_location>
 #include <string>
 #include <vector>
 
@@ -51,33 +52,18 @@ class FleetTest : public ::testing::Test {
     for (auto& job : media_.MakeMany(count - count / 2, size, "box-b", first_seed + 100000)) {
       jobs.push_back(std::move(job));
     }
-    std::string args = "LPUSH media:sync:pending";
-    for (const auto& job : jobs) args += " " + ShellQuote(job.dump());
-    stack_.RedisCli(args);
+    media_.PushAll(jobs);
     return jobs;
   }
 
-  // Every job synced once: rows, both boxes' counters, objects, local files.
-  void ExpectSyncedExactlyOnce(const std::vector<Json>& jobs) {
-    std::map<std::string, int64_t> rows;
-    std::map<std::string, int64_t> bytes;
-    for (const auto& job : jobs) {
-      std::string box = job["storage_box_id"].get<std::string>();
-      ++rows[box];
-      bytes[box] += job["file_size"].get<int64_t>();
-      EXPECT_TRUE(media_.ObjectStored(job)) << job["s3_key"];
-      EXPECT_FALSE(media_.LocalExists(job)) << job["local_path"];
-    }
-    for (const auto& [box, count] : rows) {
-      EXPECT_EQ(media_.SyncedRows(box), count) << box;
-      EXPECT_EQ(media_.UsedBytes(box), bytes[box]) << box;
-      EXPECT_EQ(media_.ReservedBytes(box), 0) << box;
-    }
-    EXPECT_EQ(media_.SyncedRows(), static_cast<int64_t>(jobs.size()));
-    EXPECT_EQ(media_.Len("media:sync:pending"), 0);
-    EXPECT_EQ(media_.DelayedCount(), 0);
+  // Every job synced once (rows, both boxes' counters, objects, local
+  // files) and nothing left in any queue.
+  void ExpectSyncedExactlyOnce(const std::vector<Json>& jobs,
+                               std::source_location at = std::source_location::current()) {
+    ::testing::ScopedTrace caller(at.file_name(), static_cast<int>(at.line()), "called from here");
+    media_.ExpectSyncedExactlyOnce(jobs, at);
+    EXPECT_TRUE(media_.QueuesEmpty()) << media_.QueueState();
     EXPECT_EQ(media_.Len("media:sync:failed"), 0);
-    EXPECT_EQ(Trim(stack_.RedisCli("--raw KEYS 'media:sync:processing:*'")), "");
   }
 
   LocalStack& stack_ = SharedStack();

@@ -45,15 +45,6 @@ int64_t Millis(Clock::duration duration) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(duration).count();
 }
 
-int CountOccurrences(const std::string& text, const std::string& needle) {
-  int count = 0;
-  for (size_t at = text.find(needle); at != std::string::npos;
-       at = text.find(needle, at + needle.size())) {
-    ++count;
-  }
-  return count;
-}
-
 // A failover figure, printed for docs/reliability.md and kept in the test's XML.
 void Measure(const std::string& name, int64_t value, const std::string& unit) {
   std::printf("[  MEASURE ] %s = %lld %s\n", name.c_str(), static_cast<long long>(value),

@@ -33,15 +33,6 @@ using Env = std::map<std::string, std::string>;
 
 constexpr uint64_t kMiB = 1ull << 20;
 
-int CountOccurrences(const std::string& text, const std::string& needle) {
-  int count = 0;
-  for (size_t at = text.find(needle); at != std::string::npos;
-       at = text.find(needle, at + needle.size())) {
-    ++count;
-  }
-  return count;
-}
-
 class WorkerFaultsTest : public ::testing::Test {
  protected:
   void SetUp() override {

@@ -47,8 +47,14 @@ function parseArgs(argv) {
     modules: path.join(__dirname, '..', '..', '.deps', 's3gateway', 'node_modules'),
   };
   const names = {
-    '--port': 'port', '--upstream': 'upstream', '--host': 'host', '--access-key': 'accessKey',
-    '--secret-key': 'secretKey', '--region': 'region', '--key': 'key', '--cert': 'cert',
+    '--port': 'port',
+    '--upstream': 'upstream',
+    '--host': 'host',
+    '--access-key': 'accessKey',
+    '--secret-key': 'secretKey',
+    '--region': 'region',
+    '--key': 'key',
+    '--cert': 'cert',
     '--modules': 'modules',
   };
   for (let i = 0; i < argv.length; i += 2) {
@@ -58,25 +64,26 @@ function parseArgs(argv) {
   }
   if (!args.port || !args.upstream) usage('--port and --upstream are required');
   if (Boolean(args.key) !== Boolean(args.cert)) usage('--key and --cert go together');
-  const [upHost, upPort] = args.upstream.includes(':') ? args.upstream.split(':')
-                                                       : ['127.0.0.1', args.upstream];
+  const [upHost, upPort] =
+      args.upstream.includes(':') ? args.upstream.split(':') : ['127.0.0.1', args.upstream];
   args.upstreamHost = upHost;
   args.upstreamPort = Number(upPort);
   return args;
 }
 
 function usage(problem) {
-  process.stderr.write(`strict-s3-gateway: ${problem}\n` +
-    'usage: strict_s3_gateway.js --port P --upstream PORT|HOST:PORT [--access-key K] ' +
-    '[--secret-key S] [--region R] [--key FILE --cert FILE] [--modules DIR]\n');
+  process.stderr.write(
+      `strict-s3-gateway: ${problem}\n` +
+      'usage: strict_s3_gateway.js --port P --upstream PORT|HOST:PORT [--access-key K] ' +
+      '[--secret-key S] [--region R] [--key FILE --cert FILE] [--modules DIR]\n');
   process.exit(2);
 }
 
 const args = require.main === module ? parseArgs(process.argv.slice(2)) : null;
-const modules = args ? args.modules
-  : path.join(__dirname, '..', '..', '.deps', 's3gateway', 'node_modules');
-const { SignatureV4 } = require(path.join(modules, '@smithy', 'signature-v4'));
-const { Sha256 } = require(path.join(modules, '@aws-crypto', 'sha256-js'));
+const modules =
+    args ? args.modules : path.join(__dirname, '..', '..', '.deps', 's3gateway', 'node_modules');
+const {SignatureV4} = require(path.join(modules, '@smithy', 'signature-v4'));
+const {Sha256} = require(path.join(modules, '@aws-crypto', 'sha256-js'));
 
 // ------------------------------------------------------------------ errors
 
@@ -90,8 +97,12 @@ class S3Error {
 
 function xmlEscape(text) {
   return String(text).replace(/[<>&'"]/g, (c) => ({
-    '<': '&lt;', '>': '&gt;', '&': '&amp;', "'": '&apos;', '"': '&quot;',
-  }[c]));
+                                            '<': '&lt;',
+                                            '>': '&gt;',
+                                            '&': '&amp;',
+                                            '\'': '&apos;',
+                                            '"': '&quot;',
+                                          }[c]));
 }
 
 // ------------------------------------------------------------- encodings
@@ -124,8 +135,9 @@ function canonicalPathOf(rawPath) {
   let out = '';
   for (const b of percentDecode(rawPath, false)) {
     const c = String.fromCharCode(b);
-    out += (b < 0x80 && (UNRESERVED.test(c) || c === '/'))
-      ? c : '%' + b.toString(16).toUpperCase().padStart(2, '0');
+    out += (b < 0x80 && (UNRESERVED.test(c) || c === '/')) ?
+        c :
+        '%' + b.toString(16).toUpperCase().padStart(2, '0');
   }
   return out;
 }
@@ -170,8 +182,8 @@ const MAX_SKEW_MS = 15 * 60 * 1000;  // AWS's RequestTimeTooSkewed limit
 
 function parseAuthorization(value) {
   if (!value.startsWith('AWS4-HMAC-SHA256 ')) {
-    throw new S3Error(400, 'InvalidRequest',
-      'Only the AWS4-HMAC-SHA256 Authorization header is supported');
+    throw new S3Error(
+        400, 'InvalidRequest', 'Only the AWS4-HMAC-SHA256 Authorization header is supported');
   }
   const fields = {};
   for (const item of value.slice('AWS4-HMAC-SHA256 '.length).split(',')) {
@@ -179,112 +191,127 @@ function parseAuthorization(value) {
     if (eq < 0) continue;
     fields[item.slice(0, eq).trim()] = item.slice(eq + 1).trim();
   }
-  const { Credential: credential, SignedHeaders: signedHeaders, Signature: signature } = fields;
+  const {Credential: credential, SignedHeaders: signedHeaders, Signature: signature} = fields;
   if (!credential || !signedHeaders || !signature || !/^[0-9a-f]{64}$/.test(signature)) {
-    throw new S3Error(400, 'AuthorizationHeaderMalformed',
-      'The authorization header is malformed; it needs Credential, SignedHeaders and Signature');
+    throw new S3Error(
+        400, 'AuthorizationHeaderMalformed',
+        'The authorization header is malformed; it needs Credential, SignedHeaders and Signature');
   }
   const scope = credential.split('/');
   if (scope.length !== 5 || scope[3] !== 's3' || scope[4] !== 'aws4_request') {
-    throw new S3Error(400, 'AuthorizationHeaderMalformed',
-      `The authorization header is malformed; bad credential scope '${scope.slice(1).join('/')}'`);
+    throw new S3Error(
+        400, 'AuthorizationHeaderMalformed',
+        `The authorization header is malformed; bad credential scope '${
+            scope.slice(1).join('/')}'`);
   }
   const [accessKey, date, region] = scope;
-  return { accessKey, date, region, signedHeaders, signature };
+  return {accessKey, date, region, signedHeaders, signature};
 }
 
 // Checks the Authorization header of one request; throws S3Error when a real
 // S3 server would refuse it. `request` is {method, rawPath, rawQuery, headers}
 // with headers from headerMap(); `options` are {secrets, region, now}.
 async function verifySignature(request, options) {
-  const { headers } = request;
+  const {headers} = request;
   if (headers.authorization === undefined) {
     throw new S3Error(403, 'AccessDenied', 'Anonymous access is not allowed');
   }
   const auth = parseAuthorization(headers.authorization);
   const secret = options.secrets[auth.accessKey];
   if (secret === undefined) {
-    throw new S3Error(403, 'InvalidAccessKeyId',
-      'The AWS Access Key Id you provided does not exist in our records.');
+    throw new S3Error(
+        403, 'InvalidAccessKeyId',
+        'The AWS Access Key Id you provided does not exist in our records.');
   }
   if (options.region && auth.region !== options.region) {
-    throw new S3Error(400, 'AuthorizationHeaderMalformed',
-      `The authorization header is malformed; the region '${auth.region}' is wrong; ` +
-      `expecting '${options.region}'`);
+    throw new S3Error(
+        400, 'AuthorizationHeaderMalformed',
+        `The authorization header is malformed; the region '${auth.region}' is wrong; ` +
+            `expecting '${options.region}'`);
   }
   const amzDate = headers['x-amz-date'];
   const parts = AMZ_DATE.exec(amzDate || '');
   const signingDate = parts &&
-    new Date(Date.UTC(+parts[1], +parts[2] - 1, +parts[3], +parts[4], +parts[5], +parts[6]));
+      new Date(Date.UTC(+parts[1], +parts[2] - 1, +parts[3], +parts[4], +parts[5], +parts[6]));
   if (!signingDate || isNaN(signingDate)) {
     throw new S3Error(403, 'AccessDenied', 'AWS authentication requires a valid x-amz-date header');
   }
   if (auth.date !== amzDate.slice(0, 8)) {
-    throw new S3Error(400, 'AuthorizationHeaderMalformed',
-      'Invalid credential date. Date is not the same as X-Amz-Date.');
+    throw new S3Error(
+        400, 'AuthorizationHeaderMalformed',
+        'Invalid credential date. Date is not the same as X-Amz-Date.');
   }
   if (options.now !== undefined && Math.abs(options.now - signingDate) > MAX_SKEW_MS) {
-    throw new S3Error(403, 'RequestTimeTooSkewed',
-      'The difference between the request time and the current time is too large.');
+    throw new S3Error(
+        403, 'RequestTimeTooSkewed',
+        'The difference between the request time and the current time is too large.');
   }
   if (headers['x-amz-content-sha256'] === undefined) {
-    throw new S3Error(400, 'InvalidRequest',
-      'Missing required header for this request: x-amz-content-sha256');
+    throw new S3Error(
+        400, 'InvalidRequest', 'Missing required header for this request: x-amz-content-sha256');
   }
 
   const signed = auth.signedHeaders.split(';');
   if (!signed.includes('host')) {
-    throw new S3Error(403, 'AccessDenied', "SignedHeaders must include 'host'");
+    throw new S3Error(403, 'AccessDenied', 'SignedHeaders must include \'host\'');
   }
   // AWS refuses x-amz-* headers that the client did not sign.
-  const unsigned = Object.keys(headers).filter((n) => n.startsWith('x-amz-') && !signed.includes(n));
+  const unsigned =
+      Object.keys(headers).filter((n) => n.startsWith('x-amz-') && !signed.includes(n));
   if (unsigned.length > 0) {
-    throw new S3Error(403, 'AccessDenied',
-      `There were headers present in the request which were not signed: ${unsigned.join(', ')}`);
+    throw new S3Error(
+        403, 'AccessDenied',
+        `There were headers present in the request which were not signed: ${unsigned.join(', ')}`);
   }
   // The SDK signer always derives 'date' itself and drops a given one, so a
   // request that signs Date cannot be checked exactly; our client never does.
   if (signed.includes('date')) {
-    throw new S3Error(403, 'SignatureDoesNotMatch',
-      "Signing the 'date' header is not supported by this gateway; sign x-amz-date");
+    throw new S3Error(
+        403, 'SignatureDoesNotMatch',
+        'Signing the \'date\' header is not supported by this gateway; sign x-amz-date');
   }
   const toSign = {};
   for (const name of signed) {
     if (headers[name] === undefined) {
-      throw new S3Error(403, 'SignatureDoesNotMatch', `Signed header '${name}' is not in the request`);
+      throw new S3Error(
+          403, 'SignatureDoesNotMatch', `Signed header '${name}' is not in the request`);
     }
     toSign[name] = headers[name];
   }
 
   const canonicalPath = canonicalPathOf(request.rawPath);
   if (canonicalPath !== request.rawPath) {
-    throw new S3Error(403, 'SignatureDoesNotMatch',
-      `The request path is not in S3's canonical encoding (servers sign '${canonicalPath}')`);
+    throw new S3Error(
+        403, 'SignatureDoesNotMatch',
+        `The request path is not in S3's canonical encoding (servers sign '${canonicalPath}')`);
   }
 
   const signer = new SignatureV4({
-    credentials: { accessKeyId: auth.accessKey, secretAccessKey: secret },
+    credentials: {accessKeyId: auth.accessKey, secretAccessKey: secret},
     region: auth.region,
     service: 's3',
     sha256: Sha256,
     uriEscapePath: false,  // S3: the path is encoded once, by the client, never normalised
     applyChecksum: false,  // the payload hash is the client's x-amz-content-sha256
   });
-  const expected = await signer.signRequest({
-    method: request.method,
-    protocol: 'https:',
-    hostname: 'unused',  // only the signed host header counts
-    path: request.rawPath,
-    query: parseQuery(request.rawQuery),
-    headers: toSign,
-  }, { signingDate, signableHeaders: new Set(signed) });
+  const expected = await signer.signRequest(
+      {
+        method: request.method,
+        protocol: 'https:',
+        hostname: 'unused',  // only the signed host header counts
+        path: request.rawPath,
+        query: parseQuery(request.rawQuery),
+        headers: toSign,
+      },
+      {signingDate, signableHeaders: new Set(signed)});
   const computed = parseAuthorization(expected.headers.authorization);
   const same = computed.signedHeaders === auth.signedHeaders &&
-    crypto.timingSafeEqual(Buffer.from(computed.signature), Buffer.from(auth.signature));
+      crypto.timingSafeEqual(Buffer.from(computed.signature), Buffer.from(auth.signature));
   if (!same) {
-    throw new S3Error(403, 'SignatureDoesNotMatch',
-      'The request signature we calculated does not match the signature you provided. ' +
-      'Check your key and signing method.');
+    throw new S3Error(
+        403, 'SignatureDoesNotMatch',
+        'The request signature we calculated does not match the signature you provided. ' +
+            'Check your key and signing method.');
   }
 }
 
@@ -296,16 +323,19 @@ const HEX_SHA256 = /^[0-9a-f]{64}$/;
 function checkPayloadMode(headers) {
   const claimed = headers['x-amz-content-sha256'];
   if (claimed === 'UNSIGNED-PAYLOAD') {
-    throw new S3Error(400, 'UnsignedPayloadRefused',
-      'UNSIGNED-PAYLOAD is refused here: media-sync always signs the body hash');
+    throw new S3Error(
+        400, 'UnsignedPayloadRefused',
+        'UNSIGNED-PAYLOAD is refused here: media-sync always signs the body hash');
   }
   if (claimed.startsWith('STREAMING-')) {
-    throw new S3Error(400, 'StreamingPayloadRefused',
-      `${claimed} is refused here: media-sync always signs the whole body hash`);
+    throw new S3Error(
+        400, 'StreamingPayloadRefused',
+        `${claimed} is refused here: media-sync always signs the whole body hash`);
   }
   if (!HEX_SHA256.test(claimed)) {
-    throw new S3Error(400, 'InvalidArgument',
-      'x-amz-content-sha256 must be UNSIGNED-PAYLOAD, STREAMING-... or a lower-case hex SHA-256');
+    throw new S3Error(
+        400, 'InvalidArgument',
+        'x-amz-content-sha256 must be UNSIGNED-PAYLOAD, STREAMING-... or a lower-case hex SHA-256');
   }
   const md5 = headers['content-md5'];
   if (md5 !== undefined &&
@@ -316,12 +346,13 @@ function checkPayloadMode(headers) {
 
 function checkPayload(headers, sha256Hex, md5Base64) {
   if (sha256Hex !== headers['x-amz-content-sha256']) {
-    throw new S3Error(400, 'XAmzContentSHA256Mismatch',
-      "The provided 'x-amz-content-sha256' header does not match what was computed.");
+    throw new S3Error(
+        400, 'XAmzContentSHA256Mismatch',
+        'The provided \'x-amz-content-sha256\' header does not match what was computed.');
   }
   if (headers['content-md5'] !== undefined && md5Base64 !== headers['content-md5']) {
-    throw new S3Error(400, 'BadDigest',
-      'The Content-MD5 you specified did not match what we received.');
+    throw new S3Error(
+        400, 'BadDigest', 'The Content-MD5 you specified did not match what we received.');
   }
 }
 
@@ -334,34 +365,41 @@ function checkPayload(headers, sha256Hex, md5Base64) {
 async function selfCheck() {
   const empty = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855';
   const options = {
-    secrets: { AKIAIOSFODNN7EXAMPLE: 'wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY' },
+    secrets: {AKIAIOSFODNN7EXAMPLE: 'wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY'},
     region: 'us-east-1',
   };
   const vector = (rawPath, rawQuery, extra, signedHeaders, signature) => ({
-    method: 'GET', rawPath, rawQuery,
-    headers: Object.assign(Object.create(null), {
-      host: 'examplebucket.s3.amazonaws.com',
-      'x-amz-date': '20130524T000000Z',
-      'x-amz-content-sha256': empty,
-      authorization: 'AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20130524/us-east-1/s3/' +
-        `aws4_request, SignedHeaders=${signedHeaders}, Signature=${signature}`,
-    }, extra),
+    method: 'GET',
+    rawPath,
+    rawQuery,
+    headers: Object.assign(
+        Object.create(null), {
+          host: 'examplebucket.s3.amazonaws.com',
+          'x-amz-date': '20130524T000000Z',
+          'x-amz-content-sha256': empty,
+          authorization: 'AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20130524/us-east-1/s3/' +
+              `aws4_request, SignedHeaders=${signedHeaders}, Signature=${signature}`,
+        },
+        extra),
   });
   const good = [
-    vector('/test.txt', '', { range: 'bytes=0-9' }, 'host;range;x-amz-content-sha256;x-amz-date',
-      'f0e8bdb87c964420e857bd35b5d6ed310bd44f0170aba48dd91039c6036bdb41'),
-    vector('/', 'lifecycle', {}, 'host;x-amz-content-sha256;x-amz-date',
-      'fea454ca298b7da1c68078a5d1bdbfbbe0d65c699e0f91ac7a200a0136783543'),
-    vector('/', 'max-keys=2&prefix=J', {}, 'host;x-amz-content-sha256;x-amz-date',
-      '34b48302e7b5fa45bde8084f4b7868a86f0a534bc59db6670ed5711ef69dc6f7'),
+    vector(
+        '/test.txt', '', {range: 'bytes=0-9'}, 'host;range;x-amz-content-sha256;x-amz-date',
+        'f0e8bdb87c964420e857bd35b5d6ed310bd44f0170aba48dd91039c6036bdb41'),
+    vector(
+        '/', 'lifecycle', {}, 'host;x-amz-content-sha256;x-amz-date',
+        'fea454ca298b7da1c68078a5d1bdbfbbe0d65c699e0f91ac7a200a0136783543'),
+    vector(
+        '/', 'max-keys=2&prefix=J', {}, 'host;x-amz-content-sha256;x-amz-date',
+        '34b48302e7b5fa45bde8084f4b7868a86f0a534bc59db6670ed5711ef69dc6f7'),
   ];
   for (const request of good) await verifySignature(request, options);
   // The same requests changed in one signed detail each must fail.
   const tampered = [
-    Object.assign({}, good[0], { headers: Object.assign({}, good[0].headers, { range: 'bytes=0-8' }) }),
-    Object.assign({}, good[0], { rawPath: '/test.txt2' }),
-    Object.assign({}, good[2], { rawQuery: 'max-keys=3&prefix=J' }),
-    Object.assign({}, good[0], { method: 'HEAD' }),
+    Object.assign({}, good[0], {headers: Object.assign({}, good[0].headers, {range: 'bytes=0-8'})}),
+    Object.assign({}, good[0], {rawPath: '/test.txt2'}),
+    Object.assign({}, good[2], {rawQuery: 'max-keys=3&prefix=J'}),
+    Object.assign({}, good[0], {method: 'HEAD'}),
   ];
   for (const request of tampered) {
     let refused = false;
@@ -370,15 +408,17 @@ async function selfCheck() {
     } catch (error) {
       refused = error instanceof S3Error && error.code === 'SignatureDoesNotMatch';
     }
-    if (!refused) throw new Error(`a tampered request passed: ${request.method} ${request.rawPath}`);
+    if (!refused)
+      throw new Error(`a tampered request passed: ${request.method} ${request.rawPath}`);
   }
 }
 
 // ----------------------------------------------------------------- proxy
 
 // Per-connection headers: never forwarded in either direction.
-const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer',
-  'transfer-encoding', 'upgrade']);
+const HOP_BY_HOP = new Set([
+  'connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade'
+]);
 
 function requestId() {
   return crypto.randomBytes(8).toString('hex').toUpperCase();
@@ -387,15 +427,16 @@ function requestId() {
 function sendError(req, res, error) {
   const id = requestId();
   const resource = req.url.split('?')[0];
-  process.stderr.write(`${new Date().toISOString()} strict-s3-gateway: ${error.status} ` +
-    `${error.code} ${req.method} ${req.url}: ${error.message}\n`);
+  process.stderr.write(
+      `${new Date().toISOString()} strict-s3-gateway: ${error.status} ` +
+      `${error.code} ${req.method} ${req.url}: ${error.message}\n`);
   if (res.headersSent) {
     res.destroy();
     return;
   }
   const body = '<?xml version="1.0" encoding="UTF-8"?>\n<Error>' +
-    `<Code>${xmlEscape(error.code)}</Code><Message>${xmlEscape(error.message)}</Message>` +
-    `<Resource>${xmlEscape(resource)}</Resource><RequestId>${id}</RequestId></Error>`;
+      `<Code>${xmlEscape(error.code)}</Code><Message>${xmlEscape(error.message)}</Message>` +
+      `<Resource>${xmlEscape(resource)}</Resource><RequestId>${id}</RequestId></Error>`;
   res.writeHead(error.status, {
     'Content-Type': 'application/xml',
     'Content-Length': Buffer.byteLength(body),
@@ -405,7 +446,7 @@ function sendError(req, res, error) {
 }
 
 function startProxy(options) {
-  const upstreamAgent = new http.Agent({ keepAlive: true, maxSockets: Infinity });
+  const upstreamAgent = new http.Agent({keepAlive: true, maxSockets: Infinity});
 
   function forward(req, res, chunks, length, retried) {
     const headers = {};
@@ -413,12 +454,17 @@ function startProxy(options) {
       if (!HOP_BY_HOP.has(name)) headers[name] = value;
     }
     // The body was buffered whole: it goes on with a length, never chunked.
-    if (req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined) {
+    if (req.headers['content-length'] !== undefined ||
+        req.headers['transfer-encoding'] !== undefined) {
       headers['content-length'] = String(length);
     }
     const upstream = http.request({
-      host: options.upstreamHost, port: options.upstreamPort, method: req.method, path: req.url,
-      headers, agent: upstreamAgent,
+      host: options.upstreamHost,
+      port: options.upstreamPort,
+      method: req.method,
+      path: req.url,
+      headers,
+      agent: upstreamAgent,
     });
     let answered = false;
     upstream.on('response', (reply) => {
@@ -444,7 +490,9 @@ function startProxy(options) {
       if (answered) {
         res.destroy();
       } else {
-        sendError(req, res, new S3Error(502, 'BadGateway', `s3rver unreachable: ${error.code || error.message}`));
+        sendError(
+            req, res,
+            new S3Error(502, 'BadGateway', `s3rver unreachable: ${error.code || error.message}`));
       }
     });
     // The client gave up (its timeout, a stop request): so does the upstream call.
@@ -465,7 +513,8 @@ function startProxy(options) {
     };
     let refusal = null;
     try {
-      await verifySignature(request, { secrets: options.secrets, region: options.region, now: Date.now() });
+      await verifySignature(
+          request, {secrets: options.secrets, region: options.region, now: Date.now()});
       checkPayloadMode(request.headers);
     } catch (error) {
       if (!(error instanceof S3Error)) throw error;
@@ -496,16 +545,25 @@ function startProxy(options) {
       if (refusal) {
         sendError(req, res, refusal);
       } else if (isConditionalCreate(request)) {
-        objectExists(request.rawPath).then((exists) => {
-          if (exists) {
-            sendError(req, res, new S3Error(412, 'PreconditionFailed',
-              'At least one of the pre-conditions you specified did not hold'));
-          } else {
-            forward(req, res, chunks, length, false);
-          }
-        }, (error) => {
-          sendError(req, res, new S3Error(502, 'BadGateway', `s3rver unreachable: ${error.code || error.message}`));
-        });
+        objectExists(request.rawPath)
+            .then(
+                (exists) => {
+                  if (exists) {
+                    sendError(
+                        req, res,
+                        new S3Error(
+                            412, 'PreconditionFailed',
+                            'At least one of the pre-conditions you specified did not hold'));
+                  } else {
+                    forward(req, res, chunks, length, false);
+                  }
+                },
+                (error) => {
+                  sendError(
+                      req, res,
+                      new S3Error(
+                          502, 'BadGateway', `s3rver unreachable: ${error.code || error.message}`));
+                });
       } else {
         forward(req, res, chunks, length, false);
       }
@@ -515,19 +573,24 @@ function startProxy(options) {
   // PutObject (not UploadPart, not CopyObject) with If-None-Match: *.
   function isConditionalCreate(request) {
     return request.method === 'PUT' && request.headers['if-none-match'] === '*' &&
-      request.rawQuery === '' && request.headers['x-amz-copy-source'] === undefined;
+        request.rawQuery === '' && request.headers['x-amz-copy-source'] === undefined;
   }
 
   // Whether s3rver holds an object at rawPath (HeadObject, unsigned: s3rver checks nothing).
   function objectExists(rawPath) {
     return new Promise((resolve, reject) => {
-      const head = http.request({
-        host: options.upstreamHost, port: options.upstreamPort, method: 'HEAD', path: rawPath,
-        agent: upstreamAgent,
-      }, (reply) => {
-        reply.resume();
-        resolve(reply.statusCode === 200);
-      });
+      const head = http.request(
+          {
+            host: options.upstreamHost,
+            port: options.upstreamPort,
+            method: 'HEAD',
+            path: rawPath,
+            agent: upstreamAgent,
+          },
+          (reply) => {
+            reply.resume();
+            resolve(reply.statusCode === 200);
+          });
       head.on('error', reject);
       head.end();
     });
@@ -538,18 +601,20 @@ function startProxy(options) {
       sendError(req, res, new S3Error(500, 'InternalError', `gateway fault: ${error.message}`));
     });
   };
-  const server = options.key
-    ? https.createServer({ key: fs.readFileSync(options.key), cert: fs.readFileSync(options.cert) },
-      onRequest)
-    : http.createServer(onRequest);
+  const server = options.key ?
+      https.createServer(
+          {key: fs.readFileSync(options.key), cert: fs.readFileSync(options.cert)}, onRequest) :
+      http.createServer(onRequest);
   // The client decides how long it waits (its own timeouts); idle
   // connections stay open long enough for its keep-alive reuse.
   server.requestTimeout = 0;
   server.keepAliveTimeout = 65000;
   server.headersTimeout = 70000;
   server.listen(Number(options.port), options.host, () => {
-    process.stderr.write(`strict-s3-gateway: ${options.key ? 'https' : 'http'}://` +
-      `${options.host}:${options.port} -> http://${options.upstreamHost}:${options.upstreamPort}\n`);
+    process.stderr.write(
+        `strict-s3-gateway: ${options.key ? 'https' : 'http'}://` +
+        `${options.host}:${options.port} -> http://${options.upstreamHost}:${
+            options.upstreamPort}\n`);
   });
   server.on('error', (error) => {
     process.stderr.write(`strict-s3-gateway: ${error.message}\n`);
@@ -558,16 +623,26 @@ function startProxy(options) {
   return server;
 }
 
-module.exports = { verifySignature, checkPayloadMode, checkPayload, canonicalPathOf, parseQuery,
-  selfCheck, S3Error };
+module.exports = {
+  verifySignature,
+  checkPayloadMode,
+  checkPayload,
+  canonicalPathOf,
+  parseQuery,
+  selfCheck,
+  S3Error
+};
 
 if (require.main === module) {
-  selfCheck().then(() => {
-    startProxy(Object.assign({}, args, { secrets: { [args.accessKey]: args.secretKey } }));
-  }, (error) => {
-    process.stderr.write(`strict-s3-gateway: self-check against AWS's SigV4 examples failed: ` +
-      `${error.message || error.code}; refusing to start\n`);
-    process.exit(1);
-  });
+  selfCheck().then(
+      () => {
+        startProxy(Object.assign({}, args, {secrets: {[args.accessKey]: args.secretKey}}));
+      },
+      (error) => {
+        process.stderr.write(
+            `strict-s3-gateway: self-check against AWS's SigV4 examples failed: ` +
+            `${error.message || error.code}; refusing to start\n`);
+        process.exit(1);
+      });
   process.on('SIGTERM', () => process.exit(0));
 }

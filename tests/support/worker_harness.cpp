@@ -127,19 +127,11 @@ Json MediaFactory::Make(uint64_t size, const std::optional<std::string>& box, ui
 std::vector<Json> MediaFactory::MakeMany(int count, uint64_t size, const std::string& box,
                                          uint64_t first_seed) {
   std::vector<Json> jobs;
-  std::string values;
   for (int i = 0; i < count; ++i) {
-    Json job = Make(size, box, first_seed + static_cast<uint64_t>(i), "jpg", /*insert_row=*/false);
-    values += std::string(values.empty() ? "" : ", ") + "('" + job["sha256"].get<std::string>() +
-              "', '" + job["s3_key"].get<std::string>() + "', " + std::to_string(size) + ", '" +
-              box + "')";
-    jobs.push_back(std::move(job));
+    jobs.push_back(Make(size, box, first_seed + static_cast<uint64_t>(i), "jpg",
+                        /*insert_row=*/false));
   }
-  if (count > 0) {
-    stack_.Sql("INSERT INTO media_files (sha256, s3_key, file_size, storage_box_id) VALUES " +
-               values + "; UPDATE storage_boxes SET reserved_bytes = reserved_bytes + " +
-               std::to_string(size * static_cast<uint64_t>(count)) + " WHERE id = '" + box + "'");
-  }
+  InsertRows(jobs);
   return jobs;
 }
 
@@ -199,6 +191,15 @@ int64_t MediaFactory::Len(const std::string& key) const {
 
 std::string MediaFactory::ProcessingKeys() const {
   return Trim(stack_.RedisCli("--raw KEYS 'media:sync:processing:*'"));
+}
+
+int CountOccurrences(const std::string& text, const std::string& needle) {
+  int count = 0;
+  for (size_t at = text.find(needle); at != std::string::npos;
+       at = text.find(needle, at + needle.size())) {
+    ++count;
+  }
+  return count;
 }
 
 bool MediaFactory::QueuesEmpty() const {

@@ -66,6 +66,9 @@ class ScopedFreeze {
   bool frozen_ = true;
 };
 
+// How often `needle` occurs in `text` (log lines, say).
+int CountOccurrences(const std::string& text, const std::string& needle);
+
 // Media as the processor makes it: a file in the buffer, a media_files row,
 // and the job JSON (not pushed).
 class MediaFactory {
