@@ -9,6 +9,7 @@
 #   fuzz/run.sh                     every target
 #   fuzz/run.sh job_fuzz            some of them
 #   FUZZ_SECONDS=300 fuzz/run.sh    longer
+#   FUZZ_SECONDS=0 fuzz/run.sh      each seed input once, no exploration
 #
 # Reproduce a finding: build-fuzz/fuzz/<target> build-fuzz/findings/<file>
 set -euo pipefail
@@ -52,8 +53,10 @@ for target in "${targets[@]}"; do
   if [ -f "fuzz/$target.dict" ]; then dict=(-dict="fuzz/$target.dict"); fi
   # -timeout: one input taking 10 s is a hang; -rss_limit_mb: a leak or an
   # allocation driven by the input. Both are findings.
+  budget=(-max_total_time="$seconds")
+  if [ "$seconds" = 0 ]; then budget=(-runs=0); fi
   if ! "$build/fuzz/$target" "$work/$target/corpus" "${dict[@]}" \
-    -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+    "${budget[@]}" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
     -artifact_prefix="$work/$target/artifacts/" >"$work/$target/log" 2>&1; then
     echo "fuzz: $target FOUND A PROBLEM" >&2
     grep -v '^#[0-9]' "$work/$target/log" | tail -n 60 >&2

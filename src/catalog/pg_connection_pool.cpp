@@ -17,30 +17,30 @@ PgConnectionPool::Lease::~Lease() {
 }
 
 Result<PgConnectionPool::Lease> PgConnectionPool::Acquire() {
-  std::unique_lock lock(mutex_);
+  MutexLock lock(mutex_);
   for (;;) {
     while (!idle_.empty()) {
       PgConnection candidate = std::move(idle_.back());
       idle_.pop_back();
-      lock.unlock();
+      lock.Unlock();
       bool alive = candidate.CheckIdle();
       if (alive) return Lease(this, std::move(candidate), /*fresh=*/false);
       {
         PgConnection closing = std::move(candidate);  // closed outside the lock
       }
-      lock.lock();
+      lock.Relock();
       --open_;
     }
     if (open_ < size_) break;
     returned_.wait(lock);
   }
   ++open_;  // reserve the slot, connect without holding the lock
-  lock.unlock();
+  lock.Unlock();
 
   Result<PgConnection> connected =
       PgConnection::Connect(conninfo_, connect_timeout_, application_name_);
   if (!connected.ok()) {
-    lock.lock();
+    lock.Relock();
     --open_;
     returned_.notify_one();
     return connected.error();
@@ -53,12 +53,12 @@ void PgConnectionPool::Release(PgConnection connection) {
   bool reusable = !connection.broken() && connection.transaction_status() == PQTRANS_IDLE;
   if (!reusable) {
     { PgConnection closing = std::move(connection); }  // PQfinish outside the lock
-    std::lock_guard lock(mutex_);
+    MutexLock lock(mutex_);
     --open_;
     returned_.notify_one();
     return;
   }
-  std::lock_guard lock(mutex_);
+  MutexLock lock(mutex_);
   idle_.push_back(std::move(connection));
   returned_.notify_one();
 }
@@ -66,7 +66,7 @@ void PgConnectionPool::Release(PgConnection connection) {
 void PgConnectionPool::DropIdle() {
   std::vector<PgConnection> closing;
   {
-    std::lock_guard lock(mutex_);
+    MutexLock lock(mutex_);
     closing.swap(idle_);
     open_ -= static_cast<int>(closing.size());
     returned_.notify_all();
@@ -74,7 +74,7 @@ void PgConnectionPool::DropIdle() {
 }
 
 PgPoolStats PgConnectionPool::Stats() const {
-  std::lock_guard lock(mutex_);
+  MutexLock lock(mutex_);
   return PgPoolStats{open_, static_cast<int>(idle_.size()),
                      connects_.load(std::memory_order_relaxed)};
 }

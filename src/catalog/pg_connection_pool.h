@@ -6,7 +6,6 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <utility>
@@ -14,6 +13,7 @@
 
 #include "catalog/pg_connection.h"
 #include "core/result.h"
+#include "util/mutex.h"
 
 namespace media_sync::catalog {
 
@@ -78,10 +78,10 @@ class PgConnectionPool {
   const std::chrono::milliseconds connect_timeout_;
   const std::string application_name_;
 
-  mutable std::mutex mutex_;
-  std::condition_variable returned_;  // signalled when idle_ grows or open_ shrinks
-  std::vector<PgConnection> idle_;    // guarded by mutex_
-  int open_ = 0;                      // guarded by mutex_
+  mutable Mutex mutex_;
+  std::condition_variable_any returned_;  // signalled when idle_ grows or open_ shrinks
+  std::vector<PgConnection> idle_ GUARDED_BY(mutex_);
+  int open_ GUARDED_BY(mutex_) = 0;
   std::atomic<uint64_t> connects_{0};
 };
 

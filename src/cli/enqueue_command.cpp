@@ -226,7 +226,11 @@ class FileEnqueuer {
     auto outcome = Enqueue(file, read);
     progress_.Advance(read);
     if (!outcome) {
-      if (!outcome.error().IsJobFault()) return outcome.error();
+      // A file that cannot be queued is named and the rest go on; an outage
+      // or a configuration error ends the command.
+      if (outcome.error().kind != ErrorKind::kInput && !outcome.error().IsJobFault()) {
+        return outcome.error();
+      }
       ++counts_.failed;
       progress_.Note(stderr, "media-sync: enqueue: " + file.path + ": " + outcome.error().message);
       return Ok();

@@ -49,17 +49,17 @@ BufferPool::~BufferPool() {
 }
 
 uint64_t BufferPool::in_use() const {
-  std::lock_guard lock(mutex_);
+  MutexLock lock(mutex_);
   return in_use_;
 }
 
 uint64_t BufferPool::recycled_bytes() const {
-  std::lock_guard lock(mutex_);
+  MutexLock lock(mutex_);
   return recycled_bytes_;
 }
 
 uint64_t BufferPool::failed_maps() const {
-  std::lock_guard lock(mutex_);
+  MutexLock lock(mutex_);
   return failed_maps_;
 }
 
@@ -90,9 +90,12 @@ Result<BufferPool::Lease> BufferPool::Acquire(size_t size, const std::stop_token
                                 " bytes)");
   }
   std::chrono::milliseconds backoff = 100ms;
-  std::unique_lock lock(mutex_);
+  MutexLock lock(mutex_);
   while (true) {
-    if (!freed_.wait(lock, stop, [&] { return in_use_ + charged <= capacity_; })) {
+    if (!freed_.wait(lock, stop, [&] {
+          mutex_.AssertHeld();
+          return in_use_ + charged <= capacity_;
+        })) {
       return Error::Cancelled("Stopped while waiting for upload buffer memory");
     }
     if (auto lease = MapLocked(size, charged)) return std::move(*lease);
@@ -101,7 +104,11 @@ Result<BufferPool::Lease> BufferPool::Acquire(size_t size, const std::stop_token
         charged, std::strerror(errno), backoff.count());
     Liveness::Beat();  // waiting out a shortage is not a stall
     const uint64_t returns = returns_;
-    if (!freed_.wait_for(lock, stop, backoff, [&] { return returns_ != returns; }) &&
+    if (!freed_.wait_for(lock, stop, backoff,
+                         [&] {
+                           mutex_.AssertHeld();
+                           return returns_ != returns;
+                         }) &&
         stop.stop_requested()) {
       return Error::Cancelled("Stopped while waiting for upload buffer memory");
     }
@@ -116,7 +123,7 @@ Result<std::optional<BufferPool::Lease>> BufferPool::TryAcquire(size_t size) {
                                 " bytes exceeds S3_BUFFER_POOL (" + std::to_string(capacity_) +
                                 " bytes)");
   }
-  std::lock_guard lock(mutex_);
+  MutexLock lock(mutex_);
   if (in_use_ + charged > capacity_) return std::optional<Lease>();
   // A failed mmap is a shortage like an exhausted budget: the caller keeps
   // its parts moving and waits in Acquire once it holds none.
@@ -126,7 +133,7 @@ Result<std::optional<BufferPool::Lease>> BufferPool::TryAcquire(size_t size) {
 void BufferPool::Return(char* data, size_t charged) {
   bool kept = false;
   {
-    std::lock_guard lock(mutex_);
+    MutexLock lock(mutex_);
     in_use_ -= charged;
     ++returns_;
     if (charged <= kRecycledBufferMax && recycled_bytes_ + charged <= kRecycledBytes) {

@@ -25,13 +25,13 @@
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
-#include <mutex>
 #include <optional>
 #include <stop_token>
 #include <utility>
 #include <vector>
 
 #include "core/result.h"
+#include "util/mutex.h"
 
 namespace media_sync::s3 {
 
@@ -95,19 +95,19 @@ class BufferPool {
 
  private:
   // A lease, or nullopt (errno set) when mmap failed.
-  std::optional<Lease> MapLocked(size_t size, size_t charged);
+  std::optional<Lease> MapLocked(size_t size, size_t charged) REQUIRES(mutex_);
   void Return(char* data, size_t charged);
 
   const uint64_t capacity_;
-  mutable std::mutex mutex_;
+  mutable Mutex mutex_;
   std::condition_variable_any freed_;
-  uint64_t in_use_ = 0;       // guarded by mutex_
-  uint64_t returns_ = 0;      // guarded by mutex_: leases returned so far
-  uint64_t failed_maps_ = 0;  // guarded by mutex_
+  uint64_t in_use_ GUARDED_BY(mutex_) = 0;
+  uint64_t returns_ GUARDED_BY(mutex_) = 0;  // leases returned so far
+  uint64_t failed_maps_ GUARDED_BY(mutex_) = 0;
   // Small buffers kept mapped for reuse (memory, charged size), at most
-  // kRecycledBytes in all; guarded by mutex_.
-  std::vector<std::pair<char*, size_t>> recycled_;
-  size_t recycled_bytes_ = 0;  // guarded by mutex_
+  // kRecycledBytes in all.
+  std::vector<std::pair<char*, size_t>> recycled_ GUARDED_BY(mutex_);
+  size_t recycled_bytes_ GUARDED_BY(mutex_) = 0;
 };
 
 }  // namespace media_sync::s3

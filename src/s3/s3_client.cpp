@@ -211,7 +211,7 @@ S3Client::~S3Client() = default;
 
 detail::EasyHandle S3Client::TakeHandle() {
   {
-    std::lock_guard lock(pool_mutex_);
+    MutexLock lock(pool_mutex_);
     if (!idle_handles_.empty()) {
       detail::EasyHandle handle = std::move(idle_handles_.back());
       idle_handles_.pop_back();
@@ -226,7 +226,7 @@ void S3Client::ReturnHandle(detail::EasyHandle handle) {
   // Reset keeps the handle's live connections and DNS cache: that is the
   // keep-alive reuse.
   curl_easy_reset(handle.get());
-  std::lock_guard lock(pool_mutex_);
+  MutexLock lock(pool_mutex_);
   if (idle_handles_.size() < kMaxIdleHandles) idle_handles_.push_back(std::move(handle));
 }
 

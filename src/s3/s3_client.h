@@ -32,6 +32,7 @@
 #include "core/object_store.h"
 #include "core/result.h"
 #include "s3/sigv4.h"
+#include "util/mutex.h"
 
 using CURL = void;  // curl/curl.h stays out of this header
 using CURLM = void;
@@ -200,8 +201,8 @@ class S3Client {
   const std::string base_url_;  // "http://host:port"
   const SigV4Signer signer_;
 
-  std::mutex pool_mutex_;
-  std::vector<detail::EasyHandle> idle_handles_;  // guarded by pool_mutex_
+  Mutex pool_mutex_;
+  std::vector<detail::EasyHandle> idle_handles_ GUARDED_BY(pool_mutex_);
 };
 
 }  // namespace media_sync::s3

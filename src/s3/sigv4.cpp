@@ -90,7 +90,7 @@ SigV4Signer::SigV4Signer(std::string access_key, std::string secret_key, std::st
       service_(std::move(service)) {}
 
 std::string SigV4Signer::SigningKey(const std::string& date) const {
-  std::lock_guard lock(cache_mutex_);
+  MutexLock lock(cache_mutex_);
   if (cached_date_ != date) {
     std::string key = HmacSha256Raw("AWS4" + secret_key_, date);
     key = HmacSha256Raw(key, region_);

@@ -13,11 +13,12 @@
 #pragma once
 
 #include <chrono>
-#include <mutex>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
+
+#include "util/mutex.h"
 
 namespace media_sync::s3 {
 
@@ -78,9 +79,9 @@ class SigV4Signer {
   std::string secret_key_;
   std::string region_;
   std::string service_;
-  mutable std::mutex cache_mutex_;
-  mutable std::string cached_date_;  // guarded by cache_mutex_
-  mutable std::string cached_key_;   // guarded by cache_mutex_
+  mutable Mutex cache_mutex_;
+  mutable std::string cached_date_ GUARDED_BY(cache_mutex_);
+  mutable std::string cached_key_ GUARDED_BY(cache_mutex_);
 };
 
 }  // namespace media_sync::s3

@@ -56,22 +56,31 @@ class CAPABILITY("mutex") Mutex {
 // release and retake it while waiting.
 class SCOPED_CAPABILITY MutexLock {
  public:
-  explicit MutexLock(Mutex& mu) ACQUIRE(mu) : mu_(mu) { mu_.lock(); }
-  ~MutexLock() RELEASE() { mu_.unlock(); }
+  explicit MutexLock(Mutex& mu) ACQUIRE(mu) : mu_(mu) { lock(); }
+  ~MutexLock() RELEASE() {
+    if (held_) mu_.unlock();
+  }
   MutexLock(const MutexLock&) = delete;
   MutexLock& operator=(const MutexLock&) = delete;
 
   // Lets go for a while (a call that must not run under the lock) and takes
   // the lock again.
-  void Unlock() RELEASE() { mu_.unlock(); }
-  void Relock() ACQUIRE() { mu_.lock(); }
+  void Unlock() RELEASE() { unlock(); }
+  void Relock() ACQUIRE() { lock(); }
 
   // For std::condition_variable_any only: the wait unlocks and relocks.
-  void lock() NO_THREAD_SAFETY_ANALYSIS { mu_.lock(); }
-  void unlock() NO_THREAD_SAFETY_ANALYSIS { mu_.unlock(); }
+  void lock() NO_THREAD_SAFETY_ANALYSIS {
+    mu_.lock();
+    held_ = true;
+  }
+  void unlock() NO_THREAD_SAFETY_ANALYSIS {
+    held_ = false;
+    mu_.unlock();
+  }
 
  private:
   Mutex& mu_;
+  bool held_ = false;  // Unlock() may be the last word: then the destructor has nothing to do
 };
 
 }  // namespace media_sync
