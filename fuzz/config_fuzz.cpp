@@ -26,40 +26,16 @@ namespace {
 
 constexpr std::string_view kPlaceholder = "{pw}";
 
-constexpr std::string_view kVariables[] = {
-    "REDIS_URL",
-    "DATABASE_URL",
-    "MINIO_ENDPOINT",
-    "MINIO_ACCESS_KEY",
-    "MINIO_SECRET_KEY",
-    "MINIO_BUCKET",
-    "MINIO_SECURE",
-    "MINIO_REGION",
-    "MINIO_CA_FILE",
-    "S3_CONNECT_TIMEOUT_SECONDS",
-    "S3_LOW_SPEED_SECONDS",
-    "S3_MULTIPART_THRESHOLD",
-    "S3_PART_SIZE",
-    "S3_PART_PARALLELISM",
-    "S3_CONTENT_MD5",
-    "S3_BUFFER_POOL",
-    "MEDIA_BUFFER_PATH",
-    "SYNC_CONCURRENCY",
-    "MAX_RETRIES",
-    "RETRY_DELAY_SECONDS",
-    "SHUTDOWN_GRACE_SECONDS",
-    "LEASE_SECONDS",
-    "BOX_REFRESH_SECONDS",
-    "OUTAGE_BACKOFF_MAX_SECONDS",
-    "DB_POOL_SIZE",
-    "RECONCILE_INTERVAL_SECONDS",
-    "RECONCILE_OLDER_THAN_SECONDS",
-    "WORKER_ID",
-    "METRICS_ADDRESS",
-    "HEALTH_STALL_SECONDS",
-    "LOG_LEVEL",
-    "LOG_FORMAT",
-};
+// Every variable LoadOptions reads: the effective configuration names each
+// one, so a setting added later is known here without a list to keep.
+const std::vector<std::string>& Variables() {
+  static const std::vector<std::string> names = [] {
+    std::vector<std::string> out;
+    for (const auto& entry : config::Describe(config::Options{})) out.push_back(entry.first);
+    return out;
+  }();
+  return names;
+}
 
 // Letters and digits shifted by one, punctuation kept: the secret keeps the
 // URL's shape (so the same parsing paths run) but stops looking like the
@@ -150,11 +126,10 @@ std::string Substitute(std::string_view text, std::string_view secret) {
 }
 
 bool NamesAVariable(const std::string& message, const std::map<std::string, std::string>& env) {
-  for (std::string_view name : kVariables) {
-    if (!message.starts_with(name) || message.size() == name.size()) continue;
-    char after = message[name.size()];
+  for (const std::string& variable : Variables()) {
+    if (!message.starts_with(variable) || message.size() == variable.size()) continue;
+    char after = message[variable.size()];
     if (after != '=' && after != ':' && after != ' ') continue;
-    std::string variable(name);
     // A limit set by a related variable names the one it constrains.
     return env.count(variable) > 0 ||
            (variable == "HEALTH_STALL_SECONDS" && env.count("OUTAGE_BACKOFF_MAX_SECONDS") > 0) ||

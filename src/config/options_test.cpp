@@ -307,6 +307,22 @@ TEST(UrlsTest, RedactsPasswordsOnly) {
   EXPECT_EQ(RedactUrl("redis://localhost:6379/0"), "redis://localhost:6379/0");
 }
 
+// Found by fuzz/config_fuzz.cpp: the text before a "://" inside a query
+// value was taken for a scheme; masking the value removed the "://", so the
+// redacted URL redacted again read another way.
+TEST(UrlsTest, ASchemeIsOnlyAtTheStart) {
+  for (const char* url : {"@a/b@c?password=x://y@z", "u@a/b@c?sentinel_password=x://y@z",
+                          "h/0?password=hunter2://x@y", "1redis://:hunter2@h/0"}) {
+    const std::string once = RedactUrl(url);
+    EXPECT_EQ(RedactUrl(once), once) << url;
+    EXPECT_THAT(once, Not(HasSubstr("hunter2"))) << url;
+    auto redis = ParseRedisUrl(url);
+    ASSERT_FALSE(redis.ok()) << url;
+    EXPECT_THAT(redis.error().message, HasSubstr("is not a URL")) << url;
+  }
+  EXPECT_EQ(RedactUrl("redis+sentinel://:pw@s1/m/0"), "redis+sentinel://:***@s1/m/0");
+}
+
 // Found by fuzz/config_fuzz.cpp: a password with an unencoded '/' ends the
 // authority early, so the user info went unseen (or was cut at an '@' inside
 // the password); its text was then quoted as a port or database ("port

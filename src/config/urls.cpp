@@ -1,5 +1,6 @@
 #include "config/urls.h"
 
+#include <algorithm>
 #include <charconv>
 #include <optional>
 #include <string>
@@ -35,10 +36,22 @@ std::string PercentDecode(std::string_view text) {
   return out;
 }
 
-// Splits "scheme://rest" into its scheme and rest; empty scheme when no "://".
+// A scheme as RFC 3986 spells it: a letter, then letters, digits, '+', '-'
+// and '.'.
+bool IsScheme(std::string_view text) {
+  auto is_alpha = [](char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); };
+  return !text.empty() && is_alpha(text.front()) &&
+         std::all_of(text.begin(), text.end(), [&](char c) {
+           return is_alpha(c) || (c >= '0' && c <= '9') || c == '+' || c == '-' || c == '.';
+         });
+}
+
+// Splits "scheme://rest" into its scheme and rest; empty scheme when the text
+// does not start with one (a "://" later on, in a query value say, is not a
+// scheme's: taking it for one would let redaction change what it parses).
 std::pair<std::string_view, std::string_view> SplitScheme(std::string_view url) {
   auto pos = url.find("://");
-  if (pos == std::string_view::npos) return {{}, url};
+  if (pos == std::string_view::npos || !IsScheme(url.substr(0, pos))) return {{}, url};
   return {url.substr(0, pos), url.substr(pos + 3)};
 }
 
