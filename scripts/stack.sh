@@ -17,7 +17,8 @@
 # STATE_DIR defaults to .stack in the repository. The env file holds the
 # service's variables (REDIS_URL, DATABASE_URL, MINIO_* with MINIO_ENDPOINT on
 # the gateway, MEDIA_BUFFER_PATH) plus STACK_* entries used by tests
-# (STACK_S3_DIRECT_ENDPOINT: the first s3rver without the gateway). Set
+# (STACK_S3_DIRECT_ENDPOINT: the first s3rver without the gateway;
+# STACK_S3_LIMITED_*: a key pair the gateway lets do all but create buckets). Set
 # STACK_TLS=1 to serve the gateway and the second s3rver over HTTPS with a
 # self-signed certificate (CA at STATE_DIR/tls/ca.pem); the gateway talks plain
 # HTTP to its s3rver.
@@ -252,7 +253,8 @@ start_gateway() {  # start_gateway PORT UPSTREAM_PORT: the strict gateway in fro
     tls=(--key "$STATE/tls/server.key" --cert "$STATE/tls/server.pem"); scheme=https; host=localhost
   fi
   (setsid node "$GATEWAY" --port "$port" --upstream "$upstream" --modules "$GATEWAY_MODULES" \
-     --access-key S3RVER --secret-key S3RVER "${tls[@]}" >>"$STATE/s3gateway.log" 2>&1 </dev/null &
+     --access-key S3RVER --secret-key S3RVER \
+     --limited-access-key LIMITED --limited-secret-key LIMITED-SECRET "${tls[@]}" >>"$STATE/s3gateway.log" 2>&1 </dev/null &
    echo $! >"$STATE/s3gateway.pid")
   # Any HTTP status will do: an anonymous request gets 403 once it listens.
   if [ "$scheme" = https ]; then
@@ -365,6 +367,8 @@ STACK_S3_URL=$scheme://$host:$gateway_port
 STACK_S3_DIRECT_ENDPOINT=127.0.0.1:$s3_port
 STACK_S3_2_PORT=$s3_2_port
 STACK_S3_2_ENDPOINT=$host:$s3_2_port
+STACK_S3_LIMITED_ACCESS_KEY=LIMITED
+STACK_S3_LIMITED_SECRET_KEY=LIMITED-SECRET
 EOT
   if [ "${STACK_REDIS_SENTINEL:-0}" = 1 ]; then
     printf 'STACK_REDIS_REPLICA_PORT=%s\nSTACK_SENTINEL_PORTS=%s,%s,%s\nSTACK_REDIS_MASTER_NAME=%s\n' \

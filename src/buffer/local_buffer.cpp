@@ -4,6 +4,7 @@
 #include <linux/openat2.h>
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -304,6 +305,13 @@ Result<std::optional<LocalFile>> LocalBuffer::Open(std::string_view local_path) 
     return LocalFailure("Cannot stat " + std::string(local_path), errno);
   }
   if (!S_ISREG(st.st_mode)) return NotRegularFile(local_path);
+  // Read fine, but its name could not be deleted once synced: held until the
+  // buffer is writable again, rather than synced and left behind.
+  struct statvfs fs {};
+  if (::fstatvfs(file_fd.get(), &fs) == 0 && (fs.f_flag & ST_RDONLY) != 0) {
+    return BufferUnavailable(path_ + " is mounted read-only, so a synced file could not be deleted",
+                             EROFS);
+  }
   // O_NONBLOCK has no effect on regular files; it only kept FIFOs from blocking.
   LocalFile file(std::move(file_fd), static_cast<uint64_t>(st.st_size), st.st_dev, st.st_ino,
                  std::string(local_path), std::move(*relative_path));

@@ -111,8 +111,10 @@ class LocalBuffer {
   //                  elsewhere, any ".." component, any symlink on the path);
   //                  also an empty path or one with a NUL byte
   //   kOutage        "Media buffer unavailable: ..." the buffer directory is
-  //                  gone or not a directory, or the open failed with EROFS,
-  //                  EIO, ESTALE, EMFILE, ENFILE, ENOMEM or ENOTCONN
+  //                  gone or not a directory, the file lies on a read-only
+  //                  mount (it could not be deleted once synced), or the
+  //                  open failed with EROFS, EIO, ESTALE, EMFILE, ENFILE,
+  //                  ENOMEM or ENOTCONN
   //   kJobRetryable  "Not a regular file: <path>" (directory, FIFO, device,
   //                  socket), or another I/O error with its strerror text
   Result<std::optional<LocalFile>> Open(std::string_view local_path) const;

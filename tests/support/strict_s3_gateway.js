@@ -16,13 +16,17 @@
 //     no STREAMING-*), and its MD5 must equal Content-MD5 when sent;
 //   * a PutObject with If-None-Match: * over an existing key is refused with
 //     412 PreconditionFailed and the object kept, as AWS S3 and MinIO do
-//     (s3rver ignores the header and would overwrite it).
+//     (s3rver ignores the header and would overwrite it);
+//   * a second key pair, when given (--limited-access-key), may do all but
+//     create buckets: CreateBucket is AccessDenied, as for an IAM user
+//     without s3:CreateBucket.
 //
 // Rejected requests get the S3 error document real servers send and one line
 // on stderr; nothing of them reaches s3rver. Everything else is forwarded
 // unchanged and the reply streamed back unchanged.
 //
 //   node strict_s3_gateway.js --port P --upstream U [--access-key K --secret-key S]
+//        [--limited-access-key K2 --limited-secret-key S2]
 //        [--region R] [--key server.key --cert server.pem] [--modules DIR]
 //
 // --upstream is s3rver's port (or host:port) on plain HTTP. --region, when
@@ -52,6 +56,8 @@ function parseArgs(argv) {
     '--host': 'host',
     '--access-key': 'accessKey',
     '--secret-key': 'secretKey',
+    '--limited-access-key': 'limitedAccessKey',
+    '--limited-secret-key': 'limitedSecretKey',
     '--region': 'region',
     '--key': 'key',
     '--cert': 'cert',
@@ -64,6 +70,9 @@ function parseArgs(argv) {
   }
   if (!args.port || !args.upstream) usage('--port and --upstream are required');
   if (Boolean(args.key) !== Boolean(args.cert)) usage('--key and --cert go together');
+  if (Boolean(args.limitedAccessKey) !== Boolean(args.limitedSecretKey)) {
+    usage('--limited-access-key and --limited-secret-key go together');
+  }
   const [upHost, upPort] =
       args.upstream.includes(':') ? args.upstream.split(':') : ['127.0.0.1', args.upstream];
   args.upstreamHost = upHost;
@@ -75,7 +84,7 @@ function usage(problem) {
   process.stderr.write(
       `strict-s3-gateway: ${problem}\n` +
       'usage: strict_s3_gateway.js --port P --upstream PORT|HOST:PORT [--access-key K] ' +
-      '[--secret-key S] [--region R] [--key FILE --cert FILE] [--modules DIR]\n');
+      '[--secret-key S] [--limited-access-key K2 --limited-secret-key S2] [--region R] [--key FILE --cert FILE] [--modules DIR]\n');
   process.exit(2);
 }
 
@@ -453,6 +462,12 @@ function startProxy(options) {
     for (const [name, value] of Object.entries(req.headers)) {
       if (!HOP_BY_HOP.has(name)) headers[name] = value;
     }
+    // s3rver knows one key pair: the limited key's requests, checked above,
+    // go on under the main key (s3rver does not check V4 signatures).
+    if (options.limitedAccessKey && headers.authorization !== undefined) {
+      headers.authorization = headers.authorization.replace(
+          `Credential=${options.limitedAccessKey}/`, `Credential=${options.accessKey}/`);
+    }
     // The body was buffered whole: it goes on with a length, never chunked.
     if (req.headers['content-length'] !== undefined ||
         req.headers['transfer-encoding'] !== undefined) {
@@ -516,6 +531,7 @@ function startProxy(options) {
       await verifySignature(
           request, {secrets: options.secrets, region: options.region, now: Date.now()});
       checkPayloadMode(request.headers);
+      checkRights(request);
     } catch (error) {
       if (!(error instanceof S3Error)) throw error;
       refusal = error;
@@ -568,6 +584,16 @@ function startProxy(options) {
         forward(req, res, chunks, length, false);
       }
     });
+  }
+
+  // The limited key pair may not create buckets (PUT on a bucket's path,
+  // no query: CreateBucket).
+  function checkRights(request) {
+    const {accessKey} = parseAuthorization(request.headers.authorization);
+    if (accessKey === options.limitedAccessKey && request.method === 'PUT' &&
+        request.rawQuery === '' && /^\/[^/]+\/?$/.test(request.rawPath)) {
+      throw new S3Error(403, 'AccessDenied', 'Access Denied');
+    }
   }
 
   // PutObject (not UploadPart, not CopyObject) with If-None-Match: *.
@@ -636,7 +662,9 @@ module.exports = {
 if (require.main === module) {
   selfCheck().then(
       () => {
-        startProxy(Object.assign({}, args, {secrets: {[args.accessKey]: args.secretKey}}));
+        const secrets = {[args.accessKey]: args.secretKey};
+        if (args.limitedAccessKey) secrets[args.limitedAccessKey] = args.limitedSecretKey;
+        startProxy(Object.assign({}, args, {secrets}));
       },
       (error) => {
         process.stderr.write(
