@@ -3,6 +3,8 @@
 #include <charconv>
 #include <cstdint>
 #include <limits>
+#include <string_view>
+#include <unordered_set>
 
 #include "catalog/pg_connection.h"
 #include "catalog/pg_connection_pool.h"
@@ -16,26 +18,31 @@ constexpr const char* kBegin = "BEGIN";
 constexpr const char* kCommit = "COMMIT";
 constexpr const char* kRollback = "ROLLBACK";
 
-// One statement (one round trip) between BEGIN and COMMIT: marks the row
-// synced and counts its size on its box, both or neither.
-// $1 sha256, $2 box id ('' for none), $3 file size in bytes, $4 'true' when
-// the job names a box. The row is marked only when the box exists, and the
-// box's row is locked first, so a box deleted meanwhile is not counted on;
-// the media_files row lock taken by the UPDATE serialises concurrent syncs
-// of one file, and a waiter re-checks synced_at after the first commits and
-// changes nothing. Sub-statements share one snapshot, so `row` is the row as
-// it was before. A data-modifying CTE (`counted`) runs whether read or not.
-// Answers marked (0/1), box_found (0/1), synced_before (NULL: no row).
-constexpr const char* kRecordSync =
-    "WITH row AS (SELECT synced_at IS NOT NULL AS synced FROM media_files WHERE sha256 = $1), "
-    "box AS (SELECT id FROM storage_boxes WHERE $4::boolean AND id = $2 FOR UPDATE), "
-    "marked AS (UPDATE media_files SET synced_at = now() "
-    "WHERE sha256 = $1 AND synced_at IS NULL AND (NOT $4::boolean OR EXISTS (SELECT 1 FROM box)) "
-    "RETURNING 1), "
-    "counted AS (UPDATE storage_boxes SET used_bytes = used_bytes + $3::bigint, "
-    "reserved_bytes = GREATEST(0, reserved_bytes - $3::bigint) "
-    "WHERE $4::boolean AND id = $2 AND EXISTS (SELECT 1 FROM marked) RETURNING 1) "
-    "SELECT (SELECT count(*) FROM marked), (SELECT count(*) FROM box), (SELECT synced FROM row)";
+// The RecordSync of many calls at once. $1 sha256s, $2 box ids (NULL for
+// none), $3 file sizes, arrays in call order with distinct sha256s. Boxes are
+// locked in id order, so concurrent batches never deadlock on them; a row is
+// marked only when its box exists, and each box's counters move by the sum
+// of the sizes of the rows marked now. One row per call, in order: whether
+// it was marked now, whether its box exists, whether it was synced before
+// (NULL: no such row).
+constexpr const char* kRecordSyncs =
+    "WITH input AS (SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[]) "
+    "WITH ORDINALITY AS t(sha256, box, size, n)), "
+    "before AS (SELECT sha256, synced_at IS NOT NULL AS synced FROM media_files "
+    "WHERE sha256 IN (SELECT sha256 FROM input)), "
+    "boxes AS (SELECT id FROM storage_boxes WHERE id IN (SELECT box FROM input) "
+    "ORDER BY id FOR UPDATE), "
+    "marked AS (UPDATE media_files m SET synced_at = now() FROM input i "
+    "WHERE m.sha256 = i.sha256 AND m.synced_at IS NULL "
+    "AND (i.box IS NULL OR i.box IN (SELECT id FROM boxes)) RETURNING m.sha256), "
+    "counted AS (UPDATE storage_boxes b SET used_bytes = b.used_bytes + d.total, "
+    "reserved_bytes = GREATEST(0, b.reserved_bytes - d.total) "
+    "FROM (SELECT i.box, sum(i.size)::bigint AS total FROM input i JOIN marked USING (sha256) "
+    "WHERE i.box IS NOT NULL GROUP BY i.box) d WHERE b.id = d.box RETURNING 1) "
+    "SELECT i.sha256 IN (SELECT sha256 FROM marked), "
+    "i.box IS NULL OR i.box IN (SELECT id FROM boxes), "
+    "(SELECT synced FROM before WHERE before.sha256 = i.sha256) "
+    "FROM input i ORDER BY i.n";
 
 // $1 box id.
 constexpr const char* kSelectBoxEndpoint = "SELECT minio_endpoint FROM storage_boxes WHERE id = $1";
@@ -115,6 +122,26 @@ UnsyncedFile UnsyncedFileAt(const PgResult& result, int row) {
   return file;
 }
 
+// A PostgreSQL array literal of text elements, nullopt as NULL:
+// {"a","b\\"c",NULL}.
+std::string ArrayLiteral(const std::vector<std::optional<std::string>>& elements) {
+  std::string literal = "{";
+  for (const std::optional<std::string>& element : elements) {
+    if (literal.size() > 1) literal += ',';
+    if (!element) {
+      literal += "NULL";
+      continue;
+    }
+    literal += '"';
+    for (char c : *element) {
+      if (c == '"' || c == '\\') literal += '\\';
+      literal += c;
+    }
+    literal += '"';
+  }
+  return literal + "}";
+}
+
 std::string ReplaceAll(std::string text, const std::string& secret, std::string_view by) {
   if (secret.empty()) return text;
   for (size_t at = text.find(secret); at != std::string::npos;
@@ -181,55 +208,115 @@ Result<RecordOutcome> PgCatalog::RecordSync(const std::string& sha256, uint64_t 
     return Error::JobPermanent("file_size out of range: " + std::to_string(file_size))
         .As(FaultClass::kInvalidJob);
   }
-  const std::string size_text = std::to_string(file_size);
+  PendingSync mine{sha256, file_size, storage_box_id, std::nullopt};
+  MutexLock lock(sync_mutex_);
+  waiting_syncs_.push_back(&mine);
+  ++unanswered_syncs_;
+  sync_done_.wait(lock, [&] {
+    sync_mutex_.AssertHeld();
+    return mine.outcome.has_value() || !committing_;
+  });
+  if (!mine.outcome) {
+    // No transaction under way: this call commits what waits, its own
+    // included, batch after batch until its own is done.
+    committing_ = true;
+    while (!mine.outcome) {
+      std::vector<PendingSync*> batch = TakeSyncBatch();
+      ++sync_batches_;
+      lock.Unlock();
+      std::vector<Result<RecordOutcome>> outcomes = CommitSyncBatch(batch);
+      lock.Relock();
+      for (size_t i = 0; i < batch.size(); ++i) batch[i]->outcome = std::move(outcomes[i]);
+      sync_done_.notify_all();
+    }
+    committing_ = false;
+    sync_done_.notify_all();  // one of those still waiting commits next
+  }
+  --unanswered_syncs_;
+  return *std::move(mine.outcome);
+}
 
-  auto record = [&](PgConnection& connection, Clock::time_point deadline) -> Result<RecordOutcome> {
+std::vector<PgCatalog::PendingSync*> PgCatalog::TakeSyncBatch() {
+  std::vector<PendingSync*> batch;
+  std::unordered_set<std::string_view> in_batch;
+  for (auto it = waiting_syncs_.begin();
+       it != waiting_syncs_.end() && batch.size() < kMaxSyncBatch;) {
+    if (in_batch.insert((*it)->sha256).second) {
+      batch.push_back(*it);
+      it = waiting_syncs_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  return batch;
+}
+
+std::vector<Result<RecordOutcome>> PgCatalog::CommitSyncBatch(
+    const std::vector<PendingSync*>& batch) {
+  std::vector<std::optional<std::string>> sha256s;
+  std::vector<std::optional<std::string>> boxes;
+  std::vector<std::optional<std::string>> sizes;
+  for (const PendingSync* sync : batch) {
+    sha256s.emplace_back(sync->sha256);
+    boxes.push_back(sync->storage_box_id);
+    sizes.emplace_back(std::to_string(sync->file_size));
+  }
+  const std::vector<std::string> params = {ArrayLiteral(sha256s), ArrayLiteral(boxes),
+                                           ArrayLiteral(sizes)};
+
+  using Outcomes = std::vector<Result<RecordOutcome>>;
+  auto record = [&](PgConnection& connection, Clock::time_point deadline) -> Result<Outcomes> {
     // Everything between BEGIN and COMMIT; any other exit rolls back below.
     // COMMIT goes out only once the statement answered, so a statement
     // abandoned at its deadline (the connection dropped) never commits.
-    auto in_transaction = [&]() -> Result<RecordOutcome> {
-      auto recorded =
-          Run(connection, kRecordSync,
-              {sha256, storage_box_id.value_or(""), size_text, storage_box_id ? "true" : "false"},
-              deadline);
+    bool marked_any = false;
+    auto in_transaction = [&]() -> Result<Outcomes> {
+      auto recorded = Run(connection, kRecordSyncs, params, deadline);
       if (!recorded.ok()) return recorded.error();
-      const PGresult* row = recorded->get();
-      if (PQntuples(row) != 1 || PQnfields(row) != 3) {
+      const PGresult* rows = recorded->get();
+      if (PQntuples(rows) != static_cast<int>(batch.size()) || PQnfields(rows) != 3) {
         return Error::Configuration("RecordSync: unexpected answer from PostgreSQL");
       }
-      if (Field(*recorded, 0, 0) != "1") {
-        if (PQgetisnull(row, 0, 2)) {
-          return Error::JobRetryable("No media_files row for sha256 " + sha256)
-              .As(FaultClass::kNoCatalogRow);
+      Outcomes outcomes;
+      for (int row = 0; row < PQntuples(rows); ++row) {
+        const PendingSync& sync = *batch[static_cast<size_t>(row)];
+        if (Field(*recorded, row, 0) == "t") {
+          marked_any = true;
+          outcomes.emplace_back(RecordOutcome::kSynced);
+        } else if (PQgetisnull(rows, row, 2)) {
+          outcomes.emplace_back(Error::JobRetryable("No media_files row for sha256 " + sync.sha256)
+                                    .As(FaultClass::kNoCatalogRow));
+        } else if (Field(*recorded, row, 1) != "t" && Field(*recorded, row, 2) != "t") {
+          // Not marked: its box is unknown (nothing of it changed).
+          outcomes.emplace_back(Error::JobRetryable("Unknown storage box " + *sync.storage_box_id)
+                                    .As(FaultClass::kUnknownBox));
+        } else {
+          // Synced already (before, or by a concurrent sync that committed first).
+          outcomes.emplace_back(RecordOutcome::kAlreadySynced);
         }
-        // Not marked: synced already (before, or by a concurrent sync that
-        // committed first), or its box is unknown.
-        const bool synced_before = Field(*recorded, 0, 2) == "t";
-        if (storage_box_id && Field(*recorded, 0, 1) == "0" && !synced_before) {
-          return Error::JobRetryable("Unknown storage box " + *storage_box_id)
-              .As(FaultClass::kUnknownBox);
+      }
+      if (marked_any) {
+        if (auto committed = Run(connection, kCommit, {}, deadline); !committed.ok()) {
+          return committed.error();
         }
-        return RecordOutcome::kAlreadySynced;
       }
-      if (auto committed = Run(connection, kCommit, {}, deadline); !committed.ok()) {
-        return committed.error();
-      }
-      return RecordOutcome::kSynced;
+      return outcomes;
     };
 
     if (auto begun = Run(connection, kBegin, {}, deadline); !begun.ok()) return begun.error();
-    Result<RecordOutcome> outcome = in_transaction();
-    bool committed = outcome.ok() && *outcome == RecordOutcome::kSynced;
+    Result<Outcomes> outcomes = in_transaction();
+    bool committed = outcomes.ok() && marked_any;
     if (!committed && !connection.broken()) {
       // Best effort: should it fail, the pool closes the connection, which
       // rolls the transaction back just the same.
       (void)Run(connection, kRollback, {}, deadline);
     }
-    return outcome;
+    return outcomes;
   };
-  Result<RecordOutcome> outcome =
-      WithConnection<RecordOutcome>(*pool_, options_.query_timeout, record);
-  return Scrubbed(std::move(outcome), password_);
+  Result<Outcomes> outcomes =
+      Scrubbed(WithConnection<Outcomes>(*pool_, options_.query_timeout, record), password_);
+  if (outcomes.ok()) return *std::move(outcomes);
+  return Outcomes(batch.size(), outcomes.error());
 }
 
 Result<std::optional<std::string>> PgCatalog::BoxEndpoint(const std::string& box_id) {
@@ -318,7 +405,8 @@ Result<std::vector<PgCatalog::BoxUsage>> PgCatalog::BoxesUsage() {
 
 PgCatalogStats PgCatalog::Stats() const {
   PgPoolStats pool = pool_->Stats();
-  return PgCatalogStats{pool.open, pool.idle, pool.connects};
+  MutexLock lock(sync_mutex_);
+  return PgCatalogStats{pool.open, pool.idle, pool.connects, sync_batches_, unanswered_syncs_};
 }
 
 namespace {

@@ -20,13 +20,16 @@
 #pragma once
 
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "core/catalog.h"
+#include "util/mutex.h"
 
 namespace media_sync::catalog {
 
@@ -47,7 +50,9 @@ struct PgCatalogOptions {
 struct PgCatalogStats {
   int open_connections = 0;
   int idle_connections = 0;
-  uint64_t connects = 0;  // successful connects since construction
+  uint64_t connects = 0;      // successful connects since construction
+  uint64_t sync_batches = 0;  // RecordSync transactions run
+  int unanswered_syncs = 0;   // RecordSync calls under way now
 };
 
 // A media_files row as `enqueue` needs it.
@@ -75,11 +80,21 @@ class PgCatalog final : public Catalog {
   PgCatalog(const PgCatalog&) = delete;
   PgCatalog& operator=(const PgCatalog&) = delete;
 
-  // One transaction: mark the row synced where it is not yet, and only if
+  // In one transaction: mark the row synced where it is not yet, and only if
   // that changed the row move the box's counters (used_bytes += file_size,
   // reserved_bytes = GREATEST(0, reserved_bytes - file_size)). Concurrent
   // calls for one sha256 count once: the row lock serialises them and the
   // losers see synced_at set.
+  //
+  // Group commit: the calls of all threads share transactions. A call that
+  // finds no transaction under way commits every call waiting by then (up to
+  // kMaxSyncBatch, one per sha256) in one statement over arrays, and goes on
+  // until its own is done; the others wait for their outcome. Every call
+  // returns only once its transaction has committed (or failed), so the
+  // caller deletes and acknowledges nothing before its row is durable; an
+  // error of the transaction (an outage) is every call's in it, and each
+  // call's own outcome (kSynced, kAlreadySynced, no row, unknown box) is its
+  // own: one call's unknown box changes nothing of the others.
   //   kSynced         this call synced the row
   //   kAlreadySynced  the row was synced before: nothing changed
   //   kJobRetryable   "No media_files row for sha256 <hash>", or "Unknown
@@ -100,7 +115,10 @@ class PgCatalog final : public Catalog {
 
   Result<int64_t> CountUnsynced() override;
 
-  PgCatalogStats Stats() const;
+  PgCatalogStats Stats() const EXCLUDES(sync_mutex_);
+
+  // Calls RecordSync commits together at most.
+  static constexpr size_t kMaxSyncBatch = 64;
 
   // One round trip that reads both tables (readiness, start-up check):
   // kConfiguration when the schema is missing or unreadable.
@@ -139,6 +157,26 @@ class PgCatalog final : public Catalog {
   std::string password_;                 // only to scrub it from messages
   std::optional<Error> conninfo_error_;  // set when conninfo does not parse
   std::unique_ptr<PgConnectionPool> pool_;
+
+  // One RecordSync call waiting for its transaction.
+  struct PendingSync {
+    const std::string& sha256;
+    uint64_t file_size;
+    const std::optional<std::string>& storage_box_id;
+    std::optional<Result<RecordOutcome>> outcome;  // set by the committing call
+  };
+  // Up to kMaxSyncBatch waiting calls, oldest first, one per sha256: a second
+  // call for a sha256 waits for the next transaction, so it counts nothing.
+  std::vector<PendingSync*> TakeSyncBatch() REQUIRES(sync_mutex_);
+  // One transaction for the batch; an outcome per call, in order.
+  std::vector<Result<RecordOutcome>> CommitSyncBatch(const std::vector<PendingSync*>& batch);
+
+  mutable Mutex sync_mutex_;
+  std::condition_variable_any sync_done_;  // an outcome was set, or the committer left
+  std::deque<PendingSync*> waiting_syncs_ GUARDED_BY(sync_mutex_);
+  bool committing_ GUARDED_BY(sync_mutex_) = false;
+  int unanswered_syncs_ GUARDED_BY(sync_mutex_) = 0;
+  uint64_t sync_batches_ GUARDED_BY(sync_mutex_) = 0;
 };
 
 }  // namespace media_sync::catalog

@@ -10,9 +10,11 @@
 #include <atomic>
 #include <chrono>
 #include <latch>
+#include <optional>
 #include <thread>
 #include <vector>
 
+#include "catalog/pg_connection.h"
 #include "core/hash.h"
 #include "support/local_stack.h"
 #include "support/worker_harness.h"
@@ -187,6 +189,169 @@ TEST_F(PgCatalogTest, ConcurrentRecordsOfOneFileCountOnce) {
     EXPECT_EQ(already.load(), kThreads - 1) << sha;
     EXPECT_EQ(failed.load(), 0) << sha;
   }
+  EXPECT_EQ(Counters("box-a"), std::to_string(kFiles * kSize) + "/0");
+  EXPECT_EQ(Sql("SELECT count(*) FROM media_files WHERE synced_at IS NULL"), "0");
+}
+
+// Holds box `id`'s row lock (as another worker's transaction would) until
+// Release() or the end of the scope.
+class BoxLock {
+ public:
+  BoxLock(const std::string& database_url, const std::string& id) {
+    auto connected = PgConnection::Connect(database_url, 5s, "box-lock");
+    EXPECT_TRUE(connected.ok()) << connected.error().message;
+    if (!connected.ok()) return;
+    connection_.emplace(std::move(*connected));
+    Run("BEGIN", {});
+    Run("SELECT 1 FROM storage_boxes WHERE id = $1 FOR UPDATE", {id});
+  }
+  ~BoxLock() { Release(); }
+  BoxLock(const BoxLock&) = delete;
+  BoxLock& operator=(const BoxLock&) = delete;
+
+  void Release() {
+    if (connection_) Run("COMMIT", {});
+    connection_.reset();
+  }
+
+ private:
+  void Run(const char* sql, const std::vector<std::string>& params) {
+    auto result = connection_->Execute(sql, params, PgConnection::Clock::now() + 10s);
+    ASSERT_TRUE(result.ok()) << result.error().message;
+  }
+
+  std::optional<PgConnection> connection_;
+};
+
+// Whether some session waits for a row lock on storage_boxes.
+bool SomeoneWaitsForABox() {
+  return Sql("SELECT count(*) > 0 FROM pg_locks WHERE locktype = 'transactionid' AND NOT "
+             "granted") == "t";
+}
+
+// Group commit: calls made while a transaction is under way (here: held up
+// by another session's lock on the box) share the next one. One transaction
+// per call would take 16 here.
+TEST_F(PgCatalogTest, CallsMadeMeanwhileShareOneTransaction) {
+  constexpr int kCalls = 16;
+  constexpr int64_t kSize = 100;
+  AddBox("box-a", 0, kCalls * kSize);
+  std::vector<std::string> shas;
+  for (int i = 0; i < kCalls; ++i) {
+    shas.push_back(ShaOf("batched " + std::to_string(i)));
+    AddFile(shas.back(), kSize, "box-a");
+  }
+  PgCatalog catalog(DatabaseUrl());
+  BoxLock lock(DatabaseUrl(), "box-a");
+  std::vector<Result<RecordOutcome>> outcomes(kCalls, Error::Outage("not answered"));
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kCalls; ++i) {
+    threads.emplace_back([&, i] { outcomes[i] = catalog.RecordSync(shas[i], kSize, "box-a"); });
+  }
+  ASSERT_TRUE(testing::WaitUntil(
+      [&] { return catalog.Stats().unanswered_syncs == kCalls && SomeoneWaitsForABox(); }, 10s));
+  lock.Release();
+  for (auto& thread : threads) thread.join();
+
+  for (int i = 0; i < kCalls; ++i) {
+    ASSERT_TRUE(outcomes[i].ok()) << outcomes[i].error().message;
+    EXPECT_EQ(*outcomes[i], RecordOutcome::kSynced) << i;
+  }
+  EXPECT_LE(catalog.Stats().sync_batches, 2u);
+  EXPECT_EQ(Counters("box-a"), std::to_string(kCalls * kSize) + "/0");
+  EXPECT_EQ(catalog.Stats().unanswered_syncs, 0);
+}
+
+// In one transaction each call keeps its own outcome: a missing row and an
+// unknown box are those calls' faults and change nothing, the others sync,
+// and a second call for a sha256 already in the batch waits for the next
+// transaction and counts nothing.
+TEST_F(PgCatalogTest, EachCallInASharedTransactionHasItsOwnOutcome) {
+  AddBox("box-a", 0, 30);
+  AddBox("box-b", 0, 0);
+  const std::string good = ShaOf("good"), twice = ShaOf("twice"), no_row = ShaOf("no row"),
+                    no_box = ShaOf("no box"), boxless = ShaOf("boxless");
+  AddFile(good, 10, "box-a");
+  AddFile(twice, 20, "box-a");
+  AddFile(no_box, 5, "box-b");
+  AddFile(boxless, 7, "");
+  struct Call {
+    std::string sha;
+    uint64_t size;
+    std::optional<std::string> box;
+  };
+  const std::vector<Call> calls = {{good, 10, "box-a"},     {twice, 20, "box-a"},
+                                   {twice, 20, "box-a"},    {no_row, 1, "box-a"},
+                                   {no_box, 5, "box-gone"}, {boxless, 7, std::nullopt}};
+  PgCatalog catalog(DatabaseUrl());
+  BoxLock lock(DatabaseUrl(), "box-a");
+  std::vector<Result<RecordOutcome>> outcomes(calls.size(), Error::Outage("not answered"));
+  std::vector<std::thread> threads;
+  for (size_t i = 0; i < calls.size(); ++i) {
+    threads.emplace_back(
+        [&, i] { outcomes[i] = catalog.RecordSync(calls[i].sha, calls[i].size, calls[i].box); });
+  }
+  ASSERT_TRUE(testing::WaitUntil(
+      [&] {
+        return catalog.Stats().unanswered_syncs == static_cast<int>(calls.size()) &&
+               SomeoneWaitsForABox();
+      },
+      10s));
+  lock.Release();
+  for (auto& thread : threads) thread.join();
+
+  ASSERT_TRUE(outcomes[0].ok()) << outcomes[0].error().message;
+  EXPECT_EQ(*outcomes[0], RecordOutcome::kSynced);
+  ASSERT_TRUE(outcomes[1].ok() && outcomes[2].ok());
+  EXPECT_EQ((*outcomes[1] == RecordOutcome::kSynced) + (*outcomes[2] == RecordOutcome::kSynced), 1);
+  ASSERT_FALSE(outcomes[3].ok());
+  EXPECT_EQ(outcomes[3].error().message, "No media_files row for sha256 " + no_row);
+  ASSERT_FALSE(outcomes[4].ok());
+  EXPECT_EQ(outcomes[4].error().message, "Unknown storage box box-gone");
+  EXPECT_FALSE(IsSynced(no_box));
+  ASSERT_TRUE(outcomes[5].ok()) << outcomes[5].error().message;
+  EXPECT_EQ(*outcomes[5], RecordOutcome::kSynced);
+  EXPECT_EQ(Counters("box-a"), "30/0");
+  EXPECT_EQ(Counters("box-b"), "0/0");
+}
+
+// Two workers (two catalogs, each batching its own threads' calls) syncing
+// the same files at once count each file once.
+TEST_F(PgCatalogTest, TwoWorkersBatchingTheSameFilesCountEachOnce) {
+  constexpr int kFiles = 40;
+  constexpr int kThreadsEach = 8;
+  constexpr int64_t kSize = 10;
+  AddBox("box-a", 0, kFiles * kSize);
+  std::vector<std::string> shas;
+  for (int i = 0; i < kFiles; ++i) {
+    shas.push_back(ShaOf("two workers " + std::to_string(i)));
+    AddFile(shas.back(), kSize, "box-a");
+  }
+  PgCatalog first(DatabaseUrl());
+  PgCatalog second(DatabaseUrl());
+  std::atomic<int> synced{0};
+  std::atomic<int> failed{0};
+  std::latch start(2 * kThreadsEach);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 2 * kThreadsEach; ++t) {
+    threads.emplace_back([&, t] {
+      PgCatalog& catalog = t % 2 == 0 ? first : second;
+      start.arrive_and_wait();
+      // Each worker's threads go through every file, the second in reverse.
+      for (int i = t / 2; i < kFiles; i += kThreadsEach) {
+        const std::string& sha = t % 2 == 0 ? shas[i] : shas[kFiles - 1 - i];
+        auto outcome = catalog.RecordSync(sha, kSize, "box-a");
+        if (!outcome.ok()) {
+          ++failed;
+        } else if (*outcome == RecordOutcome::kSynced) {
+          ++synced;
+        }
+      }
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  EXPECT_EQ(failed.load(), 0);
+  EXPECT_EQ(synced.load(), kFiles);
   EXPECT_EQ(Counters("box-a"), std::to_string(kFiles * kSize) + "/0");
   EXPECT_EQ(Sql("SELECT count(*) FROM media_files WHERE synced_at IS NULL"), "0");
 }

@@ -295,7 +295,7 @@ bool MediaFactory::ObjectStored(const Json& job) const {
 
 PacedProducer::PacedProducer(const LocalStack& stack, std::vector<Json> jobs,
                              std::chrono::milliseconds interval)
-    : push_prefix_("redis-cli -p " + stack.Get("STACK_REDIS_PORT") + " LPUSH media:sync:pending "),
+    : redis_port_(std::stoi(stack.Get("STACK_REDIS_PORT"))),
       jobs_(std::move(jobs)),
       interval_(interval),
       thread_([this](const std::stop_token& stop) { Produce(stop); }) {}
@@ -311,10 +311,23 @@ void PacedProducer::Produce(const std::stop_token& stop) {
   }
 }
 
-bool PacedProducer::PushOnce(const std::string& payload) const {
-  std::string out;
-  if (RunStatus(push_prefix_ + ShellQuote(payload) + " 2>&1", &out) != 0) return false;
-  return !out.empty() && std::isdigit(static_cast<unsigned char>(out.front()));
+bool PacedProducer::PushOnce(const std::string& payload) {
+  // One connection for all pushes: thousands of jobs at a steady pace, which
+  // a process per push could not keep on a loaded machine.
+  if (!redis_) {
+    const timeval timeout{2, 0};
+    redis_.reset(redisConnectWithTimeout("127.0.0.1", redis_port_, timeout));
+    if (!redis_ || redis_->err != 0 || redisSetTimeout(redis_.get(), timeout) != REDIS_OK) {
+      redis_.reset();
+      return false;
+    }
+  }
+  auto* reply = static_cast<redisReply*>(
+      redisCommand(redis_.get(), "LPUSH media:sync:pending %b", payload.data(), payload.size()));
+  bool pushed = reply != nullptr && reply->type == REDIS_REPLY_INTEGER;
+  if (reply != nullptr) freeReplyObject(reply);
+  if (!pushed) redis_.reset();
+  return pushed;
 }
 
 }  // namespace media_sync::testing

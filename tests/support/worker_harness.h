@@ -3,6 +3,7 @@
 // rows and jobs, and bounded waiting for observable conditions.
 #pragma once
 
+#include <hiredis/hiredis.h>
 #include <signal.h>
 #include <sys/types.h>
 
@@ -140,10 +141,12 @@ class PacedProducer {
 
  private:
   void Produce(const std::stop_token& stop);
-  // LPUSH answers with the new length; anything else (no server, LOADING) is a miss.
-  bool PushOnce(const std::string& payload) const;
+  // LPUSH answers with the new length; anything else (no server, LOADING) is
+  // a miss, and the connection is made afresh for the next try.
+  bool PushOnce(const std::string& payload);
 
-  const std::string push_prefix_;
+  const int redis_port_;
+  std::unique_ptr<redisContext, void (*)(redisContext*)> redis_{nullptr, redisFree};
   const std::vector<Json> jobs_;
   const std::chrono::milliseconds interval_;
   std::atomic<int64_t> pushed_ = 0;
