@@ -81,7 +81,12 @@ int Run(config::Options options, const RunFlags& flags) {
   // Multipart uploads are recorded beside the jobs, so that any worker
   // resumes one cut short; a record expires when the sweep below would
   // abort its upload.
-  auto journal = std::make_shared<queue::RedisUploadJournal>(options.redis, redis_options,
+  // Short timeouts: every job thread's uploads share its connection, and a
+  // journal that does not answer costs a resumption, never the upload.
+  queue::RedisOptions journal_options = redis_options;
+  journal_options.connect_timeout = std::chrono::seconds(1);
+  journal_options.command_timeout = std::chrono::seconds(2);
+  auto journal = std::make_shared<queue::RedisUploadJournal>(options.redis, journal_options,
                                                              kAbandonedUploadAge);
   s3::S3ObjectStore::Hooks store_hooks;
   store_hooks.on_parts_reused = [&worker_metrics](int /*parts*/, uint64_t bytes) {
