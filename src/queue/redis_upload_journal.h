@@ -29,8 +29,7 @@ class RedisUploadJournal : public UploadJournal {
                      std::chrono::seconds retention);
 
   Result<std::optional<JournaledUpload>> Find(const std::string& name) override;
-  Status Begin(const std::string& name, const std::string& upload_id,
-               uint64_t part_size) override;
+  Status Begin(const std::string& name, const std::string& upload_id, uint64_t part_size) override;
   Status RecordPart(const std::string& name, const std::string& upload_id,
                     const JournaledPart& part) override;
   Status Forget(const std::string& name, const std::string& upload_id) override;

@@ -408,8 +408,7 @@ Status S3ObjectStore::UploadMultipart(const std::string& key, int fd, uint64_t s
     if (existing.ok() && existing->has_value() && IsIdentical(**existing, size, sha256_hex)) {
       return Ok();  // the caller's verification reads it again
     }
-    spdlog::info("Multipart upload {} of {} is gone: starting a new one", recorded->upload_id,
-                 key);
+    spdlog::info("Multipart upload {} of {} is gone: starting a new one", recorded->upload_id, key);
   }
   auto upload_id = client_.CreateMultipartUpload(key, {{"sha256", sha256_hex}}, stop);
   if (!upload_id.ok()) return upload_id.error();

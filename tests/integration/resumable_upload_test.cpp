@@ -246,12 +246,12 @@ TEST_F(ResumableUploadTest, AWorkerKilledAt80PercentOfA600MiBUploadIsResumedByAn
   const auto took = std::chrono::steady_clock::now() - started;
 
   const uint64_t sent_again = link.bytes_sent() - sent_before;
-  std::printf("[  MEASURE ] %llu of %llu parts stored at the kill; %.1f MiB (%.1f%% of the file) "
-              "sent after it; %.1f s from the push to the second worker's exit\n",
-              static_cast<unsigned long long>(stored_at_kill),
-              static_cast<unsigned long long>(kParts), static_cast<double>(sent_again) / kMiB,
-              100.0 * static_cast<double>(sent_again) / kSize,
-              std::chrono::duration<double>(took).count());
+  std::printf(
+      "[  MEASURE ] %llu of %llu parts stored at the kill; %.1f MiB (%.1f%% of the file) "
+      "sent after it; %.1f s from the push to the second worker's exit\n",
+      static_cast<unsigned long long>(stored_at_kill), static_cast<unsigned long long>(kParts),
+      static_cast<double>(sent_again) / kMiB, 100.0 * static_cast<double>(sent_again) / kSize,
+      std::chrono::duration<double>(took).count());
   EXPECT_LE(sent_again * 10, kSize * 3) << rescuer.Log();
   EXPECT_THAT(rescuer.Log(), HasSubstr("already stored, not sent again"));
   media.ExpectSyncedExactlyOnce({job});

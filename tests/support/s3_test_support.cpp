@@ -107,8 +107,7 @@ void ExpectStoredExactly(s3::S3ObjectStore& store, const std::string& key, const
   EXPECT_EQ(StoredSha256(store.client(), key, file.size()), file.sha256());
 }
 
-void ExpectNothingUnder(s3::S3ObjectStore& store, const std::string& key,
-                        std::source_location at) {
+void ExpectNothingUnder(s3::S3ObjectStore& store, const std::string& key, std::source_location at) {
   ::testing::ScopedTrace caller(at.file_name(), static_cast<int>(at.line()), "called from here");
   auto head = store.Stat(key, {});
   ASSERT_TRUE(head.ok()) << head.error().message;

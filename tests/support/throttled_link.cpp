@@ -29,14 +29,11 @@ ThrottledLink::ThrottledLink(const LocalStack& stack, const std::string& upstrea
   state_dir_ = stack.StateDir() + "/throttled-link-" + std::to_string(getpid()) + "-" +
                std::to_string(++counter);
   std::filesystem::create_directories(state_dir_);
-  std::vector<std::string> argv_storage = {"node",
-                                           SourcePath("tests/support/throttled_link.js"),
-                                           "--upstream",
-                                           upstream,
-                                           "--rate",
-                                           std::to_string(rate),
-                                           "--state-dir",
-                                           state_dir_};
+  std::vector<std::string> argv_storage = {
+      "node",        SourcePath("tests/support/throttled_link.js"),
+      "--upstream",  upstream,
+      "--rate",      std::to_string(rate),
+      "--state-dir", state_dir_};
   std::vector<char*> argv;
   for (auto& arg : argv_storage) argv.push_back(arg.data());
   argv.push_back(nullptr);
