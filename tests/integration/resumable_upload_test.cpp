@@ -7,10 +7,10 @@
 // job another worker finishes sending little of the file again.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
-#include <signal.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <csignal>
 #include <memory>
 #include <stop_token>
 #include <string>
@@ -19,7 +19,6 @@
 #include "config/urls.h"
 #include "queue/redis_upload_journal.h"
 #include "s3/buffer_pool.h"
-#include "s3/s3_client.h"
 #include "s3/s3_object_store.h"
 #include "support/s3_test_support.h"
 #include "support/throttled_link.h"
@@ -74,10 +73,12 @@ class ResumableUploadTest : public ::testing::Test {
  protected:
   void SetUp() override { stack_.Reset(); }
 
-  // The journal's record of key on the strict gateway.
+  // The journal's name of key's upload on the strict gateway, and its Redis key.
+  std::string StoreName(const std::string& key) const {
+    return stack_.Get("MINIO_ENDPOINT") + "/" + stack_.Get("MINIO_BUCKET") + "/" + key;
+  }
   std::string RecordKey(const std::string& key) const {
-    return queue::RedisUploadJournal::KeyOf(stack_.Get("MINIO_ENDPOINT") + "/" +
-                                            stack_.Get("MINIO_BUCKET") + "/" + key);
+    return queue::RedisUploadJournal::KeyOf(StoreName(key));
   }
 
   // An upload of `file` stopped once three of its eight parts were stored.
@@ -93,10 +94,6 @@ class ResumableUploadTest : public ::testing::Test {
     auto recorded = journal_->Find(StoreName(key));
     ASSERT_TRUE(recorded.ok() && recorded->has_value());
     ASSERT_EQ((*recorded)->parts.size(), 3u);
-  }
-
-  std::string StoreName(const std::string& key) const {
-    return stack_.Get("MINIO_ENDPOINT") + "/" + stack_.Get("MINIO_BUCKET") + "/" + key;
   }
 
   LocalStack& stack_ = SharedStack();
@@ -227,14 +224,18 @@ TEST_F(ResumableUploadTest, AWorkerKilledAt80PercentOfA600MiBUploadIsResumedByAn
   ASSERT_EQ(killed.WaitExit(10s), 128 + SIGKILL);
   const uint64_t stored_at_kill = parts_stored();
   ASSERT_LT(stored_at_kill, kParts) << "the upload finished before the kill";
-  // Nothing in flight reaches the server any more: the link's count settles.
+  // Nothing in flight reaches the server any more: the link's count (its
+  // file rewritten every 50 ms) stays the same for 300 ms.
   uint64_t sent_before = link.bytes_sent();
+  auto last_change = std::chrono::steady_clock::now();
   ASSERT_TRUE(WaitUntil(
       [&] {
         const uint64_t now = link.bytes_sent();
-        const bool settled = now == sent_before;
-        sent_before = now;
-        return settled;
+        if (now != sent_before) {
+          sent_before = now;
+          last_change = std::chrono::steady_clock::now();
+        }
+        return std::chrono::steady_clock::now() - last_change >= 300ms;
       },
       5s));
 

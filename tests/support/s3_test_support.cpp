@@ -54,7 +54,7 @@ TestFile::TestFile(uint64_t size, uint32_t seed) : size_(size) {
   std::ofstream out(path_, std::ios::binary);
   std::mt19937_64 random(seed);
   Hasher hasher;
-  std::vector<uint64_t> chunk(128 * 1024);
+  std::vector<uint64_t> chunk(size_t{128} * 1024);
   uint64_t left = size;
   while (left > 0) {
     for (auto& word : chunk) word = random();

@@ -1,6 +1,6 @@
 #include "support/throttled_link.h"
 
-#include <signal.h>
+#include <signal.h>  // NOLINT(modernize-deprecated-headers): POSIX kill, sigprocmask
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -35,6 +35,7 @@ ThrottledLink::ThrottledLink(const LocalStack& stack, const std::string& upstrea
       "--rate",      std::to_string(rate),
       "--state-dir", state_dir_};
   std::vector<char*> argv;
+  argv.reserve(argv_storage.size() + 1);
   for (auto& arg : argv_storage) argv.push_back(arg.data());
   argv.push_back(nullptr);
   pid_ = fork();
