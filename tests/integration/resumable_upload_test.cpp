@@ -11,7 +11,9 @@
 
 #include <chrono>
 #include <csignal>
+#include <functional>
 #include <memory>
+#include <source_location>
 #include <stop_token>
 #include <string>
 #include <vector>
@@ -48,18 +50,18 @@ struct UploadTrace {
 };
 
 // A store on the strict gateway with 5 MiB parts sent one at a time (so a
-// stop after part n leaves exactly n parts), recording into `trace`, and
-// asking to stop once `stop_after` parts were sent (0: never).
+// cut after part n leaves exactly n parts), recording into `trace`, and
+// calling `cut` once `cut_after` parts were sent (0: never).
 std::unique_ptr<S3ObjectStore> TracedStore(const LocalStack& stack, s3::BufferPool& pool,
                                            std::shared_ptr<UploadJournal> journal,
-                                           UploadTrace& trace, std::stop_source& stop,
-                                           size_t stop_after = 0) {
+                                           UploadTrace& trace, size_t cut_after = 0,
+                                           std::function<void()> cut = {}) {
   S3Options options = OptionsFor(stack);
   options.part_parallelism = 1;
   S3ObjectStore::Hooks hooks;
-  hooks.on_part_uploaded = [&trace, &stop, stop_after](int part) {
+  hooks.on_part_uploaded = [&trace, cut_after, cut = std::move(cut)](int part) {
     trace.parts_sent.push_back(part);
-    if (trace.parts_sent.size() == stop_after) stop.request_stop();
+    if (trace.parts_sent.size() == cut_after) cut();
   };
   hooks.on_parts_reused = [&trace](int parts, uint64_t bytes) {
     trace.parts_reused += parts;
@@ -81,24 +83,51 @@ class ResumableUploadTest : public ::testing::Test {
     return queue::RedisUploadJournal::KeyOf(StoreName(key));
   }
 
-  // An upload of `file` stopped once three of its eight parts were stored.
-  void UploadThreePartsOf(const TestFile& file, const std::string& key) {
+  // An upload of `file` cut once three of its eight parts were stored: by a
+  // stop request, or by `cut` (which must make it fail as `expected`). The
+  // upload is left, with its three parts recorded.
+  void UploadThreePartsOf(const TestFile& file, const std::string& key,
+                          std::function<void()> cut = {},
+                          ErrorKind expected = ErrorKind::kCancelled) {
     UploadTrace trace;
     std::stop_source stop;
-    auto store = TracedStore(stack_, pool_, journal_, trace, stop, 3);
+    if (!cut) cut = [&stop] { stop.request_stop(); };
+    auto store = TracedStore(stack_, pool_, journal_, trace, 3, std::move(cut));
     auto uploaded = store->Upload(key, file.fd(), file.size(), file.sha256(), stop.get_token());
     ASSERT_FALSE(uploaded.ok());
-    ASSERT_EQ(uploaded.error().kind, ErrorKind::kCancelled) << uploaded.error().message;
+    ASSERT_EQ(uploaded.error().kind, expected) << uploaded.error().message;
     ASSERT_EQ(trace.parts_sent, (std::vector<int>{1, 2, 3}));
-    EXPECT_TRUE(trace.aborted.empty()) << "a stopped upload must be left for the next attempt";
+    EXPECT_TRUE(trace.aborted.empty()) << "a cut upload must be left for the next attempt";
     auto recorded = journal_->Find(StoreName(key));
     ASSERT_TRUE(recorded.ok() && recorded->has_value());
     ASSERT_EQ((*recorded)->parts.size(), 3u);
   }
 
+  // The next attempt at key, by a fresh store (resumer_) on the same journal.
+  Result<ObjectInfo> UploadAgain(const TestFile& file, const std::string& key, UploadTrace& trace) {
+    resumer_ = TracedStore(stack_, pool_, journal_, trace);
+    return resumer_->Upload(key, file.fd(), file.size(), file.sha256(), {});
+  }
+
+  // The next attempt succeeds sending exactly `sent`, reusing `reused` parts
+  // of 5 MiB; the object is the file, read back, and its record is gone.
+  void ExpectResumed(const TestFile& file, const std::string& key, const std::vector<int>& sent,
+                     int reused, std::source_location at = std::source_location::current()) {
+    ::testing::ScopedTrace caller(at.file_name(), static_cast<int>(at.line()), "called from here");
+    UploadTrace trace;
+    auto uploaded = UploadAgain(file, key, trace);
+    ASSERT_TRUE(uploaded.ok()) << uploaded.error().message;
+    EXPECT_EQ(trace.parts_sent, sent);
+    EXPECT_EQ(trace.parts_reused, reused);
+    EXPECT_EQ(trace.bytes_reused, static_cast<uint64_t>(reused) * 5 * kMiB);
+    ExpectStoredExactly(*resumer_, key, file);
+    EXPECT_EQ(Trim(stack_.RedisCli("EXISTS " + RecordKey(key))), "0") << "record left behind";
+  }
+
   LocalStack& stack_ = SharedStack();
   s3::BufferPool pool_{32 * kMiB};
   std::shared_ptr<queue::RedisUploadJournal> journal_ = JournalOn(stack_);
+  std::unique_ptr<S3ObjectStore> resumer_;
 };
 
 TEST_F(ResumableUploadTest, AStoppedUploadIsResumedSendingOnlyTheMissingParts) {
@@ -106,16 +135,21 @@ TEST_F(ResumableUploadTest, AStoppedUploadIsResumedSendingOnlyTheMissingParts) {
   const std::string key = TestPrefix() + file.sha256() + ".bin";
   UploadThreePartsOf(file, key);
 
-  UploadTrace trace;
-  std::stop_source unused;
-  auto store = TracedStore(stack_, pool_, journal_, trace, unused);
-  auto uploaded = store->Upload(key, file.fd(), file.size(), file.sha256(), {});
-  ASSERT_TRUE(uploaded.ok()) << uploaded.error().message;
-  EXPECT_EQ(trace.parts_sent, (std::vector<int>{4, 5, 6, 7, 8}));
-  EXPECT_EQ(trace.parts_reused, 3);
-  EXPECT_EQ(trace.bytes_reused, 15 * kMiB);
-  ExpectStoredExactly(*store, key, file);
-  EXPECT_EQ(Trim(stack_.RedisCli("EXISTS " + RecordKey(key))), "0") << "record left behind";
+  ExpectResumed(file, key, {4, 5, 6, 7, 8}, 3);
+}
+
+// An outage: the server behind the gateway stops after part 3, so part 4
+// fails (502); the upload is left in place, and resumed once the server is
+// back (restarted on its data: the parts it stored are still there).
+TEST_F(ResumableUploadTest, AnUploadCutByAServerOutageIsResumedOnceItIsBack) {
+  TestFile file(40 * kMiB, 34);
+  const std::string key = TestPrefix() + file.sha256() + ".bin";
+  UploadThreePartsOf(
+      file, key, [this] { stack_.Stop("s3"); }, ErrorKind::kOutage);
+  stack_.Start("s3");
+  ASSERT_FALSE(HasFatalFailure());
+
+  ExpectResumed(file, key, {4, 5, 6, 7, 8}, 3);
 }
 
 TEST_F(ResumableUploadTest, ARecordedPartThatIsNotTheLocalBytesIsSentAgain) {
@@ -128,14 +162,7 @@ TEST_F(ResumableUploadTest, ARecordedPartThatIsNotTheLocalBytesIsSentAgain) {
   stack_.RedisCli("HSET " + RecordKey(key) + " 3 '4242880 " +
                   Trim(stack_.RedisCli("HGET " + RecordKey(key) + " 3")).substr(8) + "'");
 
-  UploadTrace trace;
-  std::stop_source unused;
-  auto store = TracedStore(stack_, pool_, journal_, trace, unused);
-  auto uploaded = store->Upload(key, file.fd(), file.size(), file.sha256(), {});
-  ASSERT_TRUE(uploaded.ok()) << uploaded.error().message;
-  EXPECT_EQ(trace.parts_sent, (std::vector<int>{2, 3, 4, 5, 6, 7, 8}));
-  EXPECT_EQ(trace.parts_reused, 1);
-  ExpectStoredExactly(*store, key, file);
+  ExpectResumed(file, key, {2, 3, 4, 5, 6, 7, 8}, 1);
 }
 
 TEST_F(ResumableUploadTest, ALocalFileChangedSinceTheCutStoresNothingAndAbortsTheUpload) {
@@ -149,14 +176,12 @@ TEST_F(ResumableUploadTest, ALocalFileChangedSinceTheCutStoresNothingAndAbortsTh
             static_cast<ssize_t>(changed.size()));
 
   UploadTrace trace;
-  std::stop_source unused;
-  auto store = TracedStore(stack_, pool_, journal_, trace, unused);
-  auto uploaded = store->Upload(key, file.fd(), file.size(), file.sha256(), {});
+  auto uploaded = UploadAgain(file, key, trace);
   ASSERT_FALSE(uploaded.ok());
   EXPECT_EQ(uploaded.error().fault, FaultClass::kHashMismatch) << uploaded.error().message;
   EXPECT_EQ(trace.aborted.size(), 1u);
   EXPECT_EQ(trace.parts_reused, 0);
-  ExpectNothingUnder(*store, key);
+  ExpectNothingUnder(*resumer_, key);
   EXPECT_EQ(Trim(stack_.RedisCli("EXISTS " + RecordKey(key))), "0") << "record left behind";
 }
 
