@@ -19,6 +19,7 @@
 #include "queue/queue_admin.h"
 #include "queue/queue_maintenance.h"
 #include "queue/redis_job_queue.h"
+#include "queue/redis_upload_journal.h"
 #include "s3/buffer_pool.h"
 #include "s3/s3_object_store.h"
 #include "util/liveness.h"
@@ -30,6 +31,10 @@
 
 namespace media_sync::cli {
 namespace {
+
+// A multipart upload not continued for this long is abandoned for good: the
+// start-up sweep aborts it, and its record in Redis has expired.
+constexpr std::chrono::hours kAbandonedUploadAge{24};
 
 struct RunFlags {
   int concurrency = 0;  // 0: SYNC_CONCURRENCY
@@ -64,9 +69,32 @@ int Run(config::Options options, const RunFlags& flags) {
                  pinged.error().message);
   }
 
+  metrics::Registry metrics_registry;
+  metrics::AddProcessMetrics(metrics_registry);
+  metrics_registry
+      .AddGauge("media_sync_build_info", "Version of this media-sync build.", {"version"})
+      .With({MEDIA_SYNC_VERSION})
+      .Set(1);
+  worker::WorkerMetrics worker_metrics(metrics_registry);
+
   s3::BufferPool pool(options.s3.buffer_pool_bytes);
-  auto factory = [&pool](const s3::S3Options& box) -> Result<std::shared_ptr<ObjectStore>> {
-    auto store = std::make_shared<s3::S3ObjectStore>(box, pool);
+  // Multipart uploads are recorded beside the jobs, so that any worker
+  // resumes one cut short; a record expires when the sweep below would
+  // abort its upload.
+  // Short timeouts: every job thread's uploads share its connection, and a
+  // journal that does not answer costs a resumption, never the upload.
+  queue::RedisOptions journal_options = redis_options;
+  journal_options.connect_timeout = std::chrono::seconds(1);
+  journal_options.command_timeout = std::chrono::seconds(2);
+  auto journal = std::make_shared<queue::RedisUploadJournal>(options.redis, journal_options,
+                                                             kAbandonedUploadAge);
+  s3::S3ObjectStore::Hooks store_hooks;
+  store_hooks.on_parts_reused = [&worker_metrics](int /*parts*/, uint64_t bytes) {
+    worker_metrics.resumed_bytes.Inc(static_cast<double>(bytes));
+  };
+  auto factory = [&pool, journal,
+                  store_hooks](const s3::S3Options& box) -> Result<std::shared_ptr<ObjectStore>> {
+    auto store = std::make_shared<s3::S3ObjectStore>(box, pool, journal, store_hooks);
     return std::shared_ptr<ObjectStore>(std::make_shared<worker::BucketCreatingStore>(
         store,
         [store](const std::stop_token& stop) { return store->client().EnsureBucket(stop); }));
@@ -78,10 +106,10 @@ int Run(config::Options options, const RunFlags& flags) {
   worker::BoxRegistry registry(options.s3, catalog, factory, registry_settings);
 
   {
-    // Multipart uploads of a worker that died are aborted here (stores
-    // create their bucket on first use, see BucketCreatingStore).
+    // Multipart uploads nobody resumed for kAbandonedUploadAge are aborted
+    // here (stores create their bucket on first use, see BucketCreatingStore).
     s3::S3ObjectStore default_store(options.s3, pool);
-    auto swept = default_store.SweepStaleUploads("media/", std::chrono::hours(24));
+    auto swept = default_store.SweepStaleUploads("media/", kAbandonedUploadAge);
     if (!swept &&
         (swept.error().code == "NotImplemented" || swept.error().code == "MethodNotAllowed")) {
       spdlog::info(
@@ -109,13 +137,6 @@ int Run(config::Options options, const RunFlags& flags) {
                MEDIA_SYNC_VERSION, options.worker_id, options.concurrency, options.buffer_path,
                options.s3.bucket, options.s3.endpoint);
   auto started = std::chrono::steady_clock::now();
-  metrics::Registry metrics_registry;
-  metrics::AddProcessMetrics(metrics_registry);
-  metrics_registry
-      .AddGauge("media_sync_build_info", "Version of this media-sync build.", {"version"})
-      .With({MEDIA_SYNC_VERSION})
-      .Set(1);
-  worker::WorkerMetrics worker_metrics(metrics_registry);
   Liveness liveness;
   worker::QueueFactories queues{
       [&] {

@@ -38,8 +38,10 @@ class ObjectStore {
   // the local bytes were hashed all the same; a different one is replaced.
   // On success the stored object is known to be right: its size and sha256
   // were seen (HeadObject), or the server acknowledged exactly the bytes
-  // that were hashed (see s3::S3ObjectStore for what each server proves). A stop request aborts the
-  // transfer (multipart uploads are aborted) and returns kCancelled. Does not own fd.
+  // that were hashed (see s3::S3ObjectStore for what each server proves). A stop request ends the
+  // transfer and returns kCancelled; a multipart upload cut by a stop or an
+  // outage may be left for the next Upload of key to resume (only parts that
+  // match the local bytes are reused), otherwise it is aborted. Does not own fd.
   virtual Result<ObjectInfo> Upload(const std::string& key, int fd, uint64_t size,
                                     const std::string& sha256_hex, std::stop_token stop) = 0;
 };

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cstring>
 #include <map>
@@ -70,13 +71,33 @@ bool IsIdentical(const ObjectInfo& object, uint64_t size, const std::string& sha
   return object.size == size && object.sha256 == sha256_hex;
 }
 
+// A recorded part is these bytes when its size matches and the ETag the
+// server answered for it is their MD5 (the part ETag of MinIO, AWS without
+// SSE-KMS, Ceph RGW and s3rver). Any other ETag proves nothing: resent.
+bool IsStoredPart(const JournaledPart& part, const char* data, size_t length) {
+  if (part.size != length) return false;
+  Hasher md5(Hasher::Algorithm::kMd5);
+  md5.Update(data, length);
+  std::string etag = part.etag;
+  std::transform(etag.begin(), etag.end(), etag.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return etag == md5.FinishHex();
+}
+
 }  // namespace
 
 S3ObjectStore::S3ObjectStore(const S3Options& options, Hooks hooks)
     : S3ObjectStore(options, BufferPool::Process(options.buffer_pool_bytes), std::move(hooks)) {}
 
 S3ObjectStore::S3ObjectStore(S3Options options, BufferPool& pool, Hooks hooks)
-    : client_(std::move(options)), pool_(pool), hooks_(std::move(hooks)) {}
+    : S3ObjectStore(std::move(options), pool, nullptr, std::move(hooks)) {}
+
+S3ObjectStore::S3ObjectStore(S3Options options, BufferPool& pool,
+                             std::shared_ptr<UploadJournal> journal, Hooks hooks)
+    : client_(std::move(options)),
+      pool_(pool),
+      journal_(std::move(journal)),
+      hooks_(std::move(hooks)) {}
 
 uint64_t S3ObjectStore::PartSizeFor(uint64_t file_size, uint64_t configured) {
   uint64_t part = std::max(configured, (file_size + kMaxParts - 1) / kMaxParts);
@@ -154,7 +175,14 @@ Result<ObjectInfo> S3ObjectStore::UploadOnce(const std::string& key, int fd, uin
   if (!multipart) return UploadStreamed(key, fd, size, sha256_hex, stop, emptied);
   Status status = UploadMultipart(key, fd, size, sha256_hex, stop);
   if (!status.ok()) return status.error();
-  return Verify(key, size, sha256_hex, stop);
+  auto verified = Verify(key, size, sha256_hex, stop);
+  // A lenient server assembles the parts it holds without checking their
+  // ETags: a part cut short by an attempt that died (its bytes kept) makes a
+  // short object, taken away as a short PutObject body is.
+  if (!verified.ok() && verified.error().fault == FaultClass::kSizeMismatch) {
+    emptied = RemoveTruncated(key, size);
+  }
+  return verified;
 }
 
 Result<std::optional<ObjectInfo>> S3ObjectStore::FindIdentical(const std::string& key, int fd,
@@ -358,30 +386,99 @@ bool S3ObjectStore::RemoveTruncated(const std::string& key, uint64_t size) {
   return !after.ok() || !after->has_value();  // unknown counts as empty: the worst case
 }
 
+std::string S3ObjectStore::JournalName(const std::string& key) const {
+  const auto& options = client_.options();
+  return options.endpoint + "/" + options.bucket + "/" + key;
+}
+
 Status S3ObjectStore::UploadMultipart(const std::string& key, int fd, uint64_t size,
                                       const std::string& sha256_hex, const std::stop_token& stop) {
   if (Status fits = FitsThePool(size); !fits.ok()) return fits;
+  const std::string name = JournalName(key);
+  const uint64_t part_size = PartSizeFor(size, client_.options().part_size);
+  if (auto recorded = FindResumable(key, name, part_size)) {
+    spdlog::info("Resuming multipart upload {} of {}: {} parts stored before", recorded->upload_id,
+                 key, recorded->parts.size());
+    Status resumed = ContinueMultipart(key, name, *recorded, fd, size, sha256_hex, stop);
+    if (resumed.ok() || resumed.error().code != "NoSuchUpload") return resumed;
+    // The upload is gone: completed by another attempt (its object is then
+    // here), or aborted by a sweep. Either way its record is worthless.
+    ForgetQuietly(name, recorded->upload_id);
+    auto existing = client_.HeadObject(key, stop);
+    if (existing.ok() && existing->has_value() && IsIdentical(**existing, size, sha256_hex)) {
+      return Ok();  // the caller's verification reads it again
+    }
+    spdlog::info("Multipart upload {} of {} is gone: starting a new one", recorded->upload_id, key);
+  }
   auto upload_id = client_.CreateMultipartUpload(key, {{"sha256", sha256_hex}}, stop);
   if (!upload_id.ok()) return upload_id.error();
-
-  std::vector<CompletedPart> completed;
-  Status sent = SendParts(key, *upload_id, fd, size, sha256_hex, completed, stop);
-  if (!sent.ok()) {
-    AbortQuietly(key, *upload_id);
-    return sent;
+  JournaledUpload upload{*upload_id, part_size, {}};
+  if (journal_) {
+    if (Status begun = journal_->Begin(name, upload.upload_id, part_size); !begun.ok()) {
+      spdlog::warn("Cannot record multipart upload {} of {}: {}", upload.upload_id, key,
+                   begun.error().message);
+    }
   }
-  Status done = client_.CompleteMultipartUpload(key, *upload_id, completed, stop);
-  if (!done.ok()) AbortQuietly(key, *upload_id);
-  return done;
+  return ContinueMultipart(key, name, upload, fd, size, sha256_hex, stop);
 }
 
-Status S3ObjectStore::SendParts(const std::string& key, const std::string& upload_id, int fd,
-                                uint64_t size, const std::string& sha256_hex,
+std::optional<JournaledUpload> S3ObjectStore::FindResumable(const std::string& key,
+                                                            const std::string& name,
+                                                            uint64_t part_size) {
+  if (!journal_) return std::nullopt;
+  auto found = journal_->Find(name);
+  if (!found.ok()) {
+    spdlog::warn("Cannot read the record of a multipart upload of {}: starting a new one ({})", key,
+                 found.error().message);
+    return std::nullopt;
+  }
+  if (!found->has_value()) return std::nullopt;
+  if ((*found)->part_size != part_size) {
+    // Cut with other settings: its parts cannot be reused.
+    AbortQuietly(key, (*found)->upload_id);
+    ForgetQuietly(name, (*found)->upload_id);
+    return std::nullopt;
+  }
+  return std::move(*found);
+}
+
+Status S3ObjectStore::ContinueMultipart(const std::string& key, const std::string& name,
+                                        const JournaledUpload& upload, int fd, uint64_t size,
+                                        const std::string& sha256_hex,
+                                        const std::stop_token& stop) {
+  std::vector<CompletedPart> completed;
+  Status status = SendParts(key, name, upload, fd, size, sha256_hex, completed, stop);
+  if (status.ok()) status = client_.CompleteMultipartUpload(key, upload.upload_id, completed, stop);
+  if (status.ok()) {
+    ForgetQuietly(name, upload.upload_id);
+    return status;
+  }
+  const Error& error = status.error();
+  // An outage or a stop leaves a recorded upload for the next attempt, by
+  // any worker; a fault of the file (it does not match, cannot be read), a
+  // refusal of the server, or an upload nobody could find again is aborted.
+  const bool resumable = journal_ && error.code != "NoSuchUpload" &&
+                         (error.kind == ErrorKind::kOutage || error.kind == ErrorKind::kCancelled);
+  if (resumable) {
+    spdlog::info("Multipart upload {} of {} left for the next attempt: {}", upload.upload_id, key,
+                 error.message);
+    return status;
+  }
+  if (error.code != "NoSuchUpload") AbortQuietly(key, upload.upload_id);
+  ForgetQuietly(name, upload.upload_id);
+  return status;
+}
+
+Status S3ObjectStore::SendParts(const std::string& key, const std::string& name,
+                                const JournaledUpload& upload, int fd, uint64_t size,
+                                const std::string& sha256_hex,
                                 std::vector<CompletedPart>& completed,
                                 const std::stop_token& stop) {
   const auto& options = client_.options();
-  const uint64_t part_size = PartSizeFor(size, options.part_size);
+  const uint64_t part_size = upload.part_size;
   const size_t parallelism = static_cast<size_t>(std::max(1, options.part_parallelism));
+  std::map<int, const JournaledPart*> stored;
+  for (const JournaledPart& part : upload.parts) stored[part.part_number] = &part;
   // Declared before the transfers so that they are destroyed after them: a
   // transfer borrows its lease's memory until it ends.
   std::map<int, BufferPool::Lease> leases;
@@ -389,6 +486,8 @@ Status S3ObjectStore::SendParts(const std::string& key, const std::string& uploa
   Hasher whole_file;
   uint64_t offset = 0;
   int next_part = 1;
+  int reused_parts = 0;
+  uint64_t reused_bytes = 0;
 
   while (offset < size || transfers.in_flight() > 0) {
     if (stop.stop_requested()) return Error::Cancelled("UploadPart " + key + ": stopped");
@@ -413,26 +512,62 @@ Status S3ObjectStore::SendParts(const std::string& key, const std::string& uploa
       whole_file.Update(lease.data(), length);
       offset += length;
       if (offset == size) {
-        // The last part goes out only when the whole file matched.
+        // The last part goes out (or is reused, and the upload completed)
+        // only when the whole file matched.
         std::string got = whole_file.FinishHex();
         if (got != sha256_hex)
           return Error::JobRetryable(HashMismatch(sha256_hex, got)).As(FaultClass::kHashMismatch);
       }
+      const int part_number = next_part++;
+      if (auto found = stored.find(part_number);
+          found != stored.end() && IsStoredPart(*found->second, lease.data(), length)) {
+        // The server holds these very bytes as this part: not sent again.
+        completed.push_back({part_number, found->second->etag});
+        ++reused_parts;
+        reused_bytes += length;
+        continue;
+      }
       HashedPayload hashed = MakePayload(lease.data(), length, options.content_md5);
-      transfers.Start(key, upload_id, next_part, hashed.payload);
-      leases.emplace(next_part, std::move(lease));
-      ++next_part;
+      transfers.Start(key, upload.upload_id, part_number, hashed.payload);
+      leases.emplace(part_number, std::move(lease));
     }
     for (auto& outcome : transfers.Poll(std::chrono::milliseconds(100))) {
+      const uint64_t length = leases.at(outcome.part_number).size();
       leases.erase(outcome.part_number);
       if (!outcome.etag.ok()) return outcome.etag.error();
+      RecordQuietly(name, upload.upload_id, {outcome.part_number, length, *outcome.etag});
       completed.push_back({outcome.part_number, std::move(outcome.etag).value()});
       if (hooks_.on_part_uploaded) hooks_.on_part_uploaded(outcome.part_number);
     }
   }
+  if (reused_parts > 0) {
+    spdlog::info("Multipart upload {} of {}: {} parts ({} bytes) already stored, not sent again",
+                 upload.upload_id, key, reused_parts, reused_bytes);
+    if (hooks_.on_parts_reused) hooks_.on_parts_reused(reused_parts, reused_bytes);
+  }
   std::sort(completed.begin(), completed.end(),
             [](const auto& a, const auto& b) { return a.part_number < b.part_number; });
   return Ok();
+}
+
+void S3ObjectStore::RecordQuietly(const std::string& name, const std::string& upload_id,
+                                  const JournaledPart& part) {
+  if (!journal_) return;
+  if (Status recorded = journal_->RecordPart(name, upload_id, part); !recorded.ok()) {
+    // Only a resumption is lost: the part is sent again if this upload is.
+    spdlog::warn("Cannot record part {} of multipart upload {}: {}", part.part_number, upload_id,
+                 recorded.error().message);
+  }
+}
+
+void S3ObjectStore::ForgetQuietly(const std::string& name, const std::string& upload_id) {
+  if (!journal_) return;
+  if (Status forgotten = journal_->Forget(name, upload_id); !forgotten.ok()) {
+    // The record expires on its own; a later attempt that finds it finds
+    // the upload gone (NoSuchUpload) and starts a new one.
+    spdlog::warn("Cannot remove the record of multipart upload {}: {}", upload_id,
+                 forgotten.error().message);
+  }
 }
 
 void S3ObjectStore::AbortQuietly(const std::string& key, const std::string& upload_id) {

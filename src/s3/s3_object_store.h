@@ -13,9 +13,11 @@
 //     matches, so a file that changed in between never completes a request;
 //   * larger files go multipart: each part is read once into a pooled buffer,
 //     hashed and sent, the whole-file hash is computed over the parts in
-//     order, and the last part is sent only after the whole hash matched. A
-//     mismatch, any failure or a stop aborts the upload; it is never
+//     order, and the last part is sent (or the upload completed) only after
+//     the whole hash matched. A mismatch aborts the upload; it is never
 //     completed, so nothing becomes visible;
+//   * a multipart upload is resumable when the store has an UploadJournal
+//     (see "Resuming" below); without one, any failure or a stop aborts it;
 //   * the upload is known right once the server proved it (below).
 //
 // What proves an upload, per server (requests per file: one for a small
@@ -52,9 +54,35 @@
 // when this file changed under the upload (no good bytes to put back); each
 // is logged with the key.
 //
+// Resuming (with an UploadJournal): the upload id, the part size and every
+// part the server acknowledged (number, size, ETag) are recorded under the
+// endpoint, bucket and key. Keys are content-addressed, so a record stands
+// for one file's bytes. An upload cut by an outage, a stop (the shutdown's
+// grace running out), or the death of its worker is left in place, not
+// aborted, and the next Upload of the key, by any worker, continues it when
+// its part size is the one these settings give this file: every part is
+// read and hashed again in order (the whole-file SHA-256 still covers every
+// byte before the last part is sent or the upload completed), a recorded
+// part whose size matches and whose ETag is the MD5 of the local bytes at
+// its range is not sent again, and any other part is sent (and recorded).
+// The upload is then completed with the parts list this attempt checked, and
+// proven by HeadObject as any multipart upload. An upload the server no
+// longer knows (NoSuchUpload) is forgotten: the object it may have become is
+// kept when identical, else a new upload starts. A file that does not match
+// its sha256, cannot be read, or an error other than an outage or a stop
+// aborts the upload and forgets its record; a record of another part size is
+// aborted and replaced. Two workers continuing one upload (the first one's
+// lease expired while it still ran) can only send the same bytes as the
+// same part numbers, and each completes with parts it checked: the first
+// completion wins, the second finds the upload gone and the object
+// identical. Abandoned uploads: the record expires after the journal's
+// retention, and SweepStaleUploads aborts uploads older than that on servers
+// that list them (s3rver does not list, abort or list parts: its abandoned
+// parts stay on its disk).
+//
 // Thread-safety: thread-safe; one store is shared by every job of its box.
-// Ownership: borrows the BufferPool (it must outlive the store); does not own
-// the fds passed to Upload.
+// Ownership: borrows the BufferPool (it must outlive the store); shares the
+// UploadJournal; does not own the fds passed to Upload.
 // Errors: kOutage (retry later, not the job's fault), kConfiguration (keys,
 // bucket, TLS), kJobRetryable ("Size mismatch: expected X, got Y", "SHA-256
 // mismatch: expected X, got Y", content rejected by the server, failed
@@ -73,6 +101,7 @@
 
 #include "config/s3_options.h"
 #include "core/object_store.h"
+#include "core/upload_journal.h"
 #include "s3/buffer_pool.h"
 #include "s3/s3_client.h"
 
@@ -95,6 +124,9 @@ class S3ObjectStore : public ObjectStore {
     // ETags are not MD5s, AWS with SSE-KMS, would answer).
     std::function<void(std::string& etag)> on_put_answer;
     std::function<void(int part_number)> on_part_uploaded;
+    // A resumed upload found `parts` parts (`bytes` bytes) stored and
+    // matching the local file, and did not send them again.
+    std::function<void(int parts, uint64_t bytes)> on_parts_reused;
     std::function<void(const std::string& upload_id)> on_multipart_aborted;
     // A streamed PutObject has hashed the file and is about to send it.
     std::function<void()> before_stream;
@@ -108,6 +140,10 @@ class S3ObjectStore : public ObjectStore {
   // Uses the process-wide BufferPool sized by options.buffer_pool_bytes.
   explicit S3ObjectStore(const S3Options& options, Hooks hooks = {});
   S3ObjectStore(S3Options options, BufferPool& pool, Hooks hooks = {});
+  // Multipart uploads recorded in `journal` and resumed from it (may be null:
+  // then never resumed).
+  S3ObjectStore(S3Options options, BufferPool& pool, std::shared_ptr<UploadJournal> journal,
+                Hooks hooks = {});
 
   Result<std::optional<ObjectInfo>> Stat(const std::string& key, std::stop_token stop) override;
   Result<ObjectInfo> Upload(const std::string& key, int fd, uint64_t size,
@@ -141,9 +177,26 @@ class S3ObjectStore : public ObjectStore {
                                     bool& emptied);
   Status UploadMultipart(const std::string& key, int fd, uint64_t size,
                          const std::string& sha256_hex, const std::stop_token& stop);
-  Status SendParts(const std::string& key, const std::string& upload_id, int fd, uint64_t size,
-                   const std::string& sha256_hex, std::vector<CompletedPart>& completed,
-                   const std::stop_token& stop);
+  // The journal's record of key's upload when it can be continued with parts
+  // of part_size; a record of another part size is aborted and forgotten.
+  std::optional<JournaledUpload> FindResumable(const std::string& key, const std::string& name,
+                                               uint64_t part_size);
+  // Sends what upload lacks and completes it; on failure leaves it for the
+  // next attempt or aborts it (see "Resuming" above).
+  Status ContinueMultipart(const std::string& key, const std::string& name,
+                           const JournaledUpload& upload, int fd, uint64_t size,
+                           const std::string& sha256_hex, const std::stop_token& stop);
+  // Every part in order: hashed, then reused when upload.parts holds it with
+  // the local bytes' MD5, else sent and recorded.
+  Status SendParts(const std::string& key, const std::string& name, const JournaledUpload& upload,
+                   int fd, uint64_t size, const std::string& sha256_hex,
+                   std::vector<CompletedPart>& completed, const std::stop_token& stop);
+  // The journal's name of key's upload: endpoint, bucket and key.
+  std::string JournalName(const std::string& key) const;
+  // Journal writes whose failure costs a resumption only: logged.
+  void RecordQuietly(const std::string& name, const std::string& upload_id,
+                     const JournaledPart& part);
+  void ForgetQuietly(const std::string& name, const std::string& upload_id);
   // After HeadObject: the object under key when it is this file (its local
   // bytes hashed too), else nullopt.
   Result<std::optional<ObjectInfo>> FindIdentical(const std::string& key, int fd, uint64_t size,
@@ -165,6 +218,7 @@ class S3ObjectStore : public ObjectStore {
 
   S3Client client_;
   BufferPool& pool_;
+  const std::shared_ptr<UploadJournal> journal_;
   Hooks hooks_;
 };
 

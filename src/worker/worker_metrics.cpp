@@ -60,6 +60,11 @@ WorkerMetrics::WorkerMetrics(metrics::Registry& registry)
               .AddGauge("media_sync_buffer_up",
                         "1 when MEDIA_BUFFER_PATH was a readable directory at the last check.")
               .Only()),
+      resumed_bytes(registry
+                        .AddCounter("media_sync_upload_resumed_bytes_total",
+                                    "Bytes of resumed multipart uploads that were already "
+                                    "stored and not sent again.")
+                        .Only()),
       jobs_(registry.AddCounter("media_sync_jobs_total", "Job deliveries finished, by outcome.",
                                 {"outcome"})),
       faults_(registry.AddCounter("media_sync_job_faults_total",

@@ -28,6 +28,8 @@ class WorkerMetrics {
   metrics::Gauge& redis_up;
   metrics::Gauge& postgres_up;
   metrics::Gauge& buffer_up;
+  // Bytes of resumed multipart uploads found stored and not sent again.
+  metrics::Counter& resumed_bytes;
 
  private:
   metrics::Family<metrics::Counter>& jobs_;           // {outcome}

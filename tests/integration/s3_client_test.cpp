@@ -25,6 +25,7 @@
 #include "s3/buffer_pool.h"
 #include "s3/s3_object_store.h"
 #include "support/local_stack.h"
+#include "support/s3_test_support.h"
 
 namespace media_sync::s3 {
 namespace {
@@ -34,148 +35,14 @@ using media_sync::testing::SharedStack;
 
 constexpr uint64_t kMiB = 1ull << 20;
 
-S3Options OptionsFor(const LocalStack& stack) {
-  S3Options options;
-  options.endpoint = stack.Get("MINIO_ENDPOINT");
-  options.access_key = "S3RVER";
-  options.secret_key = "S3RVER";
-  options.bucket = stack.Get("MINIO_BUCKET");
-  options.secure = stack.Get("MINIO_SECURE") == "true";
-  options.multipart_threshold = 5 * kMiB;
-  options.part_size = 5 * kMiB;
-  options.part_parallelism = 3;
-  options.buffer_pool_bytes = 32 * kMiB;
-  options.connect_timeout = std::chrono::milliseconds(3000);
-  options.low_speed_time = std::chrono::seconds(3);
-  return options;
-}
-
-// The first s3rver without the strict gateway in front of it. The gateway
-// refuses a body that does not match its signed hash before s3rver sees it, as
-// MinIO does; the tests that prove our client alone keeps a lying or short
-// file out of the store need a server that keeps whatever it receives.
-S3Options LenientOptionsFor(const LocalStack& stack) {
-  S3Options options = OptionsFor(stack);
-  options.endpoint = stack.Get("STACK_S3_DIRECT_ENDPOINT");
-  options.secure = false;
-  return options;
-}
-
-std::string TestPrefix() {
-  const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-  return std::string("it/") + info->test_suite_name() + "." + info->name() + "/";
-}
-
-// A file of pseudo-random bytes, created in a private temporary directory.
-class TestFile {
- public:
-  explicit TestFile(uint64_t size, uint32_t seed = 1) : size_(size) {
-    char pattern[] = "/tmp/s3-client-test-XXXXXX";
-    dir_ = mkdtemp(pattern);
-    path_ = dir_ + "/data.bin";
-    std::ofstream out(path_, std::ios::binary);
-    std::mt19937_64 random(seed);
-    Hasher hasher;
-    std::vector<uint64_t> chunk(128 * 1024);
-    uint64_t left = size;
-    while (left > 0) {
-      for (auto& word : chunk) word = random();
-      size_t n = static_cast<size_t>(std::min<uint64_t>(left, chunk.size() * sizeof(uint64_t)));
-      out.write(reinterpret_cast<const char*>(chunk.data()), static_cast<std::streamsize>(n));
-      hasher.Update(chunk.data(), n);
-      left -= n;
-    }
-    out.close();
-    sha256_ = hasher.FinishHex();
-    fd_ = open(path_.c_str(), O_RDONLY | O_CLOEXEC);
-  }
-  ~TestFile() {
-    if (fd_ >= 0) close(fd_);
-    if (write_fd_ >= 0) close(write_fd_);
-    std::filesystem::remove_all(dir_);
-  }
-  TestFile(const TestFile&) = delete;
-  TestFile& operator=(const TestFile&) = delete;
-
-  int fd() const { return fd_; }
-  // A second descriptor open for writing, to change the file under a running upload.
-  int fd_for_writing() {
-    if (write_fd_ < 0) write_fd_ = open(path_.c_str(), O_WRONLY | O_CLOEXEC);
-    return write_fd_;
-  }
-  uint64_t size() const { return size_; }
-  const std::string& sha256() const { return sha256_; }
-  const std::string& path() const { return path_; }
-
- private:
-  uint64_t size_;
-  std::string dir_;
-  std::string path_;
-  std::string sha256_;
-  int fd_ = -1;
-  int write_fd_ = -1;
-};
-
-// SHA-256 of the stored object, read back with ranged GETs of at most 8 MiB.
-std::string StoredSha256(S3Client& client, const std::string& key, uint64_t size) {
-  Hasher hasher;
-  if (size == 0) {
-    auto body = client.GetObject(key);
-    EXPECT_TRUE(body.ok()) << body.error().message;
-    if (body.ok()) hasher.Update(*body);
-    return hasher.FinishHex();
-  }
-  const uint64_t chunk = 8 * kMiB;
-  for (uint64_t first = 0; first < size; first += chunk) {
-    ByteRange range{first, std::min(size, first + chunk) - 1};
-    auto body = client.GetObject(key, range);
-    if (!body.ok()) {
-      ADD_FAILURE() << body.error().message;
-      return "";
-    }
-    EXPECT_EQ(body->size(), range.last - range.first + 1);
-    hasher.Update(*body);
-  }
-  return hasher.FinishHex();
-}
-
-void ExpectStoredExactly(S3ObjectStore& store, const std::string& key, const TestFile& file,
-                         std::source_location at = std::source_location::current()) {
-  ::testing::ScopedTrace caller(at.file_name(), static_cast<int>(at.line()), "called from here");
-  auto head = store.Stat(key, {});
-  ASSERT_TRUE(head.ok()) << head.error().message;
-  ASSERT_TRUE(head->has_value()) << key;
-  EXPECT_EQ((*head)->size, file.size());
-  EXPECT_EQ((*head)->sha256, file.sha256()) << "x-amz-meta-sha256";
-  EXPECT_EQ(StoredSha256(store.client(), key, file.size()), file.sha256());
-}
-
-void ExpectNothingUnder(S3ObjectStore& store, const std::string& key,
-                        std::source_location at = std::source_location::current()) {
-  ::testing::ScopedTrace caller(at.file_name(), static_cast<int>(at.line()), "called from here");
-  auto head = store.Stat(key, {});
-  ASSERT_TRUE(head.ok()) << head.error().message;
-  EXPECT_FALSE(head->has_value()) << "an object is visible under " << key;
-  auto body = store.client().GetObject(key);
-  ASSERT_FALSE(body.ok());
-  EXPECT_NE(body.error().message.find("NoSuchKey"), std::string::npos) << body.error().message;
-}
-
-// No multipart upload of key is left, where the server can list them.
-// s3rver 3.7.1 implements neither ListMultipartUploads (501 NotImplemented)
-// nor AbortMultipartUpload (405); there the listing is not available.
-void ExpectNoUploadLeftFor(S3ObjectStore& store, const std::string& key,
-                           std::source_location at = std::source_location::current()) {
-  ::testing::ScopedTrace caller(at.file_name(), static_cast<int>(at.line()), "called from here");
-  auto uploads = store.client().ListMultipartUploads(key);
-  if (!uploads.ok()) {
-    EXPECT_EQ(uploads.error().kind, ErrorKind::kConfiguration) << uploads.error().message;
-    EXPECT_NE(uploads.error().message.find("NotImplemented"), std::string::npos)
-        << uploads.error().message;
-    return;
-  }
-  for (const auto& upload : *uploads) EXPECT_NE(upload.key, key) << upload.upload_id;
-}
+using media_sync::testing::ExpectNothingUnder;
+using media_sync::testing::ExpectNoUploadLeftFor;
+using media_sync::testing::ExpectStoredExactly;
+using media_sync::testing::LenientOptionsFor;
+using media_sync::testing::OptionsFor;
+using media_sync::testing::StoredSha256;
+using media_sync::testing::TestFile;
+using media_sync::testing::TestPrefix;
 
 TEST(S3ObjectStoreTest, RoundTripsAroundThePartSize) {
   S3ObjectStore store(OptionsFor(SharedStack()));
