@@ -11,12 +11,14 @@
 #include <chrono>
 #include <cstring>
 #include <latch>
+#include <map>
 #include <optional>
 #include <stop_token>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "config/options.h"
 #include "core/hash.h"
 #include "s3/bandwidth_limiter.h"
 #include "s3/s3_client.h"
@@ -43,20 +45,25 @@ constexpr uint64_t kMiB = 1ull << 20;
 // takes the rate it is first created with.
 constexpr uint64_t kCap = 6 * kMiB;
 
-// Straight to the first s3rver: the strict gateway in front of it buffers and
-// hashes each body before forwarding it, time that is not the client's.
+// The S3 settings `media-sync` would read from the stack's environment with
+// these variables, and straight to the first s3rver: the strict gateway in
+// front of it buffers and hashes each body before forwarding it, time that is
+// not the client's. Up to 5 MiB: one PutObject from a buffer; up to 16 MiB:
+// one streamed PutObject; above: parts of 5 MiB, three in flight.
 S3Options CappedOptions(const LocalStack& stack) {
-  S3Options options;
-  options.endpoint = stack.Get("STACK_S3_DIRECT_ENDPOINT");
-  options.access_key = "S3RVER";
-  options.secret_key = "S3RVER";
-  options.bucket = stack.Get("MINIO_BUCKET");
-  options.part_size = 5 * kMiB;             // up to 5 MiB: one PutObject from a buffer
-  options.multipart_threshold = 16 * kMiB;  // up to 16 MiB: one streamed PutObject
-  options.part_parallelism = 3;             // above: parts of 5 MiB, three in flight
-  options.buffer_pool_bytes = 32 * kMiB;
-  options.bandwidth_limit = kCap;
-  return options;
+  std::map<std::string, std::string> env = stack.Env();
+  env["MINIO_ENDPOINT"] = stack.Get("STACK_S3_DIRECT_ENDPOINT");
+  env["S3_PART_SIZE"] = "5MiB";
+  env["S3_MULTIPART_THRESHOLD"] = "16MiB";
+  env["S3_PART_PARALLELISM"] = "3";
+  env["SYNC_BANDWIDTH_LIMIT"] = std::to_string(kCap);
+  auto options = config::LoadOptions([&env](std::string_view name) -> std::optional<std::string> {
+    auto it = env.find(std::string(name));
+    if (it == env.end()) return std::nullopt;
+    return it->second;
+  });
+  EXPECT_TRUE(options.ok()) << options.error().message;
+  return options.ok() ? options->s3 : S3Options{};
 }
 
 double Seconds(std::chrono::steady_clock::duration elapsed) {
