@@ -14,9 +14,10 @@
 // other.
 //
 // Accuracy: from any instant on, the bytes granted over the next T seconds
-// are at most bytes_per_second x T + burst() + max_grant(), so over a long
-// transfer the rate converges to the cap from below. Requests are served
-// in no fixed order; over many grants every waiting transfer gets its turn.
+// are at most bytes_per_second x T + burst() + max_grant(), so a long
+// transfer cannot run above the cap by more than that. Waiting transfers are
+// served in no fixed order (there is no queue): the sum is capped, an even
+// share per transfer is not promised.
 //
 // Thread-safety: TokenBucket is not thread-safe (BandwidthLimiter locks
 // around it); BandwidthLimiter is.
