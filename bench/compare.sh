@@ -19,6 +19,8 @@
 # One more run per tool goes through a counting HTTP proxy (tools/proxy.js)
 # for the S3 requests per file. Then the latency benchmark: files/s against
 # concurrency through a TCP proxy that adds BENCH_RTT_MS to every round trip.
+# Last, tools/chart.sh draws bench/out/chart.png (gnuplot): median files/s per
+# tool and workload, and files/s against concurrency.
 #
 # Settings (environment):
 #   BENCH_REPEATS=3   BENCH_WORKLOADS="small large mixed"   BENCH_LATENCY=1
@@ -54,6 +56,10 @@ if ! command -v rclone >/dev/null; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q rclone >/dev/null
 fi
 [ -x /usr/bin/time ] || DEBIAN_FRONTEND=noninteractive apt-get install -y -q time >/dev/null
+if ! command -v gnuplot >/dev/null; then
+  log "installing gnuplot-nox (Debian), for the chart"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends gnuplot-nox >/dev/null
+fi
 
 STATE=$(mktemp -d /tmp/media-sync-compare-XXXXXX)
 PROXY_PIDS=()
@@ -279,4 +285,5 @@ if [ "$LATENCY" = 1 ]; then
   column -t -s $'\t' "$LATENCY_RESULTS" 2>/dev/null || cat "$LATENCY_RESULTS"
 fi
 echo
-echo "results: $RESULTS $LATENCY_RESULTS"
+bash "$TOOLS/chart.sh" "$RESULTS" "$LATENCY_RESULTS" "$OUT/chart.png"
+echo "results: $RESULTS $LATENCY_RESULTS $OUT/chart.png"

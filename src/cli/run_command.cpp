@@ -136,6 +136,10 @@ int Run(config::Options options, const RunFlags& flags) {
   spdlog::info("media-sync {} starting: worker {}, {} jobs in flight, buffer {}, bucket {} at {}",
                MEDIA_SYNC_VERSION, options.worker_id, options.concurrency, options.buffer_path,
                options.s3.bucket, options.s3.endpoint);
+  if (options.s3.bandwidth_limit > 0) {
+    spdlog::info("uploads capped at {} bytes/s in all (SYNC_BANDWIDTH_LIMIT)",
+                 options.s3.bandwidth_limit);
+  }
   auto started = std::chrono::steady_clock::now();
   Liveness liveness;
   worker::QueueFactories queues{

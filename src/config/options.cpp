@@ -11,8 +11,9 @@ namespace media_sync::config {
 namespace {
 
 constexpr uint64_t kMiB = 1ull << 20;
-constexpr uint64_t kMinPartSize = 5 * kMiB;     // S3: every part but the last
-constexpr uint64_t kMaxSinglePut = 5ull << 30;  // S3: 5 GiB per PutObject / part
+constexpr uint64_t kMinPartSize = 5 * kMiB;          // S3: every part but the last
+constexpr uint64_t kMaxSinglePut = 5ull << 30;       // S3: 5 GiB per PutObject / part
+constexpr uint64_t kMaxBandwidthLimit = 1ull << 40;  // 1 TiB/s: beyond any link
 constexpr std::string_view kMaskedSecret = "********";
 
 Error Bad(std::string_view variable, std::string_view value, std::string_view problem) {
@@ -219,6 +220,10 @@ Result<Options> LoadOptions(const EnvLookup& env) {
   while (o.buffer_path.size() > 1 && o.buffer_path.back() == '/') o.buffer_path.pop_back();
 
   MEDIA_SYNC_TRY(read.Integer("SYNC_CONCURRENCY", o.concurrency, 1, 1024));
+  // Bytes per second like rclone's --bwlimit (10M is 10 MiB/s); empty or 0: no cap.
+  if (!env("SYNC_BANDWIDTH_LIMIT").value_or("").empty()) {
+    MEDIA_SYNC_TRY(read.Bytes("SYNC_BANDWIDTH_LIMIT", o.s3.bandwidth_limit, 0, kMaxBandwidthLimit));
+  }
   MEDIA_SYNC_TRY(read.Integer("BOX_MAX_IN_FLIGHT", o.box_max_in_flight, 1, 1024));
   MEDIA_SYNC_TRY(read.Integer("MAX_RETRIES", o.max_retries, 0, 100));
   MEDIA_SYNC_TRY(read.Seconds("RETRY_DELAY_SECONDS", o.retry_delay, 0, 86400));
@@ -295,6 +300,8 @@ std::vector<std::pair<std::string, std::string>> Describe(const Options& o) {
       {"MINIO_CA_FILE", o.s3.ca_file.empty() ? "(system CAs)" : o.s3.ca_file},
       {"MEDIA_BUFFER_PATH", o.buffer_path},
       {"SYNC_CONCURRENCY", std::to_string(o.concurrency)},
+      {"SYNC_BANDWIDTH_LIMIT",
+       o.s3.bandwidth_limit == 0 ? "0 (off)" : FormatBytes(o.s3.bandwidth_limit) + "/s"},
       {"BOX_MAX_IN_FLIGHT", std::to_string(o.BoxMaxInFlight())},
       {"MAX_RETRIES", std::to_string(o.max_retries)},
       {"RETRY_DELAY_SECONDS", seconds(o.retry_delay)},

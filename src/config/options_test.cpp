@@ -105,6 +105,7 @@ TEST(OptionsTest, ReadsEveryVariable) {
       {"S3_PART_PARALLELISM", "8"},
       {"S3_CONTENT_MD5", "yes"},
       {"S3_BUFFER_POOL", "128MiB"},
+      {"SYNC_BANDWIDTH_LIMIT", "10M"},
   });
   EXPECT_EQ(o.redis.host, "redis.internal");
   EXPECT_EQ(o.redis.port, 6380);
@@ -139,6 +140,7 @@ TEST(OptionsTest, ReadsEveryVariable) {
   EXPECT_EQ(o.s3.part_parallelism, 8);
   EXPECT_TRUE(o.s3.content_md5);
   EXPECT_EQ(o.s3.buffer_pool_bytes, 128ull << 20);
+  EXPECT_EQ(o.s3.bandwidth_limit, 10ull << 20);
 }
 
 TEST(OptionsTest, RejectsBadValuesNamingTheVariable) {
@@ -178,6 +180,11 @@ TEST(OptionsTest, RejectsBadValuesNamingTheVariable) {
       {"WORKER_ID", "two words", "must not contain white space"},
       {"HEALTH_STALL_SECONDS", "30", "must be longer than OUTAGE_BACKOFF_MAX_SECONDS (30)"},
       {"HEALTH_STALL_SECONDS", "0", "must be between 1 and 86400"},
+      {"SYNC_BANDWIDTH_LIMIT", "-1", "is not a size"},
+      {"SYNC_BANDWIDTH_LIMIT", "-10M", "is not a size"},
+      {"SYNC_BANDWIDTH_LIMIT", "fast", "is not a size"},
+      {"SYNC_BANDWIDTH_LIMIT", "10 MiB/s", "is not a size"},
+      {"SYNC_BANDWIDTH_LIMIT", "2048GiB", "must be between 0 and 1099511627776"},
   };
   for (const auto& c : cases) {
     std::string message = MustFail({{c.variable, c.value}});
@@ -375,6 +382,24 @@ TEST(OptionsTest, ByteSizes) {
   EXPECT_EQ(ParseByteSize("MiB"), std::nullopt);
   EXPECT_EQ(ParseByteSize("-1"), std::nullopt);
   EXPECT_EQ(ParseByteSize("1.5MiB"), std::nullopt);
+}
+
+TEST(OptionsTest, BandwidthLimitIsOffByDefaultAndTakesSizes) {
+  EXPECT_EQ(MustLoad({}).s3.bandwidth_limit, 0u);
+  EXPECT_EQ(MustLoad({{"SYNC_BANDWIDTH_LIMIT", ""}}).s3.bandwidth_limit, 0u);
+  EXPECT_EQ(MustLoad({{"SYNC_BANDWIDTH_LIMIT", "0"}}).s3.bandwidth_limit, 0u);
+  EXPECT_EQ(MustLoad({{"SYNC_BANDWIDTH_LIMIT", "1500000"}}).s3.bandwidth_limit, 1500000u);
+  EXPECT_EQ(MustLoad({{"SYNC_BANDWIDTH_LIMIT", "512KiB"}}).s3.bandwidth_limit, 512u << 10);
+  EXPECT_EQ(MustLoad({{"SYNC_BANDWIDTH_LIMIT", "1G"}}).s3.bandwidth_limit, 1ull << 30);
+  auto described = [](const Options& o) {
+    std::string all;
+    for (const auto& [name, value] : Describe(o))
+      all.append(name).append("=").append(value) += '\n';
+    return all;
+  };
+  EXPECT_THAT(described(MustLoad({})), HasSubstr("SYNC_BANDWIDTH_LIMIT=0 (off)\n"));
+  EXPECT_THAT(described(MustLoad({{"SYNC_BANDWIDTH_LIMIT", "100M"}})),
+              HasSubstr("SYNC_BANDWIDTH_LIMIT=100MiB/s\n"));
 }
 
 TEST(OptionsTest, ReconcileIntervalIsOffByDefaultAndValidated) {

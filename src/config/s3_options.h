@@ -35,6 +35,9 @@ struct S3Options {
   int part_parallelism = 4;                  // S3_PART_PARALLELISM: parts in flight per upload
   bool content_md5 = false;                  // S3_CONTENT_MD5: also send Content-MD5
   uint64_t buffer_pool_bytes = 32ull << 20;  // S3_BUFFER_POOL: all upload buffers of the process
+  // SYNC_BANDWIDTH_LIMIT: bytes per second of all upload bodies of the
+  // process together (every box, every job); 0 = no cap.
+  uint64_t bandwidth_limit = 0;
 };
 
 }  // namespace media_sync::s3

@@ -7,6 +7,7 @@
 #include <ctime>
 
 #include "core/hash.h"
+#include "s3/bandwidth_limiter.h"
 #include "s3/s3_errors.h"
 #include "util/liveness.h"
 
@@ -22,6 +23,7 @@ struct detail::Call {
   // A body read on demand instead of `body` (PutObjectStream).
   S3Client::BodyReader body_reader;
   uint64_t body_reader_size = 0;
+  bool paced = false;          // a media body: sent under the client's BandwidthLimiter
   std::string payload_sha256;  // of body; computed when empty
   size_t max_response_body = 1 << 20;
 };
@@ -43,6 +45,7 @@ struct Exchange {
   std::unique_ptr<curl_slist, SlistDeleter> header_list;
   std::string url;
   size_t upload_offset = 0;
+  BandwidthLimiter* limiter = nullptr;  // paces the body when set
   HttpResponse response;
   std::stop_token stop;
   curl_off_t bytes_moved = 0;  // sent + received at the last progress callback
@@ -85,14 +88,26 @@ std::string StripScheme(std::string endpoint) {
 
 size_t ReadBody(char* buffer, size_t size, size_t count, void* user) {
   auto* exchange = static_cast<Exchange*>(user);
+  size_t capacity = size * count;
+  if (exchange->limiter != nullptr) {
+    const uint64_t body_size =
+        exchange->call.body_reader ? exchange->call.body_reader_size : exchange->call.body.size();
+    const uint64_t left = body_size - std::min<uint64_t>(body_size, exchange->upload_offset);
+    if (left > 0) {
+      // Waits here, on the transfer's own thread, until the cap lets bytes go.
+      capacity = exchange->limiter->Acquire(std::min<uint64_t>(capacity, left), exchange->stop);
+      if (capacity == 0) return CURL_READFUNC_ABORT;  // stop requested: kCancelled
+      Liveness::Beat();  // a paced transfer that moves bytes is progress
+    }
+  }
   if (exchange->call.body_reader) {
-    long n = exchange->call.body_reader(buffer, size * count, exchange->upload_offset);
+    long n = exchange->call.body_reader(buffer, capacity, exchange->upload_offset);
     if (n < 0) return CURL_READFUNC_ABORT;
     exchange->upload_offset += static_cast<size_t>(n);
     return static_cast<size_t>(n);
   }
   const auto& body = exchange->call.body;
-  size_t n = std::min(size * count, body.size() - exchange->upload_offset);
+  size_t n = std::min(capacity, body.size() - exchange->upload_offset);
   std::memcpy(buffer, body.data() + exchange->upload_offset, n);
   exchange->upload_offset += n;
   return n;
@@ -199,11 +214,15 @@ void AddMetadataHeaders(HeaderList& headers, const std::map<std::string, std::st
 
 }  // namespace
 
-S3Client::S3Client(S3Options options)
+S3Client::S3Client(const S3Options& options)
+    : S3Client(options, BandwidthLimiter::ForProcess(options.bandwidth_limit)) {}
+
+S3Client::S3Client(S3Options options, BandwidthLimiter* limiter)
     : options_(std::move(options)),
       host_(StripScheme(options_.endpoint)),
       base_url_((options_.secure ? "https://" : "http://") + host_),
-      signer_(options_.access_key, options_.secret_key, options_.region) {
+      signer_(options_.access_key, options_.secret_key, options_.region),
+      limiter_(limiter) {
   GlobalInitOnce();
 }
 
@@ -235,6 +254,7 @@ std::unique_ptr<Exchange> S3Client::Prepare(detail::Call call, std::stop_token s
   exchange->stop = std::move(stop);
   exchange->call = std::move(call);
   Call& c = exchange->call;
+  if (c.paced) exchange->limiter = limiter_;
   if (c.payload_sha256.empty()) {
     c.payload_sha256 =
         c.body.empty() ? kEmptySha256 : Sha256Hex(std::string_view(c.body.data(), c.body.size()));
@@ -369,6 +389,7 @@ Result<std::string> S3Client::PutObject(const std::string& key, const Payload& p
                                         const std::map<std::string, std::string>& metadata,
                                         std::stop_token stop) {
   Call call = MakeCall("PutObject", "PUT", key);
+  call.paced = true;
   call.body = payload.bytes;
   call.payload_sha256 = payload.sha256_hex;
   if (!payload.md5_base64.empty()) call.headers.emplace_back("content-md5", payload.md5_base64);
@@ -383,6 +404,7 @@ Result<std::optional<std::string>> S3Client::PutObjectIfAbsent(
     const std::string& key, const Payload& payload,
     const std::map<std::string, std::string>& metadata, std::stop_token stop) {
   Call call = MakeCall("PutObject", "PUT", key);
+  call.paced = true;
   call.body = payload.bytes;
   call.payload_sha256 = payload.sha256_hex;
   call.headers.emplace_back("if-none-match", "*");
@@ -405,6 +427,7 @@ Result<std::string> S3Client::PutObjectStream(const std::string& key, uint64_t s
                                               const std::map<std::string, std::string>& metadata,
                                               std::stop_token stop) {
   Call call = MakeCall("PutObject", "PUT", key);
+  call.paced = true;
   call.body_reader = std::move(read);
   call.body_reader_size = size;
   call.payload_sha256 = payload_sha256_hex;
@@ -583,6 +606,7 @@ void S3Client::PartTransfers::Start(const std::string& key, const std::string& u
                                     int part_number, const Payload& payload) {
   Call call = MakeCall("UploadPart", "PUT", key);
   call.query = {{"partNumber", std::to_string(part_number)}, {"uploadId", upload_id}};
+  call.paced = true;
   call.body = payload.bytes;
   call.payload_sha256 = payload.sha256_hex;
   if (!payload.md5_base64.empty()) call.headers.emplace_back("content-md5", payload.md5_base64);

@@ -9,6 +9,11 @@
 // Ownership: request bodies are borrowed (std::span) and must stay alive until
 // the call returns; PartTransfers borrows them until the part finishes.
 //
+// Bandwidth: upload bodies (PutObject, PutObjectIfAbsent, PutObjectStream,
+// UploadPart) are paced by a BandwidthLimiter, when the client has one, as
+// curl takes them; other requests and replies are not. A stop request ends a
+// paced transfer as it ends any other (kCancelled).
+//
 // Errors (see s3_errors.h for the full table): kOutage for transport failures,
 // timeouts and 5xx (retry later); kConfiguration for credentials, bucket,
 // region, TLS or an unsupported operation (fix the box); kJobRetryable for
@@ -38,6 +43,8 @@ using CURL = void;  // curl/curl.h stays out of this header
 using CURLM = void;
 
 namespace media_sync::s3 {
+
+class BandwidthLimiter;
 
 // Inclusive byte range, as in "Range: bytes=first-last".
 struct ByteRange {
@@ -84,7 +91,12 @@ using MultiHandle = std::unique_ptr<CURLM, MultiDeleter>;
 
 class S3Client {
  public:
-  explicit S3Client(S3Options options);
+  // Paced by the process-wide BandwidthLimiter when options.bandwidth_limit
+  // is not 0 (SYNC_BANDWIDTH_LIMIT, shared by every client of the process).
+  explicit S3Client(const S3Options& options);
+  // Paced by `limiter` (borrowed: it must outlive the client), or not at all
+  // when it is null, whatever options.bandwidth_limit says.
+  S3Client(S3Options options, BandwidthLimiter* limiter);
   ~S3Client();
   S3Client(const S3Client&) = delete;
   S3Client& operator=(const S3Client&) = delete;
@@ -200,6 +212,7 @@ class S3Client {
   const std::string host_;      // "host:port" as sent and signed
   const std::string base_url_;  // "http://host:port"
   const SigV4Signer signer_;
+  BandwidthLimiter* const limiter_;  // null: uploads are not paced
 
   Mutex pool_mutex_;
   std::vector<detail::EasyHandle> idle_handles_ GUARDED_BY(pool_mutex_);
