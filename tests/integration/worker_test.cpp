@@ -54,6 +54,15 @@ class WorkerTest : public ::testing::Test {
     EXPECT_EQ(media_.ProcessingKeys(), "");
   }
 
+  // The job synced once, nothing left in the queues, nothing failed.
+  void ExpectOnlySynced(const Json& job,
+                        std::source_location at = std::source_location::current()) {
+    ::testing::ScopedTrace caller(at.file_name(), static_cast<int>(at.line()), "called from here");
+    media_.ExpectSyncedExactlyOnce({job}, at);
+    ExpectQueuesEmpty(at);
+    EXPECT_EQ(media_.Len("media:sync:failed"), 0);
+  }
+
   LocalStack& stack_ = SharedStack();
   MediaFactory media_{stack_};
 };
@@ -100,9 +109,7 @@ TEST_F(WorkerTest, ADuplicateInTheQueueAtOnceSyncsOnce) {
   media_.Push(job);
   media_.Push(job);
   Drain();
-  media_.ExpectSyncedExactlyOnce({job});
-  ExpectQueuesEmpty();
-  EXPECT_EQ(media_.Len("media:sync:failed"), 0);
+  ExpectOnlySynced(job);
 }
 
 // Replayed later: file gone, object stored, row synced.
@@ -115,9 +122,7 @@ TEST_F(WorkerTest, AJobReplayedAfterItsSyncChangesNothing) {
   std::string log = Drain();
   EXPECT_THAT(log, HasSubstr("already synced 1"));
   EXPECT_EQ(SyncedAt(job), synced_at);
-  media_.ExpectSyncedExactlyOnce({job});
-  ExpectQueuesEmpty();
-  EXPECT_EQ(media_.Len("media:sync:failed"), 0);
+  ExpectOnlySynced(job);
 }
 
 // Object already there (a crash after upload), row not yet synced, local file back.
