@@ -15,6 +15,7 @@
 
 #include "core/job.h"
 #include "fuzz_support.h"
+#include "support/job_shape.h"
 
 namespace media_sync::fuzz {
 namespace {
@@ -23,37 +24,9 @@ using Json = nlohmann::ordered_json;
 
 constexpr std::string_view kFailureFields[] = {"error", "failed_at", "attempts"};
 
-std::optional<std::string> DecodeBase64(std::string_view text) {
-  static constexpr std::string_view kAlphabet =
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  uint32_t bits = 0;
-  int count = 0;
-  for (char c : text) {
-    if (c == '=') break;
-    size_t value = kAlphabet.find(c);
-    if (value == std::string_view::npos) return std::nullopt;
-    bits = (bits << 6) | static_cast<uint32_t>(value);
-    count += 6;
-    if (count >= 8) {
-      count -= 8;
-      out.push_back(static_cast<char>((bits >> count) & 0xff));
-    }
-  }
-  return out;
-}
-
-// Brackets deep, as ParseJob counts them (a scalar is 0, "{}" is 1).
-int Depth(const Json& value) {
-  if (!value.is_structured()) return 0;
-  int deepest = 0;
-  for (const auto& child : value) deepest = std::max(deepest, Depth(child));
-  return deepest + 1;
-}
-
-bool IsLowerHexSha256(std::string_view text) {
-  return text.size() == 64 && text.find_first_not_of("0123456789abcdef") == std::string_view::npos;
-}
+using media_sync::testing::DecodeBase64;
+using media_sync::testing::Depth;
+using media_sync::testing::IsLowerHexSha256;
 
 bool IsUtf8(std::string_view text) {
   try {

@@ -58,17 +58,31 @@ TEST(CliTest, UsageErrorsExitWith2) {
   EXPECT_EQ(Cli("failed").code, 2);
 }
 
-TEST(CliTest, BadConfigurationNamesTheVariableAndExitsWith2) {
-  Outcome bad = Cli("config", "MINIO_SECURE=maybe");
-  EXPECT_EQ(bad.code, 2);
-  EXPECT_THAT(bad.output, HasSubstr("MINIO_SECURE='maybe'"));
-  Outcome negative = Cli("config", "SYNC_CONCURRENCY=-4");
-  EXPECT_EQ(negative.code, 2);
-  EXPECT_THAT(negative.output, HasSubstr("SYNC_CONCURRENCY"));
-  Outcome no_db = Cli("run", "DATABASE_URL=");
-  EXPECT_EQ(no_db.code, 2);
-  EXPECT_THAT(no_db.output, HasSubstr("DATABASE_URL"));
+struct BadSetting {
+  std::string name;     // the test's name
+  std::string command;  // the subcommand run
+  std::string env;      // the setting, as VAR=value
+  std::string named;    // what the message names
+};
+
+// Shown by its name in test output.
+void PrintTo(const BadSetting& value, std::ostream* out) { *out << value.name; }
+
+class CliBadSettingTest : public ::testing::TestWithParam<BadSetting> {};
+
+TEST_P(CliBadSettingTest, NamesTheVariableAndExitsWith2) {
+  Outcome bad = Cli(GetParam().command, GetParam().env);
+  EXPECT_EQ(bad.code, 2) << bad.output;
+  EXPECT_THAT(bad.output, HasSubstr(GetParam().named));
 }
+
+INSTANTIATE_TEST_SUITE_P(
+    BadConfiguration, CliBadSettingTest,
+    ::testing::Values(
+        BadSetting{"NotABoolean", "config", "MINIO_SECURE=maybe", "MINIO_SECURE='maybe'"},
+        BadSetting{"NegativeCount", "config", "SYNC_CONCURRENCY=-4", "SYNC_CONCURRENCY"},
+        BadSetting{"EmptyDatabaseUrl", "run", "DATABASE_URL=", "DATABASE_URL"}),
+    [](const ::testing::TestParamInfo<BadSetting>& info) { return info.param.name; });
 
 TEST(CliTest, ConfigPrintsEffectiveSettingsWithSecretsMasked) {
   Outcome config = Cli("config",
@@ -94,7 +108,7 @@ class CliStackTest : public ::testing::Test {
   MediaFactory media_{stack_};
 };
 
-TEST_F(CliStackTest, EnqueueStatusFailedAndReconcile) {
+TEST_F(CliStackTest, EnqueuePushesTheJobOfAFile) {
   media_.AddTwoBoxes();
   Json job = media_.Make(1234, "box-a", 3);
   Outcome enqueue = Cli("enqueue --box box-a " + job["local_path"].get<std::string>(), Env());
@@ -104,24 +118,35 @@ TEST_F(CliStackTest, EnqueueStatusFailedAndReconcile) {
   EXPECT_EQ(pushed["sha256"], job["sha256"]);
   EXPECT_EQ(pushed["s3_key"], job["s3_key"]);
   EXPECT_EQ(pushed["file_size"], 1234);
+}
 
-  // Invalid JSON lines are refused before anything is pushed.
+// Invalid JSON lines are refused before anything is pushed.
+TEST_F(CliStackTest, EnqueueRefusesInvalidJobLinesBeforePushingAny) {
   std::string bad_file = stack_.StateDir() + "/bad-jobs.jsonl";
   std::ofstream(bad_file) << "{\"sha256\": 1}\n";
   Outcome bad_lines = Cli("enqueue --jobs " + bad_file, Env());
   EXPECT_EQ(bad_lines.code, 1);
   EXPECT_THAT(bad_lines.output, HasSubstr("line 1"));
-  EXPECT_EQ(media_.Len("media:sync:pending"), 1);
+  EXPECT_EQ(media_.Len("media:sync:pending"), 0);
+}
 
+TEST_F(CliStackTest, StatusCountsTheQueuesAndTheUnsyncedRows) {
+  media_.AddTwoBoxes();
+  media_.Push(media_.Make(1234, "box-a", 3));
   Outcome status = Cli("status --json", Env());
   ASSERT_EQ(status.code, 0) << status.output;
   Json counts = Json::parse(status.output);
   EXPECT_EQ(counts["queues"]["pending"], 1);
   EXPECT_EQ(counts["queues"]["failed"], 0);
   EXPECT_EQ(counts["unsynced_rows"], 1);
+}
 
-  // reconcile leaves a row whose job is queued alone, and re-enqueues it
-  // with the buffer layout's local_path once Redis lost the job.
+// reconcile leaves a row whose job is queued alone, and re-enqueues it
+// with the buffer layout's local_path once Redis lost the job.
+TEST_F(CliStackTest, ReconcileRequeuesOnlyAJobRedisLost) {
+  media_.AddTwoBoxes();
+  Json job = media_.Make(1234, "box-a", 3);
+  media_.Push(job);
   Outcome queued = Cli("reconcile --older-than 0", Env());
   EXPECT_EQ(queued.code, 0) << queued.output;
   EXPECT_EQ(media_.Len("media:sync:pending"), 1);
@@ -130,9 +155,12 @@ TEST_F(CliStackTest, EnqueueStatusFailedAndReconcile) {
   EXPECT_EQ(reconcile.code, 0) << reconcile.output;
   EXPECT_EQ(media_.Len("media:sync:pending"), 1);
   Json reconciled = Json::parse(stack_.RedisCli("--raw LINDEX media:sync:pending 0"));
+  EXPECT_EQ(reconciled["sha256"], job["sha256"]);
   EXPECT_EQ(reconciled["local_path"], job["local_path"]);
   EXPECT_EQ(reconciled["storage_box_id"], "box-a");
+}
 
+TEST_F(CliStackTest, FailedListShowsAnEntryAndRequeueMovesItBack) {
   stack_.RedisCli(
       "LPUSH media:sync:failed "
       "'{\"raw\":\"x\",\"error\":\"e\",\"failed_at\":\"t\",\"attempts\":1}'");
@@ -142,7 +170,7 @@ TEST_F(CliStackTest, EnqueueStatusFailedAndReconcile) {
   Outcome requeue = Cli("failed requeue --count 0", Env());
   EXPECT_EQ(requeue.code, 0);
   EXPECT_EQ(media_.Len("media:sync:failed"), 0);
-  EXPECT_EQ(media_.Len("media:sync:pending"), 2);
+  EXPECT_EQ(media_.Len("media:sync:pending"), 1);
 }
 
 TEST_F(CliStackTest, JsonLogFormatWritesOneObjectPerLine) {

@@ -12,7 +12,6 @@
 #include <fstream>
 #include <random>
 #include <set>
-#include <sstream>
 
 #include "core/hash.h"
 #include "core/job.h"
@@ -85,15 +84,6 @@ class EnqueueCommandTest : public ::testing::Test {
                    "FROM media_files WHERE sha256 = '" +
                    file.sha256 + "'"));
   }
-  std::vector<Json> Pending() const {
-    std::vector<Json> jobs;
-    std::istringstream lines(stack_.RedisCli("--raw LRANGE media:sync:pending 0 -1"));
-    std::string line;
-    while (std::getline(lines, line)) {
-      if (!line.empty()) jobs.push_back(Json::parse(line));
-    }
-    return jobs;
-  }
   size_t BufferFiles() const {
     size_t count = 0;
     for (const auto& entry : fs::recursive_directory_iterator(stack_.BufferDir())) {
@@ -137,7 +127,7 @@ TEST_F(EnqueueCommandTest, TreeFromOutsideTheBufferIsPlacedRegisteredQueuedAndSy
   EXPECT_EQ(media_.ReservedBytes("box-a"), total);
   EXPECT_EQ(Rows(), 4);
 
-  std::vector<Json> jobs = Pending();
+  std::vector<Json> jobs = media_.PendingJobs();
   ASSERT_EQ(jobs.size(), 4u);
   std::set<std::string> queued;
   for (const Json& job : jobs) {
@@ -154,7 +144,7 @@ TEST_F(EnqueueCommandTest, TreeFromOutsideTheBufferIsPlacedRegisteredQueuedAndSy
                                         ShellQuote(other_fs_ + "/d.webm"));
   EXPECT_EQ(again.code, 0) << again.all();
   EXPECT_THAT(again.out, HasSubstr("queued 0, already synced 0, already queued 4"));
-  EXPECT_EQ(Pending().size(), 4u);
+  EXPECT_EQ(media_.PendingJobs().size(), 4u);
   EXPECT_EQ(media_.ReservedBytes("box-a"), total);
   EXPECT_EQ(Rows(), 4);
 
@@ -165,7 +155,10 @@ TEST_F(EnqueueCommandTest, TreeFromOutsideTheBufferIsPlacedRegisteredQueuedAndSy
   EXPECT_EQ(media_.UsedBytes("box-a"), total);
   EXPECT_EQ(media_.ReservedBytes("box-a"), 0);
   for (const auto& file : files) {
-    Json job{{"sha256", file.sha256}, {"s3_key", file.key}, {"storage_box_id", "box-a"}};
+    Json job{{"sha256", file.sha256},
+             {"s3_key", file.key},
+             {"storage_box_id", "box-a"},
+             {"file_size", file.content.size()}};
     EXPECT_TRUE(media_.ObjectStored(job)) << file.path;
     EXPECT_FALSE(fs::exists(BufferPath(file))) << file.path;
     EXPECT_EQ(ReadAll(file.path), file.content) << "the source file is left as it was";
@@ -177,7 +170,7 @@ TEST_F(EnqueueCommandTest, TreeFromOutsideTheBufferIsPlacedRegisteredQueuedAndSy
   EXPECT_EQ(synced.code, 0) << synced.all();
   EXPECT_THAT(synced.out, HasSubstr("queued 0, already synced 4"));
   EXPECT_THAT(synced.out, HasSubstr("already synced: " + files[0].path));
-  EXPECT_EQ(Pending().size(), 0u);
+  EXPECT_EQ(media_.PendingJobs().size(), 0u);
   EXPECT_EQ(BufferFiles(), 0u);
   EXPECT_EQ(media_.UsedBytes("box-a"), total);
   EXPECT_EQ(media_.ReservedBytes("box-a"), 0);
@@ -188,7 +181,7 @@ TEST_F(EnqueueCommandTest, WithoutBoxTheJobGoesToTheDefaultEndpointAndNothingIsR
   CliOutcome outcome = RunCli(stack_, "enqueue " + ShellQuote(file.path));
   ASSERT_EQ(outcome.code, 0) << outcome.all();
   EXPECT_EQ(Row(file), file.key + "|2048|(none)");
-  std::vector<Json> jobs = Pending();
+  std::vector<Json> jobs = media_.PendingJobs();
   ASSERT_EQ(jobs.size(), 1u);
   EXPECT_TRUE(jobs[0]["storage_box_id"].is_null());
   EXPECT_EQ(media_.ReservedBytes("box-a"), 0);
@@ -234,8 +227,8 @@ TEST_F(EnqueueCommandTest, FifoAndUnreadableEntriesAreNamedWhileTheRestIsQueued)
 
   EXPECT_EQ(ReadAll(BufferPath(good)), good.content);
   EXPECT_EQ(Row(good), good.key + "|4096|(none)");
-  ASSERT_EQ(Pending().size(), 1u);
-  EXPECT_EQ(Pending()[0]["sha256"], good.sha256);
+  ASSERT_EQ(media_.PendingJobs().size(), 1u);
+  EXPECT_EQ(media_.PendingJobs()[0]["sha256"], good.sha256);
   EXPECT_EQ(Rows(), 1);
   EXPECT_EQ(BufferFiles(), 1u);
 }
@@ -250,7 +243,7 @@ TEST_F(EnqueueCommandTest, SameContentTwiceInOneRunIsQueuedOnce) {
                                      "as " +
                                      first.path));
   EXPECT_THAT(outcome.out, HasSubstr("queued 1, already synced 0, already queued 0, duplicates 1"));
-  EXPECT_EQ(Pending().size(), 1u);
+  EXPECT_EQ(media_.PendingJobs().size(), 1u);
   EXPECT_EQ(media_.ReservedBytes("box-b"), 1000);
 }
 
@@ -276,7 +269,7 @@ TEST_F(EnqueueCommandTest, AFileAlreadyAtItsContentPathIsQueuedAsItLies) {
       RunCli(stack_, "enqueue " + ShellQuote(job["local_path"].get<std::string>()));
   ASSERT_EQ(outcome.code, 0) << outcome.all();
   EXPECT_THAT(outcome.out, HasSubstr("queued 1"));
-  std::vector<Json> jobs = Pending();
+  std::vector<Json> jobs = media_.PendingJobs();
   ASSERT_EQ(jobs.size(), 1u);
   EXPECT_EQ(jobs[0]["local_path"], job["local_path"]);
   EXPECT_EQ(jobs[0]["storage_box_id"], "box-b");   // the row's box
@@ -308,7 +301,7 @@ TEST_F(EnqueueCommandTest, OnATerminalProgressIsOneLineRedrawnInPlace) {
   EXPECT_THAT(outcome.out, HasSubstr(" files/s, "));
   EXPECT_THAT(outcome.out, HasSubstr(" MB/s"));
   EXPECT_THAT(outcome.out, HasSubstr("queued 20, already synced 0"));
-  EXPECT_EQ(Pending().size(), 20u);
+  EXPECT_EQ(media_.PendingJobs().size(), 20u);
 }
 
 TEST_F(EnqueueCommandTest, FilesNeedDatabaseUrl) {

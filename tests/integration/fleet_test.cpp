@@ -10,7 +10,6 @@
 #include <signal.h>
 
 #include <chrono>
-#include <cstdio>
 #include <map>
 #include <memory>
 #include <source_location>
@@ -25,12 +24,6 @@ namespace {
 using ::testing::HasSubstr;
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
-
-void Measure(const std::string& name, int64_t value, const std::string& unit) {
-  std::printf("[  MEASURE ] %s = %lld %s\n", name.c_str(), static_cast<long long>(value),
-              unit.c_str());
-  ::testing::Test::RecordProperty(name, std::to_string(value));
-}
 
 // The N of the summary line's "synced N" (0 when missing).
 int64_t SyncedBy(const std::string& log) {
@@ -71,45 +64,49 @@ class FleetTest : public ::testing::Test {
 };
 
 // Throughput against the number of workers: the same 80 jobs (40 per box)
-// drained by 1, 2 and 4 processes of one job in flight each, so the fleet,
+// drained by 1, 2 or 4 processes of one job in flight each, so the fleet,
 // not one process's threads, makes the concurrency. Each job is synced by
 // exactly one of them (the summaries add up), and every process's drain
 // ends. The time counts from the first process's start to the last one's
 // exit (start-up and the drain's last check included).
-TEST_F(FleetTest, ThroughputWithOneTwoAndFourWorkers) {
+class FleetThroughputTest : public FleetTest, public ::testing::WithParamInterface<int> {};
+
+TEST_P(FleetThroughputTest, EveryJobIsSyncedOnceByOneOfTheWorkers) {
   constexpr int kJobs = 80;
   constexpr uint64_t kSize = 256 * 1024;
-  for (int workers : {1, 2, 4}) {
-    SCOPED_TRACE(std::to_string(workers) + " workers");
-    SetUp();
-    std::vector<Json> jobs = QueueJobs(kJobs, kSize, 7000 + 1000 * workers);
-    auto started = Clock::now();
-    std::vector<std::unique_ptr<WorkerProcess>> fleet;
-    for (int i = 0; i < workers; ++i) {
-      fleet.push_back(std::make_unique<WorkerProcess>(
-          stack_,
-          std::map<std::string, std::string>{
-              {"WORKER_ID", "fleet-" + std::to_string(workers) + "-" + std::to_string(i)},
-              {"SYNC_CONCURRENCY", "1"}},
-          std::vector<std::string>{"run", "--drain"}));
-    }
-    int64_t synced = 0;
-    int took_jobs = 0;
-    for (auto& worker : fleet) {
-      EXPECT_EQ(worker->WaitExit(120s), 0) << worker->Log();
-      synced += SyncedBy(worker->Log());
-      if (SyncedBy(worker->Log()) > 0) ++took_jobs;
-    }
-    double seconds = std::chrono::duration<double>(Clock::now() - started).count();
-    EXPECT_EQ(synced, kJobs);
-    if (workers > 1) {
-      EXPECT_GE(took_jobs, 2);
-    }
-    ExpectSyncedExactlyOnce(jobs);
-    Measure("fleet_files_per_second_" + std::to_string(workers) + "_workers",
-            static_cast<int64_t>(kJobs / seconds), "files/s");
+  const int workers = GetParam();
+  std::vector<Json> jobs = QueueJobs(kJobs, kSize, 7000 + 1000 * workers);
+  auto started = Clock::now();
+  std::vector<std::unique_ptr<WorkerProcess>> fleet;
+  for (int i = 0; i < workers; ++i) {
+    fleet.push_back(std::make_unique<WorkerProcess>(
+        stack_,
+        std::map<std::string, std::string>{
+            {"WORKER_ID", "fleet-" + std::to_string(workers) + "-" + std::to_string(i)},
+            {"SYNC_CONCURRENCY", "1"}},
+        std::vector<std::string>{"run", "--drain"}));
   }
+  int64_t synced = 0;
+  int took_jobs = 0;
+  for (auto& worker : fleet) {
+    EXPECT_EQ(worker->WaitExit(120s), 0) << worker->Log();
+    synced += SyncedBy(worker->Log());
+    if (SyncedBy(worker->Log()) > 0) ++took_jobs;
+  }
+  double seconds = std::chrono::duration<double>(Clock::now() - started).count();
+  EXPECT_EQ(synced, kJobs);
+  if (workers > 1) {
+    EXPECT_GE(took_jobs, 2);
+  }
+  ExpectSyncedExactlyOnce(jobs);
+  Measure("fleet_files_per_second_" + std::to_string(workers) + "_workers",
+          static_cast<int64_t>(kJobs / seconds), "files/s");
 }
+
+INSTANTIATE_TEST_SUITE_P(Workers, FleetThroughputTest, ::testing::Values(1, 2, 4),
+                         [](const ::testing::TestParamInfo<int>& info) {
+                           return std::to_string(info.param) + "Workers";
+                         });
 
 // A worker of three is SIGKILLed while it holds jobs: the two others,
 // draining, count its jobs as held until its lease runs out, a reaper of

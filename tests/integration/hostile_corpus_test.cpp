@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -32,6 +33,7 @@
 #include <thread>
 
 #include "core/job.h"
+#include "support/job_shape.h"
 #include "support/worker_harness.h"
 
 namespace media_sync::testing {
@@ -78,43 +80,11 @@ std::string Sha256Hex(const std::string& bytes) {
   return hex;
 }
 
-bool IsLowerHexSha256(const std::string& text) {
-  return text.size() == 64 && text.find_first_not_of("0123456789abcdef") == std::string::npos;
-}
-
 // FNV-1a: a stable seed per case name, so adding a case changes no other.
 uint64_t SeedOf(const std::string& text) {
   uint64_t hash = 14695981039346656037ull;
   for (unsigned char c : text) hash = (hash ^ c) * 1099511628211ull;
   return hash;
-}
-
-std::optional<std::string> DecodeBase64(const std::string& text) {
-  static const std::string kAlphabet =
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  uint32_t bits = 0;
-  int count = 0;
-  for (char c : text) {
-    if (c == '=') break;
-    size_t value = kAlphabet.find(c);
-    if (value == std::string::npos) return std::nullopt;
-    bits = (bits << 6) | static_cast<uint32_t>(value);
-    count += 6;
-    if (count >= 8) {
-      count -= 8;
-      out.push_back(static_cast<char>((bits >> count) & 0xff));
-    }
-  }
-  return out;
-}
-
-// Brackets deep, as ParseJob counts them.
-int Depth(const Json& value) {
-  if (!value.is_structured()) return 0;
-  int deepest = 0;
-  for (const auto& child : value) deepest = std::max(deepest, Depth(child));
-  return deepest + 1;
 }
 
 // Binary-safe access to the stack's Redis (redis-cli takes arguments through
@@ -207,6 +177,32 @@ struct Case {
   std::string ErrorText() const { return spec["expect"].value("error_contains", ""); }
 };
 
+// Every case of tests/corpus/jobs/, in file name order.
+std::vector<Case> LoadCorpus() {
+  std::vector<Case> cases;
+  std::vector<fs::path> files;
+  for (const auto& entry : fs::directory_iterator(SourcePath("tests/corpus/jobs"))) {
+    if (entry.path().extension() == ".json") files.push_back(entry.path());
+  }
+  std::sort(files.begin(), files.end());
+  for (const auto& file : files) {
+    Case c;
+    c.id = file.stem().string();
+    c.spec = Json::parse(ReadFile(file.string()));
+    cases.push_back(std::move(c));
+  }
+  return cases;
+}
+
+// The ids of the cases that change their file during its upload.
+std::vector<std::string> DuringUploadCaseIds() {
+  std::vector<std::string> ids;
+  for (const Case& c : LoadCorpus()) {
+    if (c.spec.contains("during_upload")) ids.push_back(c.id);
+  }
+  return ids;
+}
+
 class HostileCorpusTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -227,22 +223,6 @@ class HostileCorpusTest : public ::testing::Test {
   void TearDown() override {
     fs::remove_all(outside_);
     fs::remove_all(sibling_);
-  }
-
-  static std::vector<Case> LoadCorpus() {
-    std::vector<Case> cases;
-    std::vector<fs::path> files;
-    for (const auto& entry : fs::directory_iterator(SourcePath("tests/corpus/jobs"))) {
-      if (entry.path().extension() == ".json") files.push_back(entry.path());
-    }
-    std::sort(files.begin(), files.end());
-    for (const auto& file : files) {
-      Case c;
-      c.id = file.stem().string();
-      c.spec = Json::parse(ReadFile(file.string()));
-      cases.push_back(std::move(c));
-    }
-    return cases;
   }
 
   // "{name}" → value for every placeholder; an unknown one fails the case.
@@ -477,18 +457,14 @@ class HostileCorpusTest : public ::testing::Test {
     return "job:" + parsed.dump();
   }
 
-  // Objects stored under a hash, in either box (s3rver keeps one file per
-  // object, named after its key, which holds the hash).
+  // Keys of the objects stored under a hash (the last part of the key holds
+  // it), in either box.
   std::vector<std::string> ObjectsFor(const std::string& sha256) const {
     std::vector<std::string> found;
-    for (const char* data : {"/s3/", "/s3-2/"}) {
-      std::string bucket = stack_.StateDir() + data + stack_.Get("MINIO_BUCKET");
-      std::error_code ignored;
-      for (auto it = fs::recursive_directory_iterator(bucket, ignored);
-           it != fs::recursive_directory_iterator(); it.increment(ignored)) {
-        if (it->path().filename().string().find(sha256) != std::string::npos &&
-            it->path().string().ends_with("._S3rver_object")) {
-          found.push_back(it->path().string());
+    for (const char* box : {"box-a", "box-b"}) {
+      for (const std::string& key : media_.ObjectKeys(box)) {
+        if (key.substr(key.rfind('/') + 1).find(sha256) != std::string::npos) {
+          found.push_back(std::string(box) + ":" + key);
         }
       }
     }
@@ -661,96 +637,108 @@ std::optional<uint64_t> BytesRead(pid_t pid) {
 // the storage server is frozen, so the worker can read no further than the
 // part after it while the file is changed; then the server is thawed and the
 // upload goes on over the changed file.
-TEST_F(HostileCorpusTest, FileChangedDuringItsUploadIsNeverStoredAsSomethingElse) {
-  std::vector<Case> cases;
-  for (Case& c : LoadCorpus()) {
-    if (c.spec.contains("during_upload")) cases.push_back(std::move(c));
-  }
-  ASSERT_EQ(cases.size(), 3u);
+// One test per case: a worker of its own for each.
+class HostileUploadTest : public HostileCorpusTest,
+                          public ::testing::WithParamInterface<std::string> {};
+
+TEST_F(HostileCorpusTest, ThreeCasesChangeTheirFileDuringItsUpload) {
+  EXPECT_EQ(DuringUploadCaseIds().size(), 3u);
+}
+
+TEST_P(HostileUploadTest, FileChangedDuringItsUploadIsNeverStoredAsSomethingElse) {
+  std::vector<Case> cases = LoadCorpus();
+  auto found =
+      std::find_if(cases.begin(), cases.end(), [](const Case& c) { return c.id == GetParam(); });
+  ASSERT_NE(found, cases.end());
+  Case& c = *found;
   RedisClient redis(stack_);
-  for (Case& c : cases) {
-    SCOPED_TRACE(c.id);
-    stack_.RedisCli("DEL media:sync:failed");
-    ASSERT_NO_FATAL_FAILURE(Prepare(c));
-    ASSERT_NO_FATAL_FAILURE(redis.LPush("media:sync:pending", c.payload));
-    const Json& change = c.spec["during_upload"];
-    const uint64_t size = (*c.media_job)["file_size"];
+  ASSERT_NO_FATAL_FAILURE(Prepare(c));
+  ASSERT_NO_FATAL_FAILURE(redis.LPush("media:sync:pending", c.payload));
+  const Json& change = c.spec["during_upload"];
+  const uint64_t size = (*c.media_job)["file_size"];
 
-    WorkerProcess worker(stack_,
-                         {{"MAX_RETRIES", "0"},
-                          {"SYNC_CONCURRENCY", "1"},
-                          {"S3_MULTIPART_THRESHOLD", "5MiB"},
-                          {"S3_PART_SIZE", "5MiB"},
-                          {"S3_PART_PARALLELISM", "1"},
-                          {"S3_BUFFER_POOL", "5MiB"}},
-                         {"run", "--drain"});
-    // The first part read: 5 MiB at once, far more than anything else the
-    // worker reads before it.
-    std::optional<uint64_t> read;
-    auto deadline = std::chrono::steady_clock::now() + 60s;
-    while ((read = BytesRead(worker.pid())) && *read < 4 * kMiB &&
-           std::chrono::steady_clock::now() < deadline) {
-      std::this_thread::sleep_for(1ms);
-    }
-    ASSERT_TRUE(read && *read >= 4 * kMiB) << "the upload never started\n" << worker.Log();
-    {
-      ScopedFreeze frozen(stack_.Pid("s3"));
-      const uint64_t read_when_changed = BytesRead(worker.pid()).value_or(0);
-      if (change.contains("truncate_to")) {
-        uint64_t to = change["truncate_to"];
-        ASSERT_LT(read_when_changed, to) << "the worker had already read past the change";
-        ASSERT_EQ(truncate(c.media_path.c_str(), static_cast<off_t>(to)), 0);
-      } else if (change.contains("append")) {
-        ASSERT_LT(read_when_changed, size) << "the upload had already read the whole file";
-        std::ofstream(c.media_path, std::ios::binary | std::ios::app)
-            << RandomBytes(change["append"].get<size_t>(), 9);
-      } else {
-        uint64_t at = change["overwrite_at"];
-        ASSERT_LT(read_when_changed, at) << "the worker had already read past the change";
-        int fd = open(c.media_path.c_str(), O_WRONLY);
-        ASSERT_GE(fd, 0);
-        const char changed[] = "changed during the upload";
-        ASSERT_EQ(pwrite(fd, changed, sizeof(changed), static_cast<off_t>(at)),
-                  static_cast<ssize_t>(sizeof(changed)));
-        close(fd);
-      }
-    }  // thawed
-    ASSERT_EQ(worker.WaitExit(180s), 0) << worker.Log();
-
-    std::vector<std::string> failed = redis.LRange("media:sync:failed");
-    if (c.Outcome() == "synced") {
-      EXPECT_THAT(failed, ::testing::IsEmpty());
-      ExpectSynced(c);
-      continue;
-    }
-    if (c.Outcome() == "synced_file_kept") {
-      // The job's bytes were read before the change: stored and recorded,
-      // so the job is done; the changed file stays for a person to look at.
-      EXPECT_THAT(failed, ::testing::IsEmpty());
-      EXPECT_THAT(worker.Log(), HasSubstr(c.spec["expect"]["note_contains"].get<std::string>()));
-      EXPECT_TRUE(fs::exists(c.media_path));
-      EXPECT_TRUE(media_.ObjectStored(Json::parse(c.payload)));
-      EXPECT_TRUE(RowSynced(c.sha256));
-      continue;
-    }
-    ASSERT_EQ(failed.size(), 1u) << worker.Log();
-    Json entry = Json::parse(failed.front());
-    EXPECT_THAT(entry["error"].get<std::string>(), HasSubstr(c.ErrorText()));
-    EXPECT_EQ(Kept(entry), KeptFormOf(c));
-    // The changed file stays for a person to look at.
-    EXPECT_TRUE(fs::exists(c.media_path));
-    // Under the key: the job's bytes (the change came after they were read),
-    // or nothing; never the changed file.
-    Json stored = Json::parse(c.payload);
-    if (c.spec["expect"]["object"] == "stored") {
-      EXPECT_TRUE(media_.ObjectStored(stored));
-      EXPECT_TRUE(RowSynced(c.sha256));
+  WorkerProcess worker(stack_,
+                       {{"MAX_RETRIES", "0"},
+                        {"SYNC_CONCURRENCY", "1"},
+                        {"S3_MULTIPART_THRESHOLD", "5MiB"},
+                        {"S3_PART_SIZE", "5MiB"},
+                        {"S3_PART_PARALLELISM", "1"},
+                        {"S3_BUFFER_POOL", "5MiB"}},
+                       {"run", "--drain"});
+  // The first part read: 5 MiB at once, far more than anything else the
+  // worker reads before it.
+  std::optional<uint64_t> read;
+  auto deadline = std::chrono::steady_clock::now() + 60s;
+  while ((read = BytesRead(worker.pid())) && *read < 4 * kMiB &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(1ms);
+  }
+  ASSERT_TRUE(read && *read >= 4 * kMiB) << "the upload never started\n" << worker.Log();
+  {
+    ScopedFreeze frozen(stack_.Pid("s3"));
+    const uint64_t read_when_changed = BytesRead(worker.pid()).value_or(0);
+    if (change.contains("truncate_to")) {
+      uint64_t to = change["truncate_to"];
+      ASSERT_LT(read_when_changed, to) << "the worker had already read past the change";
+      ASSERT_EQ(truncate(c.media_path.c_str(), static_cast<off_t>(to)), 0);
+    } else if (change.contains("append")) {
+      ASSERT_LT(read_when_changed, size) << "the upload had already read the whole file";
+      std::ofstream(c.media_path, std::ios::binary | std::ios::app)
+          << RandomBytes(change["append"].get<size_t>(), 9);
     } else {
-      EXPECT_THAT(ObjectsFor(c.sha256), ::testing::IsEmpty());
-      EXPECT_FALSE(RowSynced(c.sha256));
+      uint64_t at = change["overwrite_at"];
+      ASSERT_LT(read_when_changed, at) << "the worker had already read past the change";
+      int fd = open(c.media_path.c_str(), O_WRONLY);
+      ASSERT_GE(fd, 0);
+      const char changed[] = "changed during the upload";
+      ASSERT_EQ(pwrite(fd, changed, sizeof(changed), static_cast<off_t>(at)),
+                static_cast<ssize_t>(sizeof(changed)));
+      close(fd);
     }
+  }  // thawed
+  ASSERT_EQ(worker.WaitExit(180s), 0) << worker.Log();
+
+  std::vector<std::string> failed = redis.LRange("media:sync:failed");
+  if (c.Outcome() == "synced") {
+    EXPECT_THAT(failed, ::testing::IsEmpty());
+    ExpectSynced(c);
+    return;
+  }
+  if (c.Outcome() == "synced_file_kept") {
+    // The job's bytes were read before the change: stored and recorded,
+    // so the job is done; the changed file stays for a person to look at.
+    EXPECT_THAT(failed, ::testing::IsEmpty());
+    EXPECT_THAT(worker.Log(), HasSubstr(c.spec["expect"]["note_contains"].get<std::string>()));
+    EXPECT_TRUE(fs::exists(c.media_path));
+    EXPECT_TRUE(media_.ObjectStored(Json::parse(c.payload)));
+    EXPECT_TRUE(RowSynced(c.sha256));
+    return;
+  }
+  ASSERT_EQ(failed.size(), 1u) << worker.Log();
+  Json entry = Json::parse(failed.front());
+  EXPECT_THAT(entry["error"].get<std::string>(), HasSubstr(c.ErrorText()));
+  EXPECT_EQ(Kept(entry), KeptFormOf(c));
+  // The changed file stays for a person to look at.
+  EXPECT_TRUE(fs::exists(c.media_path));
+  // Under the key: the job's bytes (the change came after they were read),
+  // or nothing; never the changed file.
+  Json stored = Json::parse(c.payload);
+  if (c.spec["expect"]["object"] == "stored") {
+    EXPECT_TRUE(media_.ObjectStored(stored));
+    EXPECT_TRUE(RowSynced(c.sha256));
+  } else {
+    EXPECT_THAT(ObjectsFor(c.sha256), ::testing::IsEmpty());
+    EXPECT_FALSE(RowSynced(c.sha256));
   }
 }
+
+INSTANTIATE_TEST_SUITE_P(Corpus, HostileUploadTest, ::testing::ValuesIn(DuringUploadCaseIds()),
+                         [](const ::testing::TestParamInfo<std::string>& info) {
+                           std::string name;
+                           for (char c : info.param)
+                             name += std::isalnum(static_cast<unsigned char>(c)) ? c : '_';
+                           return name;
+                         });
 
 }  // namespace
 }  // namespace media_sync::testing

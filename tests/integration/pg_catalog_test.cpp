@@ -24,6 +24,7 @@ namespace media_sync::catalog {
 namespace {
 
 using media_sync::testing::SharedStack;
+using media_sync::testing::Trim;
 using namespace std::chrono_literals;
 
 std::string ShaOf(const std::string& name) { return Sha256Hex(name); }
@@ -32,12 +33,7 @@ std::string KeyOf(const std::string& sha) {
   return "media/" + sha.substr(0, 2) + "/" + sha.substr(2, 2) + "/" + sha + ".jpg";
 }
 
-std::string Trimmed(std::string text) {
-  while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
-  return text;
-}
-
-std::string Sql(const std::string& sql) { return Trimmed(SharedStack().Sql(sql)); }
+std::string Sql(const std::string& sql) { return Trim(SharedStack().Sql(sql)); }
 
 void AddBox(const std::string& id, int64_t used, int64_t reserved) {
   Sql("INSERT INTO storage_boxes (id, minio_endpoint, used_bytes, reserved_bytes) VALUES ('" + id +

@@ -11,11 +11,8 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
-#include <atomic>
 #include <chrono>
-#include <cstdio>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "support/worker_harness.h"
@@ -29,43 +26,6 @@ using Clock = std::chrono::steady_clock;
 
 [[maybe_unused]] const bool kOwnStack = SkipSharedStack();
 
-int64_t Millis(Clock::duration duration) {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(duration).count();
-}
-
-void Measure(const std::string& name, int64_t value, const std::string& unit) {
-  std::printf("[  MEASURE ] %s = %lld %s\n", name.c_str(), static_cast<long long>(value),
-              unit.c_str());
-  ::testing::Test::RecordProperty(name, std::to_string(value));
-}
-
-// LPUSHes prepared jobs at a steady pace from its own thread (their rows
-// exist already: no SQL while the database fails over).
-class PacedPusher {
- public:
-  PacedPusher(const MediaFactory& media, std::vector<Json> jobs, std::chrono::milliseconds interval)
-      : media_(media),
-        jobs_(std::move(jobs)),
-        interval_(interval),
-        thread_([this](std::stop_token stop) {
-          for (const auto& job : jobs_) {
-            if (stop.stop_requested()) return;
-            media_.Push(job);
-            ++pushed_;
-            std::this_thread::sleep_for(interval_);
-          }
-        }) {}
-
-  int64_t pushed() const { return pushed_; }
-
- private:
-  const MediaFactory& media_;
-  const std::vector<Json> jobs_;
-  const std::chrono::milliseconds interval_;
-  std::atomic<int64_t> pushed_ = 0;
-  std::jthread thread_;  // last
-};
-
 TEST(PgFailoverTest, JobsSyncOnceAcrossAPromotedStandby) {
   LocalStack stack(LocalStack::Params{.postgres_standby = true});
   MediaFactory media(stack);
@@ -78,12 +38,12 @@ TEST(PgFailoverTest, JobsSyncOnceAcrossAPromotedStandby) {
   WorkerProcess worker(stack, {{"WORKER_ID", "pg-failover"},
                                {"SYNC_CONCURRENCY", "4"},
                                {"OUTAGE_BACKOFF_MAX_SECONDS", "1"}});
-  PacedPusher pusher(media, jobs, 50ms);
+  PacedProducer producer(stack, jobs, 50ms);
   ASSERT_TRUE(WaitUntil([&] { return media.SyncedRows() >= 8; }, 30s)) << worker.Log();
 
   const auto stopped = Clock::now();
   stack.Stop("postgres");  // fast shutdown: open transactions are cut
-  ASSERT_LT(pusher.pushed(), kJobs) << "the jobs were all queued before the primary stopped";
+  ASSERT_LT(producer.pushed(), kJobs) << "the jobs were all queued before the primary stopped";
   stack.Promote("postgres-standby");
   const auto promoted = Clock::now();
   const int64_t synced_at_promotion = media.SyncedRows();
@@ -96,15 +56,7 @@ TEST(PgFailoverTest, JobsSyncOnceAcrossAPromotedStandby) {
   EXPECT_EQ(media.Len("media:sync:failed"), 0);
   EXPECT_EQ(media.DelayedCount(), 0);
   // Every job synced once: rows, counters, objects, local files.
-  int64_t bytes = 0;
-  for (const auto& job : jobs) {
-    bytes += job["file_size"].get<int64_t>();
-    EXPECT_TRUE(media.ObjectStored(job)) << job["s3_key"];
-    EXPECT_FALSE(media.LocalExists(job)) << job["local_path"];
-  }
-  EXPECT_EQ(media.SyncedRows("box-a"), kJobs);
-  EXPECT_EQ(media.UsedBytes("box-a"), bytes);
-  EXPECT_EQ(media.ReservedBytes("box-a"), 0);
+  media.ExpectSyncedExactlyOnce(jobs);
   // The new primary is the former standby.
   EXPECT_EQ(Trim(stack.Sql("SELECT pg_is_in_recovery()")), "f");
   EXPECT_EQ(Trim(stack.Sql("SELECT current_setting('port')")),

@@ -8,8 +8,8 @@
 #include <signal.h>
 
 #include <filesystem>
+#include <memory>
 #include <set>
-#include <sstream>
 
 #include "config/options.h"
 #include "core/job.h"
@@ -41,18 +41,9 @@ class ReconcileCommandTest : public ::testing::Test {
     stack_.Sql("UPDATE media_files SET created_at = now() - interval '2 hours' WHERE sha256 = '" +
                Sha(job) + "'");
   }
-  std::vector<Json> Pending() const {
-    std::vector<Json> jobs;
-    std::istringstream lines(stack_.RedisCli("--raw LRANGE media:sync:pending 0 -1"));
-    std::string line;
-    while (std::getline(lines, line)) {
-      if (!line.empty()) jobs.push_back(Json::parse(line));
-    }
-    return jobs;
-  }
   std::multiset<std::string> PendingShas() const {
     std::multiset<std::string> shas;
-    for (const Json& job : Pending()) shas.insert(Sha(job));
+    for (const Json& job : media_.PendingJobs()) shas.insert(Sha(job));
     return shas;
   }
   bool Synced(const Json& job) const {
@@ -139,7 +130,7 @@ TEST_F(ReconcileCommandTest, EnqueuesExactlyTheLostJobsAndReportsRowsWithNothing
   EXPECT_THAT(first.out, HasSubstr(Sha(nothing_left)));
   EXPECT_EQ(PendingShas(),
             (std::multiset<std::string>{Sha(pending), Sha(lost_local), Sha(lost_object)}));
-  for (const Json& job : Pending()) {
+  for (const Json& job : media_.PendingJobs()) {
     ASSERT_TRUE(ParseJob(job.dump()).ok()) << job.dump();
     EXPECT_EQ(job["local_path"], stack_.BufferDir() + "/" + job["s3_key"].get<std::string>());
   }
@@ -148,7 +139,7 @@ TEST_F(ReconcileCommandTest, EnqueuesExactlyTheLostJobsAndReportsRowsWithNothing
   ASSERT_EQ(second.code, 0) << second.all();
   EXPECT_THAT(second.out, HasSubstr("enqueued 0 lost jobs; 7 unsynced rows older than 3600 s "
                                     "examined, 6 still queued in Redis, 1 with nothing left"));
-  EXPECT_EQ(Pending().size(), 3u);
+  EXPECT_EQ(media_.PendingJobs().size(), 3u);
 
   // The other rows were skipped only because their jobs were in Redis.
   stack_.RedisCli("DEL media:sync:delayed media:sync:processing:gone-worker media:sync:failed");
@@ -162,6 +153,7 @@ TEST_F(ReconcileCommandTest, EnqueuesExactlyTheLostJobsAndReportsRowsWithNothing
   WorkerProcess worker(stack_, {}, {"run", "--drain"});
   ASSERT_EQ(worker.WaitExit(180s), 0) << worker.Log();
   EXPECT_THAT(worker.Log(), HasSubstr("failed 0"));
+  EXPECT_EQ(media_.Len("media:sync:failed"), 0);
   for (const Json& job : {pending, delayed, processing, failed, lost_local, lost_object}) {
     EXPECT_TRUE(Synced(job)) << job["s3_key"];
   }
@@ -173,7 +165,7 @@ TEST_F(ReconcileCommandTest, EnqueuesExactlyTheLostJobsAndReportsRowsWithNothing
   ASSERT_EQ(last.code, 0) << last.all();
   EXPECT_THAT(last.out, HasSubstr("enqueued 0 lost jobs; 1 unsynced rows older than 3600 s "
                                   "examined, 0 still queued in Redis, 1 with nothing left"));
-  EXPECT_EQ(Pending().size(), 0u);
+  EXPECT_EQ(media_.PendingJobs().size(), 0u);
 
   // --older-than takes the young row in, as a lost one.
   CliOutcome all_ages = RunCli(stack_, "reconcile --older-than 0");
@@ -218,34 +210,51 @@ TEST_F(ReconcileCommandTest, PeriodicReconcileInRunPicksUpALostJob) {
   EXPECT_THAT(worker.Log(), HasSubstr("reconcile: enqueued 1 lost jobs"));
 }
 
-TEST_F(ReconcileCommandTest, TheLockHasOneOwnerAndOnlyTheOwnerExtendsOrReleasesIt) {
-  auto address = config::ParseRedisUrl(stack_.Get("REDIS_URL"));
-  ASSERT_TRUE(address.ok());
-  queue::ReconcileLock a(*address, "worker-a");
-  queue::ReconcileLock b(*address, "worker-b");
+// Two would-be holders of the lock (workers' reconcile runners).
+class ReconcileLockTest : public ReconcileCommandTest {
+ protected:
   using Acquired = queue::ReconcileLock::Acquired;
 
-  ASSERT_EQ(*a.TryAcquire(10s), Acquired::kYes);
-  EXPECT_EQ(*b.TryAcquire(10s), Acquired::kHeld);
-  EXPECT_FALSE(*b.Extend(10s));
-  EXPECT_FALSE(*b.Release());
-  EXPECT_EQ(*a.Holder(), std::optional<std::string>("worker-a"));
+  void SetUp() override {
+    ReconcileCommandTest::SetUp();
+    auto address = config::ParseRedisUrl(stack_.Get("REDIS_URL"));
+    ASSERT_TRUE(address.ok());
+    a_ = std::make_unique<queue::ReconcileLock>(*address, "worker-a");
+    b_ = std::make_unique<queue::ReconcileLock>(*address, "worker-b");
+  }
+
+  std::unique_ptr<queue::ReconcileLock> a_;
+  std::unique_ptr<queue::ReconcileLock> b_;
+};
+
+TEST_F(ReconcileLockTest, HasOneOwnerAndOnlyTheOwnerExtendsOrReleasesIt) {
+  ASSERT_EQ(*a_->TryAcquire(10s), Acquired::kYes);
+  EXPECT_EQ(*b_->TryAcquire(10s), Acquired::kHeld);
+  EXPECT_FALSE(*b_->Extend(10s));
+  EXPECT_FALSE(*b_->Release());
+  EXPECT_EQ(*a_->Holder(), std::optional<std::string>("worker-a"));
   EXPECT_EQ(Trim(stack_.RedisCli("GET media:sync:reconcile:lock")), "worker-a");
-  EXPECT_TRUE(*a.Extend(10s));
-  EXPECT_TRUE(*a.Release());
-  EXPECT_EQ(*a.Holder(), std::nullopt);
+  EXPECT_TRUE(*a_->Extend(10s));
+  EXPECT_TRUE(*a_->Release());
+  EXPECT_EQ(*a_->Holder(), std::nullopt);
+  EXPECT_EQ(Trim(stack_.RedisCli("EXISTS media:sync:reconcile:lock")), "0");
+}
 
-  // A holder that never releases (it died) frees the lock when its TTL ends.
-  ASSERT_EQ(*b.TryAcquire(300ms), Acquired::kYes);
-  EXPECT_EQ(*a.TryAcquire(10s), Acquired::kHeld);
-  ASSERT_TRUE(WaitUntil([&] { return *a.TryAcquire(10s) == Acquired::kYes; }, 5s));
-  EXPECT_FALSE(*b.Release());  // b's lock expired: a's is not b's to delete
-  EXPECT_EQ(*a.Holder(), std::optional<std::string>("worker-a"));
+// A holder that never releases (it died) frees the lock when its TTL ends.
+TEST_F(ReconcileLockTest, AHolderThatNeverReleasesFreesItWhenItsTtlEnds) {
+  ASSERT_EQ(*b_->TryAcquire(300ms), Acquired::kYes);
+  EXPECT_EQ(*a_->TryAcquire(10s), Acquired::kHeld);
+  ASSERT_TRUE(WaitUntil([&] { return *a_->TryAcquire(10s) == Acquired::kYes; }, 5s));
+  EXPECT_FALSE(*b_->Release());  // b's lock expired: a's is not b's to delete
+  EXPECT_EQ(*a_->Holder(), std::optional<std::string>("worker-a"));
+}
 
-  // A release with a quiet period makes the next round stand down.
-  EXPECT_TRUE(*a.Release(10s));
-  EXPECT_EQ(*b.TryAcquire(10s), Acquired::kRecentlyRun);
-  EXPECT_EQ(*a.Holder(), std::nullopt);
+// A release with a quiet period makes the next round stand down.
+TEST_F(ReconcileLockTest, AReleaseWithAQuietPeriodMakesTheNextRoundStandDown) {
+  ASSERT_EQ(*a_->TryAcquire(10s), Acquired::kYes);
+  EXPECT_TRUE(*a_->Release(10s));
+  EXPECT_EQ(*b_->TryAcquire(10s), Acquired::kRecentlyRun);
+  EXPECT_EQ(*a_->Holder(), std::nullopt);
 }
 
 TEST_F(ReconcileCommandTest, TwoWorkersReconcileOneAtATime) {
@@ -275,15 +284,9 @@ TEST_F(ReconcileCommandTest, TwoWorkersReconcileOneAtATime) {
   ASSERT_EQ(one.WaitExit(60s), 0) << one.Log();
   ASSERT_EQ(two.WaitExit(60s), 0) << two.Log();
 
-  auto count = [](const std::string& text, const std::string& what) {
-    size_t found = 0;
-    for (size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) {
-      ++found;
-    }
-    return found;
-  };
   const std::string enqueued = "reconcile: enqueued 1 lost jobs";
-  EXPECT_EQ(count(one.Log(), enqueued) + count(two.Log(), enqueued), 1u) << one.Log() << two.Log();
+  EXPECT_EQ(CountOccurrences(one.Log(), enqueued) + CountOccurrences(two.Log(), enqueued), 1)
+      << one.Log() << two.Log();
   EXPECT_EQ(media_.UsedBytes("box-a"), 2500);  // synced once
   EXPECT_EQ(Trim(stack_.RedisCli("EXISTS media:sync:reconcile:lock")), "0");
 }

@@ -96,6 +96,28 @@ void Register(const std::string& worker_id, const config::RedisAddress& address 
   ASSERT_TRUE(registered.ok()) << registered.error().message;
 }
 
+// `worker_id` with a lease of 300 ms and a reaper with one of 30 s, both
+// registered by a first heartbeat.
+struct LapsingLease {
+  explicit LapsingLease(const std::string& worker_id)
+      : id(worker_id),
+        worker(StackRedis(), worker_id, WithLease(300ms)),
+        reaper(StackRedis(), "reaper", WithLease(30s)) {
+    EXPECT_TRUE(worker.Heartbeat().ok());
+    EXPECT_TRUE(reaper.Heartbeat().ok());
+  }
+
+  // The worker's heartbeat key expired (waited for 5 s at most).
+  bool Lapsed() const {
+    return WaitUntil(
+        [&] { return Trim(SharedStack().RedisCli("EXISTS " + HeartbeatKey(id))) == "0"; }, 5s);
+  }
+
+  std::string id;
+  QueueMaintenance worker;
+  QueueMaintenance reaper;
+};
+
 // A queue for a registered worker.
 RedisJobQueue Registered(const std::string& worker_id) {
   Register(worker_id);
@@ -398,16 +420,11 @@ TEST_F(RedisQueueTest, NoJobIsTakenBeforeTheFirstHeartbeat) {
 // heartbeat registers it again, so nothing lands in a list no reaper sees.
 TEST_F(RedisQueueTest, AWorkerWhoseLeaseLapsedTakesNothingUntilItsNextHeartbeat) {
   Produce({"first", "second"});
-  QueueMaintenance slow_lease(StackRedis(), "slow", WithLease(300ms));
-  QueueMaintenance reaper(StackRedis(), "reaper", WithLease(30s));
-  ASSERT_TRUE(slow_lease.Heartbeat().ok());
-  ASSERT_TRUE(reaper.Heartbeat().ok());
+  LapsingLease lease("slow");
   RedisJobQueue slow(StackRedis(), "slow");
   EXPECT_EQ(MustTake(slow).payload, "first");
-  ASSERT_TRUE(WaitUntil(
-      [] { return Trim(SharedStack().RedisCli("EXISTS " + HeartbeatKey("slow"))) == "0"; }, 5s))
-      << "the lease never lapsed";
-  auto reaped = reaper.ReapDeadWorkers();
+  ASSERT_TRUE(lease.Lapsed()) << "the lease never lapsed";
+  auto reaped = lease.reaper.ReapDeadWorkers();
   ASSERT_TRUE(reaped.ok()) << reaped.error().message;
   EXPECT_EQ(*reaped, 1);
 
@@ -418,7 +435,7 @@ TEST_F(RedisQueueTest, AWorkerWhoseLeaseLapsedTakesNothingUntilItsNextHeartbeat)
   EXPECT_EQ(LengthOf(ProcessingKey("slow")), 0);
   EXPECT_EQ(ListOf(kPendingKey), std::vector<std::string>({"second", "first"}));
 
-  ASSERT_TRUE(slow_lease.Heartbeat().ok());
+  ASSERT_TRUE(lease.worker.Heartbeat().ok());
   EXPECT_EQ(MustTake(slow).payload, "first");
   EXPECT_EQ(Trim(SharedStack().RedisCli("SISMEMBER " + std::string(kWorkersKey) + " slow")), "1");
 }
@@ -498,23 +515,18 @@ TEST_F(RedisQueueTest, ReaperReturnsDeadWorkersJobsInOrderAndSparesLiveOnes) {
 
 TEST_F(RedisQueueTest, ReaperReturnsJobsOfAWorkerWhoseLeaseExpired) {
   Produce({"x", "y"});
-  QueueMaintenance short_lease(StackRedis(), "short", WithLease(300ms));
-  QueueMaintenance reaper(StackRedis(), "reaper", WithLease(30s));
-  ASSERT_TRUE(short_lease.Heartbeat().ok());
-  ASSERT_TRUE(reaper.Heartbeat().ok());
+  LapsingLease lease("short");
   RedisJobQueue queue(StackRedis(), "short");
   MustTake(queue);
   MustTake(queue);
 
   // While the lease holds, nothing is reaped.
-  auto early = reaper.ReapDeadWorkers();
+  auto early = lease.reaper.ReapDeadWorkers();
   ASSERT_TRUE(early.ok());
   EXPECT_EQ(*early, 0);
 
-  ASSERT_TRUE(WaitUntil(
-      [] { return Trim(SharedStack().RedisCli("EXISTS " + HeartbeatKey("short"))) == "0"; }, 5s))
-      << "the lease never expired";
-  auto reaped = reaper.ReapDeadWorkers();
+  ASSERT_TRUE(lease.Lapsed()) << "the lease never expired";
+  auto reaped = lease.reaper.ReapDeadWorkers();
   ASSERT_TRUE(reaped.ok());
   EXPECT_EQ(*reaped, 2);
   EXPECT_EQ(ListOf(kPendingKey), std::vector<std::string>({"y", "x"}));  // x at the head

@@ -20,6 +20,7 @@
 #include <cstdio>
 #include <map>
 #include <memory>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -40,17 +41,6 @@ using Env = std::map<std::string, std::string>;
 [[maybe_unused]] const bool kOwnStacks = SkipSharedStack();
 
 constexpr uint64_t kFileSize = 16 * 1024;
-
-int64_t Millis(Clock::duration duration) {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(duration).count();
-}
-
-// A failover figure, printed for docs/reliability.md and kept in the test's XML.
-void Measure(const std::string& name, int64_t value, const std::string& unit) {
-  std::printf("[  MEASURE ] %s = %lld %s\n", name.c_str(), static_cast<long long>(value),
-              unit.c_str());
-  ::testing::Test::RecordProperty(name, std::to_string(value));
-}
 
 // The service ("redis" or "redis-replica") whose port the Sentinels name as master.
 std::string MasterService(const LocalStack& stack) {
@@ -74,54 +64,22 @@ std::string RoleOf(const LocalStack& stack, const std::string& service) {
   return out.substr(0, out.find('\n'));
 }
 
-// LPUSHes prepared jobs (their files and rows exist) to whichever server the
-// Sentinels name as master, at a steady pace, from its own thread; a push
-// no master takes (during a failover) is retried.
-class SentinelProducer {
- public:
-  SentinelProducer(const LocalStack& stack, std::vector<Json> jobs,
-                   std::chrono::milliseconds interval)
-      : stack_(stack),
-        jobs_(std::move(jobs)),
-        interval_(interval),
-        thread_([this](std::stop_token stop) { Produce(stop); }) {}
-
-  int64_t pushed() const { return pushed_; }
-
- private:
-  void Produce(std::stop_token stop) {
-    for (const auto& job : jobs_) {
-      while (!stop.stop_requested() && !PushOnce(job.dump())) std::this_thread::sleep_for(50ms);
-      if (stop.stop_requested()) return;
-      ++pushed_;
-      std::this_thread::sleep_for(interval_);
-    }
-  }
-
-  // LPUSH answers with the new length; anything else is a miss.
-  bool PushOnce(const std::string& payload) const {
-    auto out = stack_.TryRedisCli("LPUSH media:sync:pending " + ShellQuote(payload) + " 2>&1");
-    return out && !out->empty() && std::isdigit(static_cast<unsigned char>(out->front())) != 0;
-  }
-
-  const LocalStack& stack_;
-  const std::vector<Json> jobs_;
-  const std::chrono::milliseconds interval_;
-  std::atomic<int64_t> pushed_ = 0;
-  std::jthread thread_;  // last: joined before the members it reads go away
-};
-
 class SentinelTest : public ::testing::Test {
  protected:
-  // The shared stack, once the Sentinels agree on a master whose replica
-  // streams from it.
-  void UseSharedSentinelStack() {
+  // The shared stack, started on first use, whatever state its servers are in.
+  static LocalStack& SharedSentinelStack() {
     static LocalStack* shared = nullptr;
     if (shared == nullptr) {
       shared = new LocalStack(LocalStack::Params{.redis_sentinel = true});
       ::testing::AddGlobalTestEnvironment(new StackStopper(shared));
     }
-    stack_ = shared;
+    return *shared;
+  }
+
+  // The shared stack, once the Sentinels agree on a master whose replica
+  // streams from it.
+  void UseSharedSentinelStack() {
+    stack_ = &SharedSentinelStack();
     ASSERT_TRUE(WaitUntil([&] { return Settled(); }, 60s)) << "the Sentinels did not settle";
     stack_->Reset();
     media_ = std::make_unique<MediaFactory>(*stack_);
@@ -171,14 +129,14 @@ class SentinelTest : public ::testing::Test {
             {"RECONCILE_OLDER_THAN_SECONDS", "15"}};
   }
 
-  bool WaitRegistered(const std::string& worker_id, WorkerProcess& worker) {
-    return WaitUntil(
-               [&] {
-                 auto out = stack_->TryRedisCli("EXISTS media:sync:worker:" + worker_id);
-                 return (out && Trim(*out) == "1") || !worker.Running();
-               },
-               20s) &&
-           worker.Running();
+  // "127.0.0.1:<port>,..." of the three Sentinels.
+  std::string SentinelAddresses() const {
+    std::string addresses;
+    std::istringstream ports(stack_->Get("STACK_SENTINEL_PORTS"));  // comma-separated
+    for (std::string port; std::getline(ports, port, ',');) {
+      addresses += (addresses.empty() ? "" : ",") + std::string("127.0.0.1:") + port;
+    }
+    return addresses;
   }
 
   // Waits until the Sentinels name a master other than `old_port`.
@@ -189,38 +147,6 @@ class SentinelTest : public ::testing::Test {
           return port && *port != old_port;
         },
         timeout);
-  }
-
-  std::string ProcessingKeys() const {
-    return Trim(stack_->RedisCli("--raw KEYS 'media:sync:processing:*'"));
-  }
-
-  bool QueuesEmpty() const {
-    return media_->Len("media:sync:pending") == 0 && media_->DelayedCount() == 0 &&
-           ProcessingKeys().empty();
-  }
-
-  std::string QueueState() const {
-    auto pending = stack_->TryRedisCli("LLEN media:sync:pending");
-    auto processing = stack_->TryRedisCli("--raw KEYS 'media:sync:processing:*'");
-    return "pending " + Trim(pending.value_or("?")) + ", processing lists [" +
-           Trim(processing.value_or("?")) + "], synced rows " +
-           std::to_string(media_->SyncedRows());
-  }
-
-  // Every job synced once: its row, box-a's counters (used = sum of sizes,
-  // nothing left reserved), its object byte-exact, its local file gone.
-  void ExpectSyncedExactlyOnce(const std::vector<Json>& jobs) {
-    int64_t bytes = 0;
-    for (const auto& job : jobs) {
-      bytes += job["file_size"].get<int64_t>();
-      EXPECT_TRUE(media_->ObjectStored(job)) << job["s3_key"];
-      EXPECT_FALSE(media_->LocalExists(job)) << job["local_path"];
-    }
-    EXPECT_EQ(media_->SyncedRows("box-a"), static_cast<int64_t>(jobs.size()));
-    EXPECT_EQ(media_->SyncedRows(), static_cast<int64_t>(jobs.size()));
-    EXPECT_EQ(media_->UsedBytes("box-a"), bytes);
-    EXPECT_EQ(media_->ReservedBytes("box-a"), 0);
   }
 
   // Stops the workers, then lets one `run --drain` serve what a failover
@@ -237,9 +163,9 @@ class SentinelTest : public ::testing::Test {
     }
     WorkerProcess drain(*stack_, {{"WORKER_ID", "drain"}, {"LEASE_SECONDS", "3"}},
                         {"run", "--drain"});
-    EXPECT_EQ(drain.WaitExit(60s), 0) << QueueState() << drain.Log();
+    EXPECT_EQ(drain.WaitExit(60s), 0) << media_->QueueState() << drain.Log();
     already_synced += CountOccurrences(drain.Log(), "outcome=already_synced");
-    EXPECT_TRUE(QueuesEmpty()) << QueueState();
+    EXPECT_TRUE(media_->QueuesEmpty()) << media_->QueueState();
     EXPECT_EQ(media_->Len("media:sync:failed"), 0)
         << stack_->RedisCli("LRANGE media:sync:failed 0 -1");
     return already_synced;
@@ -264,36 +190,28 @@ class SentinelTest : public ::testing::Test {
 // Bad input: an unknown master name, Sentinels that cannot be reached and a
 // malformed URL each get a message naming the problem; `run` refuses to
 // start on a configuration error (exit 2) and waits out an outage.
-TEST_F(SentinelTest, BadSentinelSettingsAreNamed) {
-  ASSERT_NO_FATAL_FAILURE(UseSharedSentinelStack());
-  std::string first_sentinel = stack_->Get("STACK_SENTINEL_PORTS");
-  first_sentinel = first_sentinel.substr(0, first_sentinel.find(','));
-  std::string all_sentinels;
-  for (size_t at = 0; at != std::string::npos;) {
-    std::string ports = stack_->Get("STACK_SENTINEL_PORTS");
-    size_t comma = ports.find(',', at);
-    all_sentinels += (all_sentinels.empty() ? "" : ",") + std::string("127.0.0.1:") +
-                     ports.substr(at, comma == std::string::npos ? comma : comma - at);
-    at = comma == std::string::npos ? comma : comma + 1;
-  }
 
-  // Unknown master: every Sentinel is asked, none knows it.
+// Unknown master: every Sentinel is asked, none knows it.
+TEST_F(SentinelTest, AnUnknownMasterIsNamedAndRunRefusesToStart) {
+  ASSERT_NO_FATAL_FAILURE(UseSharedSentinelStack());
   Env unknown = {
-      {"REDIS_URL", "redis+sentinel://:s3cret-pw@" + all_sentinels + "/no-such-master/0"}};
+      {"REDIS_URL", "redis+sentinel://:s3cret-pw@" + SentinelAddresses() + "/no-such-master/0"}};
   CliOutcome status = RunCli(*stack_, "status", unknown);
   EXPECT_NE(status.code, 0);
   EXPECT_THAT(status.err, HasSubstr("no Sentinel knows a master 'no-such-master'"));
-  EXPECT_THAT(status.err, HasSubstr("127.0.0.1:" + first_sentinel));
+  EXPECT_THAT(status.err, HasSubstr(SentinelAddresses().substr(0, SentinelAddresses().find(','))));
   EXPECT_THAT(status.all(), ::testing::Not(HasSubstr("s3cret-pw")));
   WorkerProcess refused(*stack_, unknown);
   EXPECT_EQ(refused.WaitExit(20s), 2) << refused.Log();
   EXPECT_THAT(refused.Log(), HasSubstr("no Sentinel knows a master 'no-such-master'"));
+}
 
-  // No Sentinel reachable: an outage, naming each Sentinel and its error.
-  int closed_port = 1;  // nothing listens on port 1
-  Env unreachable = {{"REDIS_URL", "redis+sentinel://127.0.0.1:" + std::to_string(closed_port) +
-                                       ",127.0.0.1:2/media/0"}};
-  status = RunCli(*stack_, "status", unreachable);
+// No Sentinel reachable: an outage, naming each Sentinel and its error.
+TEST_F(SentinelTest, NoReachableSentinelIsAnOutageRunWaitsOut) {
+  ASSERT_NO_FATAL_FAILURE(UseSharedSentinelStack());
+  // Nothing listens on ports 1 and 2.
+  Env unreachable = {{"REDIS_URL", "redis+sentinel://127.0.0.1:1,127.0.0.1:2/media/0"}};
+  CliOutcome status = RunCli(*stack_, "status", unreachable);
   EXPECT_EQ(status.code, 1) << status.all();
   EXPECT_THAT(status.err, HasSubstr("no Sentinel answered for master 'media'"));
   EXPECT_THAT(status.err, HasSubstr("Sentinel 127.0.0.1:1: Connection refused"));
@@ -305,26 +223,53 @@ TEST_F(SentinelTest, BadSentinelSettingsAreNamed) {
   EXPECT_TRUE(waiting.Running());
   waiting.Signal(SIGTERM);
   EXPECT_EQ(waiting.WaitExit(20s), 0) << waiting.Log();
-
-  // A Sentinel that is not one (the master itself) is skipped for the next.
-  Env mixed = {{"REDIS_URL", "redis+sentinel://127.0.0.1:" + stack_->Get("STACK_REDIS_PORT") + "," +
-                                 all_sentinels + "/media/0"}};
-  EXPECT_EQ(RunCli(*stack_, "status", mixed).code, 0);
-
-  // Malformed URLs: exit 2, the variable and the problem named.
-  const std::map<std::string, std::string> malformed = {
-      {"redis+sentinel://127.0.0.1:26379", "names no master"},
-      {"redis+sentinel:///media/0", "names no Sentinel"},
-      {"redis+sentinel://h1:26379,,h2:26379/media", "Sentinel 2 of the list is empty"},
-      {"redis+sentinel://h1:port/media", "Sentinel 1: port 'port' is not a number"},
-  };
-  for (const auto& [url, problem] : malformed) {
-    CliOutcome config = RunCli(*stack_, "config", {{"REDIS_URL", url}});
-    EXPECT_EQ(config.code, 2) << url;
-    EXPECT_THAT(config.err, HasSubstr("REDIS_URL")) << url;
-    EXPECT_THAT(config.err, HasSubstr(problem)) << url;
-  }
 }
+
+// A Sentinel that is not one (the master itself) is skipped for the next.
+TEST_F(SentinelTest, AServerThatIsNoSentinelIsSkippedForTheNext) {
+  ASSERT_NO_FATAL_FAILURE(UseSharedSentinelStack());
+  Env mixed = {{"REDIS_URL", "redis+sentinel://127.0.0.1:" + stack_->Get("STACK_REDIS_PORT") + "," +
+                                 SentinelAddresses() + "/media/0"}};
+  media_->PushRaw("{}");
+  CliOutcome status = RunCli(*stack_, "status --json", mixed);
+  EXPECT_EQ(status.code, 0) << status.all();
+  // It reached the master: the job just pushed there is counted.
+  Json report = Json::parse(status.out, nullptr, false);
+  ASSERT_TRUE(report.is_object()) << status.out;
+  EXPECT_EQ(report["queues"]["pending"], 1) << status.out;
+}
+
+// Malformed URLs: exit 2, the variable and the problem named.
+struct MalformedSentinelUrl {
+  std::string name;
+  std::string url;
+  std::string problem;
+};
+
+// Shown by its name in test output.
+void PrintTo(const MalformedSentinelUrl& value, std::ostream* out) { *out << value.name; }
+
+class SentinelUrlTest : public SentinelTest,
+                        public ::testing::WithParamInterface<MalformedSentinelUrl> {};
+
+// `config` only reads the settings: the Sentinels need not agree on anything.
+TEST_P(SentinelUrlTest, IsAConfigurationErrorNamingTheProblem) {
+  CliOutcome config = RunCli(SharedSentinelStack(), "config", {{"REDIS_URL", GetParam().url}});
+  EXPECT_EQ(config.code, 2) << config.all();
+  EXPECT_THAT(config.err, HasSubstr("REDIS_URL"));
+  EXPECT_THAT(config.err, HasSubstr(GetParam().problem));
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Malformed, SentinelUrlTest,
+    ::testing::Values(
+        MalformedSentinelUrl{"NoMaster", "redis+sentinel://127.0.0.1:26379", "names no master"},
+        MalformedSentinelUrl{"NoSentinel", "redis+sentinel:///media/0", "names no Sentinel"},
+        MalformedSentinelUrl{"EmptySentinel", "redis+sentinel://h1:26379,,h2:26379/media",
+                             "Sentinel 2 of the list is empty"},
+        MalformedSentinelUrl{"PortNotANumber", "redis+sentinel://h1:port/media",
+                             "Sentinel 1: port 'port' is not a number"}),
+    [](const ::testing::TestParamInfo<MalformedSentinelUrl>& info) { return info.param.name; });
 
 // Every subcommand works through the Sentinels: enqueue, status, failed,
 // reconcile, run.
@@ -352,7 +297,7 @@ TEST_F(SentinelTest, EverySubcommandWorksThroughSentinels) {
 
   WorkerProcess worker(*stack_, {{"WORKER_ID", "sentinel-drain"}}, {"run", "--drain"});
   EXPECT_EQ(worker.WaitExit(60s), 0) << worker.Log();
-  ExpectSyncedExactlyOnce({good, lost});
+  media_->ExpectSyncedExactlyOnce({good, lost});
 
   CliOutcome failed = RunCli(*stack_, "failed list --json");
   EXPECT_EQ(failed.code, 0) << failed.all();
@@ -416,12 +361,12 @@ void SentinelTest::ExpectWorkersFollowAFailover(bool kill_primary) {
   std::vector<std::unique_ptr<WorkerProcess>> workers;
   for (const char* id : {"ha-1", "ha-2"}) {
     workers.push_back(std::make_unique<WorkerProcess>(*stack_, WorkerEnv(id)));
-    ASSERT_TRUE(WaitRegistered(id, *workers.back())) << workers.back()->Log();
+    ASSERT_TRUE(media_->WaitRegistered(id, *workers.back())) << workers.back()->Log();
   }
   constexpr int kJobs = 40;
   std::vector<Json> jobs = media_->MakeMany(kJobs, kFileSize, "box-a", 1000);
-  auto producer = std::make_unique<SentinelProducer>(*stack_, jobs, 50ms);
-  ASSERT_TRUE(WaitUntil([&] { return media_->SyncedRows() >= 10; }, 30s)) << QueueState();
+  auto producer = std::make_unique<PacedProducer>(*stack_, jobs, 50ms);
+  ASSERT_TRUE(WaitUntil([&] { return media_->SyncedRows() >= 10; }, 30s)) << media_->QueueState();
 
   const int old_port = *stack_->RedisMasterPort();
   const std::string old_service = MasterService(*stack_);
@@ -440,14 +385,14 @@ void SentinelTest::ExpectWorkersFollowAFailover(bool kill_primary) {
   media_->Push(marker);
   ASSERT_TRUE(
       WaitUntil([&] { return media_->ObjectStored(marker) && !media_->LocalExists(marker); }, 30s))
-      << QueueState();
+      << media_->QueueState();
   const auto followed = Clock::now();
 
   ASSERT_TRUE(WaitUntil([&] { return producer->pushed() == kJobs; }, 60s));
   jobs.push_back(marker);
   ASSERT_TRUE(
       WaitUntil([&] { return media_->SyncedRows() == static_cast<int64_t>(jobs.size()); }, 60s))
-      << QueueState() << workers[0]->Log();
+      << media_->QueueState() << workers[0]->Log();
   for (auto& worker : workers) EXPECT_TRUE(worker->Running()) << worker->Log();
 
   if (!kill_primary) {
@@ -456,7 +401,7 @@ void SentinelTest::ExpectWorkersFollowAFailover(bool kill_primary) {
     EXPECT_TRUE(WaitUntil([&] { return RoleOf(*stack_, old_service) == "slave"; }, 60s));
   }
   int redelivered = StopAndDrain(workers);
-  ExpectSyncedExactlyOnce(jobs);
+  media_->ExpectSyncedExactlyOnce(jobs);
 
   if (kill_primary) {
     // Back with its old data and its old role: the Sentinels make it a
@@ -489,7 +434,7 @@ TEST_F(SentinelTest, JobsAFailoverLostAreFoundByReconcile) {
   env["RECONCILE_INTERVAL_SECONDS"] = "1";
   env["RECONCILE_OLDER_THAN_SECONDS"] = "0";
   WorkerProcess worker(*stack_, env);
-  ASSERT_TRUE(WaitRegistered("lost-writes", worker)) << worker.Log();
+  ASSERT_TRUE(media_->WaitRegistered("lost-writes", worker)) << worker.Log();
 
   // Before: jobs synced, acknowledged and replicated.
   std::vector<Json> before;
@@ -497,8 +442,8 @@ TEST_F(SentinelTest, JobsAFailoverLostAreFoundByReconcile) {
     before.push_back(media_->Make(kFileSize, "box-a", 3000 + i));
     media_->Push(before.back());
   }
-  ASSERT_TRUE(WaitUntil([&] { return media_->SyncedRows() == 10 && QueuesEmpty(); }, 30s))
-      << QueueState() << worker.Log();
+  ASSERT_TRUE(WaitUntil([&] { return media_->SyncedRows() == 10 && media_->QueuesEmpty(); }, 30s))
+      << media_->QueueState() << worker.Log();
   ASSERT_EQ(Trim(stack_->RedisCli("WAIT 1 5000")), "1");
 
   // Replication stops; the primary takes jobs the replica never sees.
@@ -516,7 +461,7 @@ TEST_F(SentinelTest, JobsAFailoverLostAreFoundByReconcile) {
     unseen.push_back(media_->Make(kFileSize, "box-a", 3100 + i));
     media_->Push(unseen.back());
   }
-  ASSERT_TRUE(WaitUntil([&] { return media_->SyncedRows() == 13; }, 30s)) << QueueState();
+  ASSERT_TRUE(WaitUntil([&] { return media_->SyncedRows() == 13; }, 30s)) << media_->QueueState();
   {
     ScopedFreeze paused(worker.pid());  // the rest stays unsynced until the failover is over
     for (const auto& job : media_->MakeMany(17, kFileSize, "box-a", 3103)) {
@@ -540,16 +485,16 @@ TEST_F(SentinelTest, JobsAFailoverLostAreFoundByReconcile) {
   all.insert(all.end(), unseen.begin(), unseen.end());
   ASSERT_TRUE(
       WaitUntil([&] { return media_->SyncedRows() == static_cast<int64_t>(all.size()); }, 60s))
-      << QueueState() << worker.Log();
+      << media_->QueueState() << worker.Log();
   Measure("lost_writes_recovered_ms", Millis(Clock::now() - resumed), "ms");
   EXPECT_THAT(worker.Log(), HasSubstr("reconcile: enqueued"));
   worker.Signal(SIGTERM);
   EXPECT_EQ(worker.WaitExit(30s), 0) << worker.Log();
   Measure("lost_writes_jobs_redelivered", CountOccurrences(worker.Log(), "outcome=already_synced"),
           "jobs");
-  EXPECT_TRUE(WaitUntil([&] { return QueuesEmpty(); }, 10s)) << QueueState();
+  EXPECT_TRUE(WaitUntil([&] { return media_->QueuesEmpty(); }, 10s)) << media_->QueueState();
   EXPECT_EQ(media_->Len("media:sync:failed"), 0);
-  ExpectSyncedExactlyOnce(all);
+  media_->ExpectSyncedExactlyOnce(all);
 }
 
 }  // namespace

@@ -44,6 +44,28 @@ using media_sync::testing::StoredSha256;
 using media_sync::testing::TestFile;
 using media_sync::testing::TestPrefix;
 
+// A lying job: a file of `size` bytes (seed `seed`) uploaded under the hash
+// and key of another (seed `seed` + 1). Refused as a job fault; nothing
+// stays under the key, which is returned.
+std::string ExpectLyingJobRefused(S3ObjectStore& store, uint64_t size, uint32_t seed,
+                                  std::source_location at = std::source_location::current()) {
+  ::testing::ScopedTrace caller(at.file_name(), static_cast<int>(at.line()), "called from here");
+  TestFile file(size, seed);
+  TestFile other(size, seed + 1);
+  const std::string key = TestPrefix() + other.sha256() + ".bin";
+  auto uploaded = store.Upload(key, file.fd(), file.size(), other.sha256(), {});
+  if (uploaded.ok()) {
+    ADD_FAILURE() << "the lying job's upload succeeded";
+  } else {
+    EXPECT_EQ(uploaded.error().kind, ErrorKind::kJobRetryable);
+    EXPECT_EQ(uploaded.error().message,
+              "SHA-256 mismatch: expected " + other.sha256() + ", got " + file.sha256());
+  }
+  ExpectNothingUnder(store, key);
+  return key;
+}
+
+
 TEST(S3ObjectStoreTest, RoundTripsAroundThePartSize) {
   S3ObjectStore store(OptionsFor(SharedStack()));
   const std::string prefix = TestPrefix();
@@ -84,131 +106,146 @@ struct ProvenStore {
   std::optional<S3ObjectStore> store;
 };
 
-std::vector<std::pair<std::string, S3Options>> BothServers() {
-  return {{"strict gateway", OptionsFor(SharedStack())},
-          {"s3rver alone", LenientOptionsFor(SharedStack())}};
-}
+constexpr char kStrictGateway[] = "strict gateway";
+constexpr char kS3rverAlone[] = "s3rver alone";
 
-TEST(S3ObjectStoreTest, SmallUploadIsProvenByItsEtagWithoutHeadObject) {
-  for (auto& [server, options] : BothServers()) {
-    SCOPED_TRACE(server);
-    ProvenStore proven(options);
-    TestFile file(16 * 1024, 21);
-    const std::string key = TestPrefix() + server + "/" + file.sha256() + ".bin";
-    auto uploaded = proven.store->Upload(key, file.fd(), file.size(), file.sha256(), {});
-    ASSERT_TRUE(uploaded.ok()) << uploaded.error().message;
-    EXPECT_FALSE(uploaded->already_stored);
-    EXPECT_EQ(uploaded->size, file.size());
-    EXPECT_EQ(proven.proofs, std::vector<Proof>{Proof::kEtag});
-    ExpectStoredExactly(*proven.store, key, file);
+// One test on each server: the strict gateway, and s3rver alone (lenient).
+class S3ObjectStoreOnEachServerTest : public ::testing::TestWithParam<std::string> {
+ protected:
+  S3Options ServerOptions() const {
+    return GetParam() == kStrictGateway ? OptionsFor(SharedStack())
+                                        : LenientOptionsFor(SharedStack());
   }
+};
+
+INSTANTIATE_TEST_SUITE_P(Servers, S3ObjectStoreOnEachServerTest,
+                         ::testing::Values(kStrictGateway, kS3rverAlone),
+                         [](const ::testing::TestParamInfo<std::string>& info) {
+                           return info.param == kStrictGateway ? "StrictGateway" : "S3rverAlone";
+                         });
+
+TEST_P(S3ObjectStoreOnEachServerTest, SmallUploadIsProvenByItsEtagWithoutHeadObject) {
+  const std::string& server = GetParam();
+  S3Options options = ServerOptions();
+  ProvenStore proven(options);
+  TestFile file(16 * 1024, 21);
+  const std::string key = TestPrefix() + server + "/" + file.sha256() + ".bin";
+  auto uploaded = proven.store->Upload(key, file.fd(), file.size(), file.sha256(), {});
+  ASSERT_TRUE(uploaded.ok()) << uploaded.error().message;
+  EXPECT_FALSE(uploaded->already_stored);
+  EXPECT_EQ(uploaded->size, file.size());
+  EXPECT_EQ(proven.proofs, std::vector<Proof>{Proof::kEtag});
+  ExpectStoredExactly(*proven.store, key, file);
 }
 
-TEST(S3ObjectStoreTest, AnEtagThatIsNotTheBodysMd5FallsBackToHeadObject) {
-  for (auto& [server, options] : BothServers()) {
-    SCOPED_TRACE(server);
-    S3ObjectStore::Hooks hooks;
-    // As AWS S3 answers under SSE-KMS: an ETag that is not the body's MD5.
-    hooks.on_put_answer = [](std::string& etag) { etag = "4d1e8c9f2a6b0d3e7f5a1c8b9e2d4f60-kms"; };
-    ProvenStore proven(options, hooks);
-    TestFile file(1000, 22);
-    const std::string key = TestPrefix() + server + "/" + file.sha256() + ".bin";
-    auto uploaded = proven.store->Upload(key, file.fd(), file.size(), file.sha256(), {});
-    ASSERT_TRUE(uploaded.ok()) << uploaded.error().message;
-    EXPECT_EQ(proven.proofs, std::vector<Proof>{Proof::kHeadObject});
-    ExpectStoredExactly(*proven.store, key, file);
-  }
+TEST_P(S3ObjectStoreOnEachServerTest, AnEtagThatIsNotTheBodysMd5FallsBackToHeadObject) {
+  const std::string& server = GetParam();
+  S3Options options = ServerOptions();
+  S3ObjectStore::Hooks hooks;
+  // As AWS S3 answers under SSE-KMS: an ETag that is not the body's MD5.
+  hooks.on_put_answer = [](std::string& etag) { etag = "4d1e8c9f2a6b0d3e7f5a1c8b9e2d4f60-kms"; };
+  ProvenStore proven(options, hooks);
+  TestFile file(1000, 22);
+  const std::string key = TestPrefix() + server + "/" + file.sha256() + ".bin";
+  auto uploaded = proven.store->Upload(key, file.fd(), file.size(), file.sha256(), {});
+  ASSERT_TRUE(uploaded.ok()) << uploaded.error().message;
+  EXPECT_EQ(proven.proofs, std::vector<Proof>{Proof::kHeadObject});
+  ExpectStoredExactly(*proven.store, key, file);
 }
 
-TEST(S3ObjectStoreTest, SmallUploadOverAnIdenticalObjectKeepsItWhereTheServerHonoursTheCondition) {
-  for (auto& [server, options] : BothServers()) {
-    SCOPED_TRACE(server);
-    ProvenStore proven(options);
-    TestFile file(4096, 23);
-    const std::string key = TestPrefix() + server + "/" + file.sha256() + ".bin";
-    ASSERT_TRUE(proven.store->Upload(key, file.fd(), file.size(), file.sha256(), {}).ok());
-    auto before = proven.store->Stat(key, {});
-    ASSERT_TRUE(before.ok() && before->has_value());
-    proven.proofs.clear();
+TEST_P(S3ObjectStoreOnEachServerTest,
+       SmallUploadOverAnIdenticalObjectKeepsItWhereTheServerHonoursTheCondition) {
+  const std::string& server = GetParam();
+  S3Options options = ServerOptions();
+  ProvenStore proven(options);
+  TestFile file(4096, 23);
+  const std::string key = TestPrefix() + server + "/" + file.sha256() + ".bin";
+  ASSERT_TRUE(proven.store->Upload(key, file.fd(), file.size(), file.sha256(), {}).ok());
+  auto before = proven.store->Stat(key, {});
+  ASSERT_TRUE(before.ok() && before->has_value());
+  proven.proofs.clear();
 
-    auto again = proven.store->Upload(key, file.fd(), file.size(), file.sha256(), {});
-    ASSERT_TRUE(again.ok()) << again.error().message;
-    if (server == "strict gateway") {
-      // 412, then one HeadObject: the identical object stays, nothing is written.
-      EXPECT_TRUE(again->already_stored);
-      EXPECT_EQ(proven.proofs, std::vector<Proof>{Proof::kAlreadyStored});
-    } else {
-      // s3rver ignores If-None-Match: the same bytes are stored again.
-      EXPECT_FALSE(again->already_stored);
-      EXPECT_EQ(proven.proofs, std::vector<Proof>{Proof::kEtag});
-    }
-    ExpectStoredExactly(*proven.store, key, file);
-  }
-}
-
-TEST(S3ObjectStoreTest, SmallUploadReplacesAnotherObjectUnderItsKey) {
-  for (auto& [server, options] : BothServers()) {
-    SCOPED_TRACE(server);
-    ProvenStore proven(options);
-    TestFile file(8192, 24);
-    const std::string key = TestPrefix() + server + "/" + file.sha256() + ".bin";
-    // A short body left under the key (a lenient server kept a cut PUT).
-    const std::string prefix(4096, 'x');
-    Payload short_body;
-    short_body.bytes = std::span<const char>(prefix.data(), prefix.size());
-    short_body.sha256_hex = Sha256Hex(prefix);
-    ASSERT_TRUE(
-        proven.store->client().PutObject(key, short_body, {{"sha256", file.sha256()}}).ok());
-
-    auto uploaded = proven.store->Upload(key, file.fd(), file.size(), file.sha256(), {});
-    ASSERT_TRUE(uploaded.ok()) << uploaded.error().message;
-    EXPECT_FALSE(uploaded->already_stored);
-    EXPECT_EQ(proven.proofs, std::vector<Proof>{Proof::kEtag});
-    ExpectStoredExactly(*proven.store, key, file);
-  }
-}
-
-TEST(S3ObjectStoreTest, StreamedUploadIsProvenByItsEtagWhenTheMd5IsTaken) {
-  for (bool content_md5 : {true, false}) {
-    for (auto& [server, options] : BothServers()) {
-      SCOPED_TRACE(server + (content_md5 ? " with Content-MD5" : " without Content-MD5"));
-      options.multipart_threshold = 64 * kMiB;
-      options.content_md5 = content_md5;
-      ProvenStore proven(options);
-      TestFile file(6 * kMiB + 3, content_md5 ? 25 : 26);
-      const std::string key = TestPrefix() + server + "/" + file.sha256() + ".bin";
-      auto uploaded = proven.store->Upload(key, file.fd(), file.size(), file.sha256(), {});
-      ASSERT_TRUE(uploaded.ok()) << uploaded.error().message;
-      EXPECT_EQ(proven.proofs, std::vector<Proof>{content_md5 ? Proof::kEtag : Proof::kHeadObject});
-      ExpectStoredExactly(*proven.store, key, file);
-    }
-  }
-}
-
-TEST(S3ObjectStoreTest, LargerFileFindsAnIdenticalObjectFirstAndHashesTheLocalCopy) {
-  for (auto& [server, options] : BothServers()) {
-    SCOPED_TRACE(server);
-    options.multipart_threshold = 64 * kMiB;
-    ProvenStore proven(options);
-    TestFile file(6 * kMiB, 27);
-    const std::string key = TestPrefix() + server + "/" + file.sha256() + ".bin";
-    ASSERT_TRUE(proven.store->Upload(key, file.fd(), file.size(), file.sha256(), {}).ok());
-    proven.proofs.clear();
-
-    auto again = proven.store->Upload(key, file.fd(), file.size(), file.sha256(), {});
-    ASSERT_TRUE(again.ok()) << again.error().message;
+  auto again = proven.store->Upload(key, file.fd(), file.size(), file.sha256(), {});
+  ASSERT_TRUE(again.ok()) << again.error().message;
+  if (server == kStrictGateway) {
+    // 412, then one HeadObject: the identical object stays, nothing is written.
     EXPECT_TRUE(again->already_stored);
     EXPECT_EQ(proven.proofs, std::vector<Proof>{Proof::kAlreadyStored});
-
-    // The local copy changed (same size): it is not the job's file, whatever is stored.
-    ASSERT_EQ(pwrite(file.fd_for_writing(), "tampered", 8, 1000), 8);
-    auto tampered = proven.store->Upload(key, file.fd(), file.size(), file.sha256(), {});
-    ASSERT_FALSE(tampered.ok());
-    EXPECT_EQ(tampered.error().kind, ErrorKind::kJobRetryable);
-    EXPECT_NE(tampered.error().message.find("Local file does not match sha256"), std::string::npos)
-        << tampered.error().message;
-    ExpectStoredExactly(*proven.store, key, file);  // the good object is untouched
+  } else {
+    // s3rver ignores If-None-Match: the same bytes are stored again.
+    EXPECT_FALSE(again->already_stored);
+    EXPECT_EQ(proven.proofs, std::vector<Proof>{Proof::kEtag});
   }
+  ExpectStoredExactly(*proven.store, key, file);
+}
+
+TEST_P(S3ObjectStoreOnEachServerTest, SmallUploadReplacesAnotherObjectUnderItsKey) {
+  const std::string& server = GetParam();
+  S3Options options = ServerOptions();
+  ProvenStore proven(options);
+  TestFile file(8192, 24);
+  const std::string key = TestPrefix() + server + "/" + file.sha256() + ".bin";
+  // A short body left under the key (a lenient server kept a cut PUT).
+  const std::string prefix(4096, 'x');
+  Payload short_body;
+  short_body.bytes = std::span<const char>(prefix.data(), prefix.size());
+  short_body.sha256_hex = Sha256Hex(prefix);
+  ASSERT_TRUE(proven.store->client().PutObject(key, short_body, {{"sha256", file.sha256()}}).ok());
+
+  auto uploaded = proven.store->Upload(key, file.fd(), file.size(), file.sha256(), {});
+  ASSERT_TRUE(uploaded.ok()) << uploaded.error().message;
+  EXPECT_FALSE(uploaded->already_stored);
+  EXPECT_EQ(proven.proofs, std::vector<Proof>{Proof::kEtag});
+  ExpectStoredExactly(*proven.store, key, file);
+}
+
+// A streamed PutObject: its ETag proves it when Content-MD5 made the MD5
+// known; without, HeadObject does.
+void ExpectStreamedUploadProven(const std::string& server, S3Options options, bool content_md5,
+                                uint32_t seed, Proof proof) {
+  options.multipart_threshold = 64 * kMiB;
+  options.content_md5 = content_md5;
+  ProvenStore proven(options);
+  TestFile file(6 * kMiB + 3, seed);
+  const std::string key = TestPrefix() + server + "/" + file.sha256() + ".bin";
+  auto uploaded = proven.store->Upload(key, file.fd(), file.size(), file.sha256(), {});
+  ASSERT_TRUE(uploaded.ok()) << uploaded.error().message;
+  EXPECT_EQ(proven.proofs, std::vector<Proof>{proof});
+  ExpectStoredExactly(*proven.store, key, file);
+}
+
+TEST_P(S3ObjectStoreOnEachServerTest, StreamedUploadWithContentMd5IsProvenByItsEtag) {
+  ExpectStreamedUploadProven(GetParam(), ServerOptions(), /*content_md5=*/true, 25, Proof::kEtag);
+}
+
+TEST_P(S3ObjectStoreOnEachServerTest, StreamedUploadWithoutContentMd5IsProvenByHeadObject) {
+  ExpectStreamedUploadProven(GetParam(), ServerOptions(), /*content_md5=*/false, 26,
+                             Proof::kHeadObject);
+}
+
+TEST_P(S3ObjectStoreOnEachServerTest, LargerFileFindsAnIdenticalObjectFirstAndHashesTheLocalCopy) {
+  const std::string& server = GetParam();
+  S3Options options = ServerOptions();
+  options.multipart_threshold = 64 * kMiB;
+  ProvenStore proven(options);
+  TestFile file(6 * kMiB, 27);
+  const std::string key = TestPrefix() + server + "/" + file.sha256() + ".bin";
+  ASSERT_TRUE(proven.store->Upload(key, file.fd(), file.size(), file.sha256(), {}).ok());
+  proven.proofs.clear();
+
+  auto again = proven.store->Upload(key, file.fd(), file.size(), file.sha256(), {});
+  ASSERT_TRUE(again.ok()) << again.error().message;
+  EXPECT_TRUE(again->already_stored);
+  EXPECT_EQ(proven.proofs, std::vector<Proof>{Proof::kAlreadyStored});
+
+  // The local copy changed (same size): it is not the job's file, whatever is stored.
+  ASSERT_EQ(pwrite(file.fd_for_writing(), "tampered", 8, 1000), 8);
+  auto tampered = proven.store->Upload(key, file.fd(), file.size(), file.sha256(), {});
+  ASSERT_FALSE(tampered.ok());
+  EXPECT_EQ(tampered.error().kind, ErrorKind::kJobRetryable);
+  EXPECT_NE(tampered.error().message.find("Local file does not match sha256"), std::string::npos)
+      << tampered.error().message;
+  ExpectStoredExactly(*proven.store, key, file);  // the good object is untouched
 }
 
 TEST(S3ObjectStoreTest, ContentMd5IsAcceptedWhenEnabled) {
@@ -338,15 +375,7 @@ TEST(S3ObjectStoreTest, LyingJobLeavesNothingWithStreamedPut) {
   S3Options options = LenientOptionsFor(SharedStack());
   options.multipart_threshold = 64 * kMiB;
   S3ObjectStore store(options);
-  TestFile file(12 * kMiB, 5);
-  TestFile other(12 * kMiB, 6);
-  const std::string key = TestPrefix() + other.sha256() + ".bin";
-  auto uploaded = store.Upload(key, file.fd(), file.size(), other.sha256(), {});
-  ASSERT_FALSE(uploaded.ok());
-  EXPECT_EQ(uploaded.error().kind, ErrorKind::kJobRetryable);
-  EXPECT_EQ(uploaded.error().message,
-            "SHA-256 mismatch: expected " + other.sha256() + ", got " + file.sha256());
-  ExpectNothingUnder(store, key);
+  ExpectLyingJobRefused(store, 12 * kMiB, 5);
 }
 
 // The file changes after it was hashed and before it is sent: the second
@@ -354,27 +383,25 @@ TEST(S3ObjectStoreTest, LyingJobLeavesNothingWithStreamedPut) {
 // keeps the short body it received; the client removes it (its size is
 // wrong), so nothing stays under the key. Through the strict gateway the
 // short body is refused outright.
-TEST(S3ObjectStoreTest, FileChangedWhileStreamingLeavesNothing) {
-  for (bool lenient : {true, false}) {
-    S3Options options = lenient ? LenientOptionsFor(SharedStack()) : OptionsFor(SharedStack());
-    options.multipart_threshold = 64 * kMiB;
-    TestFile file(12 * kMiB, lenient ? 7 : 8);
-    S3ObjectStore::Hooks hooks;
-    hooks.before_stream = [&] {
-      const char changed[] = "changed";
-      ASSERT_EQ(pwrite(file.fd_for_writing(), changed, sizeof(changed), 6 * kMiB),
-                static_cast<ssize_t>(sizeof(changed)));
-    };
-    S3ObjectStore store(options, hooks);
-    const std::string key = TestPrefix() + (lenient ? "lenient/" : "strict/") + file.sha256();
-    auto uploaded = store.Upload(key, file.fd(), file.size(), file.sha256(), {});
-    ASSERT_FALSE(uploaded.ok()) << (lenient ? "lenient" : "strict");
-    EXPECT_EQ(uploaded.error().kind, ErrorKind::kJobRetryable);
-    EXPECT_NE(uploaded.error().message.find("the file changed while it was sent"),
-              std::string::npos)
-        << uploaded.error().message;
-    ExpectNothingUnder(store, key);
-  }
+TEST_P(S3ObjectStoreOnEachServerTest, FileChangedWhileStreamingLeavesNothing) {
+  const bool lenient = GetParam() == kS3rverAlone;
+  S3Options options = ServerOptions();
+  options.multipart_threshold = 64 * kMiB;
+  TestFile file(12 * kMiB, lenient ? 7 : 8);
+  S3ObjectStore::Hooks hooks;
+  hooks.before_stream = [&] {
+    const char changed[] = "changed";
+    ASSERT_EQ(pwrite(file.fd_for_writing(), changed, sizeof(changed), 6 * kMiB),
+              static_cast<ssize_t>(sizeof(changed)));
+  };
+  S3ObjectStore store(options, hooks);
+  const std::string key = TestPrefix() + (lenient ? "lenient/" : "strict/") + file.sha256();
+  auto uploaded = store.Upload(key, file.fd(), file.size(), file.sha256(), {});
+  ASSERT_FALSE(uploaded.ok());
+  EXPECT_EQ(uploaded.error().kind, ErrorKind::kJobRetryable);
+  EXPECT_NE(uploaded.error().message.find("the file changed while it was sent"), std::string::npos)
+      << uploaded.error().message;
+  ExpectNothingUnder(store, key);
 }
 
 // A slow worker (its lease expired) and the worker now holding the same job
@@ -429,15 +456,7 @@ TEST(S3ClientTest, ConditionalDeleteIsAcceptedByAStrictServer) {
 
 TEST(S3ObjectStoreTest, LyingJobLeavesNothingWithSinglePut) {
   S3ObjectStore store(LenientOptionsFor(SharedStack()));
-  TestFile file(4096, 1);
-  TestFile other(4096, 2);
-  const std::string key = TestPrefix() + other.sha256() + ".bin";
-  auto uploaded = store.Upload(key, file.fd(), file.size(), other.sha256(), {});
-  ASSERT_FALSE(uploaded.ok());
-  EXPECT_EQ(uploaded.error().kind, ErrorKind::kJobRetryable);
-  EXPECT_EQ(uploaded.error().message,
-            "SHA-256 mismatch: expected " + other.sha256() + ", got " + file.sha256());
-  ExpectNothingUnder(store, key);
+  ExpectLyingJobRefused(store, 4096, 1);
 }
 
 TEST(S3ObjectStoreTest, LyingJobLeavesNothingWithMultipart) {
@@ -445,16 +464,8 @@ TEST(S3ObjectStoreTest, LyingJobLeavesNothingWithMultipart) {
   S3ObjectStore::Hooks hooks;
   hooks.on_multipart_aborted = [&](const std::string& upload_id) { aborted.push_back(upload_id); };
   S3ObjectStore store(LenientOptionsFor(SharedStack()), hooks);
-  TestFile file(17 * kMiB, 3);
-  TestFile other(17 * kMiB, 4);
-  const std::string key = TestPrefix() + other.sha256() + ".bin";
-  auto uploaded = store.Upload(key, file.fd(), file.size(), other.sha256(), {});
-  ASSERT_FALSE(uploaded.ok());
-  EXPECT_EQ(uploaded.error().kind, ErrorKind::kJobRetryable);
-  EXPECT_EQ(uploaded.error().message,
-            "SHA-256 mismatch: expected " + other.sha256() + ", got " + file.sha256());
+  const std::string key = ExpectLyingJobRefused(store, 17 * kMiB, 3);
   EXPECT_EQ(aborted.size(), 1u) << "the multipart upload is aborted, never completed";
-  ExpectNothingUnder(store, key);
   ExpectNoUploadLeftFor(store, key);
 }
 

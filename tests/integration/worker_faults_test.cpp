@@ -48,17 +48,6 @@ class WorkerFaultsTest : public ::testing::Test {
     return jobs;
   }
 
-  std::vector<std::string> PendingPayloads() const {
-    std::vector<std::string> payloads;
-    std::string raw = stack_.RedisCli("--raw LRANGE media:sync:pending 0 -1");
-    size_t start = 0;
-    for (size_t end = raw.find('\n'); end != std::string::npos; end = raw.find('\n', start)) {
-      if (end > start) payloads.push_back(raw.substr(start, end - start));
-      start = end + 1;
-    }
-    return payloads;
-  }
-
   // Acknowledgement follows the database commit: wait for it, then check
   // that nothing is left anywhere and nothing failed.
   void ExpectQueuesDrainedWithoutFailures(
@@ -80,24 +69,32 @@ class WorkerFaultsTest : public ::testing::Test {
 
   void ExpectRestartCostsNothing(const std::string& service, uint64_t first_seed);
 
-  // The s3rver data directory of box-a's server.
-  std::string BoxADataDir() const {
-    return stack_.StateDir() + "/s3/" + stack_.Get("MINIO_BUCKET");
-  }
+  // box-b's server frozen, then the jobs pushed (box-b's first, or each
+  // box-b job before its box-a one when `interleave`): box-a's jobs all sync
+  // within `bound` (waited for up to `wait`; the time is kept as
+  // box_a_jobs_ms), none of box-b's does and none fails. Thawed, box-b's
+  // sync within `after`, and every job is synced once.
+  void ExpectBoxAUnhinderedByAHangingBoxB(WorkerProcess& worker, const std::vector<Json>& jobs_a,
+                                          const std::vector<Json>& jobs_b, bool interleave,
+                                          std::chrono::milliseconds wait,
+                                          std::chrono::milliseconds bound,
+                                          std::chrono::milliseconds after);
+  // box-b back: its jobs all sync within `within`, nothing is left or failed,
+  // every job of both boxes is synced once, and the idle worker stops.
+  void ExpectBoxBCatchesUp(WorkerProcess& worker, const std::vector<Json>& jobs_a,
+                           const std::vector<Json>& jobs_b, std::chrono::milliseconds within);
 
-  bool ObjectFileExists(const Json& job) const {
-    return std::filesystem::exists(BoxADataDir() + "/" + job["s3_key"].get<std::string>() +
-                                   "._S3rver_object");
-  }
-
-  // s3rver keeps an in-progress multipart upload under
-  // <bucket>/._S3rver_uploads/<upload id>/<part number>, and writes
-  // <part number>.md5 once that part was received whole.
+  // How many parts of multipart uploads in progress box-a's s3rver has
+  // received whole: an upload is under way. Read from s3rver's own files,
+  // since s3rver answers neither ListParts nor ListMultipartUploads: it keeps
+  // an upload under <bucket>/._S3rver_uploads/<upload id>/<part number>, and
+  // writes <part number>.md5 once that part was received whole.
   int CompletedPartsInProgress() const {
     std::error_code ignored;
     int parts = 0;
     for (std::filesystem::recursive_directory_iterator
-             it(BoxADataDir() + "/._S3rver_uploads", ignored),
+             it(stack_.StateDir() + "/s3/" + stack_.Get("MINIO_BUCKET") + "/._S3rver_uploads",
+                ignored),
          end;
          it != end; it.increment(ignored)) {
       if (it->path().extension() == ".md5") ++parts;
@@ -137,7 +134,6 @@ TEST_F(WorkerFaultsTest, JobsOfAWorkerKilledMidUploadAreSyncedOnceByAnother) {
   int64_t held = 0;
   {
     ScopedFreeze storage(stack_.Pid("s3"));
-    ASSERT_FALSE(ObjectFileExists(large)) << "the upload finished before the freeze";
     media_.PushAll(small);
     // Every job thread has a job: the large upload and three small ones,
     // all hanging on the frozen server.
@@ -149,6 +145,9 @@ TEST_F(WorkerFaultsTest, JobsOfAWorkerKilledMidUploadAreSyncedOnceByAnother) {
     held = media_.Len("media:sync:processing:a");
   }
   ASSERT_EQ(held, kConcurrency);
+  // Asked once the server answers again: the worker was killed before it
+  // could complete the upload, so an object here was there before the freeze.
+  ASSERT_FALSE(media_.ObjectExists(large)) << "the upload finished before the freeze";
 
   // `run --drain` waits only for its own jobs, so the rescuer starts once the
   // dead worker's lease (2 s) has lapsed and its jobs are up for grabs.
@@ -233,6 +232,49 @@ void WorkerFaultsTest::ExpectRestartCostsNothing(const std::string& service, uin
   StopIdleWorker(worker);
 }
 
+void WorkerFaultsTest::ExpectBoxAUnhinderedByAHangingBoxB(
+    WorkerProcess& worker, const std::vector<Json>& jobs_a, const std::vector<Json>& jobs_b,
+    bool interleave, std::chrono::milliseconds wait, std::chrono::milliseconds bound,
+    std::chrono::milliseconds after) {
+  const auto per_box_a = static_cast<int64_t>(jobs_a.size());
+  {
+    ScopedFreeze box_b(stack_.Pid("s3-2"));
+    if (interleave) {
+      for (size_t i = 0; i < jobs_a.size(); ++i) {
+        media_.Push(jobs_b[i]);
+        media_.Push(jobs_a[i]);
+      }
+    } else {
+      media_.PushAll(jobs_b);
+      media_.PushAll(jobs_a);
+    }
+    auto pushed_at = std::chrono::steady_clock::now();
+    ASSERT_TRUE(WaitUntil([&] { return media_.SyncedRows("box-a") == per_box_a; }, wait))
+        << media_.QueueState() << worker.Log();
+    const int64_t took_ms = Millis(std::chrono::steady_clock::now() - pushed_at);
+    RecordProperty("box_a_jobs_ms", std::to_string(took_ms));
+    EXPECT_LT(took_ms, bound.count())
+        << "box-a's " << per_box_a << " jobs took " << took_ms << " ms next to a box that hangs";
+    EXPECT_EQ(media_.SyncedRows("box-b"), 0);
+    EXPECT_EQ(media_.Len("media:sync:failed"), 0) << worker.Log();
+  }
+
+  ExpectBoxBCatchesUp(worker, jobs_a, jobs_b, after);
+}
+
+void WorkerFaultsTest::ExpectBoxBCatchesUp(WorkerProcess& worker, const std::vector<Json>& jobs_a,
+                                           const std::vector<Json>& jobs_b,
+                                           std::chrono::milliseconds within) {
+  ASSERT_TRUE(WaitUntil(
+      [&] { return media_.SyncedRows("box-b") == static_cast<int64_t>(jobs_b.size()); }, within))
+      << media_.QueueState() << worker.Log();
+  ExpectQueuesDrainedWithoutFailures(worker);
+  std::vector<Json> all = jobs_a;
+  all.insert(all.end(), jobs_b.begin(), jobs_b.end());
+  media_.ExpectSyncedExactlyOnce(all);
+  StopIdleWorker(worker);
+}
+
 // Guarantee 4: PostgreSQL restarted under a flowing queue holds the jobs in
 // flight; none fails, none is counted twice.
 TEST_F(WorkerFaultsTest, PostgresRestartWhileJobsFlowFailsNothing) {
@@ -271,13 +313,7 @@ TEST_F(WorkerFaultsTest, JobsOfAHealthyBoxCompleteWhileAnotherBoxIsDown) {
     for (const auto& job : jobs_b) EXPECT_TRUE(media_.LocalExists(job)) << job["local_path"];
   }
 
-  ASSERT_TRUE(WaitUntil([&] { return media_.SyncedRows("box-b") == kPerBox; }, 30s))
-      << media_.QueueState() << worker.Log();
-  ExpectQueuesDrainedWithoutFailures(worker);
-  std::vector<Json> all = jobs_a;
-  all.insert(all.end(), jobs_b.begin(), jobs_b.end());
-  media_.ExpectSyncedExactlyOnce(all);
-  StopIdleWorker(worker);
+  ExpectBoxBCatchesUp(worker, jobs_a, jobs_b, 30s);
 }
 
 // Guarantee 4: a box that hangs must not tie up the in-flight slots. Box-b's
@@ -299,31 +335,8 @@ TEST_F(WorkerFaultsTest, AHangingBoxDoesNotTieUpTheInFlightSlots) {
                                 {"OUTAGE_BACKOFF_MAX_SECONDS", "2"}});
   ASSERT_TRUE(media_.WaitRegistered("hanging-box", worker)) << worker.Log();
 
-  {
-    ScopedFreeze box_b(stack_.Pid("s3-2"));
-    media_.PushAll(jobs_b);
-    media_.PushAll(jobs_a);
-    auto pushed_at = std::chrono::steady_clock::now();
-    ASSERT_TRUE(WaitUntil([&] { return media_.SyncedRows("box-a") == kPerBox; }, 60s))
-        << media_.QueueState() << worker.Log();
-    auto took = std::chrono::steady_clock::now() - pushed_at;
-    RecordProperty(
-        "box_a_jobs_ms",
-        std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(took).count()));
-    EXPECT_LT(took, kBound) << "box-a's " << kPerBox << " jobs took "
-                            << std::chrono::duration_cast<std::chrono::milliseconds>(took).count()
-                            << " ms behind a hanging box";
-    EXPECT_EQ(media_.SyncedRows("box-b"), 0);
-    EXPECT_EQ(media_.Len("media:sync:failed"), 0) << worker.Log();
-  }
-
-  ASSERT_TRUE(WaitUntil([&] { return media_.SyncedRows("box-b") == kPerBox; }, 30s))
-      << media_.QueueState() << worker.Log();
-  ExpectQueuesDrainedWithoutFailures(worker);
-  std::vector<Json> all = jobs_a;
-  all.insert(all.end(), jobs_b.begin(), jobs_b.end());
-  media_.ExpectSyncedExactlyOnce(all);
-  StopIdleWorker(worker);
+  ExpectBoxAUnhinderedByAHangingBoxB(worker, jobs_a, jobs_b, /*interleave=*/false, 60s, kBound,
+                                     30s);
 }
 
 // Guarantee 4, from the first second of a hang: box-b stops answering before
@@ -344,34 +357,9 @@ TEST_F(WorkerFaultsTest, ABoxHangingFromItsFirstContactDoesNotHoldBackTheOthers)
                                 {"OUTAGE_BACKOFF_MAX_SECONDS", "2"}});
   ASSERT_TRUE(media_.WaitRegistered("first-contact-hang", worker)) << worker.Log();
 
-  {
-    ScopedFreeze box_b(stack_.Pid("s3-2"));
-    for (int i = 0; i < kPerBox; ++i) {
-      media_.Push(jobs_b[i]);
-      media_.Push(jobs_a[i]);
-    }
-    auto pushed_at = std::chrono::steady_clock::now();
-    ASSERT_TRUE(WaitUntil([&] { return media_.SyncedRows("box-a") == kPerBox; }, kTimeout))
-        << media_.QueueState() << worker.Log();
-    auto took = std::chrono::steady_clock::now() - pushed_at;
-    RecordProperty(
-        "box_a_jobs_ms",
-        std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(took).count()));
-    EXPECT_LT(took, kBound) << "box-a's jobs took "
-                            << std::chrono::duration_cast<std::chrono::milliseconds>(took).count()
-                            << " ms next to a box that hangs";
-    EXPECT_EQ(media_.SyncedRows("box-b"), 0);
-    EXPECT_EQ(media_.Len("media:sync:failed"), 0) << worker.Log();
-  }
-
-  // Thawed: the check in flight is answered and box-b's jobs follow.
-  ASSERT_TRUE(WaitUntil([&] { return media_.SyncedRows("box-b") == kPerBox; }, 45s))
-      << media_.QueueState() << worker.Log();
-  ExpectQueuesDrainedWithoutFailures(worker);
-  std::vector<Json> all = jobs_a;
-  all.insert(all.end(), jobs_b.begin(), jobs_b.end());
-  media_.ExpectSyncedExactlyOnce(all);
-  StopIdleWorker(worker);
+  // Thawed, the check in flight is answered and box-b's jobs follow.
+  ExpectBoxAUnhinderedByAHangingBoxB(worker, jobs_a, jobs_b, /*interleave=*/true, kTimeout, kBound,
+                                     45s);
 }
 
 // Guarantee 4 (and 1): the buffer volume re-created under a running worker.
@@ -536,15 +524,16 @@ TEST_F(WorkerFaultsTest, SigtermDuringMultipartUploadHandsTheJobBack) {
   // One part stored, so the upload is under way (24 parts in all).
   ASSERT_TRUE(WaitUntil([&] { return CompletedPartsInProgress() >= 1; }, 30s))
       << media_.QueueState() << worker.Log();
-  ASSERT_FALSE(ObjectFileExists(job)) << "the upload finished before the signal";
+  ASSERT_FALSE(media_.ObjectExists(job)) << "the upload finished before the signal";
   worker.Signal(SIGTERM);
   EXPECT_EQ(worker.WaitExit(5s), 0) << worker.Log();
 
-  EXPECT_EQ(PendingPayloads(), std::vector<std::string>{job.dump()}) << media_.QueueState();
+  EXPECT_EQ(media_.ListEntries("media:sync:pending"), std::vector<std::string>{job.dump()})
+      << media_.QueueState();
   EXPECT_EQ(media_.ProcessingKeys(), "");
   EXPECT_EQ(media_.DelayedCount(), 0);
   EXPECT_EQ(media_.Len("media:sync:failed"), 0);
-  EXPECT_FALSE(ObjectFileExists(job)) << "a partial upload became the object";
+  EXPECT_FALSE(media_.ObjectExists(job)) << "a partial upload became the object";
   EXPECT_TRUE(media_.LocalExists(job));
   EXPECT_EQ(media_.SyncedRows(), 0);
   EXPECT_EQ(media_.ReservedBytes("box-a"), static_cast<int64_t>(kSize));
@@ -587,7 +576,8 @@ TEST_F(WorkerFaultsTest, SecondSigtermHandsBackAtOnce) {
                      << std::chrono::duration_cast<std::chrono::milliseconds>(took).count()
                      << " ms after the second signal\n"
                      << worker.Log();
-  EXPECT_EQ(PendingPayloads(), std::vector<std::string>{job.dump()}) << media_.QueueState();
+  EXPECT_EQ(media_.ListEntries("media:sync:pending"), std::vector<std::string>{job.dump()})
+      << media_.QueueState();
   EXPECT_EQ(media_.ProcessingKeys(), "");
   EXPECT_TRUE(media_.LocalExists(job));
   EXPECT_EQ(media_.SyncedRows(), 0);

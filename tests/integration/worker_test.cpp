@@ -9,6 +9,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <source_location>
 
 #include "support/worker_harness.h"
@@ -34,11 +35,32 @@ class WorkerTest : public ::testing::Test {
     return worker.Log();
   }
 
+  // The job pushed alone and drained: its row synced.
+  void SyncFirst(const Json& job) {
+    media_.Push(job);
+    Drain();
+    ASSERT_EQ(media_.SyncedRows(), 1);
+  }
+
+  std::string SyncedAt(const Json& job) const {
+    return Trim(stack_.Sql("SELECT synced_at FROM media_files WHERE sha256 = '" +
+                           job["sha256"].get<std::string>() + "'"));
+  }
+
   void ExpectQueuesEmpty(std::source_location at = std::source_location::current()) {
     ::testing::ScopedTrace caller(at.file_name(), static_cast<int>(at.line()), "called from here");
     EXPECT_EQ(media_.Len("media:sync:pending"), 0);
     EXPECT_EQ(media_.DelayedCount(), 0);
     EXPECT_EQ(media_.ProcessingKeys(), "");
+  }
+
+  // The job synced once, nothing left in the queues, nothing failed.
+  void ExpectOnlySynced(const Json& job,
+                        std::source_location at = std::source_location::current()) {
+    ::testing::ScopedTrace caller(at.file_name(), static_cast<int>(at.line()), "called from here");
+    media_.ExpectSyncedExactlyOnce({job}, at);
+    ExpectQueuesEmpty(at);
+    EXPECT_EQ(media_.Len("media:sync:failed"), 0);
   }
 
   LocalStack& stack_ = SharedStack();
@@ -82,151 +104,200 @@ TEST_F(WorkerTest, JobWithoutBoxGoesToTheDefaultEndpoint) {
   EXPECT_EQ(media_.UsedBytes("box-a"), 0);  // no box: no counters move
 }
 
-TEST_F(WorkerTest, DuplicateReplayedAndAlreadyStoredJobsChangeNothing) {
+TEST_F(WorkerTest, ADuplicateInTheQueueAtOnceSyncsOnce) {
   Json job = media_.Make(10000, "box-a", 11);
   media_.Push(job);
-  media_.Push(job);  // duplicate in the queue at once
+  media_.Push(job);
   Drain();
-  EXPECT_EQ(media_.SyncedRows(), 1);
-  EXPECT_EQ(media_.UsedBytes("box-a"), 10000);
+  ExpectOnlySynced(job);
+}
 
-  media_.Push(job);  // replayed later: file gone, object stored, row synced
+// Replayed later: file gone, object stored, row synced.
+TEST_F(WorkerTest, AJobReplayedAfterItsSyncChangesNothing) {
+  Json job = media_.Make(10000, "box-a", 11);
+  ASSERT_NO_FATAL_FAILURE(SyncFirst(job));
+  const std::string synced_at = SyncedAt(job);
+
+  media_.Push(job);
   std::string log = Drain();
   EXPECT_THAT(log, HasSubstr("already synced 1"));
-  EXPECT_EQ(media_.UsedBytes("box-a"), 10000);
-  EXPECT_EQ(media_.ReservedBytes("box-a"), 0);
-  EXPECT_EQ(media_.Len("media:sync:failed"), 0);
+  EXPECT_EQ(SyncedAt(job), synced_at);
+  ExpectOnlySynced(job);
+}
 
-  // Object already there (a crash after upload), row not yet synced, local file back.
-  Json second = media_.Make(5000, "box-a", 12);
-  media_.Push(second);
-  Drain();
+// Object already there (a crash after upload), row not yet synced, local file back.
+TEST_F(WorkerTest, AnObjectAlreadyStoredIsRecordedWithoutUploadingAgain) {
+  Json job = media_.Make(5000, "box-a", 12);
+  ASSERT_NO_FATAL_FAILURE(SyncFirst(job));
   stack_.Sql("UPDATE media_files SET synced_at = NULL WHERE sha256 = '" +
-             second["sha256"].get<std::string>() + "'");
+             job["sha256"].get<std::string>() + "'");
   media_.Make(5000, "box-a", 12, "jpg", /*insert_row=*/false);  // same bytes, same path
-  media_.Push(second);
-  log = Drain();
+  ASSERT_TRUE(media_.LocalExists(job));
+  media_.Push(job);
+  std::string log = Drain();
   EXPECT_THAT(log, HasSubstr("synced 1"));
   EXPECT_THAT(log, HasSubstr("bytes 0"));  // nothing uploaded again
-  EXPECT_FALSE(media_.LocalExists(second));
-  EXPECT_EQ(media_.UsedBytes("box-a"), 10000 + 5000 + 5000);  // the re-synced row counts once more
+  EXPECT_EQ(media_.SyncedRows(), 1);
+  EXPECT_FALSE(media_.LocalExists(job));
+  EXPECT_TRUE(media_.ObjectStored(job));
+  EXPECT_EQ(media_.UsedBytes("box-a"), 5000 + 5000);  // the re-synced row counts once more
   ExpectQueuesEmpty();
 }
 
-TEST_F(WorkerTest, BadInputEndsInTheFailedQueueWithItsMessageAndTouchesNothingOutside) {
-  const std::string buffer = stack_.BufferDir();
-  char outside_pattern[] = "/tmp/media-sync-outside-XXXXXX";
-  ASSERT_NE(mkdtemp(outside_pattern), nullptr);
-  const std::string outside = outside_pattern;
-  std::ofstream(outside + "/secret.jpg") << "do not touch";
+// One bad job, pushed before a good one: the bad one ends in the failed queue
+// with its message, the worker keeps serving (the good job syncs), and a file
+// outside the buffer is neither read nor deleted.
+struct BadInput {
+  std::string name;   // the test's name
+  std::string error;  // what the failed entry's error says
+  // The fault is found before anything is uploaded: nothing is stored under
+  // the job's key. (A missing row is found after the upload of the right
+  // bytes.)
+  bool found_before_upload = true;
+};
 
-  struct Case {
-    std::string name;
-    std::string payload;
-    std::string error;
-  };
-  std::vector<Case> cases;
-  auto job_with = [&](uint64_t seed, const std::function<void(Json&)>& change) {
-    Json job = media_.Make(2048, "box-a", seed);
-    change(job);
-    return job.dump();
-  };
-  cases.push_back({"garbage", "{this is not json", "Invalid job: payload is not valid JSON"});
-  cases.push_back({"wrong type", R"({"sha256": 5})", "sha256 must be a string"});
-  cases.push_back({"traversal",
-                   job_with(21,
-                            [&](Json& j) {
-                              j["local_path"] =
-                                  buffer + "/../../" + outside.substr(1) + "/secret.jpg";
-                            }),
-                   "Path outside media buffer"});
-  cases.push_back({"absolute elsewhere",
-                   job_with(22, [&](Json& j) { j["local_path"] = outside + "/secret.jpg"; }),
-                   "Path outside media buffer"});
-  cases.push_back({"symlink out",
-                   job_with(23,
-                            [&](Json& j) {
-                              std::string link = buffer + "/link.jpg";
-                              std::filesystem::create_symlink(outside + "/secret.jpg", link);
-                              j["local_path"] = link;
-                            }),
-                   "Path outside media buffer"});
-  cases.push_back({"fifo",
-                   job_with(24,
-                            [&](Json& j) {
-                              std::string fifo = buffer + "/pipe.jpg";
-                              ASSERT_EQ(mkfifo(fifo.c_str(), 0644), 0);
-                              j["local_path"] = fifo;
-                            }),
-                   "Not a regular file"});
-  cases.push_back({"directory",
-                   job_with(25,
-                            [&](Json& j) {
-                              std::filesystem::create_directories(buffer + "/dir.jpg");
-                              j["local_path"] = buffer + "/dir.jpg";
-                            }),
-                   "Not a regular file"});
-  cases.push_back({"lying size", job_with(26, [&](Json& j) { j["file_size"] = 4096; }),
-                   "Size mismatch: expected 4096, got 2048"});
-  std::string lying_hash_key;
-  cases.push_back({"lying hash",
-                   job_with(27,
-                            [&](Json& j) {
-                              std::string fake(64, 'e');
-                              stack_.Sql(
-                                  "INSERT INTO media_files (sha256, s3_key, file_size) VALUES ('" +
-                                  fake + "', 'x', 2048)");
-                              j["sha256"] = fake;
-                              j["s3_key"] = "media/ee/ee/" + fake + ".jpg";
-                              // box-b is s3rver without the strict gateway: it would
-                              // keep any body, so only the client can refuse it.
-                              j["storage_box_id"] = "box-b";
-                              lying_hash_key = j["s3_key"];
-                            }),
-                   "SHA-256 mismatch"});
-  cases.push_back({"key not matching hash",
-                   job_with(28, [&](Json& j) { j["s3_key"] = "media/00/00/other.jpg"; }),
-                   "does not match sha256"});
-  cases.push_back({"no catalog row",
-                   job_with(29,
-                            [&](Json& j) {
-                              stack_.Sql("DELETE FROM media_files WHERE sha256 = '" +
-                                         j["sha256"].get<std::string>() + "'");
-                            }),
-                   "No media_files row for sha256"});
-  cases.push_back({"unknown box", job_with(30, [&](Json& j) { j["storage_box_id"] = "mars-1"; }),
-                   "Unknown storage box mars-1"});
-  for (const auto& c : cases) media_.PushRaw(c.payload);
+// Shown by its name in test output.
+void PrintTo(const BadInput& value, std::ostream* out) { *out << value.name; }
+
+class WorkerBadInputTest : public WorkerTest, public ::testing::WithParamInterface<BadInput> {
+ protected:
+  void SetUp() override {
+    WorkerTest::SetUp();
+    char outside_pattern[] = "/tmp/media-sync-outside-XXXXXX";
+    ASSERT_NE(mkdtemp(outside_pattern), nullptr);
+    outside_ = outside_pattern;
+    std::ofstream(outside_ + "/secret.jpg") << "do not touch";
+  }
+  void TearDown() override { std::filesystem::remove_all(outside_); }
+
+  // The payload of the case named `name`, with whatever it needs around it.
+  std::string BadPayload(const std::string& name) {
+    const std::string buffer = stack_.BufferDir();
+    auto job_with = [&](uint64_t seed, const std::function<void(Json&)>& change) {
+      Json job = media_.Make(2048, "box-a", seed);
+      change(job);
+      return job.dump();
+    };
+    if (name == "Garbage") return "{this is not json";
+    if (name == "WrongType") return R"({"sha256": 5})";
+    if (name == "Traversal") {
+      return job_with(21, [&](Json& j) {
+        j["local_path"] = buffer + "/../../" + outside_.substr(1) + "/secret.jpg";
+      });
+    }
+    if (name == "AbsolutePathElsewhere") {
+      return job_with(22, [&](Json& j) { j["local_path"] = outside_ + "/secret.jpg"; });
+    }
+    if (name == "SymlinkOut") {
+      return job_with(23, [&](Json& j) {
+        std::string link = buffer + "/link.jpg";
+        std::filesystem::create_symlink(outside_ + "/secret.jpg", link);
+        j["local_path"] = link;
+      });
+    }
+    if (name == "Fifo") {
+      return job_with(24, [&](Json& j) {
+        std::string fifo = buffer + "/pipe.jpg";
+        EXPECT_EQ(mkfifo(fifo.c_str(), 0644), 0);
+        j["local_path"] = fifo;
+      });
+    }
+    if (name == "Directory") {
+      return job_with(25, [&](Json& j) {
+        std::filesystem::create_directories(buffer + "/dir.jpg");
+        j["local_path"] = buffer + "/dir.jpg";
+      });
+    }
+    if (name == "LyingSize") return job_with(26, [&](Json& j) { j["file_size"] = 4096; });
+    if (name == "LyingHash") {
+      return job_with(27, [&](Json& j) {
+        std::string fake(64, 'e');
+        stack_.Sql("INSERT INTO media_files (sha256, s3_key, file_size) VALUES ('" + fake +
+                   "', 'x', 2048)");
+        j["sha256"] = fake;
+        j["s3_key"] = "media/ee/ee/" + fake + ".jpg";
+        // box-b is s3rver without the strict gateway: it would keep any
+        // body, so only the client can refuse it.
+        j["storage_box_id"] = "box-b";
+      });
+    }
+    if (name == "KeyNotMatchingHash") {
+      return job_with(28, [&](Json& j) { j["s3_key"] = "media/00/00/other.jpg"; });
+    }
+    if (name == "NoCatalogRow") {
+      return job_with(29, [&](Json& j) {
+        stack_.Sql("DELETE FROM media_files WHERE sha256 = '" + j["sha256"].get<std::string>() +
+                   "'");
+      });
+    }
+    if (name == "UnknownBox") {
+      return job_with(30, [&](Json& j) { j["storage_box_id"] = "mars-1"; });
+    }
+    ADD_FAILURE() << "no bad input named " << name;
+    return "";
+  }
+
+  std::string outside_;
+};
+
+TEST_P(WorkerBadInputTest, EndsInTheFailedQueueWithItsMessageAndTouchesNothingOutside) {
+  const BadInput& bad = GetParam();
+  const std::string payload = BadPayload(bad.name);
+  ASSERT_FALSE(payload.empty());
+  media_.PushRaw(payload);
   Json good = media_.Make(3000, "box-b", 31);
   media_.Push(good);
 
   std::string log = Drain({{"RETRY_DELAY_SECONDS", "0"}});
   std::vector<Json> failed = media_.FailedEntries();
-  ASSERT_EQ(failed.size(), cases.size()) << log;
-  for (const auto& c : cases) {
-    auto it = std::find_if(failed.begin(), failed.end(), [&](const Json& entry) {
-      return entry["error"].get<std::string>().find(c.error) != std::string::npos;
-    });
-    ASSERT_NE(it, failed.end()) << c.name << ": no entry with '" << c.error << "'";
-    EXPECT_TRUE(it->contains("failed_at")) << c.name;
-    EXPECT_TRUE(it->contains("attempts")) << c.name;
+  ASSERT_EQ(failed.size(), 1u) << log;
+  EXPECT_THAT(failed[0]["error"].get<std::string>(), HasSubstr(bad.error));
+  EXPECT_TRUE(failed[0].contains("failed_at"));
+  EXPECT_TRUE(failed[0].contains("attempts"));
+  Json parsed = Json::parse(payload, nullptr, false);
+  if (parsed.is_object()) {
+    // The job is kept, with the failure fields added and its retry count
+    // rewritten.
+    for (const auto& [field, value] : parsed.items()) {
+      if (field != "retry_count") {
+        EXPECT_EQ(failed[0][field], value) << field;
+      }
+    }
+  } else {
+    // The raw payload of a non-object is kept whole.
+    EXPECT_EQ(failed[0]["raw"], payload);
   }
-  // The raw payload of a non-object is kept whole.
-  auto garbage = std::find_if(failed.begin(), failed.end(),
-                              [](const Json& entry) { return entry.contains("raw"); });
-  ASSERT_NE(garbage, failed.end());
-  EXPECT_EQ((*garbage)["raw"], "{this is not json");
+  if (bad.found_before_upload && parsed.is_object() && parsed["s3_key"].is_string()) {
+    // Nothing stored, a lying job's bytes least of all.
+    EXPECT_FALSE(media_.ObjectExists(parsed));
+  }
 
   // The worker kept serving: the good job went through.
-  EXPECT_TRUE(media_.ObjectStored(good));
-  EXPECT_EQ(media_.SyncedRows(), 1);
-  // Nothing outside the buffer was read or deleted; no lying object stored.
-  EXPECT_TRUE(std::filesystem::exists(outside + "/secret.jpg"));
-  EXPECT_FALSE(std::filesystem::exists(stack_.StateDir() + "/s3-2/" + stack_.Get("MINIO_BUCKET") +
-                                       "/" + lying_hash_key + "._S3rver_object"));
+  media_.ExpectSyncedExactlyOnce({good});
+  // Nothing outside the buffer was read or deleted.
+  std::ifstream secret(outside_ + "/secret.jpg");
+  std::string secret_text;
+  std::getline(secret, secret_text);
+  EXPECT_EQ(secret_text, "do not touch");
   ExpectQueuesEmpty();
-  std::filesystem::remove_all(outside);
 }
+
+INSTANTIATE_TEST_SUITE_P(
+    BadInputs, WorkerBadInputTest,
+    ::testing::Values(BadInput{"Garbage", "Invalid job: payload is not valid JSON"},
+                      BadInput{"WrongType", "sha256 must be a string"},
+                      BadInput{"Traversal", "Path outside media buffer"},
+                      BadInput{"AbsolutePathElsewhere", "Path outside media buffer"},
+                      BadInput{"SymlinkOut", "Path outside media buffer"},
+                      BadInput{"Fifo", "Not a regular file"},
+                      BadInput{"Directory", "Not a regular file"},
+                      BadInput{"LyingSize", "Size mismatch: expected 4096, got 2048"},
+                      BadInput{"LyingHash", "SHA-256 mismatch"},
+                      BadInput{"KeyNotMatchingHash", "does not match sha256"},
+                      BadInput{"NoCatalogRow", "No media_files row for sha256",
+                               /*found_before_upload=*/false},
+                      BadInput{"UnknownBox", "Unknown storage box mars-1"}),
+    [](const ::testing::TestParamInfo<BadInput>& info) { return info.param.name; });
 
 TEST_F(WorkerTest, FailedQueueRunbookRetriesTheJobForReal) {
   Json job = media_.Make(8000, "box-b", 41);
@@ -312,9 +383,9 @@ TEST_F(WorkerTest, CreatesAMissingBucketAsTheSeedDoes) {
   media_.Push(job);
   std::string log = Drain({{"MINIO_BUCKET", "fresh-bucket"}});
   EXPECT_THAT(log, HasSubstr("summary: synced 1"));
-  // box-b's s3rver keeps the object under the new bucket's directory.
-  EXPECT_TRUE(std::filesystem::exists(stack_.StateDir() + "/s3-2/fresh-bucket/" +
-                                      job["s3_key"].get<std::string>() + "._S3rver_object"));
+  EXPECT_EQ(media_.SyncedRows("box-b"), 1);
+  EXPECT_TRUE(media_.ObjectExists(job["s3_key"].get<std::string>(), "box-b", "fresh-bucket"));
+  EXPECT_FALSE(media_.ObjectExists(job));  // not in the usual bucket
 }
 
 // A database without the schema is the operator's to fix: `run` stops at
@@ -362,10 +433,13 @@ TEST_F(WorkerTest, WrongStorageKeysDeferJobsAndSayWhy) {
   media_.ExpectSyncedExactlyOnce({job});
 }
 
-TEST_F(WorkerTest, BadConfigurationStopsAtStartUpWithExitCode2) {
+TEST_F(WorkerTest, AnInvalidSettingStopsAtStartUpWithExitCode2) {
   WorkerProcess worker(stack_, {{"MINIO_SECURE", "maybe"}}, {"run"});
   EXPECT_EQ(worker.WaitExit(10s), 2);
   EXPECT_THAT(worker.Log(), HasSubstr("MINIO_SECURE='maybe'"));
+}
+
+TEST_F(WorkerTest, AMissingBufferDirectoryStopsAtStartUpWithExitCode2) {
   WorkerProcess no_buffer(stack_, {{"MEDIA_BUFFER_PATH", "/nonexistent/buffer"}}, {"run"});
   EXPECT_EQ(no_buffer.WaitExit(10s), 2);
   EXPECT_THAT(no_buffer.Log(), HasSubstr("MEDIA_BUFFER_PATH"));

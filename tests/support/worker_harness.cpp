@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cctype>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -18,9 +19,41 @@
 
 #include "core/hash.h"
 #include "core/job.h"
-#include "util/fd.h"
+#include "s3/s3_client.h"
+#include "s3/s3_errors.h"
+#include "s3/sigv4.h"
 
 namespace media_sync::testing {
+namespace {
+
+// The SHA-256 of no bytes: the payload hash of a request without a body.
+constexpr char kEmptySha256[] = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+
+std::optional<std::string> BoxOf(const Json& job) {
+  const Json& box = job["storage_box_id"];
+  if (box.is_string()) return box.get<std::string>();
+  return std::nullopt;
+}
+
+// A client of the server that holds `box`'s objects, as AddTwoBoxes set them up.
+s3::S3Options BoxS3Options(const LocalStack& stack, const std::optional<std::string>& box,
+                           const std::string& bucket) {
+  const bool second_box = box == "box-b";
+  s3::S3Options options;
+  options.endpoint = stack.Get(second_box ? "STACK_S3_2_ENDPOINT" : "MINIO_ENDPOINT");
+  options.secure = !second_box && stack.Get("MINIO_SECURE") == "true";
+  if (options.secure && stack.Env().count("MINIO_CA_FILE") > 0) {
+    options.ca_file = stack.Get("MINIO_CA_FILE");
+  }
+  options.access_key = stack.Get("MINIO_ACCESS_KEY");
+  options.secret_key = stack.Get("MINIO_SECRET_KEY");
+  options.bucket = bucket.empty() ? stack.Get("MINIO_BUCKET") : bucket;
+  options.connect_timeout = std::chrono::seconds(5);
+  options.low_speed_time = std::chrono::seconds(10);
+  return options;
+}
+
+}  // namespace
 
 WorkerProcess::WorkerProcess(const LocalStack& stack, std::map<std::string, std::string> env,
                              std::vector<std::string> args) {
@@ -203,19 +236,31 @@ int CountOccurrences(const std::string& text, const std::string& needle) {
   return count;
 }
 
+int64_t Millis(std::chrono::steady_clock::duration duration) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(duration).count();
+}
+
+void Measure(const std::string& name, int64_t value, const std::string& unit) {
+  std::printf("[  MEASURE ] %s = %lld %s\n", name.c_str(), static_cast<long long>(value),
+              unit.c_str());
+  ::testing::Test::RecordProperty(name, std::to_string(value));
+}
+
 bool MediaFactory::QueuesEmpty() const {
   return Len("media:sync:pending") == 0 && DelayedCount() == 0 && ProcessingKeys().empty();
 }
 
 std::string MediaFactory::QueueState() const {
-  return "pending " + std::to_string(Len("media:sync:pending")) + ", delayed " +
-         std::to_string(DelayedCount()) + ", failed " + std::to_string(Len("media:sync:failed")) +
-         ", processing lists [" + ProcessingKeys() + "], synced rows " +
+  auto ask = [&](const std::string& args) { return Trim(stack_.TryRedisCli(args).value_or("?")); };
+  return "pending " + ask("LLEN media:sync:pending") + ", delayed " +
+         ask("ZCARD media:sync:delayed") + ", failed " + ask("LLEN media:sync:failed") +
+         ", processing lists [" + ask("--raw KEYS 'media:sync:processing:*'") + "], synced rows " +
          std::to_string(SyncedRows());
 }
 
 bool MediaFactory::HeartbeatAlive(const std::string& worker_id) const {
-  return Trim(stack_.RedisCli("EXISTS media:sync:worker:" + worker_id)) == "1";
+  auto exists = stack_.TryRedisCli("EXISTS media:sync:worker:" + worker_id);
+  return exists && Trim(*exists) == "1";
 }
 
 bool MediaFactory::WaitRegistered(const std::string& worker_id, WorkerProcess& worker) const {
@@ -248,16 +293,34 @@ int64_t MediaFactory::DelayedCount() const {
   return std::stoll(Trim(stack_.RedisCli("ZCARD media:sync:delayed")));
 }
 
+std::vector<std::string> MediaFactory::ListEntries(const std::string& key) const {
+  std::vector<std::string> entries;
+  // One entry per line: entries are compact JSON, which never holds a raw newline.
+  std::istringstream lines(stack_.RedisCli("--raw LRANGE " + key + " 0 -1"));
+  for (std::string line; std::getline(lines, line);) {
+    if (!line.empty()) entries.push_back(line);
+  }
+  return entries;
+}
+
+std::vector<Json> MediaFactory::PendingJobs() const {
+  std::vector<Json> jobs;
+  for (const std::string& entry : ListEntries("media:sync:pending")) {
+    Json job = Json::parse(entry, nullptr, false);
+    if (job.is_discarded()) {
+      ADD_FAILURE() << "a pending entry that is not JSON: " << entry;
+    } else {
+      jobs.push_back(std::move(job));
+    }
+  }
+  return jobs;
+}
+
 std::vector<Json> MediaFactory::FailedEntries() const {
   std::vector<Json> entries;
-  // One entry per line: entries are compact JSON, which never holds a raw newline.
-  std::string raw = stack_.RedisCli("--raw LRANGE media:sync:failed 0 -1");
-  std::istringstream lines(raw);
-  std::string line;
-  while (std::getline(lines, line)) {
-    if (line.empty()) continue;
-    Json entry = Json::parse(line, nullptr, false);
-    if (!entry.is_discarded()) entries.push_back(entry);
+  for (const std::string& text : ListEntries("media:sync:failed")) {
+    Json entry = Json::parse(text, nullptr, false);
+    if (!entry.is_discarded()) entries.push_back(std::move(entry));
   }
   return entries;
 }
@@ -283,23 +346,69 @@ bool MediaFactory::LocalExists(const Json& job) const {
 }
 
 bool MediaFactory::ObjectStored(const Json& job) const {
-  bool second_box = job["storage_box_id"].is_string() && job["storage_box_id"] == "box-b";
-  std::string path = stack_.StateDir() + (second_box ? "/s3-2/" : "/s3/") +
-                     stack_.Get("MINIO_BUCKET") + "/" + job["s3_key"].get<std::string>() +
-                     "._S3rver_object";
-  // Streamed through the hash: objects of hundreds of MiB are read at disk speed.
-  std::error_code missing;
-  const uint64_t size = std::filesystem::file_size(path, missing);
-  if (missing) return false;
-  UniqueFd file(open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!file) return false;
-  auto sha256 = Sha256OfFd(file.get(), size, size_t{4} << 20);
-  return sha256.ok() && *sha256 == job["sha256"].get<std::string>();
+  s3::S3Client client(BoxS3Options(stack_, BoxOf(job), ""));
+  const std::string key = job["s3_key"].get<std::string>();
+  const std::string sha256 = job["sha256"].get<std::string>();
+  auto head = client.HeadObject(key);
+  if (!head.ok() || !head->has_value() || (*head)->sha256 != sha256) return false;
+  auto bytes = client.GetObject(key);
+  if (!bytes.ok() || Sha256Hex(*bytes) != sha256) return false;
+  const Json& size = job["file_size"];
+  return !size.is_number_unsigned() || bytes->size() == size.get<uint64_t>();
+}
+
+bool MediaFactory::ObjectExists(const std::string& key, const std::optional<std::string>& box,
+                                const std::string& bucket) const {
+  s3::S3Client client(BoxS3Options(stack_, box, bucket));
+  auto head = client.HeadObject(key);
+  if (!head.ok()) {
+    ADD_FAILURE() << "HeadObject " << key << ": " << head.error().message;
+    return false;
+  }
+  return head->has_value();
+}
+
+bool MediaFactory::ObjectExists(const Json& job) const {
+  return ObjectExists(job["s3_key"].get<std::string>(), BoxOf(job));
+}
+
+std::vector<std::string> MediaFactory::ObjectKeys(const std::optional<std::string>& box) const {
+  // curl signs the requests (SigV4) by itself; the gateway in front of box-a
+  // is left out, since listing goes to the s3rver that holds the objects.
+  const bool second_box = box == "box-b";
+  const bool secure = !second_box && stack_.Get("MINIO_SECURE") == "true";
+  const std::string base =
+      std::string(secure ? "https://" : "http://") +
+      stack_.Get(second_box ? "STACK_S3_2_ENDPOINT" : "STACK_S3_DIRECT_ENDPOINT") + "/" +
+      stack_.Get("MINIO_BUCKET") + "?list-type=2";
+  const std::string ca = secure && stack_.Env().count("MINIO_CA_FILE") > 0
+                             ? " --cacert " + ShellQuote(stack_.Get("MINIO_CA_FILE"))
+                             : "";
+  std::vector<std::string> keys;
+  while (true) {
+    std::string url = base;
+    if (!keys.empty()) url += "&start-after=" + s3::UriEncode(keys.back(), true);
+    std::string reply;
+    int code = RunStatus(
+        "curl -sS --fail-with-body --aws-sigv4 'aws:amz:us-east-1:s3' --user " +
+            ShellQuote(stack_.Get("MINIO_ACCESS_KEY") + ":" + stack_.Get("MINIO_SECRET_KEY")) +
+            " -H 'x-amz-content-sha256: " + std::string(kEmptySha256) + "'" + ca + " " +
+            ShellQuote(url) + " 2>&1",
+        &reply);
+    if (code != 0 || reply.find("<ListBucketResult") == std::string::npos) {
+      ADD_FAILURE() << "ListObjectsV2 " << url << " (curl exit " << code << "): " << reply;
+      return keys;
+    }
+    for (std::string_view contents : s3::XmlElements(reply, "Contents")) {
+      if (auto key = s3::XmlTagText(contents, "Key")) keys.push_back(*key);
+    }
+    if (s3::XmlTagText(reply, "IsTruncated") != "true") return keys;
+  }
 }
 
 PacedProducer::PacedProducer(const LocalStack& stack, std::vector<Json> jobs,
                              std::chrono::milliseconds interval)
-    : redis_port_(std::stoi(stack.Get("STACK_REDIS_PORT"))),
+    : stack_(stack),
       jobs_(std::move(jobs)),
       interval_(interval),
       thread_([this](const std::stop_token& stop) { Produce(stop); }) {}
@@ -319,15 +428,17 @@ bool PacedProducer::PushOnce(const std::string& payload) {
   // One connection for all pushes: thousands of jobs at a steady pace, which
   // a process per push could not keep on a loaded machine.
   if (!redis_) {
+    auto port = stack_.RedisMasterPort();
+    if (!port) return false;
     const timeval timeout{2, 0};
-    redis_.reset(redisConnectWithTimeout("127.0.0.1", redis_port_, timeout));
+    redis_.reset(redisConnectWithTimeout("127.0.0.1", *port, timeout));
     if (!redis_ || redis_->err != 0 || redisSetTimeout(redis_.get(), timeout) != REDIS_OK) {
       redis_.reset();
       return false;
     }
   }
-  auto* reply = static_cast<redisReply*>(
-      redisCommand(redis_.get(), "LPUSH media:sync:pending %b", payload.data(), payload.size()));
+  auto* reply = static_cast<redisReply*>(redisCommand(
+      redis_.get(), "LPUSH media:sync:pending %b", payload.data(), payload.size()));
   bool pushed = reply != nullptr && reply->type == REDIS_REPLY_INTEGER;
   if (reply != nullptr) freeReplyObject(reply);
   if (!pushed) redis_.reset();

@@ -9,6 +9,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -70,6 +71,12 @@ class ScopedFreeze {
 // How often `needle` occurs in `text` (log lines, say).
 int CountOccurrences(const std::string& text, const std::string& needle);
 
+// Whole milliseconds of a steady-clock duration.
+int64_t Millis(std::chrono::steady_clock::duration duration);
+// A figure for docs/reliability.md: printed as a "[  MEASURE ]" line and kept
+// in the test's XML report.
+void Measure(const std::string& name, int64_t value, const std::string& unit);
+
 // Media as the processor makes it: a file in the buffer, a media_files row,
 // and the job JSON (not pushed).
 class MediaFactory {
@@ -98,22 +105,44 @@ class MediaFactory {
   // Redis list length / zcard via redis-cli.
   int64_t Len(const std::string& key) const;
   int64_t DelayedCount() const;
+  // The entries of the list `key` as they are stored, in LRANGE order (entries
+  // are compact JSON, one per line of redis-cli's output).
+  std::vector<std::string> ListEntries(const std::string& key) const;
+  // The pending jobs, parsed; an entry that is not JSON fails the test.
+  std::vector<Json> PendingJobs() const;
+  // The failed entries that are JSON.
   std::vector<Json> FailedEntries() const;
   // SELECT count(*) FROM media_files WHERE synced_at IS NOT NULL [AND box]
   int64_t SyncedRows(const std::optional<std::string>& box = std::nullopt) const;
   int64_t UsedBytes(const std::string& box) const;
   int64_t ReservedBytes(const std::string& box) const;
   bool LocalExists(const Json& job) const;
-  // The stored object's bytes hash to the job's sha256 (read from s3rver's data directory).
+
+  // Objects are read back through the S3 API, from the server of the job's
+  // box: box-b's s3rver, else MINIO_ENDPOINT (the strict gateway).
+  //
+  // The job's object is there, GetObject's bytes are its file_size long and
+  // hash to its sha256, and HeadObject's x-amz-meta-sha256 is that sha256.
+  // false, never a failure, when the server does not answer (usable in WaitUntil).
   bool ObjectStored(const Json& job) const;
+  // HeadObject of `key` on `box`'s server, in `bucket` (MINIO_BUCKET when
+  // empty). A request that fails other than with 404 fails the test.
+  bool ObjectExists(const std::string& key, const std::optional<std::string>& box,
+                    const std::string& bucket = "") const;
+  bool ObjectExists(const Json& job) const;
+  // Every key in the bucket of `box`'s s3rver (ListObjectsV2, asked of the
+  // s3rver itself). A request that fails fails the test.
+  std::vector<std::string> ObjectKeys(const std::optional<std::string>& box) const;
 
   // The keys of every processing list, one per line ("" when none).
   std::string ProcessingKeys() const;
   // Nothing pending, delayed or in any processing list.
   bool QueuesEmpty() const;
-  // What the queues hold, for failure messages.
+  // What the queues hold, for failure messages ("?" for what Redis does not
+  // answer now, during a failover say).
   std::string QueueState() const;
-  // The worker's lease (media:sync:worker:<id>) exists.
+  // The worker's lease (media:sync:worker:<id>) exists; false while Redis
+  // does not answer.
   bool HeartbeatAlive(const std::string& worker_id) const;
   // Waits (20 s at most) until `worker` registered as `worker_id`; false if
   // it exited or never did.
@@ -131,7 +160,8 @@ class MediaFactory {
 
 // A producer that LPUSHes jobs one at a time at a steady pace from its own
 // thread, so that jobs keep arriving across faults. A push that Redis does
-// not take (it is down or restarting) is retried until it is.
+// not take (it is down or restarting; with Sentinels, no master yet or a
+// demoted one) is retried until the master the stack names now takes it.
 class PacedProducer {
  public:
   PacedProducer(const LocalStack& stack, std::vector<Json> jobs,
@@ -141,11 +171,12 @@ class PacedProducer {
 
  private:
   void Produce(const std::stop_token& stop);
-  // LPUSH answers with the new length; anything else (no server, LOADING) is
-  // a miss, and the connection is made afresh for the next try.
+  // LPUSH answers with the new length; anything else (no server, LOADING,
+  // READONLY) is a miss, and the connection is made afresh, to the master
+  // of the moment, for the next try.
   bool PushOnce(const std::string& payload);
 
-  const int redis_port_;
+  const LocalStack& stack_;
   std::unique_ptr<redisContext, void (*)(redisContext*)> redis_{nullptr, redisFree};
   const std::vector<Json> jobs_;
   const std::chrono::milliseconds interval_;
