@@ -49,6 +49,18 @@ void AddFile(const std::string& sha, int64_t size, const std::string& box,
       created_at + ")");
 }
 
+// `count` rows of `size` bytes on `box`, named "<name> 0", "<name> 1", ...;
+// their sha256s in order.
+std::vector<std::string> AddFiles(const std::string& name, int count, int64_t size,
+                                  const std::string& box) {
+  std::vector<std::string> shas;
+  for (int i = 0; i < count; ++i) {
+    shas.push_back(ShaOf(name + " " + std::to_string(i)));
+    AddFile(shas.back(), size, box);
+  }
+  return shas;
+}
+
 std::string Counters(const std::string& box) {
   return Sql("SELECT used_bytes || '/' || reserved_bytes FROM storage_boxes WHERE id = '" + box +
              "'");
@@ -152,14 +164,9 @@ TEST_F(PgCatalogTest, ConcurrentRecordsOfOneFileCountOnce) {
   constexpr int kFiles = 10;
   constexpr int64_t kSize = 1000;
   AddBox("box-a", 0, kFiles * kSize);
-  std::vector<std::string> shas;
-  for (int i = 0; i < kFiles; ++i) {
-    shas.push_back(ShaOf("concurrent " + std::to_string(i)));
-    AddFile(shas.back(), kSize, "box-a");
-  }
-  PgCatalogOptions options;
-  options.pool_size = kThreads;  // every thread on its own connection at once
-  PgCatalog catalog(DatabaseUrl(), options);
+  const std::vector<std::string> shas = AddFiles("concurrent", kFiles, kSize, "box-a");
+  // Calls for one sha256 never share a transaction: each waits for the next.
+  PgCatalog catalog(DatabaseUrl());
 
   for (const std::string& sha : shas) {
     std::latch start(kThreads);
@@ -232,11 +239,7 @@ TEST_F(PgCatalogTest, CallsMadeMeanwhileShareOneTransaction) {
   constexpr int kCalls = 16;
   constexpr int64_t kSize = 100;
   AddBox("box-a", 0, kCalls * kSize);
-  std::vector<std::string> shas;
-  for (int i = 0; i < kCalls; ++i) {
-    shas.push_back(ShaOf("batched " + std::to_string(i)));
-    AddFile(shas.back(), kSize, "box-a");
-  }
+  const std::vector<std::string> shas = AddFiles("batched", kCalls, kSize, "box-a");
   PgCatalog catalog(DatabaseUrl());
   BoxLock lock(DatabaseUrl(), "box-a");
   std::vector<Result<RecordOutcome>> outcomes(kCalls, Error::Outage("not answered"));
@@ -318,11 +321,7 @@ TEST_F(PgCatalogTest, TwoWorkersBatchingTheSameFilesCountEachOnce) {
   constexpr int kThreadsEach = 8;
   constexpr int64_t kSize = 10;
   AddBox("box-a", 0, kFiles * kSize);
-  std::vector<std::string> shas;
-  for (int i = 0; i < kFiles; ++i) {
-    shas.push_back(ShaOf("two workers " + std::to_string(i)));
-    AddFile(shas.back(), kSize, "box-a");
-  }
+  const std::vector<std::string> shas = AddFiles("two workers", kFiles, kSize, "box-a");
   PgCatalog first(DatabaseUrl());
   PgCatalog second(DatabaseUrl());
   std::atomic<int> synced{0};
