@@ -585,6 +585,10 @@ Status S3Client::EnsureBucket(const std::stop_token& stop) {
   Status created = CreateBucket(stop);
   if (!created.ok() && created.error().kind != ErrorKind::kOutage &&
       created.error().kind != ErrorKind::kCancelled) {
+    // Another worker may have made it in between (409 BucketAlreadyExists on
+    // s3rver, BucketAlreadyOwnedByYou elsewhere): then it is there now.
+    auto made_meanwhile = HeadBucket(stop);
+    if (made_meanwhile.ok() && *made_meanwhile) return Ok();
     return Error::Configuration("Bucket " + options_.bucket +
                                 " is missing and cannot be created: " + created.error().message);
   }

@@ -166,8 +166,10 @@ class S3Client {
   // true when the bucket exists and is ours, false on 404.
   Result<bool> HeadBucket(std::stop_token stop = {});
   Status CreateBucket(std::stop_token stop = {});
-  // HeadBucket, and CreateBucket when missing. A bucket that is missing and
-  // cannot be created is kConfiguration.
+  // HeadBucket, and CreateBucket when missing. A CreateBucket refused because
+  // the bucket exists (another worker made it since the HeadBucket) is Ok
+  // once a second HeadBucket finds it. A bucket that is missing and cannot
+  // be created is kConfiguration.
   Status EnsureBucket(const std::stop_token& stop = {});
 
   // Several UploadPart requests driven concurrently by one curl multi handle

@@ -14,11 +14,13 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <latch>
 #include <optional>
 #include <random>
 #include <source_location>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "core/hash.h"
@@ -64,7 +66,6 @@ std::string ExpectLyingJobRefused(S3ObjectStore& store, uint64_t size, uint32_t 
   ExpectNothingUnder(store, key);
   return key;
 }
-
 
 TEST(S3ObjectStoreTest, RoundTripsAroundThePartSize) {
   S3ObjectStore store(OptionsFor(SharedStack()));
@@ -439,6 +440,31 @@ TEST(S3ObjectStoreTest, RemovingATruncatedBodyNeverLosesAGoodUploadOfTheSameKey)
 // The conditional delete is signed like any request: a strict server takes
 // it (MinIO and AWS S3 then honour If-Match; s3rver behind the gateway
 // ignores it and deletes).
+// Workers starting together on a missing bucket all see it missing and all
+// try to create it; all but one are told it exists (409). None may take that
+// for a bucket that cannot be created and mark its box unusable.
+TEST(S3ClientTest, WorkersCreatingOneBucketAtOnceAllSucceed) {
+  constexpr int kWorkers = 8;
+  for (int round = 0; round < 5; ++round) {
+    S3Options options = OptionsFor(SharedStack());
+    options.bucket = "made-at-once-" + std::to_string(round);
+    std::vector<Status> outcomes(kWorkers, Error::Outage("not run"));
+    std::latch start(kWorkers);
+    std::vector<std::thread> workers;
+    for (int i = 0; i < kWorkers; ++i) {
+      workers.emplace_back([&, i] {
+        S3Client client(options);
+        start.arrive_and_wait();
+        outcomes[i] = client.EnsureBucket();
+      });
+    }
+    for (auto& worker : workers) worker.join();
+    for (const Status& outcome : outcomes) {
+      EXPECT_TRUE(outcome.ok()) << options.bucket << ": " << outcome.error().message;
+    }
+  }
+}
+
 TEST(S3ClientTest, ConditionalDeleteIsAcceptedByAStrictServer) {
   S3ObjectStore store(OptionsFor(SharedStack()));
   TestFile file(1000, 13);
