@@ -98,24 +98,25 @@ Status CopyHashed(int from, int to, uint64_t size, const std::string& sha256,
                   const std::string& shown) {
   std::vector<char> chunk(kCopyChunk);
   Hasher hasher;
-  uint64_t done = 0;
-  while (done < size) {
-    size_t want = static_cast<size_t>(std::min<uint64_t>(chunk.size(), size - done));
-    ssize_t got = pread(from, chunk.data(), want, static_cast<off_t>(done));
-    if (got < 0 && errno == EINTR) continue;
-    if (got < 0) return Error::Input("cannot read the file: " + Errno(errno));
-    if (got == 0) {
-      return Error::Input("the file shrank to " + std::to_string(done) +
-                          " bytes while it was copied into the buffer");
+  int write_error = 0;
+  ChunkedRead read = ReadChunks(from, size, chunk, [&](const char* data, size_t n) {
+    hasher.Update(data, n);
+    for (size_t written = 0; written < n;) {
+      ssize_t wrote = write(to, data + written, n - written);
+      if (wrote < 0 && errno == EINTR) continue;
+      if (wrote < 0) {
+        write_error = errno;
+        return false;
+      }
+      written += static_cast<size_t>(wrote);
     }
-    hasher.Update(chunk.data(), static_cast<size_t>(got));
-    for (ssize_t written = 0; written < got;) {
-      ssize_t n = write(to, chunk.data() + written, static_cast<size_t>(got - written));
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0) return IoError("cannot write", shown, errno);
-      written += n;
-    }
-    done += static_cast<uint64_t>(got);
+    return true;
+  });
+  if (write_error != 0) return IoError("cannot write", shown, write_error);
+  if (read.error != 0) return Error::Input("cannot read the file: " + Errno(read.error));
+  if (read.done < size) {
+    return Error::Input("the file shrank to " + std::to_string(read.done) +
+                        " bytes while it was copied into the buffer");
   }
   if (std::string copied = hasher.FinishHex(); copied != sha256) {
     return Error::Input("the file changed while it was copied into the buffer (sha256 " + copied +

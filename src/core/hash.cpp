@@ -4,6 +4,7 @@
 #include <openssl/hmac.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <stdexcept>
@@ -84,23 +85,36 @@ bool IsLowerHexSha256(std::string_view text) {
   return true;
 }
 
+ChunkedRead ReadChunks(int fd, uint64_t size, std::span<char> buffer,
+                       const std::function<bool(const char* data, size_t size)>& each) {
+  ChunkedRead read;
+  while (read.done < size) {
+    size_t want = static_cast<size_t>(std::min<uint64_t>(buffer.size(), size - read.done));
+    ssize_t got = pread(fd, buffer.data(), want, static_cast<off_t>(read.done));
+    if (got < 0 && errno == EINTR) continue;
+    if (got < 0) {
+      read.error = errno;
+      return read;
+    }
+    if (got == 0 || !each(buffer.data(), static_cast<size_t>(got))) return read;
+    read.done += static_cast<uint64_t>(got);
+  }
+  return read;
+}
+
 Result<std::string> Sha256OfFd(int fd, uint64_t size, size_t buffer_size) {
   std::vector<char> buffer(buffer_size);
   Hasher hasher;
-  uint64_t offset = 0;
-  while (offset < size) {
-    size_t want = static_cast<size_t>(std::min<uint64_t>(buffer.size(), size - offset));
-    ssize_t got = pread(fd, buffer.data(), want, static_cast<off_t>(offset));
-    if (got < 0) {
-      if (errno == EINTR) continue;
-      return Error::JobRetryable(std::string("Cannot read local file: ") + std::strerror(errno))
-          .As(FaultClass::kLocalIo);
-    }
-    if (got == 0) {
-      return Error::JobRetryable(SizeMismatch(size, offset)).As(FaultClass::kSizeMismatch);
-    }
-    hasher.Update(buffer.data(), static_cast<size_t>(got));
-    offset += static_cast<uint64_t>(got);
+  ChunkedRead read = ReadChunks(fd, size, buffer, [&](const char* data, size_t n) {
+    hasher.Update(data, n);
+    return true;
+  });
+  if (read.error != 0) {
+    return Error::JobRetryable(std::string("Cannot read local file: ") + std::strerror(read.error))
+        .As(FaultClass::kLocalIo);
+  }
+  if (read.done < size) {
+    return Error::JobRetryable(SizeMismatch(size, read.done)).As(FaultClass::kSizeMismatch);
   }
   return hasher.FinishHex();
 }

@@ -4,7 +4,9 @@
 
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -43,6 +45,18 @@ std::string HmacSha256Raw(std::string_view key, std::string_view data);
 std::string ToHex(std::string_view raw);
 std::string Base64(std::string_view raw);
 bool IsLowerHexSha256(std::string_view text);
+
+// Reads bytes [0, size) of fd with pread, chunk by chunk through `buffer`,
+// and hands each chunk in order to `each` (which returns false to stop).
+// `error` is the errno of a failed read, 0 otherwise; `done` counts the bytes
+// handed over, fewer than size when the file ended early, a read failed or
+// `each` stopped.
+struct ChunkedRead {
+  uint64_t done = 0;
+  int error = 0;
+};
+ChunkedRead ReadChunks(int fd, uint64_t size, std::span<char> buffer,
+                       const std::function<bool(const char* data, size_t size)>& each);
 
 // SHA-256 of bytes [0, size) of fd, read with pread through a buffer of
 // buffer_size bytes. Fails (kJobRetryable) if the file holds fewer bytes;
