@@ -38,7 +38,7 @@ TEST(PgFailoverTest, JobsSyncOnceAcrossAPromotedStandby) {
   WorkerProcess worker(stack, {{"WORKER_ID", "pg-failover"},
                                {"SYNC_CONCURRENCY", "4"},
                                {"OUTAGE_BACKOFF_MAX_SECONDS", "1"}});
-  PacedProducer producer(stack, jobs, 50ms);
+  PacedProducer producer(stack, jobs, 250ms);
   ASSERT_TRUE(WaitUntil([&] { return media.SyncedRows() >= 8; }, 30s)) << worker.Log();
 
   const auto stopped = Clock::now();

@@ -365,7 +365,7 @@ void SentinelTest::ExpectWorkersFollowAFailover(bool kill_primary) {
   }
   constexpr int kJobs = 40;
   std::vector<Json> jobs = media_->MakeMany(kJobs, kFileSize, "box-a", 1000);
-  auto producer = std::make_unique<PacedProducer>(*stack_, jobs, 50ms);
+  auto producer = std::make_unique<PacedProducer>(*stack_, jobs, 250ms);
   ASSERT_TRUE(WaitUntil([&] { return media_->SyncedRows() >= 10; }, 30s)) << media_->QueueState();
 
   const int old_port = *stack_->RedisMasterPort();

@@ -218,7 +218,7 @@ void WorkerFaultsTest::ExpectRestartCostsNothing(const std::string& service, uin
       {{"WORKER_ID", worker_id}, {"SYNC_CONCURRENCY", "2"}, {"OUTAGE_BACKOFF_MAX_SECONDS", "2"}});
   ASSERT_TRUE(media_.WaitRegistered(worker_id, worker)) << worker.Log();
 
-  PacedProducer producer(stack_, jobs, 60ms);
+  PacedProducer producer(stack_, jobs, 100ms);
   ASSERT_TRUE(WaitUntil([&] { return media_.SyncedRows() >= 5; }, 30s)) << worker.Log();
   stack_.Restart(service);
   // The restart only proves something if jobs kept arriving after it.
