@@ -437,8 +437,8 @@ bool PacedProducer::PushOnce(const std::string& payload) {
       return false;
     }
   }
-  auto* reply = static_cast<redisReply*>(redisCommand(
-      redis_.get(), "LPUSH media:sync:pending %b", payload.data(), payload.size()));
+  auto* reply = static_cast<redisReply*>(
+      redisCommand(redis_.get(), "LPUSH media:sync:pending %b", payload.data(), payload.size()));
   bool pushed = reply != nullptr && reply->type == REDIS_REPLY_INTEGER;
   if (reply != nullptr) freeReplyObject(reply);
   if (!pushed) redis_.reset();
