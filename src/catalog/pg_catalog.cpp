@@ -316,7 +316,9 @@ std::vector<Result<RecordOutcome>> PgCatalog::CommitSyncBatch(
   Result<Outcomes> outcomes =
       Scrubbed(WithConnection<Outcomes>(*pool_, options_.query_timeout, record), password_);
   if (outcomes.ok()) return *std::move(outcomes);
-  return Outcomes(batch.size(), outcomes.error());
+  Outcomes failed;
+  failed.assign(batch.size(), outcomes.error());
+  return failed;
 }
 
 Result<std::optional<std::string>> PgCatalog::BoxEndpoint(const std::string& box_id) {

@@ -89,15 +89,12 @@ bool IsStoredPart(const JournaledPart& part, const char* data, size_t length) {
 S3ObjectStore::S3ObjectStore(const S3Options& options, Hooks hooks)
     : S3ObjectStore(options, BufferPool::Process(options.buffer_pool_bytes), std::move(hooks)) {}
 
-S3ObjectStore::S3ObjectStore(S3Options options, BufferPool& pool, Hooks hooks)
-    : S3ObjectStore(std::move(options), pool, nullptr, std::move(hooks)) {}
+S3ObjectStore::S3ObjectStore(const S3Options& options, BufferPool& pool, Hooks hooks)
+    : S3ObjectStore(options, pool, nullptr, std::move(hooks)) {}
 
-S3ObjectStore::S3ObjectStore(S3Options options, BufferPool& pool,
+S3ObjectStore::S3ObjectStore(const S3Options& options, BufferPool& pool,
                              std::shared_ptr<UploadJournal> journal, Hooks hooks)
-    : client_(std::move(options)),
-      pool_(pool),
-      journal_(std::move(journal)),
-      hooks_(std::move(hooks)) {}
+    : client_(options), pool_(pool), journal_(std::move(journal)), hooks_(std::move(hooks)) {}
 
 uint64_t S3ObjectStore::PartSizeFor(uint64_t file_size, uint64_t configured) {
   uint64_t part = std::max(configured, (file_size + kMaxParts - 1) / kMaxParts);

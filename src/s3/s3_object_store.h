@@ -139,10 +139,10 @@ class S3ObjectStore : public ObjectStore {
 
   // Uses the process-wide BufferPool sized by options.buffer_pool_bytes.
   explicit S3ObjectStore(const S3Options& options, Hooks hooks = {});
-  S3ObjectStore(S3Options options, BufferPool& pool, Hooks hooks = {});
+  S3ObjectStore(const S3Options& options, BufferPool& pool, Hooks hooks = {});
   // Multipart uploads recorded in `journal` and resumed from it (may be null:
   // then never resumed).
-  S3ObjectStore(S3Options options, BufferPool& pool, std::shared_ptr<UploadJournal> journal,
+  S3ObjectStore(const S3Options& options, BufferPool& pool, std::shared_ptr<UploadJournal> journal,
                 Hooks hooks = {});
 
   Result<std::optional<ObjectInfo>> Stat(const std::string& key, std::stop_token stop) override;
