@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The sanitizer builds (make sanitize; also run by CI):
+# The sanitizer builds (make sanitize; by hand: CI's time budget leaves them
+# out, docs/reliability.md says why):
 #   ASan+UBSan (cmake --preset asan, build-asan/): the unit tests, and the
 #     integration suites where untrusted input meets memory: the worker's
 #     end-to-end suite (bad payloads, duplicates, two boxes) and the hostile
