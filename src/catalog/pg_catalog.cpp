@@ -22,7 +22,11 @@ constexpr const char* kRollback = "ROLLBACK";
 // none), $3 file sizes, arrays in call order with distinct sha256s. Boxes are
 // locked in id order, so concurrent batches never deadlock on them; a row is
 // marked only when its box exists, and each box's counters move by the sum
-// of the sizes of the rows marked now. One row per call, in order: whether
+// of the sizes of the rows marked now. The UPDATE's row locks serialise
+// concurrent syncs of one file (another worker's batch): a waiter re-checks
+// synced_at once the first commits and marks nothing. Sub-statements share
+// one snapshot, so `before` is the rows as they were; a data-modifying CTE
+// (`counted`) runs whether read or not. One row per call, in order: whether
 // it was marked now, whether its box exists, whether it was synced before
 // (NULL: no such row).
 constexpr const char* kRecordSyncs =
