@@ -5,11 +5,17 @@
 #include <algorithm>
 #include <cerrno>
 #include <string_view>
+#include <utility>
 
 namespace media_sync::catalog {
 namespace {
 
-constexpr std::string_view kUnavailable = "PostgreSQL unavailable: ";
+// The outage every failure here is: "PostgreSQL unavailable: <why>".
+Error Unavailable(std::string_view why) {
+  std::string message = "PostgreSQL unavailable: ";
+  message.append(why);
+  return Error::Outage(std::move(message));
+}
 
 std::string Trim(std::string text) {
   while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
@@ -50,10 +56,10 @@ Result<PgConnection> PgConnection::Connect(const std::string& conninfo,
                                 nullptr};
   std::unique_ptr<PGconn, ConnDeleter> conn(
       PQconnectStartParams(keywords, values, /*expand_dbname=*/1));
-  if (!conn) return Error::Outage(std::string(kUnavailable) + "out of memory");
+  if (!conn) return Unavailable("out of memory");
   PgConnection connection(std::move(conn));
   if (PQstatus(connection.conn_.get()) == CONNECTION_BAD) {
-    return Error::Outage(std::string(kUnavailable) + connection.LastError());
+    return Unavailable(connection.LastError());
   }
 
   // Several hosts (a primary and its standbys) are tried one after the other,
@@ -63,17 +69,17 @@ Result<PgConnection> PgConnection::Connect(const std::string& conninfo,
   PostgresPollingStatusType status = PGRES_POLLING_WRITING;
   while (status != PGRES_POLLING_OK) {
     if (status == PGRES_POLLING_FAILED) {
-      return Error::Outage(std::string(kUnavailable) + connection.LastError());
+      return Unavailable(connection.LastError());
     }
     if (!connection.WaitSocket(status == PGRES_POLLING_WRITING, deadline)) {
-      return Error::Outage(std::string(kUnavailable) + "no connection within " +
-                           std::to_string(connect_timeout.count() * hosts) + " ms");
+      return Unavailable("no connection within " + std::to_string(connect_timeout.count() * hosts) +
+                         " ms");
     }
     status = PQconnectPoll(connection.conn_.get());
   }
   // Non-blocking sends: Execute() flushes against its own deadline.
   if (PQsetnonblocking(connection.conn_.get(), 1) != 0) {
-    return Error::Outage(std::string(kUnavailable) + connection.LastError());
+    return Unavailable(connection.LastError());
   }
   return connection;
 }
@@ -96,12 +102,12 @@ Result<PgResult> PgConnection::Execute(const char* sql, const std::vector<std::s
   PGconn* conn = conn_.get();
   auto lost = [this]() -> Error {
     broken_ = true;
-    return Error::Outage(std::string(kUnavailable) + LastError());
+    return Unavailable(LastError());
   };
   auto timed_out = [this]() -> Error {
     // The statement may still be running: the connection cannot be reused.
     broken_ = true;
-    return Error::Outage(std::string(kUnavailable) + "no answer before the deadline");
+    return Unavailable("no answer before the deadline");
   };
 
   std::vector<const char*> values;

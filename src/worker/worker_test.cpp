@@ -141,6 +141,10 @@ TEST_F(WorkerTest, ServesAgainAnEntryWhoseAcknowledgementRedisLost) {
     queue_->changed.notify_all();
   }
   ASSERT_TRUE(queue_->WaitFor([this] { return queue_->acked.size() == 2; }, kWait));
+  // A job is counted after its acknowledgement: the counts are read once the
+  // worker has stopped.
+  worker_->RequestStop();
+  worker_->Wait();
   EXPECT_EQ(queue_->released, std::vector<std::string>{payload});
   EXPECT_EQ(worker_->stats().synced.load(), 1u);
   EXPECT_EQ(worker_->stats().already_synced.load(), 1u);
