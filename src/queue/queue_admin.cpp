@@ -81,9 +81,18 @@ Result<std::optional<std::chrono::system_clock::time_point>> QueueAdmin::NextDue
     return Error::Configuration(connection_.endpoint() + ": " + std::string(kDelayedKey) +
                                 " holds a score that is not a time: " + std::string(score));
   }
-  auto due = std::chrono::system_clock::time_point(
-      std::chrono::milliseconds(static_cast<int64_t>(due_ms)));
-  return std::optional<std::chrono::system_clock::time_point>(due);
+  // Scores are Unix milliseconds, which anyone may write. The clock counts
+  // nanoseconds in 64 bits (1677 to 2262): a score outside is read as the
+  // clock's first or last time, never converted with an overflow.
+  using Clock = std::chrono::system_clock;
+  const auto latest_ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(Clock::duration::max()).count();
+  const auto earliest_ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(Clock::duration::min()).count();
+  if (due_ms >= static_cast<double>(latest_ms)) return std::optional(Clock::time_point::max());
+  if (due_ms <= static_cast<double>(earliest_ms)) return std::optional(Clock::time_point::min());
+  auto due = Clock::time_point(std::chrono::milliseconds(static_cast<int64_t>(due_ms)));
+  return std::optional<Clock::time_point>(due);
 }
 
 Result<std::vector<std::string>> QueueAdmin::ListFailed(int64_t start, int64_t count) {

@@ -849,6 +849,23 @@ TEST_F(RedisQueueTest, AdminNextDueIsEmptyWithoutRetries) {
   EXPECT_FALSE(due->has_value());
 }
 
+// Scores anyone may write: one past the clock's range (year 5138, or before
+// 1677) reads as the clock's last or first time instead of overflowing.
+TEST_F(RedisQueueTest, AdminNextDueBeyondTheClocksRangeIsItsEdge) {
+  QueueAdmin admin(StackRedis());
+  SharedStack().RedisCli("ZADD " + std::string(kDelayedKey) + " 99999999999999 far-future");
+  auto due = admin.NextDue();
+  ASSERT_TRUE(due.ok()) << due.error().message;
+  ASSERT_TRUE(due->has_value());
+  EXPECT_EQ(**due, std::chrono::system_clock::time_point::max());
+
+  SharedStack().RedisCli("ZADD " + std::string(kDelayedKey) + " -99999999999999 far-past");
+  due = admin.NextDue();
+  ASSERT_TRUE(due.ok()) << due.error().message;
+  ASSERT_TRUE(due->has_value());
+  EXPECT_EQ(**due, std::chrono::system_clock::time_point::min());
+}
+
 TEST_F(RedisQueueTest, AdminEnqueueKeepsOrderAcrossBatches) {
   std::vector<std::string> jobs;
   for (int i = 0; i < 1203; ++i) jobs.push_back("job-" + std::to_string(i));
