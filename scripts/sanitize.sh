@@ -1,20 +1,18 @@
 #!/usr/bin/env bash
-# The sanitizer builds (make sanitize; by hand: CI's time budget leaves them
-# out, docs/reliability.md says why):
-#   ASan+UBSan (cmake --preset asan, build-asan/): the unit tests, and the
-#     integration suites where untrusted input meets memory: the worker's
-#     end-to-end suite (bad payloads, duplicates, two boxes) and the hostile
-#     corpus (paths, sizes, NUL bytes, huge and deeply nested JSON, files
-#     changing under an upload). The worker binary they run is built with the
-#     same sanitizers, so a finding in the worker fails the test.
-#   TSan (cmake --preset tsan, build-tsan/): the unit tests, whose worker,
-#     box registry, buffer pool and liveness tests run those classes' threads
-#     for real over in-memory doubles. The integration suites stay out: under
-#     TSan the worker runs several times slower, and its threads there are the
-#     same ones the unit tests already drive.
-# The fault and failover suites are not run here: what they prove is
-# behaviour under outages, which make test checks, and their length under a
-# sanitizer would double CI's time.
+# The sanitizer builds. Usage: scripts/sanitize.sh [asan|tsan|tsan-build]
+# (no argument: asan, then tsan).
+#   asan  ASan+UBSan (cmake --preset asan, build-asan/): every suite of
+#         make test, unit and integration, with the media-sync binary the
+#         integration suites start built the same way. CI runs the same
+#         build with warnings as errors (make test PRESET=ci, build-ci/).
+#   tsan  TSan (cmake --preset tsan, build-tsan/): thread_tests, the unit
+#         tests whose classes run threads (the worker, box registry, bucket
+#         check, buffer pool, bandwidth limiter) over in-memory doubles,
+#         built from only the sources they exercise. The integration suites
+#         stay out: under TSan the worker runs several times slower, with the
+#         same threads thread_tests already drive.
+#   tsan-build  only builds thread_tests (CI builds it while the suites run).
+# docs/reliability.md, "Sanitizers and fuzzers", says what each one covers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs=${JOBS:-$(nproc)}
@@ -23,10 +21,26 @@ export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 export TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1}
 
-cmake --preset asan >/dev/null
-cmake --build build-asan -j "$jobs" --target unit_tests media-sync it_worker_test it_hostile_corpus_test
-(cd build-asan && ctest --output-on-failure -j "$jobs" -R '^(unit_tests|it_worker_test|it_hostile_corpus_test)$')
+asan() {
+  cmake --preset asan >/dev/null
+  cmake --build build-asan -j "$jobs"
+  (cd build-asan && ctest --output-on-failure -j "$jobs")
+}
 
-cmake --preset tsan >/dev/null
-cmake --build build-tsan -j "$jobs" --target unit_tests
-(cd build-tsan && ctest --output-on-failure -R '^unit_tests$')
+tsan_build() {
+  cmake --preset tsan >/dev/null
+  cmake --build build-tsan -j "$jobs" --target thread_tests
+}
+
+tsan() {
+  tsan_build
+  build-tsan/thread_tests
+}
+
+case "${1:-all}" in
+  asan) asan ;;
+  tsan) tsan ;;
+  tsan-build) tsan_build ;;
+  all) asan && tsan ;;
+  *) echo "usage: scripts/sanitize.sh [asan|tsan|tsan-build]" >&2; exit 2 ;;
+esac
