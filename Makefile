@@ -7,7 +7,7 @@ export UBSAN_OPTIONS ?= print_stacktrace=1:halt_on_error=1
 JOBS ?= $(shell nproc)
 STATE ?= $(CURDIR)/.stack
 
-.PHONY: all deps configure build format-check test unit-test integration-test container-test fuzz sanitize tsan-test fault-run demo stack-up stack-down fmt lint bench bench-micro clean
+.PHONY: all deps configure build format-check test unit-test integration-test container-test container-image fuzz sanitize tsan-test fault-run demo stack-up stack-down fmt lint bench bench-micro clean
 
 all: build
 
@@ -35,6 +35,12 @@ integration-test: build
 container-test:
 	@bash scripts/deps.sh --container
 	@bash tests/container/container_test.sh
+
+# Only builds the image (steps 1-3 of the container test), into the state the
+# container test builds from.
+container-image:
+	@bash scripts/deps.sh --container
+	@bash tests/container/container_test.sh --build-only
 
 # The sanitizer builds (scripts/sanitize.sh): every suite under ASan+UBSan,
 # and the threaded unit tests under TSan (tsan-test alone).

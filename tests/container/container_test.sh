@@ -39,6 +39,16 @@ FILES=12
 DOCKER_BIN=${DOCKER_BIN:-/usr/bin/docker}
 PG_BIN=/usr/lib/postgresql/15/bin
 
+# --build-only: steps 1 to 3 and the engine's stop, leaving the base image
+# and the image's layers in the state directory, so that a later run builds
+# from its cache (CI builds the image while the test suites run).
+BUILD_ONLY=0
+case "${1:-}" in
+  --build-only) BUILD_ONLY=1 ;;
+  "") ;;
+  *) echo "usage: $0 [--build-only]" >&2; exit 2 ;;
+esac
+
 started=$(date +%s)
 failures=0
 RUN=""
@@ -195,6 +205,12 @@ fi
 found=$(docker run --rm --network host --entrypoint /bin/sh "$IMAGE" -c \
   'for t in cc gcc g++ c++ cmake make ld as pkg-config; do command -v $t; done; true')
 if [ -z "$found" ]; then pass "no build tools in the image"; else fail "build tools in the image: $found"; fi
+
+if [ "$BUILD_ONLY" = 1 ]; then
+  log "image built; --build-only: no run (done in $(elapsed) s)"
+  [ "$failures" -eq 0 ] || exit 1
+  exit 0
+fi
 
 # --- 4. the stack, media files, rows and jobs --------------------------------------
 bash "$ROOT/scripts/stack.sh" up "$RUN/stack" >"$RUN/stack.log" 2>&1 9>&- ||
