@@ -5,6 +5,10 @@ BUILD_DIR := $(if $(filter release,$(PRESET)),build,build-$(PRESET))
 # Sanitized builds (PRESET=ci, asan, tsan) print a stack with each report.
 export UBSAN_OPTIONS ?= print_stacktrace=1:halt_on_error=1
 JOBS ?= $(shell nproc)
+# ccache (CMakeLists.txt) keys on paths relative to the checkout, so that two
+# checkouts of the tree share their compilations.
+export CCACHE_BASEDIR ?= $(CURDIR)
+export CCACHE_NOHASHDIR ?= 1
 STATE ?= $(CURDIR)/.stack
 
 .PHONY: all deps configure build format-check test unit-test integration-test container-test container-image fuzz sanitize tsan-test fault-run demo stack-up stack-down fmt lint bench bench-micro clean

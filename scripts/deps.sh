@@ -17,7 +17,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(
-  build-essential cmake pkg-config git ca-certificates curl openssl procps psmisc iproute2 time
+  build-essential ccache cmake pkg-config git ca-certificates curl openssl procps psmisc iproute2 time
   libcurl4-openssl-dev libssl-dev libhiredis-dev libpq-dev
   nlohmann-json3-dev libspdlog-dev libfmt-dev libcli11-dev libcpp-httplib-dev
   libgtest-dev libgmock-dev libbenchmark-dev
