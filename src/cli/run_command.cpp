@@ -68,6 +68,13 @@ int Run(config::Options options, const RunFlags& flags) {
     spdlog::warn("PostgreSQL not reachable yet ({}); the worker keeps trying",
                  pinged.error().message);
   }
+  // A platform's own media_files may lack the indexes our queries need: jobs
+  // sync all the same, but every reconcile and status reads the whole table.
+  auto schema_advice = [&catalog] {
+    auto checks = catalog.CheckIndexes();
+    return checks ? catalog::SchemaAdvice(*checks) : std::vector<std::string>();
+  };
+  for (const std::string& line : schema_advice()) spdlog::warn("{}", line);
 
   metrics::Registry metrics_registry;
   metrics::AddProcessMetrics(metrics_registry);
@@ -160,6 +167,7 @@ int Run(config::Options options, const RunFlags& flags) {
   monitor_settings.worker_id = options.worker_id;
   monitor_settings.buffer_path = options.buffer_path;
   monitor_settings.stall_limit = options.health_stall;
+  monitor_settings.schema_advice = schema_advice;
   worker::Monitor monitor(
       monitor_settings, worker_metrics, worker.stats(), registry,
       [&catalog] { return catalog.Ping(); }, liveness);
