@@ -114,8 +114,9 @@ int Run(config::Options options, const RunFlags& flags) {
 
   {
     // Multipart uploads nobody resumed for kAbandonedUploadAge are aborted
-    // here (stores create their bucket on first use, see BucketCreatingStore).
-    s3::S3ObjectStore default_store(options.s3, pool);
+    // here (stores create their bucket on first use, see BucketCreatingStore);
+    // one the journal still records is being continued, whatever its age.
+    s3::S3ObjectStore default_store(options.s3, pool, journal);
     auto swept = default_store.SweepStaleUploads("media/", kAbandonedUploadAge);
     if (!swept &&
         (swept.error().code == "NotImplemented" || swept.error().code == "MethodNotAllowed")) {
