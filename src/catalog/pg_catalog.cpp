@@ -28,9 +28,11 @@ constexpr const char* kRollback = "ROLLBACK";
 // one snapshot, so `before` is the rows as they were; a data-modifying CTE
 // (`counted`) runs whether read or not. One row per call, in order: whether
 // it was marked now, whether its box exists, whether it was synced before
-// (NULL: no such row).
+// (NULL: no such row). The sha256s come as bpchar, the type of the
+// contract's CHAR(64) column: compared as text, the column would be cast
+// and its key not used, a sequential scan of media_files per batch.
 constexpr const char* kRecordSyncs =
-    "WITH input AS (SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[]) "
+    "WITH input AS (SELECT * FROM unnest($1::bpchar[], $2::text[], $3::bigint[]) "
     "WITH ORDINALITY AS t(sha256, box, size, n)), "
     "before AS (SELECT sha256, synced_at IS NOT NULL AS synced FROM media_files "
     "WHERE sha256 IN (SELECT sha256 FROM input)), "
