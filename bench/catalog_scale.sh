@@ -25,8 +25,7 @@ trap 'bash "$ROOT/scripts/stack.sh" down "$STATE" >/dev/null 2>&1 || true; rm -r
 [ -x "$BIN" ] || { echo "build media-sync first (make build)" >&2; exit 2; }
 bash "$ROOT/scripts/stack.sh" up "$STATE" >/dev/null
 set -a; . "$STATE/env"; set +a
-PG_PORT=$(awk '{print $2}' "$STATE/ports")
-sql() { psql -X -q -A -t -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PG_PORT" -U postgres -d media -c "$1"; }
+sql() { psql -X -q -A -t -v ON_ERROR_STOP=1 -d "$DATABASE_URL" -c "$1"; }
 seconds() { local start end; start=$(date +%s.%N); "$@" >/dev/null; end=$(date +%s.%N); echo "$end - $start" | bc; }
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 redis() { redis-cli -u "$REDIS_URL" "$@" >/dev/null; }
@@ -49,7 +48,7 @@ for i in $(seq 1 "$UNSYNCED"); do printf 'file %s\n' "$i" >"$STATE/staging/$i"; 
   mv "$STATE/staging/$name" "$MEDIA_BUFFER_PATH/$key"
   printf '%s\t%s\t%s\n' "$sha" "$key" "$(stat -c %s "$MEDIA_BUFFER_PATH/$key")"
 done >"$STATE/unsynced.tsv"
-psql -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PG_PORT" -U postgres -d media <<EOF
+psql -X -q -v ON_ERROR_STOP=1 -d "$DATABASE_URL" <<EOF
 CREATE TEMP TABLE u (sha256 text, s3_key text, file_size bigint);
 \copy u FROM '$STATE/unsynced.tsv'
 INSERT INTO media_files (sha256, s3_key, file_size, storage_box_id, created_at)
