@@ -204,6 +204,8 @@ TEST_F(ResumableUploadTest, AnUploadAnotherDeliveryCompletedIsDoneForTheFirstToo
   ASSERT_TRUE(second.ok()) << second.error().message;
   EXPECT_EQ(second_trace.parts_reused, 3);
   EXPECT_TRUE(first.ok()) << first.error().message;
+  // Nothing sent again: the object the second delivery completed ends it.
+  EXPECT_EQ(first_trace.parts_sent, (std::vector<int>{1, 2, 3}));
   EXPECT_TRUE(first_trace.aborted.empty());
   ExpectStoredExactly(*first_store, key, file);
   EXPECT_EQ(Trim(stack_.RedisCli("EXISTS " + RecordKey(key))), "0") << "record left behind";
