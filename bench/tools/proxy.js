@@ -7,7 +7,10 @@
 //                 [--rate BYTES_PER_S] [--window BYTES]
 //     a TCP proxy that holds every chunk ONE_WAY_MS in each direction (a
 //     round trip longer by twice that), order kept. A TCP proxy, so TLS
-//     passes through it and its handshakes pay the round trips too.
+//     passes through it and its handshakes pay the round trips too. The TCP
+//     handshake itself is answered at once by the local kernel, so a new
+//     connection's first bytes are held one more round trip, what the
+//     handshake costs on a real link.
 //     --stats-port serves {"connections", "bytes_up", "bytes_down"} as JSON on
 //     loopback (GET /?reset=1 answers and starts over): connections accepted,
 //     bytes client to server and back.
@@ -70,7 +73,7 @@ if (mode === 'count') {
   // Moves from `from` to `to`, each chunk ONE_WAY_MS later (plus its time on
   // the link with --rate), with at most --window bytes of the connection in
   // flight.
-  const pipeDelayed = (from, to, direction) => {
+  const pipeDelayed = (from, to, direction, notBefore) => {
     let inFlight = 0;
     const queue = [];  // {chunk, arrives}, in order; one timer serves its head
     let timer = null;
@@ -91,9 +94,9 @@ if (mode === 'count') {
     from.on('data', (chunk) => {
       stats[direction === 'up' ? 'bytes_up' : 'bytes_down'] += chunk.length;
       const now = performance.now();
-      let leaves = now;
+      let leaves = Math.max(now, notBefore);
       if (options.rate) {
-        leaves = Math.max(now, linkFreeAt[direction]) + (chunk.length * 1000) / options.rate;
+        leaves = Math.max(leaves, linkFreeAt[direction]) + (chunk.length * 1000) / options.rate;
         linkFreeAt[direction] = leaves;
       }
       const arrives = leaves + delay;
@@ -119,8 +122,9 @@ if (mode === 'count') {
     client.setNoDelay(true);
     const server = net.connect(Number(upPort), upHost);
     server.setNoDelay(true);
-    pipeDelayed(client, server, 'up');
-    pipeDelayed(server, client, 'down');
+    // The client could send only once the handshake's round trip was over.
+    pipeDelayed(client, server, 'up', performance.now() + 2 * delay);
+    pipeDelayed(server, client, 'down', 0);
     client.on('close', () => setTimeout(() => server.destroy(), delay));
     server.on('close', () => setTimeout(() => client.destroy(), delay));
   }).listen(Number(port), '127.0.0.1');
