@@ -784,6 +784,12 @@ TEST(StrictGatewayTest, MalformedChunkFramingAndWrongDecodedLengthsAreRefused) {
     EXPECT_EQ(reply.status, "400") << c.what << ": " << reply;
     EXPECT_EQ(reply.Code(), c.code) << c.what << ": " << reply;
   }
+  // aws-chunked framing under a plain payload hash: the server would keep the framing.
+  RawRequest undeclared = ChunkedPut(key, Sha256Hex(good), data.size(), "");
+  undeclared.body = good;
+  RawReply undeclared_reply = SignAndSend(undeclared);
+  EXPECT_EQ(undeclared_reply.status, "400") << undeclared_reply;
+  EXPECT_EQ(undeclared_reply.Code(), "InvalidArgument") << undeclared_reply;
   RawRequest no_length = ChunkedPut(key, kUnsignedTrailer, 0, "x-amz-checksum-sha256");
   no_length.headers.erase(no_length.headers.begin() + 1);  // x-amz-decoded-content-length
   no_length.body = good;

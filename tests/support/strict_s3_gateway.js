@@ -29,7 +29,8 @@
 //     trailer's signature), the decoded length must equal
 //     x-amz-decoded-content-length, and the trailing checksum named by
 //     x-amz-trailer must match the decoded bytes. s3rver receives the decoded
-//     body, as a plain PUT;
+//     body, as a plain PUT. An aws-chunked body under any other
+//     x-amz-content-sha256 is refused: its framing would be stored;
 //   * UNSIGNED-PAYLOAD, and a STREAMING-UNSIGNED-PAYLOAD-TRAILER body without
 //     a trailing checksum, leave the body unproven: refused unless
 //     --accept-unsigned-payload is given (real servers accept them; the bench
@@ -626,6 +627,14 @@ function planPayload(request, options = {}) {
   if (md5 !== undefined &&
       (!/^[A-Za-z0-9+/]{22}==$/.test(md5) || Buffer.from(md5, 'base64').length !== 16)) {
     throw new S3Error(400, 'InvalidDigest', 'The Content-MD5 you specified was invalid.');
+  }
+  // An aws-chunked body that is not declared streaming would be stored with
+  // its framing (MinIO decodes by x-amz-content-sha256 alone).
+  const encodings = (headers['content-encoding'] || '').split(',').map((e) => e.trim().toLowerCase());
+  if (encodings.includes('aws-chunked') && !plan.streaming) {
+    throw new S3Error(
+        400, 'InvalidArgument',
+        'aws-chunked encoding is not supported with the specified x-amz-content-sha256 value.');
   }
 
   // x-amz-checksum-<algorithm>: at most one, of a known algorithm, well formed.
