@@ -29,7 +29,8 @@
 #   BENCH_DISTANT_RTTS="0 10 50 150"        added round trip, ms, for the small files
 #   BENCH_DISTANT_LARGE="2x262144 20x32768" large-file workloads (COUNTxSIZE_KIB each)
 #   BENCH_DISTANT_LARGE_RTT=50              their added round trip, ms ("" skips them)
-#   BENCH_DISTANT_TOOLS="rclone media-sync"
+#   BENCH_DISTANT_TOOLS="rclone media-sync" (plus "baseline" with BENCH_BASELINE_BINARY:
+#                                           another media-sync build, for before/after)
 #   BENCH_PROXY_RATE, BENCH_PROXY_WINDOW    link rate (bytes/s) and per-connection
 #                                           window (bytes) of the proxy; off by
 #                                           default: latency only (tools/proxy.js)
@@ -38,7 +39,7 @@
 #   MEDIA_SYNC_BINARY (default build/media-sync), BENCH_OUT (default bench/out)
 #
 # Writes to BENCH_OUT: distant.tsv (one line per run), distant-trace.tsv (the
-# concurrency samples), distant-summary.tsv (medians and ratios to rclone of
+# concurrency samples of each media-sync run), distant-summary.tsv (medians and ratios to rclone of
 # the same run, tools/distant_summary.js) and distant.png (tools/chart.sh
 # --distant).
 set -Eeuo pipefail
@@ -51,7 +52,8 @@ SMALL=${BENCH_DISTANT_SMALL:-1000x16}
 RTTS=${BENCH_DISTANT_RTTS:-0 10 50 150}
 LARGE=${BENCH_DISTANT_LARGE:-2x262144 20x32768}
 LARGE_RTT=${BENCH_DISTANT_LARGE_RTT-50}
-DISTANT_TOOLS=${BENCH_DISTANT_TOOLS:-rclone media-sync}
+BASELINE=${BENCH_BASELINE_BINARY:-}
+DISTANT_TOOLS=${BENCH_DISTANT_TOOLS:-rclone media-sync${BASELINE:+ baseline}}
 SCRAPE_MS=${BENCH_SCRAPE_MS:-500}
 OUT=${BENCH_OUT:-$ROOT/bench/out}
 read -r -a MS_ENV <<<"${BENCH_MEDIA_SYNC_ENV:-}"
@@ -82,7 +84,7 @@ mkdir -p "$OUT"
 RESULTS="$OUT/distant.tsv"
 TRACE="$OUT/distant-trace.tsv"
 printf 'protocol\trtt_ms\tworkload\ttool\trepeat\tfiles\tbytes\tseconds\tcpu_user\tcpu_sys\trss_kib\trequests\tconnections\ttls_handshakes\ttls_resumed\tverified\n' >"$RESULTS"
-printf 'protocol\trtt_ms\tworkload\trepeat\tseconds\tbox\tlimit\tin_flight\tlatency_s\n' >"$TRACE"
+printf 'protocol\trtt_ms\tworkload\ttool\trepeat\tseconds\tbox\tlimit\tin_flight\tlatency_s\n' >"$TRACE"
 
 free_port() { node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})'; }
 wait_port() {
@@ -128,7 +130,8 @@ run_rclone() {  # run_rclone BUCKET ENDPOINT_URL
     { log "rclone failed:"; tail -5 "$STATE/rclone.log" >&2; return 1; }
 }
 
-run_media_sync() {  # run_media_sync BUCKET ENDPOINT_URL TRACE_FILE
+run_media_sync() {  # run_media_sync BUCKET ENDPOINT_URL TRACE_FILE [BINARY]
+  local binary=${4:-$BIN}
   rm -rf "$MEDIA_BUFFER_PATH"; mkdir -p "$MEDIA_BUFFER_PATH"
   cp -al "$W/src/box-a" "$MEDIA_BUFFER_PATH/box-a"
   redis-cli -u "$REDIS_URL" FLUSHALL >/dev/null
@@ -144,7 +147,7 @@ run_media_sync() {  # run_media_sync BUCKET ENDPOINT_URL TRACE_FILE
   local ok=0
   env MINIO_BUCKET="$1" MINIO_ENDPOINT="${2#*://}" METRICS_ADDRESS="127.0.0.1:$metrics_port" \
     "${MS_ENV[@]}" /usr/bin/time -f "%e %U %S %M" -o "$STATE/time" \
-    "$BIN" run --drain >"$STATE/ms.log" 2>&1 || ok=1
+    "$binary" run --drain >"$STATE/ms.log" 2>&1 || ok=1
   kill "$scraper" 2>/dev/null || true
   wait "$scraper" 2>/dev/null || true
   [ "$ok" = 0 ] || { log "media-sync failed:"; tail -5 "$STATE/ms.log" >&2; return 1; }
@@ -173,6 +176,7 @@ run_point() {
       case $tool in
         rclone) run_rclone "$bucket" "$endpoint" || ok=0 ;;
         media-sync) run_media_sync "$bucket" "$endpoint" "$trace" || ok=0 ;;
+        baseline) run_media_sync "$bucket" "$endpoint" "$trace" "$BASELINE" || ok=0 ;;
         *) log "unknown tool $tool"; exit 2 ;;
       esac
       local requests handshakes resumed connections verdict=FAILED e u s m
@@ -187,8 +191,8 @@ run_point() {
       printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$SCHEME" "$rtt" \
         "$WORKLOAD" "$tool" "$repeat" "$FILES" "$BYTES" "$e" "$u" "$s" "$m" "$requests" \
         "$connections" "$handshakes" "$resumed" "$verdict" >>"$RESULTS"
-      awk -v p="$SCHEME" -v r="$rtt" -v w="$WORKLOAD" -v n="$repeat" 'BEGIN {OFS = "\t"}
-        {print p, r, w, n, $0}' "$trace" >>"$TRACE"
+      awk -v p="$SCHEME" -v r="$rtt" -v w="$WORKLOAD" -v t="$tool" -v n="$repeat" 'BEGIN {OFS = "\t"}
+        {print p, r, w, t, n, $0}' "$trace" >>"$TRACE"
       log "$SCHEME +${rtt} ms $WORKLOAD $tool #$repeat: ${e}s ($(awk "BEGIN {printf \"%.1f files/s, %.1f MB/s\", $FILES / $e, $BYTES / $e / 1e6}")), requests $requests, connections $connections, TLS handshakes $handshakes ($resumed resumed), $verdict"
     done
   done

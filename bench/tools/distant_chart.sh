@@ -22,17 +22,18 @@ node "$TOOLS/distant_summary.js" "$RESULTS" | tail -n +2 | awk -F'\t' -v dir="$D
   }
   END { for (i = 1; i <= n; i++) print order[i] > (dir "/series") }'
 
-# The trace of one media-sync run: columns 5 seconds, 7 limit, 8 in flight, 9 latency.
+# The trace of one media-sync run (columns: 1 protocol, 2 rtt, 3 workload,
+# 4 tool, 5 repeat, 6 seconds, 7 box, 8 limit, 9 in flight, 10 latency).
 TRACE_TITLE=""
 if [ -f "$TRACE" ] && [ "$(wc -l <"$TRACE")" -gt 1 ]; then
-  pick=$(tail -n +2 "$TRACE" | awk -F'\t' '$3 == "small" && $4 == 1 { k = $1 "\t" $2; if (!(k in s)) { s[k] = 1; print k } }' |
+  pick=$(tail -n +2 "$TRACE" | awk -F'\t' '$3 == "small" && $4 == "media-sync" && $5 == 1 { k = $1 "\t" $2; if (!(k in s)) { s[k] = 1; print k } }' |
     awk -F'\t' '$1 == "https" && $2 == 50 { print; found = 1; exit } NR == 1 { first = $0 } END { if (!found) print first }' | head -n1)
   if [ -n "$pick" ]; then
     IFS=$'\t' read -r tp tr <<<"$pick"
-    tail -n +2 "$TRACE" | awk -F'\t' -v p="$tp" -v r="$tr" \
-      '$1 == p && $2 == r && $3 == "small" && $4 == 1 { print $5 "\t" $7 "\t" $8 "\t" ($9 == "" ? "" : $9 * 1000) }' \
+    box=$(tail -n +2 "$TRACE" | awk -F'\t' -v p="$tp" -v r="$tr" '$1 == p && $2 == r && $4 == "media-sync" { print $7; exit }')
+    tail -n +2 "$TRACE" | awk -F'\t' -v p="$tp" -v r="$tr" -v b="$box" \
+      '$1 == p && $2 == r && $3 == "small" && $4 == "media-sync" && $5 == 1 && $7 == b { print $6 "\t" $8 "\t" $9 "\t" ($10 == "" ? "" : $10 * 1000) }' \
       >"$DATA/trace.tsv"
-    box=$(tail -n +2 "$TRACE" | awk -F'\t' -v p="$tp" -v r="$tr" '$1 == p && $2 == r { print $6; exit }')
     [ -s "$DATA/trace.tsv" ] && TRACE_TITLE="media-sync adaptive concurrency, box $box, $tp +$tr ms (small files, run 1)"
   fi
 fi
