@@ -179,9 +179,10 @@ const DIALECTS = {
         400, 'BadDigest',
         `The ${algorithm.toUpperCase()} you specified did not match the calculated checksum.`),
     invalidChecksumValue: (name, trailing) => new S3Error(
-        400, 'InvalidRequest', `Value for ${name}${trailing ? ' trailing' : ''} header is invalid.`),
-    malformedFraming: (detail) => new S3Error(
-        400, 'IncompleteBody', `The request body terminated unexpectedly (${detail})`),
+        400, 'InvalidRequest',
+        `Value for ${name}${trailing ? ' trailing' : ''} header is invalid.`),
+    malformedFraming: (detail) =>
+        new S3Error(400, 'IncompleteBody', `The request body terminated unexpectedly (${detail})`),
     malformedTrailer: (detail) => new S3Error(
         400, 'MalformedTrailerError',
         'The request contained trailing data that was not well-formed or did not conform to ' +
@@ -317,7 +318,8 @@ const CHECKSUMS = {
 };
 const CHECKSUM_PREFIX = 'x-amz-checksum-';
 // x-amz-checksum-* headers that carry no checksum value.
-const CHECKSUM_NON_VALUES = new Set(['x-amz-checksum-mode', 'x-amz-checksum-type', 'x-amz-checksum-algorithm']);
+const CHECKSUM_NON_VALUES =
+    new Set(['x-amz-checksum-mode', 'x-amz-checksum-type', 'x-amz-checksum-algorithm']);
 // Where the gateway keeps a PutObject's verified checksum (s3rver metadata).
 const STORED_CHECKSUM_PREFIX = 'x-amz-meta-strict-gateway-checksum-';
 
@@ -558,8 +560,8 @@ async function verifySignature(request, options) {
 
 const HEX_SHA256 = /^[0-9a-f]{64}$/;
 const EMPTY_SHA256 = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855';
-const MIN_CHUNK = 8192;     // AWS: every aws-chunked chunk but the last is at least 8 KiB
-const MAX_LINE = 4096;      // a chunk header or trailer line, as MinIO bounds it
+const MIN_CHUNK = 8192;  // AWS: every aws-chunked chunk but the last is at least 8 KiB
+const MAX_LINE = 4096;   // a chunk header or trailer line, as MinIO bounds it
 const STREAMING_MODES = {
   'STREAMING-UNSIGNED-PAYLOAD-TRAILER': {signedChunks: false, trailer: true},
   'STREAMING-AWS4-HMAC-SHA256-PAYLOAD': {signedChunks: true, trailer: false},
@@ -609,7 +611,8 @@ function planPayload(request, options = {}) {
           'You must provide the Content-Length HTTP header ' +
               '(x-amz-decoded-content-length, for an aws-chunked body).');
     }
-    plan.streaming = Object.assign({mode: claimed, decodedLength: Number(decoded)}, STREAMING_MODES[claimed]);
+    plan.streaming =
+        Object.assign({mode: claimed, decodedLength: Number(decoded)}, STREAMING_MODES[claimed]);
   } else if (claimed.startsWith('STREAMING-')) {
     throw new S3Error(
         501, 'NotImplemented',
@@ -630,7 +633,8 @@ function planPayload(request, options = {}) {
   }
   // An aws-chunked body that is not declared streaming would be stored with
   // its framing (MinIO decodes by x-amz-content-sha256 alone).
-  const encodings = (headers['content-encoding'] || '').split(',').map((e) => e.trim().toLowerCase());
+  const encodings =
+      (headers['content-encoding'] || '').split(',').map((e) => e.trim().toLowerCase());
   if (encodings.includes('aws-chunked') && !plan.streaming) {
     throw new S3Error(
         400, 'InvalidArgument',
@@ -663,7 +667,8 @@ function planPayload(request, options = {}) {
     for (const name of names) {
       if (!name.startsWith(CHECKSUM_PREFIX) || !CHECKSUMS[name.slice(CHECKSUM_PREFIX.length)]) {
         throw new S3Error(
-            400, 'InvalidRequest', 'The value specified in the x-amz-trailer header is not supported');
+            400, 'InvalidRequest',
+            'The value specified in the x-amz-trailer header is not supported');
       }
     }
     if (names.length > 1 || (names.length === 1 && valueHeaders.length > 0)) throw multiple;
@@ -740,9 +745,9 @@ class AwsChunkedDecoder {
     this.remaining = 0;
     this.chunkHash = null;
     this.previousSize = null;
-    this.chunks = [];        // {size, signature, sha256}: signed mode
-    this.trailers = {};      // lower-case name -> value
-    this.trailerText = '';   // the trailer lines as signed: "name:value\n" each
+    this.chunks = [];       // {signature, sha256} of each chunk: signed mode
+    this.trailers = {};     // lower-case name -> value
+    this.trailerText = '';  // the trailer lines as signed: "name:value\n" each
     this.trailerSignature = null;
   }
 
@@ -784,8 +789,9 @@ class AwsChunkedDecoder {
         } else {
           this.line.push(b);
           if (this.line.length > MAX_LINE) {
-            throw this.state === 'size' ? this.dialect.malformedFraming('chunk header line too long') :
-                                          this.dialect.malformedTrailer('trailer line too long');
+            throw this.state === 'size' ?
+                this.dialect.malformedFraming('chunk header line too long') :
+                this.dialect.malformedTrailer('trailer line too long');
           }
         }
       }
@@ -793,12 +799,14 @@ class AwsChunkedDecoder {
   }
 
   sizeLine(text) {
-    const match = this.signedChunks ? /^([0-9A-Fa-f]{1,16});chunk-signature=([0-9a-f]{64})$/.exec(text) :
-                                      /^([0-9A-Fa-f]{1,16})$/.exec(text);
+    const match = this.signedChunks ?
+        /^([0-9A-Fa-f]{1,16});chunk-signature=([0-9a-f]{64})$/.exec(text) :
+        /^([0-9A-Fa-f]{1,16})$/.exec(text);
     if (!match) {
       throw this.dialect.malformedFraming(
           `bad chunk header '${text.slice(0, 100)}'` +
-          (this.signedChunks ? ' (want <hex size>;chunk-signature=<signature>)' : ' (want <hex size>)'));
+          (this.signedChunks ? ' (want <hex size>;chunk-signature=<signature>)' :
+                               ' (want <hex size>)'));
     }
     const size = parseInt(match[1], 16);
     if (size !== 0 && this.previousSize !== null && this.previousSize < MIN_CHUNK) {
@@ -830,7 +838,8 @@ class AwsChunkedDecoder {
     if (text === '') {
       for (const name of this.trailerNames) {
         if (this.trailers[name] === undefined) {
-          throw this.dialect.malformedTrailer(`the trailer ${name} named by x-amz-trailer is missing`);
+          throw this.dialect.malformedTrailer(
+              `the trailer ${name} named by x-amz-trailer is missing`);
         }
       }
       if (this.signedChunks && this.trailerNames.length > 0 && this.trailerSignature === null) {
@@ -877,13 +886,14 @@ async function verifyChunkChain(decoder, seed) {
   const sign = (stringToSign) => seed.signer.sign(
       stringToSign,
       {signingDate: seed.signingDate, signingRegion: seed.region, signingService: 's3'});
-  const same = (a, b) => a.length === b.length && crypto.timingSafeEqual(Buffer.from(a), Buffer.from(b));
+  const same = (a, b) =>
+      a.length === b.length && crypto.timingSafeEqual(Buffer.from(a), Buffer.from(b));
   let previous = seed.seedSignature;
   for (let n = 0; n < decoder.chunks.length; n++) {
     const chunk = decoder.chunks[n];
-    const expected = await sign(
-        ['AWS4-HMAC-SHA256-PAYLOAD', seed.amzDate, seed.scope, previous, EMPTY_SHA256, chunk.sha256]
-            .join('\n'));
+    const expected = await sign([
+      'AWS4-HMAC-SHA256-PAYLOAD', seed.amzDate, seed.scope, previous, EMPTY_SHA256, chunk.sha256
+    ].join('\n'));
     if (!same(expected, chunk.signature)) {
       throw new S3Error(
           403, 'SignatureDoesNotMatch',
@@ -893,7 +903,8 @@ async function verifyChunkChain(decoder, seed) {
     previous = expected;
   }
   if (decoder.trailerSignature !== null) {
-    const trailerHash = crypto.createHash('sha256').update(decoder.trailerText, 'latin1').digest('hex');
+    const trailerHash =
+        crypto.createHash('sha256').update(decoder.trailerText, 'latin1').digest('hex');
     const expected = await sign(
         ['AWS4-HMAC-SHA256-TRAILER', seed.amzDate, seed.scope, previous, trailerHash].join('\n'));
     if (!same(expected, decoder.trailerSignature)) {
@@ -918,14 +929,13 @@ class BodyVerifier {
     this.chunks = [];
     this.length = 0;
     this.error = null;
-    this.decoder = plan.streaming ?
-        new AwsChunkedDecoder({
-          signedChunks: plan.streaming.signedChunks,
-          trailerNames: plan.checksum && plan.checksum.trailing ? [plan.checksum.name] : [],
-          dialect,
-          onData: (bytes) => this.take(bytes),
-        }) :
-        null;
+    this.decoder = plan.streaming ? new AwsChunkedDecoder({
+      signedChunks: plan.streaming.signedChunks,
+      trailerNames: plan.checksum && plan.checksum.trailing ? [plan.checksum.name] : [],
+      dialect,
+      onData: (bytes) => this.take(bytes),
+    }) :
+                                    null;
   }
 
   push(bytes) {
@@ -972,7 +982,8 @@ class BodyVerifier {
           400, 'XAmzContentSHA256Mismatch',
           'The provided \'x-amz-content-sha256\' header does not match what was computed.');
     }
-    if (headers['content-md5'] !== undefined && this.md5.digest('base64') !== headers['content-md5']) {
+    if (headers['content-md5'] !== undefined &&
+        this.md5.digest('base64') !== headers['content-md5']) {
       throw new S3Error(
           400, 'BadDigest', 'The Content-MD5 you specified did not match what we received.');
     }
@@ -982,7 +993,8 @@ class BodyVerifier {
       let expected = plan.checksum.expected;
       if (plan.checksum.trailing) {
         expected = this.decoder.trailers[name];
-        if (!isChecksumValue(algorithm, expected)) throw this.dialect.invalidChecksumValue(name, true);
+        if (!isChecksumValue(algorithm, expected))
+          throw this.dialect.invalidChecksumValue(name, true);
       }
       const computed = this.checksum.digest().toString('base64');
       if (computed !== expected) throw this.dialect.checksumMismatch(algorithm);
@@ -1086,8 +1098,10 @@ async function selfCheck() {
   // 1,024 and 0, each chunk signature chained to the one before.
   const data = Buffer.alloc(66560, 'a');
   const chunked = (signatures, trailer) => Buffer.concat([
-    Buffer.from(`10000;chunk-signature=${signatures[0]}\r\n`), data.subarray(0, 65536),
-    Buffer.from(`\r\n400;chunk-signature=${signatures[1]}\r\n`), data.subarray(65536),
+    Buffer.from(`10000;chunk-signature=${signatures[0]}\r\n`),
+    data.subarray(0, 65536),
+    Buffer.from(`\r\n400;chunk-signature=${signatures[1]}\r\n`),
+    data.subarray(65536),
     Buffer.from(`\r\n0;chunk-signature=${signatures[2]}\r\n${trailer}\r\n`),
   ]);
   const seedRequest = {
@@ -1310,13 +1324,12 @@ function startProxy(options) {
       out.push(reply.rawHeaders[i], reply.rawHeaders[i + 1]);
     }
     const ok = reply.statusCode >= 200 && reply.statusCode < 300;
-    if (ok && verified && verified.checksum &&
-        (isPutObject(request) || isUploadPart(request))) {
+    if (ok && verified && verified.checksum && (isPutObject(request) || isUploadPart(request))) {
       out.push(CHECKSUM_PREFIX + verified.checksum.algorithm, verified.checksum.value);
       if (isPutObject(request)) out.push('x-amz-checksum-type', 'FULL_OBJECT');
     }
-    const wholeObject = request.headers.range === undefined &&
-        !hasQueryName(request.rawQuery, 'partNumber');
+    const wholeObject =
+        request.headers.range === undefined && !hasQueryName(request.rawQuery, 'partNumber');
     if (ok && (request.method === 'GET' || request.method === 'HEAD') && wholeObject &&
         (request.headers['x-amz-checksum-mode'] || '').toUpperCase() === 'ENABLED') {
       for (const [algorithm, value] of Object.entries(stored)) {
@@ -1375,26 +1388,28 @@ function startProxy(options) {
               forward(req, res, request, body, verified, false);
               return;
             }
-            return objectExists(request.rawPath).then(
-                (exists) => {
-                  if (exists) {
-                    sendError(
-                        req, res,
-                        new S3Error(
-                            412, 'PreconditionFailed',
-                            'At least one of the pre-conditions you specified did not hold'),
-                        stats);
-                  } else {
-                    forward(req, res, request, body, verified, false);
-                  }
-                },
-                (error) => {
-                  sendError(
-                      req, res,
-                      new S3Error(
-                          502, 'BadGateway', `s3rver unreachable: ${error.code || error.message}`),
-                      stats);
-                });
+            return objectExists(request.rawPath)
+                .then(
+                    (exists) => {
+                      if (exists) {
+                        sendError(
+                            req, res,
+                            new S3Error(
+                                412, 'PreconditionFailed',
+                                'At least one of the pre-conditions you specified did not hold'),
+                            stats);
+                      } else {
+                        forward(req, res, request, body, verified, false);
+                      }
+                    },
+                    (error) => {
+                      sendError(
+                          req, res,
+                          new S3Error(
+                              502, 'BadGateway',
+                              `s3rver unreachable: ${error.code || error.message}`),
+                          stats);
+                    });
           })
           .catch((error) => {
             if (!(error instanceof S3Error)) {
