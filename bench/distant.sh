@@ -16,7 +16,8 @@
 # Per run: files/s and MB/s, S3 requests (counted by the gateway), new TCP
 # connections (accepted by the proxy), TLS handshakes and how many resumed a
 # session (the gateway: tlsSocket.isSessionReused()), the tools' CPU and peak
-# RSS; every stored object is then checked (size and SHA-256, read from
+# RSS, the CPU the servers used (gateway and s3rver: on a small machine they
+# can be the ceiling, not the link); every stored object is then checked (size and SHA-256, read from
 # s3rver's files) and a run that fails the check does not count. While
 # media-sync runs, its /metrics is sampled every BENCH_SCRAPE_MS for each box's
 # adaptive concurrency (tools/scrape.js; nothing is recorded by builds without
@@ -83,9 +84,17 @@ trap "exit 143" INT TERM
 mkdir -p "$OUT"
 RESULTS="$OUT/distant.tsv"
 TRACE="$OUT/distant-trace.tsv"
-printf 'protocol\trtt_ms\tworkload\ttool\trepeat\tfiles\tbytes\tseconds\tcpu_user\tcpu_sys\trss_kib\trequests\tconnections\ttls_handshakes\ttls_resumed\tverified\n' >"$RESULTS"
+printf 'protocol\trtt_ms\tworkload\ttool\trepeat\tfiles\tbytes\tseconds\tcpu_user\tcpu_sys\trss_kib\tserver_cpu\trequests\tconnections\ttls_handshakes\ttls_resumed\tverified\n' >"$RESULTS"
 printf 'protocol\trtt_ms\tworkload\ttool\trepeat\tseconds\tbox\tlimit\tin_flight\tlatency_s\n' >"$TRACE"
 
+server_ticks() {  # utime + stime of the gateway and its s3rver, in clock ticks
+  local total=0 pid fields
+  for pid in $(cat "$STATE/s3gateway.pid" "$STATE/s3rver.pid"); do
+    read -r -a fields <<<"$(sed 's/.*) //' "/proc/$pid/stat")"
+    total=$((total + fields[11] + fields[12]))
+  done
+  echo "$total"
+}
 free_port() { node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})'; }
 wait_port() {
   for _ in $(seq 1 50); do
@@ -173,12 +182,15 @@ run_point() {
       : >"$trace"
       counters "$STACK_S3_GATEWAY_STATS_URL" requests >/dev/null
       counters "http://127.0.0.1:$proxy_stats/" connections >/dev/null
+      local ticks_before ticks_after
+      ticks_before=$(server_ticks)
       case $tool in
         rclone) run_rclone "$bucket" "$endpoint" || ok=0 ;;
         media-sync) run_media_sync "$bucket" "$endpoint" "$trace" || ok=0 ;;
         baseline) run_media_sync "$bucket" "$endpoint" "$trace" "$BASELINE" || ok=0 ;;
         *) log "unknown tool $tool"; exit 2 ;;
       esac
+      ticks_after=$(server_ticks)
       local requests handshakes resumed connections verdict=FAILED e u s m
       read -r requests handshakes resumed < <(counters "$STACK_S3_GATEWAY_STATS_URL" requests tls_handshakes tls_resumed)
       read -r connections < <(counters "http://127.0.0.1:$proxy_stats/" connections)
@@ -188,8 +200,9 @@ run_point() {
       fi
       rm -rf "${STATE:?}/s3/$bucket"
       read -r e u s m < <(tail -n1 "$STATE/time")
-      printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$SCHEME" "$rtt" \
-        "$WORKLOAD" "$tool" "$repeat" "$FILES" "$BYTES" "$e" "$u" "$s" "$m" "$requests" \
+      printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$SCHEME" "$rtt" \
+        "$WORKLOAD" "$tool" "$repeat" "$FILES" "$BYTES" "$e" "$u" "$s" "$m" \
+        "$(awk "BEGIN {print ($ticks_after - $ticks_before) / 100}")" "$requests" \
         "$connections" "$handshakes" "$resumed" "$verdict" >>"$RESULTS"
       awk -v p="$SCHEME" -v r="$rtt" -v w="$WORKLOAD" -v t="$tool" -v n="$repeat" 'BEGIN {OFS = "\t"}
         {print p, r, w, t, n, $0}' "$trace" >>"$TRACE"

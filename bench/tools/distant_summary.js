@@ -3,7 +3,8 @@
 // line per protocol, added round trip, workload and tool: files/s and MB/s,
 // the ratio to rclone's median at the same point of the same run, and per
 // file the S3 requests, new TCP connections, TLS handshakes and resumed TLS
-// sessions. Runs that failed verification do not count.
+// sessions, the tool's CPU and the servers' (gateway and s3rver). Runs that
+// failed verification do not count.
 //
 //   node distant_summary.js DISTANT.tsv [markdown]
 'use strict';
@@ -36,6 +37,7 @@ for (const [k, rs] of groups) {
     mb_s: m((r) => r.bytes / r.seconds / 1e6),
     cpu_ms_file: m((r) => ((Number(r.cpu_user) + Number(r.cpu_sys)) * 1000) / r.files),
     rss_mib: m((r) => r.rss_kib / 1024),
+    server_ms_file: m((r) => (Number(r.server_cpu) * 1000) / r.files),
     req: perFile('requests'), conn: perFile('connections'),
     hs: perFile('tls_handshakes'), resumed: perFile('tls_resumed'),
   });
@@ -43,7 +45,8 @@ for (const [k, rs] of groups) {
 const f = (x, d = 1) => (Number.isFinite(x) ? x.toFixed(d) : '-');
 const cols = ['protocol', 'rtt_ms', 'workload', 'tool', 'runs', 'seconds', 'files/s', 'MB/s',
               '÷ rclone files/s', '÷ rclone MB/s', 'requests/file', 'connections/file',
-              'TLS handshakes/file', 'resumed/file', 'CPU ms/file', 'peak RSS MiB'];
+              'TLS handshakes/file', 'resumed/file', 'CPU ms/file', 'peak RSS MiB',
+              'server CPU ms/file'];
 const out = [];
 if (format === 'markdown') {
   out.push('| ' + cols.join(' | ') + ' |');
@@ -60,7 +63,7 @@ for (const r of rows) {
                  rclone ? f(r.mb_s / rclone.mb_s, 2) : '-',
                  f(r.req, 2), f(r.conn, 3),
                  r.protocol === 'https' ? f(r.hs, 3) : '-', r.protocol === 'https' ? f(r.resumed, 3) : '-',
-                 f(r.cpu_ms_file, 3), f(r.rss_mib)];
+                 f(r.cpu_ms_file, 3), f(r.rss_mib), f(r.server_ms_file, 2)];
   out.push(format === 'markdown' ? '| ' + cells.join(' | ') + ' |' : cells.join('\t'));
 }
 console.log(out.join('\n'));
