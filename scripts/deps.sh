@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Installs everything media-sync needs to build, test and run its local stack:
 # Debian packages (compiler toolchain, clang with libFuzzer for fuzz/, libraries,
-# redis-server and redis-sentinel, PostgreSQL 15)
-# and, from the npm registry into .deps/ (ignored by git), s3rver and the AWS
+# redis-server and redis-sentinel, PostgreSQL 15, chromium for the web
+# console's browser tests)
+# and, from the npm registry into .deps/ (ignored by git), s3rver, the AWS
 # SDK's SigV4 signer used by the strict gateway in front of it
-# (tests/support/strict_s3_gateway.js).
+# (tests/support/strict_s3_gateway.js), and puppeteer-core, which drives
+# Debian's chromium in tests/browser/.
 # Idempotent: installs only what is missing.
 #
 #   scripts/deps.sh              build, tests (make test), demo
@@ -25,6 +27,7 @@ packages=(
   clang-format clang-tidy
   clang libclang-rt-14-dev
   prometheus docker-compose python3-yaml
+  chromium
 )
 # Only the container test needs an engine and a way to make its base image.
 container_packages=(docker.io debootstrap)
@@ -99,5 +102,17 @@ if [ "$gateway_ok" = 0 ]; then
   mkdir -p "$GATEWAY_DIR"
   npm install --prefix "$GATEWAY_DIR" --no-audit --no-fund --loglevel=error --save-exact \
     "${GATEWAY_PACKAGES[@]}" >/dev/null
+fi
+# The browser tests (tests/browser/) drive Debian's chromium with
+# puppeteer-core, never a browser it would download. An exact version: one
+# that supports the Node.js of Debian 12 (>= 18).
+BROWSER_DIR=.deps/browser
+PUPPETEER_VERSION=24.43.1
+installed=$(node -e "try{console.log(require('./$BROWSER_DIR/node_modules/puppeteer-core/package.json').version)}catch(e){}" 2>/dev/null || true)
+if [ "$installed" != "$PUPPETEER_VERSION" ]; then
+  echo "deps: installing puppeteer-core@$PUPPETEER_VERSION into $BROWSER_DIR"
+  mkdir -p "$BROWSER_DIR"
+  npm install --prefix "$BROWSER_DIR" --no-audit --no-fund --loglevel=error --save-exact \
+    "puppeteer-core@$PUPPETEER_VERSION" >/dev/null
 fi
 echo "deps: ok"
