@@ -105,6 +105,55 @@ std::string DefaultWorkerId() {
   return std::string(host) + "-" + std::to_string(getpid());
 }
 
+// host:port with a port from 0 to 65535; the host may be empty (every interface).
+bool IsHostPort(std::string_view address) {
+  auto colon = address.rfind(':');
+  if (colon == std::string_view::npos || colon == 0) return false;
+  std::string_view port_text = address.substr(colon + 1);
+  int port = 0;
+  auto [ptr, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
+  return ec == std::errc() && ptr == port_text.data() + port_text.size() && port >= 0 &&
+         port <= 65535;
+}
+
+// A token of the web console: it travels in an Authorization header and a
+// form field, so printable ASCII without spaces; long enough that guessing
+// is hopeless. Messages never quote the value.
+Status CheckToken(std::string_view variable, const std::string& token) {
+  if (token.empty()) return Ok();
+  if (token.size() < 16) {
+    return Error::Configuration(std::string(variable) + ": must be at least 16 characters long (" +
+                                std::to_string(token.size()) + " given)");
+  }
+  for (char c : token) {
+    if (c <= 0x20 || c >= 0x7f) {
+      return Error::Configuration(std::string(variable) +
+                                  ": must be printable ASCII without spaces");
+    }
+  }
+  return Ok();
+}
+
+// WEB_BASE_PATH: "" or "/a/b" made of unreserved URL characters, so it goes
+// into links, a cookie's Path and the pages' HTML without any escaping.
+Status NormalizeBasePath(std::string& path) {
+  const std::string given = path;
+  while (!path.empty() && path.back() == '/') path.pop_back();
+  if (path.empty()) return Ok();
+  if (path.front() != '/') return Bad("WEB_BASE_PATH", given, "must start with '/'");
+  if (path.find_first_not_of(
+          "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~/") !=
+      std::string::npos) {
+    return Bad("WEB_BASE_PATH", given, "may hold only letters, digits, '-', '.', '_', '~' and '/'");
+  }
+  for (std::string_view segment : {"//", "/./", "/../"}) {
+    if ((path + "/").find(segment) != std::string::npos) {
+      return Bad("WEB_BASE_PATH", given, "must not hold empty, '.' or '..' segments");
+    }
+  }
+  return Ok();
+}
+
 std::string FormatBytes(uint64_t bytes) {
   if (bytes % kMiB == 0) return std::to_string(bytes / kMiB) + "MiB";
   return std::to_string(bytes);
@@ -242,18 +291,23 @@ Result<Options> LoadOptions(const EnvLookup& env) {
     return Bad("WORKER_ID", o.worker_id, "must not contain white space");
   }
   MEDIA_SYNC_TRY(read.String("METRICS_ADDRESS", o.metrics_address, /*allow_empty=*/true));
-  if (!o.metrics_address.empty()) {
-    auto colon = o.metrics_address.rfind(':');
-    int port = 0;
-    std::string_view port_text = colon == std::string::npos
-                                     ? std::string_view()
-                                     : std::string_view(o.metrics_address).substr(colon + 1);
-    auto [ptr, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
-    if (colon == std::string::npos || colon == 0 || ec != std::errc() ||
-        ptr != port_text.data() + port_text.size() || port < 0 || port > 65535) {
-      return Bad("METRICS_ADDRESS", o.metrics_address,
-                 "must be host:port (port 0..65535), or empty to disable");
-    }
+  if (!o.metrics_address.empty() && !IsHostPort(o.metrics_address)) {
+    return Bad("METRICS_ADDRESS", o.metrics_address,
+               "must be host:port (port 0..65535), or empty to disable");
+  }
+  MEDIA_SYNC_TRY(read.String("WEB_ADDRESS", o.web_address));
+  if (!IsHostPort(o.web_address)) {
+    return Bad("WEB_ADDRESS", o.web_address, "must be host:port (port 0..65535)");
+  }
+  MEDIA_SYNC_TRY(read.String("WEB_BASE_PATH", o.web_base_path, /*allow_empty=*/true));
+  MEDIA_SYNC_TRY(NormalizeBasePath(o.web_base_path));
+  MEDIA_SYNC_TRY(read.String("WEB_READ_TOKEN", o.web_read_token, /*allow_empty=*/true));
+  MEDIA_SYNC_TRY(CheckToken("WEB_READ_TOKEN", o.web_read_token));
+  MEDIA_SYNC_TRY(read.String("WEB_TOKEN", o.web_token, /*allow_empty=*/true));
+  MEDIA_SYNC_TRY(CheckToken("WEB_TOKEN", o.web_token));
+  if (!o.web_token.empty() && o.web_token == o.web_read_token) {
+    // Whoever may read could then change things.
+    return Error::Configuration("WEB_READ_TOKEN: must differ from WEB_TOKEN");
   }
   MEDIA_SYNC_TRY(read.Seconds("HEALTH_STALL_SECONDS", o.health_stall, 1, 86400));
   if (o.health_stall <= o.outage_backoff_max) {
@@ -316,6 +370,12 @@ std::vector<std::pair<std::string, std::string>> Describe(const Options& o) {
       {"WORKER_ID", o.worker_id},
       {"METRICS_ADDRESS", o.metrics_address.empty() ? "(disabled)" : o.metrics_address},
       {"HEALTH_STALL_SECONDS", seconds(o.health_stall)},
+      {"WEB_ADDRESS", o.web_address},
+      {"WEB_BASE_PATH", o.web_base_path.empty() ? "(none: served at /)" : o.web_base_path},
+      {"WEB_READ_TOKEN",
+       o.web_read_token.empty() ? "(not set: reading needs no token)" : std::string(kMaskedSecret)},
+      {"WEB_TOKEN",
+       o.web_token.empty() ? "(not set: the console is read-only)" : std::string(kMaskedSecret)},
       {"LOG_LEVEL", o.log_level},
       {"LOG_FORMAT", o.log_format == LogFormat::kJson ? "json" : "text"},
       {"S3_CONNECT_TIMEOUT_SECONDS", seconds(o.s3.connect_timeout)},

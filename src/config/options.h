@@ -58,6 +58,18 @@ struct Options {
   // than this alone (their producer may not have pushed the job yet).
   std::chrono::seconds reconcile_older_than{3600};
 
+  // The web console (`media-sync web`).
+  std::string web_address = "127.0.0.1:9109";  // WEB_ADDRESS: host:port (port 0: any free one)
+  // WEB_BASE_PATH: the path prefix the console is served under behind a
+  // reverse proxy ("/media-sync"); "" at the root. Never ends with '/'.
+  std::string web_base_path;
+  // WEB_READ_TOKEN: when set, every page and API call needs it (or WEB_TOKEN);
+  // empty, reading needs no token.
+  std::string web_read_token;
+  // WEB_TOKEN: what a change (requeue, purge) needs; empty, the console is
+  // read-only and refuses every change.
+  std::string web_token;
+
   // DATABASE_URL must be set for commands that touch PostgreSQL.
   Status RequireDatabase() const;
   // Jobs one storage box may hold at once (worker/box_registry.h says why):

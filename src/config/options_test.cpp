@@ -178,6 +178,15 @@ TEST(OptionsTest, RejectsBadValuesNamingTheVariable) {
       {"METRICS_ADDRESS", "9108", "must be host:port"},
       {"METRICS_ADDRESS", "0.0.0.0:http", "must be host:port"},
       {"WORKER_ID", "two words", "must not contain white space"},
+      {"WEB_ADDRESS", "9109", "must be host:port"},
+      {"WEB_ADDRESS", "", "must not be empty"},
+      {"WEB_BASE_PATH", "console", "must start with '/'"},
+      {"WEB_BASE_PATH", "/a b", "may hold only letters"},
+      {"WEB_BASE_PATH", "/x\"><script>", "may hold only letters"},
+      {"WEB_BASE_PATH", "/a//b", "must not hold empty, '.' or '..' segments"},
+      {"WEB_BASE_PATH", "/a/../b", "must not hold empty, '.' or '..' segments"},
+      {"WEB_TOKEN", "short", "must be at least 16 characters long (5 given)"},
+      {"WEB_READ_TOKEN", "with a space in it here", "printable ASCII without spaces"},
       {"HEALTH_STALL_SECONDS", "30", "must be longer than OUTAGE_BACKOFF_MAX_SECONDS (30)"},
       {"HEALTH_STALL_SECONDS", "0", "must be between 1 and 86400"},
       {"SYNC_BANDWIDTH_LIMIT", "-1", "is not a size"},
@@ -233,6 +242,45 @@ TEST(OptionsTest, SecretsNeverAppearInErrorsOrDescription) {
   EXPECT_THAT(all, HasSubstr("REDIS_URL=redis://default:***@r:6379/0"));
   EXPECT_THAT(all, HasSubstr("DATABASE_URL=postgresql://u:***@db/x"));
   EXPECT_THAT(all, HasSubstr("MINIO_SECRET_KEY=********"));
+}
+
+TEST(OptionsTest, WebConsoleSettings) {
+  Options defaults = MustLoad({});
+  EXPECT_EQ(defaults.web_address, "127.0.0.1:9109");  // loopback unless told otherwise
+  EXPECT_EQ(defaults.web_base_path, "");
+  EXPECT_EQ(defaults.web_read_token, "");
+  EXPECT_EQ(defaults.web_token, "");
+
+  Options o = MustLoad({{"WEB_ADDRESS", "0.0.0.0:8080"},
+                        {"WEB_BASE_PATH", "/ops/media-sync/"},
+                        {"WEB_READ_TOKEN", "read-token-0123456789"},
+                        {"WEB_TOKEN", "write-token-0123456789"}});
+  EXPECT_EQ(o.web_address, "0.0.0.0:8080");
+  EXPECT_EQ(o.web_base_path, "/ops/media-sync");  // the trailing '/' dropped
+  EXPECT_EQ(o.web_read_token, "read-token-0123456789");
+  EXPECT_EQ(o.web_token, "write-token-0123456789");
+  EXPECT_EQ(MustLoad({{"WEB_BASE_PATH", "/"}}).web_base_path, "");
+
+  std::string all;
+  for (const auto& [name, value] : Describe(o)) all += name + "=" + value + "\n";
+  EXPECT_THAT(all, HasSubstr("WEB_ADDRESS=0.0.0.0:8080\n"));
+  EXPECT_THAT(all, HasSubstr("WEB_BASE_PATH=/ops/media-sync\n"));
+  EXPECT_THAT(all, HasSubstr("WEB_READ_TOKEN=********\n"));
+  EXPECT_THAT(all, HasSubstr("WEB_TOKEN=********\n"));
+  EXPECT_THAT(all, Not(HasSubstr("token-0123456789")));
+  all.clear();
+  for (const auto& [name, value] : Describe(defaults)) all += name + "=" + value + "\n";
+  EXPECT_THAT(all, HasSubstr("WEB_TOKEN=(not set: the console is read-only)\n"));
+
+  // A token's problem is named without the token.
+  std::string message = MustFail({{"WEB_TOKEN", "hunter2-short"}});
+  EXPECT_THAT(message, HasSubstr("WEB_TOKEN"));
+  EXPECT_THAT(message, Not(HasSubstr("hunter2")));
+  // One token for both would let every reader change things.
+  message = MustFail(
+      {{"WEB_READ_TOKEN", "same-token-0123456789"}, {"WEB_TOKEN", "same-token-0123456789"}});
+  EXPECT_THAT(message, HasSubstr("WEB_READ_TOKEN: must differ from WEB_TOKEN"));
+  EXPECT_THAT(message, Not(HasSubstr("same-token")));
 }
 
 TEST(UrlsTest, RedisUrlForms) {
