@@ -4,6 +4,7 @@
 
 #include "core/job.h"
 #include "queue/queue_keys.h"
+#include "queue/redis_upload_journal.h"
 
 namespace media_sync::queue {
 namespace {
@@ -26,6 +27,11 @@ uint64_t ToUnsigned(std::string_view text) {
   }
   return value;
 }
+
+// Hash fields of a minute's counters besides files and bytes: a job fault's
+// class label after one of these.
+constexpr std::string_view kFailedFieldPrefix = "failed:";
+constexpr std::string_view kRetriedFieldPrefix = "retry:";
 
 }  // namespace
 
@@ -70,6 +76,69 @@ Result<Throughput> FleetStats::RecentThroughput(int minutes,
     sum.bytes += ToUnsigned(view[1].String());
   }
   return sum;
+}
+
+Status FleetStats::AddFaults(const std::map<std::string, uint64_t>& failed,
+                             const std::map<std::string, uint64_t>& retried,
+                             std::chrono::system_clock::time_point now) {
+  std::string key = ThroughputKey(UnixMinute(now));
+  std::vector<std::string> texts;  // fields and counts, kept alive for the views below
+  for (const auto& [prefix, counts] :
+       {std::pair{kFailedFieldPrefix, &failed}, std::pair{kRetriedFieldPrefix, &retried}}) {
+    for (const auto& [label, count] : *counts) {
+      if (count == 0) continue;
+      texts.push_back(std::string(prefix) + label);
+      texts.push_back(std::to_string(count));
+    }
+  }
+  if (texts.empty()) return Ok();
+  std::string ttl = std::to_string(std::chrono::seconds(kThroughputRetention).count());
+  std::vector<std::vector<std::string_view>> commands;
+  for (size_t i = 0; i + 1 < texts.size(); i += 2) {
+    commands.push_back({"HINCRBY", key, texts[i], texts[i + 1]});
+  }
+  commands.push_back({"EXPIRE", key, ttl});
+  auto replies = connection_.Pipeline(commands);
+  if (!replies) return replies.error();
+  return Ok();
+}
+
+Result<std::vector<MinuteActivity>> FleetStats::Activity(
+    int minutes, std::chrono::system_clock::time_point now) {
+  int64_t current = UnixMinute(now);
+  std::vector<std::string> keys;
+  keys.reserve(static_cast<size_t>(minutes) + 1);
+  for (int64_t minute = current - minutes; minute <= current; ++minute) {
+    keys.push_back(ThroughputKey(minute));
+  }
+  std::vector<std::vector<std::string_view>> commands;
+  commands.reserve(keys.size());
+  for (const auto& key : keys) commands.push_back({"HGETALL", key});
+  auto replies = connection_.Pipeline(commands);
+  if (!replies) return replies.error();
+  std::vector<MinuteActivity> series;
+  series.reserve(keys.size());
+  int64_t minute = current - minutes;
+  for (const auto& reply : *replies) {
+    MinuteActivity activity;
+    activity.minute = minute++;
+    ReplyView view = reply.view();
+    for (size_t i = 0; i + 1 < view.Size(); i += 2) {
+      std::string_view field = view[i].String();
+      uint64_t value = ToUnsigned(view[i + 1].String());
+      if (field == "files") {
+        activity.files = value;
+      } else if (field == "bytes") {
+        activity.bytes = value;
+      } else if (field.starts_with(kFailedFieldPrefix)) {
+        activity.failed[std::string(field.substr(kFailedFieldPrefix.size()))] += value;
+      } else if (field.starts_with(kRetriedFieldPrefix)) {
+        activity.retried[std::string(field.substr(kRetriedFieldPrefix.size()))] += value;
+      }
+    }
+    series.push_back(std::move(activity));
+  }
+  return series;
 }
 
 Status FleetStats::ReportBoxes(const std::vector<BoxReport>& reports) {
@@ -127,6 +196,88 @@ Result<std::vector<std::string>> FleetStats::Held(const std::string& worker_id, 
   ReplyView view = reply->view();
   for (size_t i = 0; i < view.Size(); ++i) held.emplace_back(view[i].String());
   return held;
+}
+
+Result<std::vector<std::optional<WorkerLease>>> FleetStats::Leases(
+    const std::vector<std::string>& ids) {
+  std::vector<std::optional<WorkerLease>> leases;
+  if (ids.empty()) return leases;
+  std::vector<std::string> keys;
+  keys.reserve(ids.size());
+  for (const auto& id : ids) keys.push_back(HeartbeatKey(id));
+  std::vector<std::string_view> command = {"MGET"};
+  for (const auto& key : keys) command.push_back(key);
+  auto reply = connection_.Command(command);
+  if (!reply) return reply.error();
+  ReplyView view = reply->view();
+  for (size_t i = 0; i < ids.size(); ++i) {
+    if (i >= view.Size() || view[i].IsNil()) {
+      leases.emplace_back();
+      continue;
+    }
+    WorkerLease lease;
+    Json document = Json::parse(view[i].String(), nullptr, /*allow_exceptions=*/false);
+    if (document.is_object()) {
+      if (auto host = document.find("host"); host != document.end() && host->is_string()) {
+        lease.host = host->get<std::string>();
+      }
+      if (auto pid = document.find("pid"); pid != document.end() && pid->is_number_integer()) {
+        lease.pid = pid->get<int64_t>();
+      }
+      if (auto started = document.find("started_at");
+          started != document.end() && started->is_string()) {
+        lease.started_at = started->get<std::string>();
+      }
+    }
+    leases.emplace_back(std::move(lease));
+  }
+  return leases;
+}
+
+Result<std::vector<UploadProgress>> FleetStats::Uploads(size_t limit) {
+  const std::string prefix = RedisUploadJournal::KeyOf("");
+  const std::string pattern = prefix + "*";
+  std::vector<std::string> keys;
+  std::string cursor = "0";
+  do {
+    auto reply = connection_.Command({"SCAN", cursor, "MATCH", pattern, "COUNT", "1000"});
+    if (!reply) return reply.error();
+    ReplyView view = reply->view();
+    if (view.Size() != 2) {
+      return Error::Configuration(connection_.endpoint() + ": unexpected reply to SCAN");
+    }
+    cursor = std::string(view[0].String());
+    for (size_t i = 0; i < view[1].Size() && keys.size() < limit; ++i) {
+      keys.emplace_back(view[1][i].String());
+    }
+  } while (cursor != "0" && keys.size() < limit);
+
+  std::vector<UploadProgress> uploads;
+  if (keys.empty()) return uploads;
+  std::vector<std::vector<std::string_view>> commands;
+  commands.reserve(keys.size());
+  for (const auto& key : keys) commands.push_back({"HGETALL", key});
+  auto replies = connection_.Pipeline(commands);
+  if (!replies) return replies.error();
+  for (size_t k = 0; k < keys.size(); ++k) {
+    ReplyView fields = (*replies)[k].view();
+    if (fields.Size() == 0) continue;  // completed or expired since the SCAN
+    UploadProgress upload;
+    upload.name = keys[k].substr(prefix.size());
+    for (size_t i = 0; i + 1 < fields.Size(); i += 2) {
+      std::string_view field = fields[i].String();
+      std::string_view value = fields[i + 1].String();
+      if (field == "part_size") {
+        upload.part_size = ToUnsigned(value);
+      } else if (!field.empty() && field.find_first_not_of("0123456789") == std::string::npos) {
+        // A part: "<size> <etag>".
+        ++upload.parts;
+        upload.bytes_stored += ToUnsigned(value.substr(0, value.find(' ')));
+      }
+    }
+    uploads.push_back(std::move(upload));
+  }
+  return uploads;
 }
 
 }  // namespace media_sync::queue

@@ -1,8 +1,10 @@
 // What the workers tell each other and the operator through Redis, beside
-// the queue itself: how much they synced per minute (for `status`'s recent
-// throughput) and how each storage box looked when last used (for `status`'s
-// box list). Also the reads `status` and the metrics need: the oldest pending
-// job and the jobs a worker holds.
+// the queue itself: how much they synced and which job faults they met per
+// minute (for `status`'s recent throughput and the web console's 24-hour
+// chart and failures by class) and how each storage box looked when last
+// used (for `status`'s box list). Also the reads `status`, the web console
+// and the metrics need: the oldest pending job, the jobs a worker holds, the
+// workers' leases and the multipart uploads in progress.
 //
 // Thread-safety: none; one instance per thread.
 // Errors: as RedisConnection (kOutage when Redis is unreachable).
@@ -10,6 +12,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -20,8 +23,9 @@
 
 namespace media_sync::queue {
 
-// Minute buckets are kept this long.
-inline constexpr std::chrono::hours kThroughputRetention{2};
+// Minute buckets are kept this long: the web console charts the last 24
+// hours, and an hour more covers a clock that differs between hosts.
+inline constexpr std::chrono::hours kThroughputRetention{25};
 
 struct BoxReport {
   std::string box;  // storage_box_id; "" for MINIO_ENDPOINT
@@ -38,6 +42,33 @@ struct Throughput {
   std::chrono::seconds window{0};  // the span the sums cover
 };
 
+// What the whole fleet did in one minute.
+struct MinuteActivity {
+  int64_t minute = 0;  // minutes since the Unix epoch
+  uint64_t files = 0;  // synced
+  uint64_t bytes = 0;  // uploaded
+  // Job faults by class label (core/result.h: "missing_file", ...): the jobs
+  // parked in the failed queue, and the retries scheduled.
+  std::map<std::string, uint64_t> failed;
+  std::map<std::string, uint64_t> retried;
+};
+
+// A worker's lease as it wrote it (queue_keys.h, HeartbeatKey).
+struct WorkerLease {
+  std::string host;
+  int64_t pid = 0;
+  std::string started_at;  // ISO 8601 UTC
+};
+
+// A multipart upload in progress, as the upload journal records it
+// (queue/redis_upload_journal.h): what the server acknowledged so far.
+struct UploadProgress {
+  std::string name;  // <endpoint>/<bucket>/<key>
+  uint64_t part_size = 0;
+  int parts = 0;              // acknowledged
+  uint64_t bytes_stored = 0;  // their sizes summed
+};
+
 class FleetStats {
  public:
   explicit FleetStats(config::RedisAddress address, RedisOptions options = {});
@@ -48,6 +79,18 @@ class FleetStats {
   // that minute so far; `window` says how long that is.
   Result<Throughput> RecentThroughput(int minutes, std::chrono::system_clock::time_point now);
 
+  // Adds job faults to the counters of the minute `now` falls in, by class
+  // label: parked in the failed queue (`failed`) and retried (`retried`).
+  // Nothing to add is no round trip.
+  Status AddFaults(const std::map<std::string, uint64_t>& failed,
+                   const std::map<std::string, uint64_t>& retried,
+                   std::chrono::system_clock::time_point now);
+  // One entry per minute, oldest first: the `minutes` whole minutes before
+  // the one `now` is in, then that minute so far (minutes + 1 entries; a
+  // minute nobody wrote is all zeros). One pipelined round trip.
+  Result<std::vector<MinuteActivity>> Activity(int minutes,
+                                               std::chrono::system_clock::time_point now);
+
   // Replaces the reports of these boxes (other boxes' reports stay).
   Status ReportBoxes(const std::vector<BoxReport>& reports);
   Result<std::vector<BoxReport>> BoxReports();
@@ -56,6 +99,12 @@ class FleetStats {
   Result<std::optional<std::string>> OldestPending();
   // Up to `limit` payloads from a worker's processing list, newest first.
   Result<std::vector<std::string>> Held(const std::string& worker_id, int64_t limit);
+  // The leases of these workers, in order; nullopt for one whose lease
+  // expired (or that never wrote one).
+  Result<std::vector<std::optional<WorkerLease>>> Leases(const std::vector<std::string>& ids);
+  // The multipart uploads the journal records, at most `limit` of them (read
+  // with SCAN, whose cost grows with the number of keys in the database).
+  Result<std::vector<UploadProgress>> Uploads(size_t limit);
 
  private:
   RedisConnection connection_;

@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <condition_variable>
 #include <cstring>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
 
@@ -117,6 +118,29 @@ void Monitor::Round(queue::FleetStats& fleet, queue::QueueAdmin& admin) {
         added) {
       reported_files_ = files;
       reported_bytes_ = bytes;
+    } else {
+      redis = added.error();
+    }
+  }
+
+  // And its job faults by class (the console's failures by class).
+  if (redis) {
+    std::map<std::string, uint64_t> failed;
+    std::map<std::string, uint64_t> retried;
+    std::array<uint64_t, kFaultClassCount> failed_now{};
+    std::array<uint64_t, kFaultClassCount> retried_now{};
+    for (size_t i = 0; i < kFaultClassCount; ++i) {
+      std::string label(ToString(static_cast<FaultClass>(i)));
+      failed_now[i] = stats_.failed_by_class[i].load();
+      retried_now[i] = stats_.retried_by_class[i].load();
+      if (failed_now[i] != reported_failed_[i]) failed[label] = failed_now[i] - reported_failed_[i];
+      if (retried_now[i] != reported_retried_[i]) {
+        retried[label] = retried_now[i] - reported_retried_[i];
+      }
+    }
+    if (Status added = fleet.AddFaults(failed, retried, now); added) {
+      reported_failed_ = failed_now;
+      reported_retried_ = retried_now;
     } else {
       redis = added.error();
     }

@@ -5,13 +5,15 @@
 //     Redis into the queue gauges;
 //   - pings PostgreSQL, checks MEDIA_BUFFER_PATH, and takes the storage
 //     boxes' states from the BoxRegistry;
-//   - publishes this process's synced files and bytes per minute and its
-//     view of the boxes to Redis (queue/fleet_stats.h), for `status`.
+//   - publishes this process's synced files and bytes and its job faults
+//     by class per minute, and its view of the boxes, to Redis
+//     (queue/fleet_stats.h), for `status` and the web console.
 // Readiness() and Health() answer from what the last round found.
 //
 // Thread-safety: Readiness() and Health() may be called from any thread.
 #pragma once
 
+#include <array>
 #include <chrono>
 #include <functional>
 #include <string>
@@ -82,6 +84,8 @@ class Monitor {
 
   uint64_t reported_files_ = 0;  // monitor thread only
   uint64_t reported_bytes_ = 0;
+  std::array<uint64_t, kFaultClassCount> reported_failed_{};  // monitor thread only
+  std::array<uint64_t, kFaultClassCount> reported_retried_{};
 
   mutable Mutex mu_;
   Part redis_ GUARDED_BY(mu_);

@@ -243,9 +243,15 @@ void Worker::Handle(JobQueue& queue, const Delivery& delivery) {
       break;
     case Outcome::kRetryScheduled:
       ++stats_.retries_scheduled;
+      if (auto fault = static_cast<size_t>(decision.fault); fault < kFaultClassCount) {
+        ++stats_.retried_by_class[fault];
+      }
       break;
     case Outcome::kFailed:
       ++stats_.failed;
+      if (auto fault = static_cast<size_t>(decision.fault); fault < kFaultClassCount) {
+        ++stats_.failed_by_class[fault];
+      }
       break;
     case Outcome::kBoxDown:
       ++stats_.deferred;

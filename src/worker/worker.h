@@ -24,6 +24,7 @@
 // thread has ended and the worker has deregistered.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -45,6 +46,9 @@
 
 namespace media_sync::worker {
 
+// FaultClass values index the per-class counters (kTooLarge is the last).
+inline constexpr size_t kFaultClassCount = static_cast<size_t>(FaultClass::kTooLarge) + 1;
+
 struct WorkerStats {
   std::atomic<uint64_t> synced{0};
   std::atomic<uint64_t> already_synced{0};
@@ -54,6 +58,10 @@ struct WorkerStats {
   std::atomic<uint64_t> released{0};
   std::atomic<uint64_t> bytes_uploaded{0};
   std::atomic<int> in_flight{0};
+  // Job faults by class (index: FaultClass), parked and retried: the
+  // Monitor publishes them per minute for the web console.
+  std::array<std::atomic<uint64_t>, kFaultClassCount> failed_by_class{};
+  std::array<std::atomic<uint64_t>, kFaultClassCount> retried_by_class{};
 };
 
 struct WorkerSettings {
