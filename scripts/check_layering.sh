@@ -18,7 +18,8 @@ allowed() {
     catalog) echo "util core" ;;
     metrics) echo "util core" ;;
     worker) echo "util core buffer config queue s3 catalog metrics" ;;
-    cli) echo "util core buffer config queue s3 catalog metrics worker" ;;
+    report) echo "util core buffer config queue catalog" ;;
+    cli) echo "util core buffer config queue s3 catalog metrics worker report" ;;
     *) echo "?" ;;
   esac
 }

@@ -427,6 +427,13 @@ constexpr const char* kSelectFile =
     "SELECT s3_key, file_size, storage_box_id, synced_at IS NOT NULL FROM media_files "
     "WHERE sha256 = $1";
 
+// $1 sha256. Times in UTC, as the rest of media-sync writes them.
+constexpr const char* kSelectRow =
+    "SELECT sha256, s3_key, file_size, storage_box_id, "
+    "to_char(created_at::timestamptz AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), "
+    "to_char(synced_at::timestamptz AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') "
+    "FROM media_files WHERE sha256 = $1";
+
 // $1 sha256, $2 s3_key, $3 file size, $4 box id ('' for none). The reservation
 // joins only a row this statement inserted, so a file registered twice
 // reserves once; both happen or neither (one statement).
@@ -470,6 +477,26 @@ Result<std::optional<CatalogFile>> PgCatalog::FindFile(const std::string& sha256
     return std::optional<CatalogFile>(std::move(file));
   };
   auto found = WithConnection<std::optional<CatalogFile>>(*pool_, options_.query_timeout, select);
+  return Scrubbed(std::move(found), password_);
+}
+
+Result<std::optional<CatalogRow>> PgCatalog::FindRow(const std::string& sha256) {
+  if (conninfo_error_) return *conninfo_error_;
+  auto select = [&](PgConnection& connection,
+                    Clock::time_point deadline) -> Result<std::optional<CatalogRow>> {
+    auto rows = Run(connection, kSelectRow, {sha256}, deadline);
+    if (!rows.ok()) return rows.error();
+    if (PQntuples(rows->get()) == 0) return std::optional<CatalogRow>();
+    CatalogRow row;
+    row.sha256 = Field(*rows, 0, 0);
+    row.s3_key = Field(*rows, 0, 1);
+    row.file_size = UnsignedField(*rows, 0, 2);
+    if (PQgetisnull(rows->get(), 0, 3) == 0) row.storage_box_id = Field(*rows, 0, 3);
+    row.created_at = Field(*rows, 0, 4);
+    if (PQgetisnull(rows->get(), 0, 5) == 0) row.synced_at = Field(*rows, 0, 5);
+    return std::optional<CatalogRow>(std::move(row));
+  };
+  auto found = WithConnection<std::optional<CatalogRow>>(*pool_, options_.query_timeout, select);
   return Scrubbed(std::move(found), password_);
 }
 

@@ -64,6 +64,16 @@ struct CatalogFile {
   bool synced = false;  // synced_at IS NOT NULL
 };
 
+// A media_files row whole, as the web console's job lookup shows it.
+struct CatalogRow {
+  std::string sha256;
+  std::string s3_key;
+  uint64_t file_size = 0;
+  std::optional<std::string> storage_box_id;
+  std::string created_at;                // ISO 8601 UTC
+  std::optional<std::string> synced_at;  // ISO 8601 UTC; nullopt while unsynced
+};
+
 // Where UnsyncedAfter() resumes: the (created_at, sha256) of the last row
 // returned. The default starts at the oldest row.
 struct UnsyncedCursor {
@@ -138,6 +148,9 @@ class PgCatalog final : public Catalog {
 
   // The media_files row of sha256, or nullopt when there is none.
   Result<std::optional<CatalogFile>> FindFile(const std::string& sha256);
+
+  // The media_files row of sha256 with its times, or nullopt when there is none.
+  Result<std::optional<CatalogRow>> FindRow(const std::string& sha256);
 
   // One statement, so one transaction: inserts the media_files row unless one
   // exists for sha256 (ON CONFLICT DO NOTHING) and, only when it inserted one

@@ -8,10 +8,8 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <cctype>
 #include <cstdint>
 #include <cstdio>
-#include <functional>
 #include <iostream>
 #include <iterator>
 #include <memory>
@@ -22,14 +20,12 @@
 
 #include "cli/command.h"
 #include "queue/queue_admin.h"
+#include "report/failed_entries.h"
 
 namespace media_sync::cli {
 namespace {
 
 using Json = nlohmann::ordered_json;
-
-// Entries read per LRANGE while filtering.
-constexpr int64_t kScanChunk = 500;
 
 struct FailedFlags {
   int64_t limit = 20;
@@ -42,87 +38,10 @@ struct FailedFlags {
   bool yes = false;
 };
 
-struct Filter {
-  std::string grep;  // lowercased
-  std::string box;
-  bool empty() const { return grep.empty() && box.empty(); }
-  std::string Describe() const {
-    std::string text;
-    if (!grep.empty()) text += " --grep '" + grep + "'";
-    if (!box.empty()) text += " --box '" + box + "'";
-    return text;
-  }
-};
-
-std::string Lower(std::string text) {
-  std::transform(text.begin(), text.end(), text.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return text;
-}
-
-// One failed entry as read, and what is known of it.
-struct Entry {
-  int64_t index = 0;
-  std::string raw;  // exactly as stored: what requeue and purge act on
-  Json document;    // discarded when not a JSON object
-
-  bool is_object() const { return document.is_object(); }
-  std::string Text(const char* field) const {
-    if (!is_object()) return "";
-    auto it = document.find(field);
-    if (it == document.end() || it->is_null()) return "";
-    return it->is_string() ? it->get<std::string>() : it->dump();
-  }
-  // Not a job: a garbage payload kept under raw / raw_base64, or not JSON.
-  bool is_job() const {
-    return is_object() && !document.contains("raw") && !document.contains("raw_base64");
-  }
-};
-
-Entry MakeEntry(int64_t index, std::string raw) {
-  Entry entry;
-  entry.index = index;
-  entry.document = Json::parse(raw, nullptr, /*allow_exceptions=*/false);
-  if (!entry.document.is_object()) entry.document = Json::value_t::discarded;
-  entry.raw = std::move(raw);
-  return entry;
-}
-
-bool Matches(const Entry& entry, const Filter& filter) {
-  if (!filter.box.empty() && entry.Text("storage_box_id") != filter.box) return false;
-  if (filter.grep.empty()) return true;
-  std::vector<std::string> fields = {entry.Text("error"), entry.Text("s3_key"),
-                                     entry.Text("sha256"), entry.Text("local_path")};
-  // What is known of an entry that is not a job: its kept payload.
-  if (!entry.is_job()) fields.push_back(entry.is_object() ? entry.Text("raw") : entry.raw);
-  return std::any_of(fields.begin(), fields.end(), [&](const std::string& field) {
-    return Lower(field).find(filter.grep) != std::string::npos;
-  });
-}
-
-// Walks the failed queue newest first, chunk by chunk, until `visit` returns
-// false or the end.
-Status Scan(queue::QueueAdmin& admin, const std::function<bool(Entry)>& visit) {
-  for (int64_t start = 0;; start += kScanChunk) {
-    auto chunk = admin.ListFailed(start, kScanChunk);
-    if (!chunk) return chunk.error();
-    for (size_t i = 0; i < chunk->size(); ++i) {
-      if (!visit(MakeEntry(start + static_cast<int64_t>(i), std::move((*chunk)[i])))) return Ok();
-    }
-    if (static_cast<int64_t>(chunk->size()) < kScanChunk) return Ok();
-  }
-}
-
-// Every entry matching the filter, newest first.
-Result<std::vector<Entry>> Matching(queue::QueueAdmin& admin, const Filter& filter) {
-  std::vector<Entry> found;
-  auto status = Scan(admin, [&](Entry entry) {
-    if (Matches(entry, filter)) found.push_back(std::move(entry));
-    return true;
-  });
-  if (!status) return status.error();
-  return found;
-}
+using Entry = report::FailedQueueEntry;
+using Filter = report::FailedFilter;
+using report::Lower;
+using report::MakeFailedQueueEntry;
 
 // Control characters (a multi-line error) would break the table.
 std::string OneLine(const std::string& text) {
@@ -226,10 +145,10 @@ int List(const config::Options& options, const FailedFlags& flags, const Filter&
     auto raw = admin.ListFailed(0, flags.limit);
     if (!raw) return Failed("failed list", raw.error());
     for (size_t i = 0; i < raw->size(); ++i) {
-      shown.push_back(MakeEntry(static_cast<int64_t>(i), std::move((*raw)[i])));
+      shown.push_back(MakeFailedQueueEntry(static_cast<int64_t>(i), std::move((*raw)[i])));
     }
   } else {
-    auto found = Matching(admin, filter);
+    auto found = report::MatchingFailed(admin, filter);
     if (!found) return Failed("failed list", found.error());
     matching = static_cast<int64_t>(found->size());
     for (auto& entry : *found) {
@@ -277,7 +196,7 @@ int Show(const config::Options& options, int64_t index) {
                  static_cast<long long>(index), total ? static_cast<long long>(*total) : -1LL);
     return kExitFailed;
   }
-  Entry entry = MakeEntry(index, std::move(**raw));
+  Entry entry = MakeFailedQueueEntry(index, std::move(**raw));
   if (entry.is_object()) {
     std::printf("%s\n", entry.document.dump(2, ' ', false, Json::error_handler_t::replace).c_str());
   } else {
@@ -302,7 +221,7 @@ int RequeueOne(queue::QueueAdmin& admin, int64_t index) {
                  static_cast<long long>(index), total ? static_cast<long long>(*total) : -1LL);
     return kExitFailed;
   }
-  Entry entry = MakeEntry(index, std::move(**raw));
+  Entry entry = MakeFailedQueueEntry(index, std::move(**raw));
   std::vector<std::string> entries = {entry.raw};
   auto moved = admin.RequeueFailedEntries(entries);
   if (!moved) return Failed("failed requeue", moved.error());
@@ -330,7 +249,7 @@ int Requeue(const config::Options& options, const FailedFlags& flags, bool by_in
                 static_cast<long long>(*moved));
     return kExitOk;
   }
-  auto found = Matching(admin, filter);
+  auto found = report::MatchingFailed(admin, filter);
   if (!found) return Failed("failed requeue", found.error());
   std::vector<std::string> entries;
   // Oldest first, so they are served in the order they failed.
@@ -377,7 +296,7 @@ int Purge(const config::Options& options, const FailedFlags& flags, const Filter
     seen = std::move(*snapshot);
     count = seen.count;
   } else {
-    auto matching = Matching(admin, filter);
+    auto matching = report::MatchingFailed(admin, filter);
     if (!matching) return Failed("failed purge", matching.error());
     found = std::move(*matching);
     count = static_cast<int64_t>(found.size());

@@ -1,29 +1,21 @@
-// `media-sync status`: is it healthy, and how far behind? Reads the queue
-// and what the workers publish in Redis (queue/fleet_stats.h), and the boxes'
-// counters and unsynced rows in PostgreSQL.
+// `media-sync status`: is it healthy, and how far behind? The document is
+// report::CollectStatus's (the web console serves the same one); this file
+// prints it as text or JSON.
 #include <unistd.h>
 
-#include <algorithm>
 #include <chrono>
 #include <cstdio>
-#include <map>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
 
-#include "catalog/pg_catalog.h"
 #include "cli/command.h"
-#include "core/job.h"
-#include "queue/fleet_stats.h"
-#include "queue/queue_admin.h"
+#include "report/status_report.h"
 
 namespace media_sync::cli {
 namespace {
 
 using Json = nlohmann::ordered_json;
-
-constexpr int kThroughputMinutes = 5;
-constexpr int64_t kJobsShownPerWorker = 5;
 
 struct StatusFlags {
   bool json = false;
@@ -56,155 +48,6 @@ std::string HumanSeconds(double seconds) {
                   static_cast<long long>(total / 60 % 60));
   }
   return text;
-}
-
-Json JobSummary(const std::string& payload) {
-  auto job = ParseJob(payload);
-  if (!job) return Json{{"invalid", job.error().message}};
-  return Json{{"sha256", job->sha256},
-              {"key", job->s3_key},
-              {"box", job->storage_box_id ? Json(*job->storage_box_id) : Json(nullptr)},
-              {"size", job->file_size}};
-}
-
-// The whole picture as one JSON document with stable keys; the text form is
-// printed from it.
-Result<Json> Collect(const config::Options& options) {
-  auto now = std::chrono::system_clock::now();
-  queue::QueueAdmin admin(options.redis);
-  queue::FleetStats fleet(options.redis);
-  auto counts = admin.Counts();
-  if (!counts) return counts.error();
-  Json out;
-  out["generated_at"] = IsoTimestamp(now);
-  out["queues"] = Json{{"pending", counts->pending},
-                       {"delayed", counts->delayed},
-                       {"failed", counts->failed},
-                       {"processing", counts->processing}};
-
-  out["oldest_pending_age_seconds"] = nullptr;
-  if (auto oldest = fleet.OldestPending(); oldest && oldest->has_value()) {
-    auto job = ParseJob(**oldest);
-    if (job && job->queued_at) {
-      out["oldest_pending_age_seconds"] =
-          std::max(0.0, std::chrono::duration<double>(now - *job->queued_at).count());
-    }
-  }
-  out["next_retry_due"] = nullptr;
-  if (auto next_due = admin.NextDue(); next_due && next_due->has_value()) {
-    out["next_retry_due"] = IsoTimestamp(**next_due);
-  }
-
-  Json workers = Json::array();
-  for (const auto& [id, held] : counts->processing_by_worker) {
-    bool live = std::binary_search(counts->live_workers.begin(), counts->live_workers.end(), id);
-    Json jobs = Json::array();
-    if (auto payloads = fleet.Held(id, kJobsShownPerWorker); payloads) {
-      for (const auto& payload : *payloads) jobs.push_back(JobSummary(payload));
-    }
-    workers.push_back(Json{{"id", id}, {"live", live}, {"held", held}, {"jobs", jobs}});
-  }
-  out["workers"] = workers;
-  out["live_workers"] = counts->live_workers.size();
-
-  Json throughput{{"window_seconds", 0},
-                  {"files", 0},
-                  {"bytes", 0},
-                  {"files_per_second", 0.0},
-                  {"bytes_per_second", 0.0}};
-  if (auto recent = fleet.RecentThroughput(kThroughputMinutes, now); recent) {
-    double window = static_cast<double>(std::max<int64_t>(recent->window.count(), 1));
-    throughput = Json{{"window_seconds", recent->window.count()},
-                      {"files", recent->files},
-                      {"bytes", recent->bytes},
-                      {"files_per_second", static_cast<double>(recent->files) / window},
-                      {"bytes_per_second", static_cast<double>(recent->bytes) / window}};
-  }
-  out["throughput"] = throughput;
-
-  // Boxes: the catalog's list, joined with what the workers last reported.
-  std::map<std::string, Json> boxes;
-  auto box_entry = [&boxes](const std::string& id) -> Json& {
-    Json& box = boxes[id];
-    if (box.is_null()) {
-      box = Json{{"id", id.empty() ? Json(nullptr) : Json(id)},
-                 {"endpoint", nullptr},
-                 {"state", "unknown"},
-                 {"error", nullptr},
-                 {"reported_by", nullptr},
-                 {"reported_at", nullptr},
-                 {"used_bytes", nullptr},
-                 {"reserved_bytes", nullptr},
-                 {"unsynced_rows", nullptr}};
-    }
-    return box;
-  };
-  if (auto reports = fleet.BoxReports(); reports) {
-    for (const auto& report : *reports) {
-      Json& box = box_entry(report.box);
-      box["endpoint"] = report.endpoint;
-      box["state"] = report.up ? "up" : "down";
-      if (!report.up) box["error"] = report.error;
-      box["reported_by"] = report.worker;
-      box["reported_at"] = report.reported_at;
-    }
-  }
-  out["unsynced_rows"] = nullptr;
-  out["schema"] = nullptr;  // advice on the catalog's indexes; [] when none is missing
-  if (!options.database_url.empty()) {
-    catalog::PgCatalog catalog(options.database_conninfo, {});
-    if (auto usage = catalog.BoxesUsage(); usage) {
-      int64_t unsynced = 0;
-      for (const auto& row : *usage) {
-        unsynced += row.unsynced_rows;
-        if (row.id.empty() && row.unsynced_rows == 0 && !boxes.contains("")) continue;
-        Json& box = box_entry(row.id);
-        if (!row.id.empty()) {
-          if (box["endpoint"].is_null()) box["endpoint"] = row.endpoint;
-          box["used_bytes"] = row.used_bytes;
-          box["reserved_bytes"] = row.reserved_bytes;
-        } else if (box["endpoint"].is_null()) {
-          box["endpoint"] = options.s3.endpoint;
-        }
-        box["unsynced_rows"] = row.unsynced_rows;
-      }
-      out["unsynced_rows"] = unsynced;
-    } else {
-      out["database_error"] = usage.error().message;
-    }
-    // Missing indexes slow this very command and every reconcile down; they
-    // are named apart from the problems: nothing is unhealthy for it.
-    if (auto indexes = catalog.CheckIndexes(); indexes) {
-      out["schema"] = catalog::SchemaAdvice(*indexes);
-    }
-  }
-  Json box_list = Json::array();
-  for (auto& [id, box] : boxes) box_list.push_back(std::move(box));
-  out["boxes"] = box_list;
-
-  // What needs a person, in words.
-  Json problems = Json::array();
-  if (counts->live_workers.empty()) problems.push_back("no live worker");
-  for (const auto& worker : out["workers"]) {
-    if (!worker["live"].get<bool>() && worker["held"].get<int64_t>() > 0) {
-      problems.push_back("worker " + worker["id"].get<std::string>() +
-                         " is gone holding jobs (they return to pending after its lease)");
-    }
-  }
-  for (const auto& box : out["boxes"]) {
-    if (box["state"] == "down") {
-      problems.push_back(
-          "box " + (box["id"].is_null() ? std::string("(default)") : box["id"].get<std::string>()) +
-          " is down");
-    }
-  }
-  if (counts->failed > 0) {
-    problems.push_back(std::to_string(counts->failed) + " failed jobs (media-sync failed list)");
-  }
-  if (out.contains("database_error")) problems.push_back("PostgreSQL: cannot read the catalog");
-  out["healthy"] = problems.empty();
-  out["problems"] = problems;
-  return out;
 }
 
 void PrintText(const Json& s) {
@@ -284,7 +127,7 @@ void PrintText(const Json& s) {
 int Status(const config::Options& options, const StatusFlags& flags) {
   bool tty = isatty(STDOUT_FILENO) != 0;
   while (true) {
-    auto status = Collect(options);
+    auto status = report::CollectStatus(options);
     if (!status) return Failed("status", status.error());
     if (flags.watch && tty && !flags.json) std::printf("\033[H\033[2J");
     if (flags.json) {
