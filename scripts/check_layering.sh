@@ -19,7 +19,8 @@ allowed() {
     metrics) echo "util core" ;;
     worker) echo "util core buffer config queue s3 catalog metrics" ;;
     report) echo "util core buffer config queue catalog" ;;
-    cli) echo "util core buffer config queue s3 catalog metrics worker report" ;;
+    web) echo "util core buffer config queue catalog metrics report" ;;
+    cli) echo "util core buffer config queue s3 catalog metrics worker report web" ;;
     *) echo "?" ;;
   esac
 }

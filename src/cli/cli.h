@@ -1,5 +1,5 @@
 // The media-sync command line: run | status | enqueue | reconcile | failed | schema |
-// config.
+// web | config.
 #pragma once
 
 namespace media_sync::cli {

@@ -32,6 +32,7 @@ Command AddEnqueueCommand(CLI::App& app);    // enqueue_command.cpp
 Command AddReconcileCommand(CLI::App& app);  // reconcile_command.cpp
 Command AddFailedCommand(CLI::App& app);     // failed_command.cpp
 Command AddSchemaCommand(CLI::App& app);     // schema_command.cpp
+Command AddWebCommand(CLI::App& app);        // web_command.cpp
 Command AddConfigCommand(CLI::App& app);     // cli.cpp
 
 }  // namespace media_sync::cli
