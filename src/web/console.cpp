@@ -301,6 +301,11 @@ std::optional<HttpResponse> Console::Quick(const HttpRequest& request) {
 }
 
 HttpResponse Console::Handle(const HttpRequest& request) {
+  ++handling_;
+  struct Done {
+    std::atomic<int>& handling;
+    ~Done() { --handling; }
+  } done{handling_};
   try {
     Decision decision = Decide(request);
     if (decision.response) return Secured(std::move(*decision.response), decision.cacheable);
@@ -337,7 +342,9 @@ Console::Decision Console::Decide(const HttpRequest& request) {
   }
   if (path == "/healthz") {
     if (!get) return answer(MethodNotAllowed("GET"));
-    return answer(JsonResponse(200, Json{{"ok", true}}));
+    // Answered from memory, however busy the handler threads are: `handling`
+    // says how many API calls they work on now.
+    return answer(JsonResponse(200, Json{{"ok", true}, {"handling", handling_.load()}}));
   }
 
   const Caller caller = access_.Identify(request.Header("authorization"), request.Header("cookie"));
@@ -351,8 +358,14 @@ Console::Decision Console::Decide(const HttpRequest& request) {
     return answer(Logout(request, caller));
   }
 
-  // Everything below shows the fleet: reading may need a token.
+  // Changes are checked by their own rules, which ask more than reading.
   const bool api = path.starts_with("/api/");
+  const bool failed_change = path == "/api/failed/requeue" || path == "/api/failed/purge";
+  const bool box_change =
+      path.starts_with("/api/boxes/") && (path.ends_with("/pause") || path.ends_with("/resume"));
+  if (failed_change || box_change) return DecideChange(request, path, caller);
+
+  // Everything else shows the fleet: reading may need a token.
   if (caller.via == Caller::Via::kBearer && caller.bad_credentials) {
     HttpResponse response = ErrorResponse(401, "the bearer token is not valid");
     response.Set("WWW-Authenticate", "Bearer realm=\"media-sync\"");
@@ -440,12 +453,18 @@ Console::Decision Console::Decide(const HttpRequest& request) {
     return decision;
   }
 
-  // Changes.
-  const bool failed_change = path == "/api/failed/requeue" || path == "/api/failed/purge";
-  const bool box_change =
-      path.starts_with("/api/boxes/") && (path.ends_with("/pause") || path.ends_with("/resume"));
-  if (!failed_change && !box_change) return answer(ErrorResponse(404, "no such API"));
-  if (!post) return answer(MethodNotAllowed("POST"));
+  return answer(ErrorResponse(404, "no such API"));
+}
+
+Console::Decision Console::DecideChange(const HttpRequest& request, const std::string& path,
+                                        const Caller& caller) {
+  Decision decision;
+  auto answer = [&decision](HttpResponse response) {
+    decision.response = std::move(response);
+    return std::move(decision);
+  };
+  Work& work = decision.work;
+  if (request.method != "POST") return answer(MethodNotAllowed("POST"));
   if (CrossSite(request)) {
     return answer(ErrorResponse(403, "a request from another site's page may change nothing"));
   }
@@ -454,6 +473,11 @@ Console::Decision Console::Decide(const HttpRequest& request) {
   }
   if (caller.via == Caller::Via::kCookie && caller.bad_credentials) {
     return answer(ErrorResponse(401, "the session expired: log in again"));
+  }
+  if (caller.via == Caller::Via::kBearer && caller.bad_credentials) {
+    HttpResponse response = ErrorResponse(401, "the bearer token is not valid");
+    response.Set("WWW-Authenticate", "Bearer realm=\"media-sync\"");
+    return answer(std::move(response));
   }
   if (caller.role == Role::kNone) {
     HttpResponse response =
@@ -471,7 +495,7 @@ Console::Decision Console::Decide(const HttpRequest& request) {
   if (!IsJsonBody(request)) {
     return answer(ErrorResponse(415, "send the body as application/json"));
   }
-  if (box_change) {
+  if (path.starts_with("/api/boxes/")) {
     return answer(ErrorResponse(501, "pausing storage boxes is not available in this version"));
   }
 

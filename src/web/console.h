@@ -12,7 +12,8 @@
 //            {"indexes":[..],"ids":[..]}, {"grep":..,"box":..} or
 //            {"all":true}; POST /api/boxes/{id}/pause|resume (501 until
 //            pausing exists). Errors are {"error": "..."} with the status.
-//   probe    GET /healthz: 200 from memory, for a proxy's health check.
+//   probe    GET /healthz: 200 from memory, for a proxy's health check
+//            ({"ok":true,"handling":N}, N the API calls being handled).
 //
 // Everything is served under the base path (WEB_BASE_PATH) as well as
 // without it, so a proxy may pass the prefix through or strip it.
@@ -99,6 +100,8 @@ class Console : public HttpHandler {
   // or the API work it asks for.
   struct Decision;
   Decision Decide(const HttpRequest& request);
+  // The same for a request to change something (requeue, purge, pause).
+  Decision DecideChange(const HttpRequest& request, const std::string& path, const Caller& caller);
   HttpResponse Run(const Work& work, const HttpRequest& request);
 
   HttpResponse Page() const;
@@ -129,6 +132,7 @@ class Console : public HttpHandler {
   std::map<int, std::unique_ptr<Snapshot>> activity_ GUARDED_BY(activity_mu_);
 
   std::atomic<int> scans_{0};
+  std::atomic<int> handling_{0};  // Handle() calls under way
 };
 
 // `text` with &, <, >, " and ' as character references.

@@ -62,7 +62,8 @@ TEST(HttpMessageTest, RefusesWhatItDoesNotServe) {
             413);
   EXPECT_EQ(Status("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 65537\r\n\r\n"), 413);
   EXPECT_EQ(Status("POST / HTTP/1.1\r\nHost: a\r\nExpect: magic\r\n\r\n"), 417);
-  auto parsed = Parse("POST / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\n");
+  auto parsed =
+      Parse("POST / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\n");
   EXPECT_FALSE(parsed.refusal);
   EXPECT_TRUE(parsed.head.expect_continue);
 }
