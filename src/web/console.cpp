@@ -349,7 +349,16 @@ Console::Decision Console::Decide(const HttpRequest& request) {
 
   const Caller caller = access_.Identify(request.Header("authorization"), request.Header("cookie"));
   if (path == "/login") {
-    if (get) return answer(LoginPage(200, "/", ""));
+    if (get) {
+      // Where to go once logged in: ?next=/failed (a path of this console).
+      std::string next = "/";
+      if (auto query = ParseForm(request.query)) {
+        for (const auto& [key, value] : *query) {
+          if (key == "next") next = value;
+        }
+      }
+      return answer(LoginPage(200, next, ""));
+    }
     if (post) return answer(Login(request));
     return answer(MethodNotAllowed("GET, POST"));
   }
@@ -667,7 +676,8 @@ HttpResponse Console::Run(const Work& work, const HttpRequest& request) {
           auto found = report::MatchingFailed(admin, work.filter);
           if (!found) return ServiceError(found.error());
           entries = std::move(*found);
-          which = "filter" + Json(work.filter.Describe()).dump();
+          // As JSON text: the filter is the client's, and stays on one log line.
+          which = "matching " + Json(work.filter.Describe().substr(1)).dump();
           matched = static_cast<int64_t>(entries.size());
         }
         // Oldest first, so that they are served in the order they failed.
