@@ -577,6 +577,7 @@ Result<std::vector<IndexCheck>> ReadIndexes(PgConnection& connection, Clock::tim
   auto rows = Run(connection, kSelectIndexes, {}, deadline);
   if (!rows.ok()) return rows.error();
   std::vector<ExistingIndex> existing;
+  existing.reserve(static_cast<size_t>(PQntuples(rows->get())));
   for (int row = 0; row < PQntuples(rows->get()); ++row) {
     existing.push_back(ExistingIndex{Field(*rows, row, 0), Field(*rows, row, 1) == "t",
                                      Field(*rows, row, 2) == "t", Field(*rows, row, 3),

@@ -120,7 +120,7 @@ Result<Json> FailedPageJson(queue::QueueAdmin& admin, const FailedFilter& filter
     }
   } else {
     matching = 0;
-    auto status = ScanFailed(admin, [&](FailedQueueEntry entry) {
+    auto status = ScanFailed(admin, [&](const FailedQueueEntry& entry) {
       if (!Matches(entry, filter)) return true;
       if (matching >= offset && matching < offset + limit) {
         entries.push_back(FailedEntryJson(entry));

@@ -46,10 +46,10 @@ struct HttpResponse {
 };
 
 struct HeadLimits {
-  size_t max_request_line = 8 * 1024;
-  size_t max_head = 16 * 1024;  // request line and headers together
+  size_t max_request_line = size_t{8} * 1024;
+  size_t max_head = size_t{16} * 1024;  // request line and headers together
   size_t max_headers = 64;
-  size_t max_body = 64 * 1024;
+  size_t max_body = size_t{64} * 1024;
 };
 
 // Why a request head is refused: the status to answer (400, 411, 413, 414,

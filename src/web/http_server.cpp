@@ -29,7 +29,7 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 // Bytes read per readable event: every connection gets its turn.
-constexpr size_t kReadChunk = 16 * 1024;
+constexpr size_t kReadChunk = size_t{16} * 1024;
 // Events taken per epoll_wait, connections accepted per wake-up.
 constexpr int kEventsPerWait = 64;
 constexpr int kAcceptsPerWake = 64;
