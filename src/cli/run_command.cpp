@@ -95,14 +95,22 @@ int Run(config::Options options, const RunFlags& flags) {
   auto factory = [&pool, journal,
                   store_hooks](const s3::S3Options& box) -> Result<std::shared_ptr<ObjectStore>> {
     auto store = std::make_shared<s3::S3ObjectStore>(box, pool, journal, store_hooks);
+    // Before a store's first call: its bucket, and what its server verifies
+    // (each again for a new store: a new endpoint is another server).
     return std::shared_ptr<ObjectStore>(std::make_shared<worker::BucketCreatingStore>(
-        store,
-        [store](const std::stop_token& stop) { return store->client().EnsureBucket(stop); }));
+        store, [store](const std::stop_token& stop) -> Status {
+          if (Status bucket = store->client().EnsureBucket(stop); !bucket.ok()) return bucket;
+          if (auto verified = store->DetectVerification(stop); !verified.ok()) {
+            return verified.error();
+          }
+          return Ok();
+        }));
   };
   worker::BoxRegistry::Settings registry_settings;
   registry_settings.refresh = options.box_refresh;
   registry_settings.max_backoff = options.outage_backoff_max;
   registry_settings.max_in_flight = options.BoxMaxInFlight();
+  registry_settings.threads = options.concurrency;
   worker::BoxRegistry registry(options.s3, catalog, factory, registry_settings);
 
   {
