@@ -253,6 +253,7 @@ start_gateway() {  # start_gateway PORT UPSTREAM_PORT: the strict gateway in fro
     tls=(--key "$STATE/tls/server.key" --cert "$STATE/tls/server.pem"); scheme=https; host=localhost
   fi
   (setsid node "$GATEWAY" --port "$port" --upstream "$upstream" --modules "$GATEWAY_MODULES" \
+     --upstream-data "$STATE/s3" \
      --access-key S3RVER --secret-key S3RVER \
      --limited-access-key LIMITED --limited-secret-key LIMITED-SECRET "${tls[@]}" >>"$STATE/s3gateway.log" 2>&1 </dev/null &
    echo $! >"$STATE/s3gateway.pid")

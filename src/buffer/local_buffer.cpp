@@ -15,8 +15,21 @@
 #include <filesystem>
 #include <memory>
 
+#include "core/hash.h"
+
 namespace media_sync::buffer {
 namespace {
+
+// The file behind `file`'s descriptor still hashes to sha256, and neither
+// its size nor its ctime moved from `seen` while it was read.
+bool SameBytes(const LocalFile& file, std::string_view sha256, const struct stat& seen) {
+  auto hashed = Sha256OfFd(file.fd(), file.size());
+  if (!hashed.ok() || *hashed != sha256) return false;
+  struct stat after {};
+  return ::fstat(file.fd(), &after) == 0 && after.st_size == seen.st_size &&
+         after.st_ctim.tv_sec == seen.st_ctim.tv_sec &&
+         after.st_ctim.tv_nsec == seen.st_ctim.tv_nsec;
+}
 
 constexpr int kReadOnlyNonBlocking = O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY;
 constexpr int kDirectoryPath = O_PATH | O_DIRECTORY | O_CLOEXEC;
@@ -319,23 +332,23 @@ Result<std::optional<LocalFile>> LocalBuffer::Open(std::string_view local_path) 
   return std::optional<LocalFile>(std::move(file));
 }
 
-Status LocalBuffer::Remove(const LocalFile& file) const {
+Status LocalBuffer::Remove(const LocalFile& file, std::string_view sha256) const {
   // The name as the buffer path resolves it now: a file left in a directory
   // that was moved away is outside the buffer.
   std::shared_ptr<const Directory> dir = CurrentDirectory();
-  if (std::optional<Status> done = RemoveBeneath(*dir, file)) return *done;
+  if (std::optional<Status> done = RemoveBeneath(*dir, file, sha256)) return *done;
   // Gone, or so it seems: only if the path still names the directory we
   // looked in (one stat). A replaced buffer (its files moved into the new
   // directory) is looked into afresh, or the file would be left there.
   auto now = Recheck(dir);
   if (!now) return now.error();
   if (*now == dir) return Ok();  // already gone: idempotent
-  std::optional<Status> done = RemoveBeneath(**now, file);
+  std::optional<Status> done = RemoveBeneath(**now, file, sha256);
   return done ? *done : Ok();
 }
 
-std::optional<Status> LocalBuffer::RemoveBeneath(const Directory& dir,
-                                                 const LocalFile& file) const {
+std::optional<Status> LocalBuffer::RemoveBeneath(const Directory& dir, const LocalFile& file,
+                                                 std::string_view sha256) const {
   const std::string& relative_path = file.relative_path();
   size_t slash = relative_path.rfind('/');
   std::string leaf = slash == std::string::npos ? relative_path : relative_path.substr(slash + 1);
@@ -363,12 +376,18 @@ std::optional<Status> LocalBuffer::RemoveBeneath(const Directory& dir,
   }
   // The same file, unchanged since it was opened: a file that grew, shrank
   // or was rewritten while it was uploaded holds bytes stored nowhere.
+  const Error changed = Error::JobRetryable("Local file changed during sync: " + file.path())
+                            .As(FaultClass::kLocalIo);
   if (st.st_dev != file.device() || st.st_ino != file.inode() ||
-      static_cast<uint64_t>(st.st_size) != file.size() ||
-      st.st_ctim.tv_sec != file.changed_at_.tv_sec ||
+      static_cast<uint64_t>(st.st_size) != file.size()) {
+    return changed;
+  }
+  if (st.st_ctim.tv_sec != file.changed_at_.tv_sec ||
       st.st_ctim.tv_nsec != file.changed_at_.tv_nsec) {
-    return Error::JobRetryable("Local file changed during sync: " + file.path())
-        .As(FaultClass::kLocalIo);
+    // Metadata alone (a chmod, a hard link to the inode made or removed)
+    // moves ctime as a write does: the bytes decide. Read through the
+    // descriptor of the very inode, and only if nothing moved meanwhile.
+    if (sha256.empty() || !SameBytes(file, sha256, st)) return changed;
   }
   if (::unlinkat(parent_fd, leaf.c_str(), 0) != 0) {
     int error = errno;

@@ -123,7 +123,12 @@ class LocalBuffer {
   // file that was opened (same device and inode) and that file is unchanged
   // since (same size and ctime, so no byte the caller did not read is lost);
   // otherwise the name is kept: kJobRetryable "Local file changed during
-  // sync: <path>". A name already gone is Ok (idempotent), once the buffer
+  // sync: <path>". A ctime that moved on alone does not prove new bytes: a
+  // chmod, or a hard link to the same inode made or removed (enqueue places
+  // files by hard link, and their originals live on), moves it too. Given
+  // `sha256` (the job's), such a file is hashed again through its open
+  // descriptor and deleted when its bytes still hash to it and did not
+  // change while they were read. A name already gone is Ok (idempotent), once the buffer
   // path is known to still name the directory looked in: in a replaced
   // buffer the name is looked up afresh. Failures of the
   // buffer (the errnos listed at Open) are kOutage "Media buffer unavailable:
@@ -131,7 +136,7 @@ class LocalBuffer {
   // is resolved with the same rules as Open(). (Between the identity check
   // and unlinkat() a concurrent rename could still swap the name; POSIX offers no
   // unlink-by-descriptor. Producers never rewrite a queued file in place.)
-  Status Remove(const LocalFile& file) const;
+  Status Remove(const LocalFile& file, std::string_view sha256 = {}) const;
 
   // The absolute buffer path as configured.
   const std::string& path() const { return path_; }
@@ -172,7 +177,8 @@ class LocalBuffer {
   std::optional<std::string> RelativeToBuffer(std::string_view local_path) const;
   // Remove() within one opening of the directory; nullopt when the name (or
   // its parent) is not there.
-  std::optional<Status> RemoveBeneath(const Directory& dir, const LocalFile& file) const;
+  std::optional<Status> RemoveBeneath(const Directory& dir, const LocalFile& file,
+                                      std::string_view sha256) const;
   // openat() of a path beneath dir_fd with the configured resolver;
   // returns the descriptor or -errno (EXDEV/ELOOP for escapes and symlinks).
   int OpenBeneath(int dir_fd, const std::string& relative_path, int flags) const;

@@ -15,6 +15,8 @@
 #include <source_location>
 #include <sstream>
 
+#include "core/hash.h"
+
 namespace media_sync::buffer {
 namespace {
 
@@ -297,12 +299,55 @@ TEST_P(LocalBufferTest, RemoveKeepsAFileThatChangedSinceItWasOpened) {
   }
   ASSERT_TRUE(moved_on(now)) << "ctime never moved";
   EXPECT_FALSE(buffer_->Remove(rewritten).ok());
+  // Told the bytes it should hold, it reads them again: other bytes stay.
+  EXPECT_FALSE(buffer_->Remove(rewritten, Sha256Hex("original")).ok());
   EXPECT_TRUE(fs::exists(buffer_dir_ / "ab/rewritten.jpg"));
 
   // Unchanged, it goes.
   WriteFile(buffer_dir_ / "ab/kept.jpg", "original");
   EXPECT_TRUE(buffer_->Remove(OpenOrDie("ab/kept.jpg")).ok());
   EXPECT_FALSE(fs::exists(buffer_dir_ / "ab/kept.jpg"));
+}
+
+// enqueue places a file by hard link: the buffer's name and the operator's
+// original share one inode, and the original lives on. Removing it, or a
+// chmod of it, while the job is in flight moves the shared ctime; the synced
+// copy must not stay in the buffer for good.
+TEST_P(LocalBufferTest, RemoveDeletesAHardLinkedFileWhoseOriginalWasRemovedOrChmodded) {
+  const std::string content = "the bytes that were uploaded";
+  for (bool remove_original : {true, false}) {
+    SCOPED_TRACE(remove_original ? "original removed" : "original chmod-ed");
+    const fs::path original = outside_dir_ / "original.jpg";
+    WriteFile(original, content);
+    fs::create_directories(buffer_dir_ / "ab");
+    fs::create_hard_link(original, buffer_dir_ / "ab/linked.jpg");
+    LocalFile linked = OpenOrDie("ab/linked.jpg");
+    struct stat opened {};
+    ASSERT_EQ(::fstat(linked.fd(), &opened), 0);
+    // ctime is stamped from a coarse clock: change the original until the
+    // shared inode's ctime has moved on (bounded).
+    auto moved_on = [&] {
+      struct stat now {};
+      EXPECT_EQ(::fstat(linked.fd(), &now), 0);
+      return now.st_ctim.tv_sec != opened.st_ctim.tv_sec ||
+             now.st_ctim.tv_nsec != opened.st_ctim.tv_nsec;
+    };
+    for (int i = 0; i < 2000 && !moved_on(); ++i) {
+      fs::permissions(original, i % 2 == 0 ? fs::perms::owner_read | fs::perms::owner_write
+                                           : fs::perms::owner_all);
+      if (!moved_on()) ::usleep(1000);
+    }
+    ASSERT_TRUE(moved_on()) << "ctime never moved";
+    if (remove_original) fs::remove(original);
+
+    auto unproven = buffer_->Remove(linked);  // without the job's hash: kept, as before
+    EXPECT_FALSE(unproven.ok());
+    auto removed = buffer_->Remove(linked, Sha256Hex(content));
+    EXPECT_TRUE(removed.ok()) << removed.error().message;
+    EXPECT_FALSE(fs::exists(buffer_dir_ / "ab/linked.jpg"));
+    EXPECT_EQ(fs::exists(original), !remove_original);
+    fs::remove(original);
+  }
 }
 
 TEST_P(LocalBufferTest, RemoveRefusesADirectorySwappedForASymlinkOutside) {

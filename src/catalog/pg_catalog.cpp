@@ -28,9 +28,11 @@ constexpr const char* kRollback = "ROLLBACK";
 // one snapshot, so `before` is the rows as they were; a data-modifying CTE
 // (`counted`) runs whether read or not. One row per call, in order: whether
 // it was marked now, whether its box exists, whether it was synced before
-// (NULL: no such row).
+// (NULL: no such row). The sha256s come as bpchar, the type of the
+// contract's CHAR(64) column: compared as text, the column would be cast
+// and its key not used, a sequential scan of media_files per batch.
 constexpr const char* kRecordSyncs =
-    "WITH input AS (SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[]) "
+    "WITH input AS (SELECT * FROM unnest($1::bpchar[], $2::text[], $3::bigint[]) "
     "WITH ORDINALITY AS t(sha256, box, size, n)), "
     "before AS (SELECT sha256, synced_at IS NOT NULL AS synced FROM media_files "
     "WHERE sha256 IN (SELECT sha256 FROM input)), "
@@ -59,18 +61,21 @@ constexpr const char* kSelectUnsynced =
 
 constexpr const char* kCountUnsynced = "SELECT count(*) FROM media_files WHERE synced_at IS NULL";
 
-// Touches both tables, so a database without the schema (or a role that may
-// not read it) does not pass for a healthy one.
+// Names both tables, so a database without the schema (or a role that may
+// not read it: privileges are checked before execution) does not pass for a
+// healthy one; reads no row, so a table of any size answers at once.
 constexpr const char* kPing =
-    "SELECT (SELECT 1 FROM media_files LIMIT 1), (SELECT 1 FROM storage_boxes LIMIT 1)";
+    "SELECT (SELECT 1 FROM media_files WHERE false), (SELECT 1 FROM storage_boxes WHERE false)";
 
-// Boxes first (ordered by id), then the rows without a box as id ''.
+// Boxes first (ordered by id), then the rows without a box as id ''. The
+// unsynced rows are counted in one pass over the media_files_unsynced index
+// (catalog/pg_schema.h), not once per box.
 constexpr const char* kSelectBoxesUsage =
-    "SELECT b.id, b.minio_endpoint, b.used_bytes, b.reserved_bytes, "
-    "(SELECT count(*) FROM media_files m WHERE m.storage_box_id = b.id AND m.synced_at IS NULL) "
-    "FROM storage_boxes b "
-    "UNION ALL SELECT '', '', 0, 0, "
-    "(SELECT count(*) FROM media_files WHERE storage_box_id IS NULL AND synced_at IS NULL) "
+    "WITH unsynced AS (SELECT storage_box_id AS id, count(*) AS n FROM media_files "
+    "WHERE synced_at IS NULL GROUP BY storage_box_id) "
+    "SELECT b.id, b.minio_endpoint, b.used_bytes, b.reserved_bytes, coalesce(u.n, 0) "
+    "FROM storage_boxes b LEFT JOIN unsynced u ON u.id = b.id "
+    "UNION ALL SELECT '', '', 0, 0, coalesce((SELECT n FROM unsynced WHERE id IS NULL), 0) "
     "ORDER BY 1";
 
 std::string ErrorField(const PGresult* result, int field) {
@@ -436,12 +441,17 @@ constexpr const char* kRegisterFile =
     "SELECT (SELECT count(*) FROM inserted), (SELECT count(*) FROM reserved)";
 
 // $1 cursor created_at, $2 cursor sha256, $3 minimum age in seconds, $4 limit.
-// Keyset paging in the order of the media_files_unsynced index.
+// Keyset paging in the order of the media_files_unsynced index: the row
+// comparison bounds the index scan, so a page reads its own rows only. The
+// ORDER BY names the table's column (m.created_at): the bare name would be
+// the text output column, whose order differs from time's across a change
+// of UTC offset and which PostgreSQL must sort whole on every page.
 constexpr const char* kSelectUnsyncedAfter =
-    "SELECT sha256, s3_key, file_size, storage_box_id, created_at::text FROM media_files "
-    "WHERE synced_at IS NULL AND created_at < now() - $3::integer * interval '1 second' "
-    "AND (created_at, sha256) > ($1::timestamptz, $2::char(64)) "
-    "ORDER BY created_at, sha256 LIMIT $4::integer";
+    "SELECT m.sha256, m.s3_key, m.file_size, m.storage_box_id, m.created_at::text "
+    "FROM media_files m "
+    "WHERE m.synced_at IS NULL AND m.created_at < now() - $3::integer * interval '1 second' "
+    "AND (m.created_at, m.sha256) > ($1::timestamptz, $2::char(64)) "
+    "ORDER BY m.created_at, m.sha256 LIMIT $4::integer";
 
 }  // namespace
 
@@ -509,6 +519,120 @@ Result<std::vector<UnsyncedFile>> PgCatalog::UnsyncedAfter(UnsyncedCursor& curso
   auto files = WithConnection<std::vector<UnsyncedFile>>(*pool_, options_.query_timeout, select);
   if (files.ok()) cursor = std::move(next);
   return Scrubbed(std::move(files), password_);
+}
+
+namespace {
+
+// Every index of media_files: name, usable, unique, key columns in order
+// (an expression as "(expression)"), partial predicate, and whether a
+// CREATE INDEX is building it now (it is invalid until done).
+constexpr const char* kSelectIndexes =
+    "SELECT c.relname, i.indisvalid AND i.indisready, i.indisunique, "
+    "(SELECT string_agg(CASE WHEN k.attnum = 0 THEN '(expression)' ELSE a.attname::text END, "
+    "',' ORDER BY k.n) FROM unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, n) "
+    "LEFT JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum "
+    "WHERE k.n <= i.indnkeyatts), "
+    "coalesce(pg_get_expr(i.indpred, i.indrelid), ''), "
+    "EXISTS (SELECT 1 FROM pg_stat_progress_create_index p WHERE p.index_relid = i.indexrelid) "
+    "FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+    "WHERE i.indrelid = 'media_files'::regclass";
+
+// One `schema apply` at a time, whichever host runs it: a session-level
+// advisory lock, released when the build is done or the connection closes.
+constexpr const char* kTryBuildLock = "SELECT pg_try_advisory_lock(hashtext('media-sync schema'))";
+constexpr const char* kReleaseBuildLock =
+    "SELECT pg_advisory_unlock(hashtext('media-sync schema'))";
+// The build reads the whole table; our deadline bounds it, not the role's.
+constexpr const char* kNoStatementTimeout = "SET statement_timeout = 0";
+constexpr const char* kResetStatementTimeout = "RESET statement_timeout";
+
+Result<std::vector<IndexCheck>> ReadIndexes(PgConnection& connection, Clock::time_point deadline) {
+  auto rows = Run(connection, kSelectIndexes, {}, deadline);
+  if (!rows.ok()) return rows.error();
+  std::vector<ExistingIndex> existing;
+  for (int row = 0; row < PQntuples(rows->get()); ++row) {
+    existing.push_back(ExistingIndex{Field(*rows, row, 0), Field(*rows, row, 1) == "t",
+                                     Field(*rows, row, 2) == "t", Field(*rows, row, 3),
+                                     Field(*rows, row, 4), Field(*rows, row, 5) == "t"});
+  }
+  return CheckAgainst(existing);
+}
+
+}  // namespace
+
+Result<std::vector<IndexCheck>> PgCatalog::CheckIndexes() {
+  if (conninfo_error_) return *conninfo_error_;
+  auto checked =
+      WithConnection<std::vector<IndexCheck>>(*pool_, options_.query_timeout, ReadIndexes);
+  return Scrubbed(std::move(checked), password_);
+}
+
+Status PgCatalog::BuildIndex(const RequiredIndex& index, std::chrono::milliseconds timeout) {
+  if (conninfo_error_) return *conninfo_error_;
+  const std::string name(index.name);
+  const std::string create(index.create_sql);
+  // Our own name only, and only while it is invalid and not being built.
+  const std::string drop = "DROP INDEX CONCURRENTLY IF EXISTS " + name;
+  auto state_now = [&](PgConnection& connection, Clock::time_point deadline) -> Result<IndexState> {
+    auto checks = ReadIndexes(connection, deadline);
+    if (!checks.ok()) return checks.error();
+    for (const IndexCheck& check : *checks) {
+      if (check.index->name == index.name) return check.state;
+    }
+    return IndexState::kMissing;
+  };
+  auto build = [&](PgConnection& connection, Clock::time_point deadline) -> Result<bool> {
+    auto locked = Run(connection, kTryBuildLock, {}, deadline);
+    if (!locked.ok()) return locked.error();
+    if (Field(*locked, 0, 0) != "t") {
+      return Error::Outage("another `media-sync schema apply` is running: try again once it ends");
+    }
+    auto in_lock = [&]() -> Result<bool> {
+      auto state = state_now(connection, deadline);
+      if (!state.ok()) return state.error();
+      switch (*state) {
+        case IndexState::kPresent:
+          return false;
+        case IndexState::kNameTaken:
+          return Error::Configuration("index name " + name +
+                                      " is taken by an index of another definition: rename or "
+                                      "drop it first");
+        case IndexState::kBuilding:
+          return Error::Outage("index " + name +
+                               " is being built by another session: wait until it is done");
+        case IndexState::kInvalid:
+          if (auto dropped = Run(connection, drop.c_str(), {}, deadline); !dropped.ok()) {
+            return dropped.error();
+          }
+          break;
+        case IndexState::kMissing:
+          break;
+      }
+      if (auto unlimited = Run(connection, kNoStatementTimeout, {}, deadline); !unlimited.ok()) {
+        return unlimited.error();
+      }
+      auto created = Run(connection, create.c_str(), {}, deadline);
+      (void)Run(connection, kResetStatementTimeout, {}, deadline);
+      if (!created.ok()) {
+        // A failed concurrent build leaves its index behind, INVALID: it
+        // would slow every write and serve no read.
+        if (!connection.broken()) {
+          auto left = state_now(connection, deadline);
+          if (left.ok() && *left == IndexState::kInvalid) {
+            (void)Run(connection, drop.c_str(), {}, deadline);
+          }
+        }
+        return created.error().Wrap("building index " + name);
+      }
+      return true;
+    };
+    Result<bool> built = in_lock();
+    if (!connection.broken()) (void)Run(connection, kReleaseBuildLock, {}, deadline);
+    return built;
+  };
+  auto built = Scrubbed(WithConnection<bool>(*pool_, timeout, build), password_);
+  if (!built.ok()) return built.error();
+  return Ok();
 }
 
 }  // namespace media_sync::catalog

@@ -28,6 +28,7 @@
 #include <string>
 #include <vector>
 
+#include "catalog/pg_schema.h"
 #include "core/catalog.h"
 #include "util/mutex.h"
 
@@ -145,6 +146,22 @@ class PgCatalog final : public Catalog {
   // foreign key); check it first with BoxEndpoint().
   Result<bool> RegisterFile(const std::string& sha256, const std::string& s3_key,
                             uint64_t file_size, const std::optional<std::string>& storage_box_id);
+
+  // The indexes media-sync needs (catalog/pg_schema.h), each as the database
+  // holds it: one query on pg_index. kConfiguration when there is no
+  // media_files table.
+  Result<std::vector<IndexCheck>> CheckIndexes();
+
+  // Builds `index` where it is missing, without blocking the platform's
+  // writes: CREATE ... INDEX CONCURRENTLY IF NOT EXISTS, after dropping (DROP
+  // INDEX CONCURRENTLY) our own index of that name only when it is INVALID
+  // and no session is building it. Touches no other index, row or setting of
+  // the database. One build at a time across processes (an advisory lock):
+  // a second caller gets kOutage "another `schema apply` is running". A build
+  // that fails (duplicate sha256 values for the unique index, a cancel) has
+  // its INVALID leftover dropped and returns PostgreSQL's reason. Waits up
+  // to `timeout`: a build reads the whole table.
+  Status BuildIndex(const RequiredIndex& index, std::chrono::milliseconds timeout);
 
   // Like Unsynced(), one page at a time: up to `limit` rows with synced_at
   // IS NULL created more than `older_than_seconds` ago and after `cursor`,

@@ -43,7 +43,8 @@ int Main(int argc, char** argv) {
 
   std::vector<Command> commands = {AddRunCommand(app),     AddStatusCommand(app),
                                    AddEnqueueCommand(app), AddReconcileCommand(app),
-                                   AddFailedCommand(app),  AddConfigCommand(app)};
+                                   AddFailedCommand(app),  AddSchemaCommand(app),
+                                   AddConfigCommand(app)};
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

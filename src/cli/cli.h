@@ -1,4 +1,5 @@
-// The media-sync command line: run | status | enqueue | reconcile | failed | config.
+// The media-sync command line: run | status | enqueue | reconcile | failed | schema |
+// config.
 #pragma once
 
 namespace media_sync::cli {

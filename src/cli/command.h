@@ -31,6 +31,7 @@ Command AddStatusCommand(CLI::App& app);     // status_command.cpp
 Command AddEnqueueCommand(CLI::App& app);    // enqueue_command.cpp
 Command AddReconcileCommand(CLI::App& app);  // reconcile_command.cpp
 Command AddFailedCommand(CLI::App& app);     // failed_command.cpp
+Command AddSchemaCommand(CLI::App& app);     // schema_command.cpp
 Command AddConfigCommand(CLI::App& app);     // cli.cpp
 
 }  // namespace media_sync::cli

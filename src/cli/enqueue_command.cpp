@@ -35,6 +35,7 @@ namespace media_sync::cli {
 namespace {
 
 namespace fs = std::filesystem;
+using CatalogRow = catalog::CatalogFile;
 
 // Jobs pushed per batch (one pipelined round trip).
 constexpr size_t kPushBatch = 500;
@@ -360,16 +361,35 @@ class FileEnqueuer {
       auto created = catalog_.RegisterFile(*sha, key, size, box);
       if (!created) return created.error();
       if (!*created) {
-        // Registered by someone else since FindFile: follow that row.
+        // Registered by someone else since FindFile: that row decides, as a
+        // row found at first does (its key, and its box, where its size is
+        // reserved and where the worker will store the object).
         auto now = catalog_.FindFile(*sha);
         if (!now) return now.error();
-        if (now->has_value() && (*now)->synced) {
-          Say("already synced: " + file.path + " (" + (*now)->s3_key + ")");
+        if (!now->has_value()) {
+          return Error::Input(
+              "its media_files row appeared and vanished meanwhile: enqueue it "
+              "again");
+        }
+        const CatalogRow& row_now = **now;
+        if (row_now.synced) {
+          Say("already synced: " + file.path + " (" + row_now.s3_key + ")");
           return Outcome::kAlreadySynced;
         }
-        if (now->has_value() && (*now)->s3_key != key) {
-          return Error::Input("registered meanwhile under another key, " + (*now)->s3_key +
+        if (row_now.s3_key != key) {
+          return Error::Input("registered meanwhile under another key, " + row_now.s3_key +
                               ": enqueue it again");
+        }
+        if (row_now.file_size != size) {
+          return Error::Input("registered meanwhile with " + std::to_string(row_now.file_size) +
+                              " bytes, the file has " + std::to_string(size));
+        }
+        if (row_now.storage_box_id != box) {
+          Say("registered meanwhile on box " + row_now.storage_box_id.value_or("(default)") + ": " +
+              file.path + " is queued for that box");
+          payload = MakeJobPayload(NewJob{*sha, key, options_.buffer_path + "/" + key,
+                                          row_now.storage_box_id, size,
+                                          std::chrono::system_clock::now()});
         }
       }
     }

@@ -370,10 +370,12 @@ int Purge(const config::Options& options, const FailedFlags& flags, const Filter
   queue::QueueAdmin admin(options.redis);
   std::vector<Entry> found;
   int64_t count = 0;
+  queue::QueueAdmin::FailedSnapshot seen;
   if (flags.all) {
-    auto total = admin.FailedLength();
-    if (!total) return Failed("failed purge", total.error());
-    count = *total;
+    auto snapshot = admin.SnapshotFailed();
+    if (!snapshot) return Failed("failed purge", snapshot.error());
+    seen = std::move(*snapshot);
+    count = seen.count;
   } else {
     auto matching = Matching(admin, filter);
     if (!matching) return Failed("failed purge", matching.error());
@@ -401,8 +403,10 @@ int Purge(const config::Options& options, const FailedFlags& flags, const Filter
   }
   int64_t deleted = 0;
   if (flags.all) {
-    // The entries counted are the oldest; any that failed since stay.
-    auto purged = admin.PurgeOldestFailed(count);
+    // Exactly the entries counted, those still there: any requeued meanwhile
+    // (the runbook's RPOPLPUSH takes the oldest) are not made up for with
+    // entries that failed since, which nobody was asked about.
+    auto purged = admin.PurgeFailedSnapshot(seen);
     if (!purged) return Failed("failed purge", purged.error());
     deleted = *purged;
   } else {
@@ -413,7 +417,12 @@ int Purge(const config::Options& options, const FailedFlags& flags, const Filter
     if (!removed) return Failed("failed purge", removed.error());
     deleted = std::count(removed->begin(), removed->end(), true);
   }
-  std::printf("deleted %lld failed entries\n", static_cast<long long>(deleted));
+  std::printf("deleted %lld failed entries", static_cast<long long>(deleted));
+  if (deleted < count) {
+    std::printf(" (%lld of the %lld were requeued or purged meanwhile)",
+                static_cast<long long>(count - deleted), static_cast<long long>(count));
+  }
+  std::printf("\n");
   return kExitOk;
 }
 

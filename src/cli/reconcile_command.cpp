@@ -53,21 +53,25 @@ int Reconcile(const config::Options& options, const ReconcileFlags& flags) {
                   std::string(worker::ToString(lost.source)).c_str());
     }
   }
-  if (!report->nothing_left.empty()) {
+  if (report->nothing_left_rows > 0) {
     std::printf(
-        "nothing left to sync: %zu rows have no local file and no object in storage "
-        "(not enqueued):\n",
-        report->nothing_left.size());
+        "nothing left to sync: %lld rows have no local file and no object in storage "
+        "(not enqueued)%s:\n",
+        static_cast<long long>(report->nothing_left_rows),
+        static_cast<int64_t>(report->nothing_left.size()) < report->nothing_left_rows
+            ? (", the first " + std::to_string(report->nothing_left.size())).c_str()
+            : "");
     for (const auto& row : report->nothing_left) {
       std::printf("  %s  %s  box %s\n", row.sha256.c_str(), row.s3_key.c_str(), Box(row).c_str());
     }
   }
   std::printf(
       "%s %zu lost jobs; %lld unsynced rows older than %d s examined, %lld still queued in "
-      "Redis, %zu with nothing left to sync\n",
+      "Redis, %lld with nothing left to sync\n",
       flags.dry_run ? "would enqueue" : "enqueued", report->enqueued.size(),
       static_cast<long long>(report->rows_examined), flags.older_than,
-      static_cast<long long>(report->still_queued), report->nothing_left.size());
+      static_cast<long long>(report->still_queued),
+      static_cast<long long>(report->nothing_left_rows));
   if (report->limit_reached) {
     std::printf("limit of %d reached: run again for the rest\n", flags.limit);
   }

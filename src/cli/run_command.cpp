@@ -68,6 +68,13 @@ int Run(config::Options options, const RunFlags& flags) {
     spdlog::warn("PostgreSQL not reachable yet ({}); the worker keeps trying",
                  pinged.error().message);
   }
+  // A platform's own media_files may lack the indexes our queries need: jobs
+  // sync all the same, but every reconcile and status reads the whole table.
+  auto schema_advice = [&catalog] {
+    auto checks = catalog.CheckIndexes();
+    return checks ? catalog::SchemaAdvice(*checks) : std::vector<std::string>();
+  };
+  for (const std::string& line : schema_advice()) spdlog::warn("{}", line);
 
   metrics::Registry metrics_registry;
   metrics::AddProcessMetrics(metrics_registry);
@@ -115,8 +122,9 @@ int Run(config::Options options, const RunFlags& flags) {
 
   {
     // Multipart uploads nobody resumed for kAbandonedUploadAge are aborted
-    // here (stores create their bucket on first use, see BucketCreatingStore).
-    s3::S3ObjectStore default_store(options.s3, pool);
+    // here (stores create their bucket on first use, see BucketCreatingStore);
+    // one the journal still records is being continued, whatever its age.
+    s3::S3ObjectStore default_store(options.s3, pool, journal);
     auto swept = default_store.SweepStaleUploads("media/", kAbandonedUploadAge);
     if (!swept &&
         (swept.error().code == "NotImplemented" || swept.error().code == "MethodNotAllowed")) {
@@ -168,6 +176,7 @@ int Run(config::Options options, const RunFlags& flags) {
   monitor_settings.worker_id = options.worker_id;
   monitor_settings.buffer_path = options.buffer_path;
   monitor_settings.stall_limit = options.health_stall;
+  monitor_settings.schema_advice = schema_advice;
   worker::Monitor monitor(
       monitor_settings, worker_metrics, worker.stats(), registry,
       [&catalog] { return catalog.Ping(); }, liveness);

@@ -156,6 +156,7 @@ Result<Json> Collect(const config::Options& options) {
     }
   }
   out["unsynced_rows"] = nullptr;
+  out["schema"] = nullptr;  // advice on the catalog's indexes; [] when none is missing
   if (!options.database_url.empty()) {
     catalog::PgCatalog catalog(options.database_conninfo, {});
     if (auto usage = catalog.BoxesUsage(); usage) {
@@ -176,6 +177,11 @@ Result<Json> Collect(const config::Options& options) {
       out["unsynced_rows"] = unsynced;
     } else {
       out["database_error"] = usage.error().message;
+    }
+    // Missing indexes slow this very command and every reconcile down; they
+    // are named apart from the problems: nothing is unhealthy for it.
+    if (auto indexes = catalog.CheckIndexes(); indexes) {
+      out["schema"] = catalog::SchemaAdvice(*indexes);
     }
   }
   Json box_list = Json::array();
@@ -212,6 +218,11 @@ void PrintText(const Json& s) {
               s["healthy"].get<bool>() ? "healthy" : "needs attention");
   for (const auto& problem : s["problems"]) {
     std::printf("  ! %s\n", problem.get<std::string>().c_str());
+  }
+  if (s["schema"].is_array()) {
+    for (const auto& advice : s["schema"]) {
+      std::printf("  * %s\n", advice.get<std::string>().c_str());
+    }
   }
   const Json& q = s["queues"];
   std::printf("\nqueues      pending %lld", static_cast<long long>(q["pending"].get<int64_t>()));

@@ -149,7 +149,7 @@ Pipeline::StepResult Pipeline::Sync(const Job& job, ObjectStore& objects,
   if (std::holds_alternative<StepFailure>(recorded)) return recorded;
 
   // 5 delete
-  if (auto removed = buffer_.Remove(file); !removed) {
+  if (auto removed = buffer_.Remove(file, job.sha256); !removed) {
     // Committed: the job is synced whatever becomes of its local copy, and
     // retrying it would only count a fault it does not have.
     std::get<Decision>(recorded).note =

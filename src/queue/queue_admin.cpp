@@ -181,11 +181,34 @@ end
 return deleted
 )lua");
 
-// KEYS: failed. ARGV: count. Deletes the count oldest entries (right end).
-const LuaScript kPurgeOldestScript(R"lua(
-local count = math.min(tonumber(ARGV[1]), redis.call('LLEN', KEYS[1]))
-if count > 0 then redis.call('LTRIM', KEYS[1], 0, -count - 1) end
-return count
+// KEYS: failed. ARGV: how many markers. Returns {length, newest..}.
+const LuaScript kSnapshotFailedScript(R"lua(
+local result = {redis.call('LLEN', KEYS[1])}
+for _, entry in ipairs(redis.call('LRANGE', KEYS[1], 0, tonumber(ARGV[1]) - 1)) do
+  table.insert(result, entry)
+end
+return result
+)lua");
+
+// KEYS: failed. ARGV: count seen, then the markers, newest first. The first
+// marker still present, found from the tail (RANK -1), bounds what was seen:
+// it and everything after it (older), at most the count seen. Returns how
+// many were deleted.
+const LuaScript kPurgeSnapshotScript(R"lua(
+for i = 2, #ARGV do
+  local at = redis.call('LPOS', KEYS[1], ARGV[i], 'RANK', -1)
+  if at then
+    local length = redis.call('LLEN', KEYS[1])
+    local count = math.min(length - at, tonumber(ARGV[1]))
+    if count >= length then
+      redis.call('DEL', KEYS[1])
+    elseif count > 0 then
+      redis.call('LTRIM', KEYS[1], 0, length - count - 1)
+    end
+    return count
+  end
+end
+return 0
 )lua");
 
 // Entries per script run: each LREM walks the list, so a run stays short
@@ -245,7 +268,8 @@ Result<std::vector<bool>> QueueAdmin::DeleteFailedEntries(std::span<const std::s
 }
 
 Status QueueAdmin::ForEachQueuedPayload(const std::function<void(std::string_view)>& visit,
-                                        int64_t chunk) {
+                                        int64_t chunk,
+                                        const std::function<Status()>& between_chunks) {
   chunk = std::max<int64_t>(chunk, 1);
   // Reads one list or sorted set by rank, chunk by chunk.
   auto walk = [&](std::string_view range_command, std::string_view key) -> Status {
@@ -256,6 +280,9 @@ Status QueueAdmin::ForEachQueuedPayload(const std::function<void(std::string_vie
       if (!reply) return reply.error();
       ReplyView view = reply->view();
       for (size_t i = 0; i < view.Size(); ++i) visit(view[i].String());
+      if (between_chunks) {
+        if (Status status = between_chunks(); !status) return status;
+      }
       if (static_cast<int64_t>(view.Size()) < chunk) return Ok();
     }
   };
@@ -290,30 +317,62 @@ Status QueueAdmin::ForEachQueuedPayload(const std::function<void(std::string_vie
   return walk("LRANGE", kFailedKey);
 }
 
-Result<int64_t> QueueAdmin::PurgeOldestFailed(int64_t count) {
-  if (count <= 0) return int64_t{0};
-  std::string how_many = std::to_string(count);
-  auto reply = connection_.RunScript(kPurgeOldestScript, std::vector<std::string_view>{kFailedKey},
-                                     std::vector<std::string_view>{how_many});
+Result<QueueAdmin::FailedSnapshot> QueueAdmin::SnapshotFailed() {
+  const std::string markers = std::to_string(kSnapshotMarkers);
+  auto reply =
+      connection_.RunScript(kSnapshotFailedScript, std::vector<std::string_view>{kFailedKey},
+                            std::vector<std::string_view>{markers});
+  if (!reply) return reply.error();
+  ReplyView view = reply->view();
+  if (view.Size() < 1) {
+    return Error::Configuration(connection_.endpoint() +
+                                ": unexpected reply to a failed-queue script");
+  }
+  FailedSnapshot snapshot;
+  snapshot.count = view[0].Integer();
+  for (size_t i = 1; i < view.Size(); ++i) snapshot.newest.emplace_back(view[i].String());
+  return snapshot;
+}
+
+Result<int64_t> QueueAdmin::PurgeFailedSnapshot(const FailedSnapshot& seen) {
+  if (seen.count <= 0 || seen.newest.empty()) return int64_t{0};
+  const std::string count = std::to_string(seen.count);
+  std::vector<std::string_view> args = {count};
+  for (const std::string& marker : seen.newest) args.push_back(marker);
+  auto reply =
+      connection_.RunScript(kPurgeSnapshotScript, std::vector<std::string_view>{kFailedKey}, args);
   if (!reply) return reply.error();
   return reply->view().Integer();
 }
 
-Result<std::unordered_set<std::string>> QueueAdmin::QueuedSha256s() {
+Status QueueAdmin::ForEachQueuedSha256(const std::function<void(std::string_view)>& visit,
+                                       const std::function<Status()>& between_chunks) {
   // A job is at most 64 KiB (core/job.h); anything far larger is not one.
   constexpr size_t kMaxPayload = size_t{1} << 20;
+  return ForEachQueuedPayload(
+      [&visit](std::string_view payload) {
+        if (payload.size() > kMaxPayload) return;
+        auto document = nlohmann::json::parse(payload, nullptr, /*allow_exceptions=*/false);
+        if (!document.is_object()) return;
+        auto sha = document.find("sha256");
+        if (sha == document.end() || !sha->is_string()) return;
+        std::string text = sha->get<std::string>();
+        std::transform(text.begin(), text.end(), text.begin(),
+                       [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+        visit(text);
+      },
+      1000, between_chunks);
+}
+
+Result<int64_t> QueueAdmin::QueuedEntries() {
+  auto counts = Counts();
+  if (!counts) return counts.error();
+  return counts->pending + counts->delayed + counts->failed + counts->processing;
+}
+
+Result<std::unordered_set<std::string>> QueueAdmin::QueuedSha256s() {
   std::unordered_set<std::string> found;
-  auto status = ForEachQueuedPayload([&found](std::string_view payload) {
-    if (payload.size() > kMaxPayload) return;
-    auto document = nlohmann::json::parse(payload, nullptr, /*allow_exceptions=*/false);
-    if (!document.is_object()) return;
-    auto sha = document.find("sha256");
-    if (sha == document.end() || !sha->is_string()) return;
-    std::string text = sha->get<std::string>();
-    std::transform(text.begin(), text.end(), text.begin(),
-                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-    found.insert(std::move(text));
-  });
+  auto status = ForEachQueuedSha256([&found](std::string_view sha256) { found.emplace(sha256); });
   if (!status) return status.error();
   return found;
 }

@@ -90,17 +90,46 @@ class QueueAdmin {
   // command holds the server long. Not a snapshot: an entry moving between
   // keys during the walk can be seen twice or missed, so callers that act on
   // an absence look twice.
+  // `between_chunks`, when given, is called after every chunk; its error
+  // ends the walk and is returned (callers stop there, or keep a lock).
   Status ForEachQueuedPayload(const std::function<void(std::string_view)>& visit,
-                              int64_t chunk = 1000);
+                              int64_t chunk = 1000,
+                              const std::function<Status()>& between_chunks = {});
 
-  // Deletes the `count` oldest failed entries (the right end), in one
-  // script; entries failed since the caller counted are newer and stay.
-  // Returns how many were deleted (fewer when the queue is shorter).
-  Result<int64_t> PurgeOldestFailed(int64_t count);
+  // ForEachQueuedPayload over the sha256 (lowercased) of every job and
+  // failed entry; payloads that are not JSON objects with a string sha256
+  // are skipped. Memory: one chunk.
+  Status ForEachQueuedSha256(const std::function<void(std::string_view)>& visit,
+                             const std::function<Status()>& between_chunks = {});
+
+  // How many entries the queues hold (pending, delayed, failed, registered
+  // workers' processing lists): a size hint for ForEachQueuedSha256's callers.
+  Result<int64_t> QueuedEntries();
+
+  // What `failed purge --all` asks about, read in one script: how many
+  // entries the failed queue holds, and the newest few of them, by which
+  // PurgeFailedSnapshot finds where they end.
+  struct FailedSnapshot {
+    int64_t count = 0;
+    std::vector<std::string> newest;  // newest first, at most kSnapshotMarkers
+  };
+  static constexpr int64_t kSnapshotMarkers = 16;
+  Result<FailedSnapshot> SnapshotFailed();
+
+  // Deletes, in one script, the entries of `seen` still in the failed
+  // queue, and no entry that failed since. Entries enter the queue only at
+  // its head and leave from its tail (the runbook's RPOPLPUSH) or one by
+  // one (requeue, purge), so those seen are the tail from the newest marker
+  // still present (looked up from the tail: a newer identical entry is never
+  // taken for it). Returns how many were deleted: fewer than seen.count when
+  // some were requeued or purged meanwhile, 0 when none of the markers is
+  // left (every entry seen is gone, or the newest ones all were moved one by
+  // one: then nothing is deleted rather than a guess).
+  Result<int64_t> PurgeFailedSnapshot(const FailedSnapshot& seen);
 
   // The sha256 (lowercased) of every job held in Redis, by
-  // ForEachQueuedPayload: jobs and failed entries of jobs; payloads that are
-  // not JSON objects with a string sha256 are skipped.
+  // ForEachQueuedSha256, as a set: memory grows with the queues. For a few
+  // lookups over queues of any length, see Sha256Filter (reconcile).
   Result<std::unordered_set<std::string>> QueuedSha256s();
 
  private:

@@ -551,30 +551,45 @@ Status S3ObjectStore::UploadMultipart(const std::string& key, int fd, uint64_t s
   if (Status fits = FitsThePool(size); !fits.ok()) return fits;
   const std::string name = JournalName(key);
   const uint64_t part_size = PartSizeFor(size, client_.options().part_size);
+  // An upload the server no longer knows (NoSuchUpload) was completed by
+  // another delivery of this file that continued it from the journal (a
+  // duplicate job, a reconcile racing a slow upload: its object is then
+  // here, identical), or aborted (a sweep, another attempt's refusal).
+  // Either way its record is worthless; only the first leaves nothing to do.
+  auto completed_elsewhere = [&](const Status& status, const std::string& upload_id) {
+    if (status.ok() || status.error().code != "NoSuchUpload") return false;
+    ForgetQuietly(name, upload_id);
+    auto existing = client_.HeadObject(key, stop);
+    return existing.ok() && existing->has_value() && IsIdentical(**existing, size, sha256_hex);
+  };
+  // The caller's verification reads an object found here again.
   if (auto recorded = FindResumable(key, name, part_size)) {
     spdlog::info("Resuming multipart upload {} of {}: {} parts stored before", recorded->upload_id,
                  key, recorded->parts.size());
     Status resumed = ContinueMultipart(key, name, *recorded, fd, size, sha256_hex, stop);
     if (resumed.ok() || resumed.error().code != "NoSuchUpload") return resumed;
-    // The upload is gone: completed by another attempt (its object is then
-    // here), or aborted by a sweep. Either way its record is worthless.
-    ForgetQuietly(name, recorded->upload_id);
-    auto existing = client_.HeadObject(key, stop);
-    if (existing.ok() && existing->has_value() && IsIdentical(**existing, size, sha256_hex)) {
-      return Ok();  // the caller's verification reads it again
-    }
+    if (completed_elsewhere(resumed, recorded->upload_id)) return Ok();
     spdlog::info("Multipart upload {} of {} is gone: starting a new one", recorded->upload_id, key);
   }
-  auto upload_id = client_.CreateMultipartUpload(key, {{"sha256", sha256_hex}}, stop);
-  if (!upload_id.ok()) return upload_id.error();
-  JournaledUpload upload{*upload_id, part_size, {}};
-  if (journal_) {
-    if (Status begun = journal_->Begin(name, upload.upload_id, part_size); !begun.ok()) {
-      spdlog::warn("Cannot record multipart upload {} of {}: {}", upload.upload_id, key,
-                   begun.error().message);
+  // A new upload, and once more if another party aborted it under us.
+  Status status = Ok();
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    auto upload_id = client_.CreateMultipartUpload(key, {{"sha256", sha256_hex}}, stop);
+    if (!upload_id.ok()) return upload_id.error();
+    JournaledUpload upload{*upload_id, part_size, {}};
+    if (journal_) {
+      if (Status begun = journal_->Begin(name, upload.upload_id, part_size); !begun.ok()) {
+        spdlog::warn("Cannot record multipart upload {} of {}: {}", upload.upload_id, key,
+                     begun.error().message);
+      }
     }
+    status = ContinueMultipart(key, name, upload, fd, size, sha256_hex, stop);
+    if (status.ok() || status.error().code != "NoSuchUpload") return status;
+    if (completed_elsewhere(status, upload.upload_id)) return Ok();
+    spdlog::info("Multipart upload {} of {} was aborted while it was sent: starting a new one",
+                 upload.upload_id, key);
   }
-  return ContinueMultipart(key, name, upload, fd, size, sha256_hex, stop);
+  return status;
 }
 
 std::optional<JournaledUpload> S3ObjectStore::FindResumable(const std::string& key,
@@ -762,10 +777,24 @@ Result<int> S3ObjectStore::SweepStaleUploads(const std::string& prefix,
                                              std::chrono::seconds older_than) {
   auto uploads = client_.ListMultipartUploads(prefix);
   if (!uploads.ok()) return uploads.error();
+  return AbortStaleUploads(*uploads, older_than);
+}
+
+Result<int> S3ObjectStore::AbortStaleUploads(const std::vector<MultipartUploadInfo>& uploads,
+                                             std::chrono::seconds older_than) {
   const auto cutoff = std::chrono::system_clock::now() - older_than;
   int aborted = 0;
-  for (const MultipartUploadInfo& upload : *uploads) {
+  for (const MultipartUploadInfo& upload : uploads) {
     if (upload.initiated > cutoff) continue;
+    // Old, but still being continued: every part renews its record, so a
+    // live record names an upload a worker sent to within the retention.
+    // A journal that cannot be read keeps the upload too.
+    if (journal_) {
+      auto recorded = journal_->Find(JournalName(upload.key));
+      if (!recorded.ok() || (recorded->has_value() && (*recorded)->upload_id == upload.upload_id)) {
+        continue;
+      }
+    }
     Status status = client_.AbortMultipartUpload(upload.key, upload.upload_id);
     if (!status.ok()) return status.error();
     ++aborted;

@@ -186,9 +186,14 @@ class S3ObjectStore : public ObjectStore {
   // As last detected; nothing proven before.
   Verification verification() const;
   // Aborts multipart uploads under prefix initiated more than older_than ago
-  // (left behind by a crashed worker). Returns how many were aborted. A
-  // server without ListMultipartUploads answers kConfiguration.
+  // (left behind by a crashed worker), except those the journal still
+  // records (a worker sent a part of it within the journal's retention: it
+  // is being continued, however long ago it began). Returns how many were
+  // aborted. A server without ListMultipartUploads answers kConfiguration.
   Result<int> SweepStaleUploads(const std::string& prefix, std::chrono::seconds older_than);
+  // The same over a listing already made.
+  Result<int> AbortStaleUploads(const std::vector<MultipartUploadInfo>& uploads,
+                                std::chrono::seconds older_than);
 
   S3Client& client() { return client_; }
   BufferPool& pool() { return pool_; }

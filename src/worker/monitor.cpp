@@ -3,10 +3,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <condition_variable>
 #include <cstring>
 #include <nlohmann/json.hpp>
+#include <optional>
 
 #include "core/job.h"
 #include "queue/fleet_stats.h"
@@ -158,6 +160,10 @@ void Monitor::Round(queue::FleetStats& fleet, queue::QueueAdmin& admin) {
 
   Status postgres = ping_database_();
   Status buffer = CheckBuffer(settings_.buffer_path);
+  std::optional<std::vector<std::string>> schema_advice;
+  if (settings_.schema_advice && postgres && rounds_++ % std::max(1, settings_.schema_every) == 0) {
+    schema_advice = settings_.schema_advice();
+  }
   metrics_.redis_up.Set(redis ? 1 : 0);
   metrics_.postgres_up.Set(postgres ? 1 : 0);
   metrics_.buffer_up.Set(buffer ? 1 : 0);
@@ -167,6 +173,7 @@ void Monitor::Round(queue::FleetStats& fleet, queue::QueueAdmin& admin) {
   postgres_ = Part{postgres.ok(), postgres ? std::string() : postgres.error().message};
   buffer_ = Part{buffer.ok(), buffer ? std::string() : buffer.error().message};
   box_states_ = std::move(boxes);
+  if (schema_advice) schema_advice_ = std::move(*schema_advice);
 }
 
 metrics::Probe Monitor::Readiness() const {
@@ -184,6 +191,8 @@ metrics::Probe Monitor::Readiness() const {
   body["postgres"] = PartJson(postgres_.up, postgres_.error);
   body["buffer"] = PartJson(buffer_.up, buffer_.error);
   body["boxes"] = std::move(boxes);
+  // Slow queries, not a reason to take the worker out of service.
+  if (!schema_advice_.empty()) body["schema"] = schema_advice_;
   return {ready, body.dump(-1, ' ', false, Json::error_handler_t::replace) + "\n"};
 }
 

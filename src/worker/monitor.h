@@ -17,6 +17,7 @@
 #include <map>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "config/urls.h"
 #include "metrics/http_endpoint.h"
@@ -38,6 +39,11 @@ struct MonitorSettings {
   std::string buffer_path;                        // MEDIA_BUFFER_PATH
   std::chrono::milliseconds interval{5000};       // between rounds
   std::chrono::milliseconds stall_limit{120000};  // HEALTH_STALL_SECONDS
+  // What the catalog lacks for its queries to stay fast (an index missing:
+  // catalog::SchemaAdvice), asked every `schema_every` rounds; shown in
+  // /readyz's body without making it unready. Optional.
+  std::function<std::vector<std::string>()> schema_advice;
+  int schema_every = 12;
 };
 
 class Monitor {
@@ -88,6 +94,8 @@ class Monitor {
   Part postgres_ GUARDED_BY(mu_);
   Part buffer_ GUARDED_BY(mu_);
   std::vector<BoxRegistry::BoxState> box_states_ GUARDED_BY(mu_);
+  std::vector<std::string> schema_advice_ GUARDED_BY(mu_);
+  int rounds_ = 0;  // monitor thread only
 
   std::jthread thread_;
 };

@@ -90,7 +90,7 @@ void PeriodicReconciler::RunOnce(const std::stop_token& stop) {
     spdlog::warn("reconcile: {}", report.error().message);
     return;
   }
-  if (report->enqueued.empty() && report->nothing_left.empty()) {
+  if (report->enqueued.empty() && report->nothing_left_rows == 0) {
     spdlog::debug("reconcile: nothing lost ({} unsynced rows examined, {} still queued)",
                   report->rows_examined, report->still_queued);
   } else {
@@ -98,7 +98,7 @@ void PeriodicReconciler::RunOnce(const std::stop_token& stop) {
         "reconcile: enqueued {} lost jobs ({} unsynced rows examined, {} still queued, {} with "
         "nothing left to sync){}",
         report->enqueued.size(), report->rows_examined, report->still_queued,
-        report->nothing_left.size(), report->limit_reached ? "; limit reached" : "");
+        report->nothing_left_rows, report->limit_reached ? "; limit reached" : "");
   }
   // A few examples each round; `media-sync reconcile --dry-run` lists them all.
   constexpr size_t kShown = 10;

@@ -1,16 +1,23 @@
 #include "worker/reconciler.h"
 
+#include <algorithm>
 #include <optional>
+#include <random>
+#include <string_view>
 #include <unordered_set>
 #include <utility>
 
 #include "core/job.h"
+#include "queue/sha256_filter.h"
 
 namespace media_sync::worker {
 namespace {
 
 // Rows read per query: one round trip per page, a bounded reply.
 constexpr int kPageRows = 1000;
+// Rows with nothing left to sync kept in the report as examples; the rest
+// are counted.
+constexpr size_t kNothingLeftKept = 1000;
 
 }  // namespace
 
@@ -74,8 +81,20 @@ Result<ReconcileReport> Reconciler::Run(const ReconcileSettings& settings, std::
   ReconcileReport report;
   if (settings.limit <= 0) return report;
 
-  auto queued = admin_.QueuedSha256s();
-  if (!queued) return queued.error();
+  // Which sha256s have a job in Redis, in a filter of bounded size: the
+  // queues may hold millions of jobs during a backlog. A row it names is
+  // taken as queued (a false hit, rare, waits for a later pass: each filter
+  // has its own seed); one it does not name surely had no job when read.
+  // The walk calls the checkpoint between chunks: a long one keeps the lock.
+  auto entries = admin_.QueuedEntries();
+  if (!entries) return entries.error();
+  queue::Sha256Filter queued(static_cast<uint64_t>(std::max<int64_t>(*entries, 0)),
+                             std::random_device{}());
+  if (auto walked = admin_.ForEachQueuedSha256(
+          [&queued](std::string_view sha256) { queued.Add(sha256); }, check);
+      !walked) {
+    return walked.error();
+  }
   const int older_than = static_cast<int>(settings.older_than.count());
 
   catalog::UnsyncedCursor cursor;
@@ -86,7 +105,7 @@ Result<ReconcileReport> Reconciler::Run(const ReconcileSettings& settings, std::
     if (page->empty()) break;
     for (const UnsyncedFile& row : *page) {
       ++report.rows_examined;
-      if (queued->count(row.sha256) > 0) {
+      if (queued.MightContain(row.sha256)) {
         ++report.still_queued;
         continue;
       }
@@ -94,7 +113,8 @@ Result<ReconcileReport> Reconciler::Run(const ReconcileSettings& settings, std::
       auto lost = Classify(row, stop);
       if (!lost) return lost.error();
       if (!lost->has_value()) {
-        report.nothing_left.push_back(row);
+        ++report.nothing_left_rows;
+        if (report.nothing_left.size() < kNothingLeftKept) report.nothing_left.push_back(row);
         continue;
       }
       report.enqueued.push_back(std::move(**lost));
@@ -106,14 +126,26 @@ Result<ReconcileReport> Reconciler::Run(const ReconcileSettings& settings, std::
   }
   if (settings.dry_run || report.enqueued.empty()) return report;
 
-  // The second look: a job that was moving between keys during the first
-  // read is found now, and is not pushed twice.
+  // The second look, exact and bounded by the limit: a job that was moving
+  // between keys during the first read is found now, and is not pushed
+  // twice.
   if (auto status = check(); !status) return status.error();
-  auto again = admin_.QueuedSha256s();
-  if (!again) return again.error();
+  std::unordered_set<std::string> candidates;
+  for (const LostJob& lost : report.enqueued) candidates.insert(lost.row.sha256);
+  std::unordered_set<std::string> appeared;
+  if (auto walked = admin_.ForEachQueuedSha256(
+          [&](std::string_view sha256) {
+            if (auto found = candidates.find(std::string(sha256)); found != candidates.end()) {
+              appeared.insert(*found);
+            }
+          },
+          check);
+      !walked) {
+    return walked.error();
+  }
   std::vector<LostJob> still_lost;
   for (LostJob& lost : report.enqueued) {
-    if (again->count(lost.row.sha256) > 0) {
+    if (appeared.count(lost.row.sha256) > 0) {
       ++report.appeared_meanwhile;
       ++report.still_queued;
     } else {

@@ -16,6 +16,14 @@
 // again after a second read and pushed only if still missing there. A job
 // pushed twice all the same is harmless: the sync is recorded once.
 //
+// Memory is bounded whatever the queues hold: the first read keeps the
+// sha256s in a queue::Sha256Filter (16 MiB at most), the second only the
+// rows found lost (at most `limit`), and the report at most 1000 rows with
+// nothing left (the rest are counted). A row the filter falsely names as
+// queued (about one in a thousand while it holds no more than it was sized
+// for) is recovered by a later pass. Both reads call the checkpoint between
+// chunks, so the periodic runner renews its lock through a long pass.
+//
 // Thread-safety: none; one Reconciler per thread (it owns a Redis
 // connection). Borrows the catalog, the stores and the buffer.
 #pragma once
@@ -61,7 +69,8 @@ struct ReconcileReport {
   int64_t still_queued = 0;                // of them, with a job somewhere in Redis
   int64_t appeared_meanwhile = 0;          // lost at first, found in Redis by the second look
   std::vector<LostJob> enqueued;           // pushed (on a dry run: would be)
-  std::vector<UnsyncedFile> nothing_left;  // no local file and no object: reported only
+  std::vector<UnsyncedFile> nothing_left;  // no local file and no object: the first 1000
+  int64_t nothing_left_rows = 0;           // all of them, reported only
   bool limit_reached = false;              // more rows may be lost: run again
 };
 

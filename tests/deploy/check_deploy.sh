@@ -9,7 +9,8 @@
 #    (tests/deploy/metric_names.txt, each registered in src/);
 #  - docker-compose.yml: `docker-compose config -q`; the worker service scales
 #    (no container_name, no host port); bind-mounted repository files exist;
-#    stop_grace_period exceeds SHUTDOWN_GRACE_SECONDS;
+#    stop_grace_period exceeds SHUTDOWN_GRACE_SECONDS; the workers wait for the
+#    one-shot media-sync-schema (`schema apply`);
 #  - deploy/systemd/media-sync.service: systemd-analyze verify and its offline
 #    security score (when systemd-analyze is installed), TimeoutStopSec
 #    exceeds the default SHUTDOWN_GRACE_SECONDS.
@@ -152,6 +153,12 @@ for name, service in services.items():
         if source.startswith(root + "/") and not source.startswith(root + "/data/") \
                 and not os.path.exists(source):
             bad.append(f"{name}: mounts missing {source}")
+schema = services.get("media-sync-schema", {})
+if schema.get("command") != ["schema", "apply"]:
+    bad.append("no one-shot media-sync-schema service running `schema apply`")
+if worker.get("depends_on", {}).get("media-sync-schema", {}).get("condition") \
+        != "service_completed_successfully":
+    bad.append("media-sync does not wait for media-sync-schema to complete")
 for name in ("prometheus", "grafana"):
     if "monitoring" not in services.get(name, {}).get("profiles", []):
         bad.append(f"{name} is not behind the monitoring profile")
@@ -159,7 +166,7 @@ print("\n".join(bad) or f"stop_grace_period {stop}s > SHUTDOWN_GRACE_SECONDS {gr
 sys.exit(1 if bad else 0)
 PYEOF
 }
-check "compose: worker scales, stops gracefully, mounts existing files" compose_service
+check "compose: worker scales, stops gracefully, waits for schema apply, mounts existing files" compose_service
 
 # --- systemd ------------------------------------------------------------------------
 UNIT=deploy/systemd/media-sync.service

@@ -304,6 +304,37 @@ TEST_F(EnqueueCommandTest, OnATerminalProgressIsOneLineRedrawnInPlace) {
   EXPECT_EQ(media_.PendingJobs().size(), 20u);
 }
 
+// Another registrant (the platform's processor, another enqueue) inserts the
+// file's row between enqueue's lookup and its insert, on another box: the
+// job must follow that row, or the object lands on one box while the row
+// names another. A trigger makes the race happen every time: it inserts the
+// other registrant's row just before enqueue's own insert.
+TEST_F(EnqueueCommandTest, ARowRegisteredMeanwhileDecidesTheJobsBox) {
+  SourceFile file = Write(source_ + "/raced.jpg", 3000, 91, "jpg");
+  stack_.Sql(
+      "CREATE FUNCTION other_registrant() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+      "IF pg_trigger_depth() = 1 THEN INSERT INTO media_files (sha256, s3_key, file_size, "
+      "storage_box_id) VALUES (NEW.sha256, NEW.s3_key, NEW.file_size, 'box-b'); END IF; "
+      "RETURN NEW; END $$");
+  stack_.Sql(
+      "CREATE TRIGGER other_registrant BEFORE INSERT ON media_files FOR EACH ROW "
+      "EXECUTE FUNCTION other_registrant()");
+  CliOutcome enqueue = RunCli(stack_, "enqueue --box box-a " + ShellQuote(file.path));
+  stack_.Sql("DROP TRIGGER other_registrant ON media_files");
+  stack_.Sql("DROP FUNCTION other_registrant()");
+  EXPECT_EQ(enqueue.code, 0) << enqueue.all();
+  EXPECT_THAT(enqueue.out, HasSubstr("registered meanwhile on box box-b"));
+
+  EXPECT_EQ(Trim(stack_.Sql("SELECT storage_box_id FROM media_files WHERE sha256 = '" +
+                            file.sha256 + "'")),
+            "box-b");
+  std::vector<Json> pending = media_.PendingJobs();
+  ASSERT_EQ(pending.size(), 1u);
+  EXPECT_EQ(pending[0]["storage_box_id"], "box-b") << pending[0].dump();
+  EXPECT_EQ(media_.ReservedBytes("box-a"), 0)
+      << "enqueue reserved nothing: its insert did not happen";
+}
+
 TEST_F(EnqueueCommandTest, FilesNeedDatabaseUrl) {
   Write(source_ + "/a.jpg", 10, 14, "jpg");
   CliOutcome outcome = RunCli(stack_, "enqueue " + ShellQuote(source_), {{"DATABASE_URL", ""}});

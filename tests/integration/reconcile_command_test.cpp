@@ -19,6 +19,7 @@
 #include "support/worker_harness.h"
 #include "util/fd.h"
 #include "worker/box_registry.h"
+#include "worker/periodic_reconciler.h"
 
 namespace media_sync::testing {
 namespace {
@@ -208,6 +209,41 @@ TEST_F(ReconcileCommandTest, PeriodicReconcileInRunPicksUpALostJob) {
   ASSERT_EQ(worker.WaitExit(60s), 0) << worker.Log();
   EXPECT_THAT(worker.Log(), HasSubstr("periodic reconcile every 1 s"));
   EXPECT_THAT(worker.Log(), HasSubstr("reconcile: enqueued 1 lost jobs"));
+}
+
+// A backlog: 200,000 entries in Redis make one read of the queues last
+// longer than the lock's TTL (300 ms here, 60 s in production). The pass
+// renews its lock while it reads, so it is not cancelled, and the lost job
+// is recovered during the backlog; its sha256s are held in a bounded filter.
+TEST_F(ReconcileCommandTest, APassLongerThanTheLockKeepsItAndRecoversTheLostJob) {
+  Json lost = media_.Make(3000, "box-a", 52);
+  Age(lost);
+  stack_.RedisCli(
+      "EVAL " +
+      ShellQuote("for i = 1, tonumber(ARGV[1]) do redis.call('LPUSH', KEYS[1], "
+                 "'{\"sha256\":\"' .. string.format('%064x', i) .. '\",\"error\":\"old\"}') "
+                 "end return 1") +
+      " 1 media:sync:failed 200000");
+  ASSERT_EQ(media_.Len("media:sync:failed"), 200000);
+
+  config::Options options = StackOptions();
+  catalog::PgCatalog catalog(options.database_conninfo, {});
+  auto factory = [](const s3::S3Options& box) -> Result<std::shared_ptr<ObjectStore>> {
+    return std::shared_ptr<ObjectStore>(std::make_shared<s3::S3ObjectStore>(box));
+  };
+  worker::BoxRegistry stores(options.s3, catalog, factory, {});
+  auto buffer = buffer::LocalBuffer::Create(options.buffer_path);
+  ASSERT_TRUE(buffer.ok());
+  worker::PeriodicReconcilerSettings settings;
+  settings.interval = 1s;
+  settings.lock_ttl = 300ms;
+  settings.worker_id = "backlog-reconciler";
+  settings.redis = options.redis;
+  worker::PeriodicReconciler reconciler(settings, catalog, stores, *buffer);
+  EXPECT_TRUE(WaitUntil([&] { return PendingShas().count(Sha(lost)) == 1; }, 60s))
+      << "the lost job was never enqueued";
+  reconciler.Stop();
+  EXPECT_EQ(media_.Len("media:sync:failed"), 200000);
 }
 
 // Two would-be holders of the lock (workers' reconcile runners).

@@ -913,6 +913,47 @@ TEST_F(RedisQueueTest, AdminFailedQueueListRequeueAndPurge) {
   EXPECT_EQ(LengthOf(kFailedKey), 0);
 }
 
+// `failed purge --all` counts, asks, then deletes. Meanwhile the runbook's
+// RPOPLPUSH requeues the oldest entries and workers park new ones: the
+// purge deletes what it counted and is still there, never the new ones
+// (trimming the count from the tail took as many new ones as were requeued).
+TEST_F(RedisQueueTest, AdminPurgeOfASnapshotDeletesNoEntryThatFailedSince) {
+  QueueAdmin admin(StackRedis());
+  SharedStack().RedisCli("LPUSH " + std::string(kFailedKey) + " old1 old2 old3 old4");
+  auto seen = admin.SnapshotFailed();
+  ASSERT_TRUE(seen.ok()) << seen.error().message;
+  EXPECT_EQ(seen->count, 4);
+  EXPECT_EQ(seen->newest, std::vector<std::string>({"old4", "old3", "old2", "old1"}));
+
+  auto requeued = admin.RequeueFailed(2);  // old1, old2
+  ASSERT_TRUE(requeued.ok());
+  ASSERT_EQ(*requeued, 2);
+  SharedStack().RedisCli("LPUSH " + std::string(kFailedKey) + " new1 new2");
+
+  auto purged = admin.PurgeFailedSnapshot(*seen);
+  ASSERT_TRUE(purged.ok()) << purged.error().message;
+  EXPECT_EQ(*purged, 2);
+  EXPECT_EQ(ListOf(kFailedKey), std::vector<std::string>({"new2", "new1"}));
+
+  // Every entry seen requeued meanwhile: nothing of the new ones goes.
+  auto second = admin.SnapshotFailed();
+  ASSERT_TRUE(second.ok());
+  ASSERT_TRUE(admin.RequeueFailed(2).ok());
+  SharedStack().RedisCli("LPUSH " + std::string(kFailedKey) + " new3");
+  auto none = admin.PurgeFailedSnapshot(*second);
+  ASSERT_TRUE(none.ok());
+  EXPECT_EQ(*none, 0);
+  EXPECT_EQ(ListOf(kFailedKey), std::vector<std::string>({"new3"}));
+
+  // Unchanged, it empties the queue.
+  auto third = admin.SnapshotFailed();
+  ASSERT_TRUE(third.ok());
+  auto all = admin.PurgeFailedSnapshot(*third);
+  ASSERT_TRUE(all.ok());
+  EXPECT_EQ(*all, 1);
+  EXPECT_EQ(LengthOf(kFailedKey), 0);
+}
+
 TEST_F(RedisQueueTest, ScriptsSurviveAScriptFlush) {
   Produce({"a", "b"});
   RedisJobQueue queue = Registered("w1");

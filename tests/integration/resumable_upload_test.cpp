@@ -185,6 +185,65 @@ TEST_F(ResumableUploadTest, ALocalFileChangedSinceTheCutStoresNothingAndAbortsTh
   EXPECT_EQ(Trim(stack_.RedisCli("EXISTS " + RecordKey(key))), "0") << "record left behind";
 }
 
+// Two deliveries of one file (a duplicate push, a reconcile racing a slow
+// upload): the second continues the first one's upload from its record and
+// completes it while the first is still sending. The first then finds the
+// upload gone (NoSuchUpload, as MinIO and AWS answer; the gateway answers it
+// for s3rver) and the identical object in its place: done, not a fault of
+// the job that could park it.
+TEST_F(ResumableUploadTest, AnUploadAnotherDeliveryCompletedIsDoneForTheFirstToo) {
+  TestFile file(40 * kMiB, 35);
+  const std::string key = TestPrefix() + file.sha256() + ".bin";
+  UploadTrace first_trace;
+  UploadTrace second_trace;
+  Result<ObjectInfo> second = Error::Outage("not run");
+  auto first_store = TracedStore(stack_, pool_, journal_, first_trace, 3,
+                                 [&] { second = UploadAgain(file, key, second_trace); });
+  auto first = first_store->Upload(key, file.fd(), file.size(), file.sha256(), {});
+
+  ASSERT_TRUE(second.ok()) << second.error().message;
+  EXPECT_EQ(second_trace.parts_reused, 3);
+  EXPECT_TRUE(first.ok()) << first.error().message;
+  // Nothing sent again: the object the second delivery completed ends it.
+  EXPECT_EQ(first_trace.parts_sent, (std::vector<int>{1, 2, 3}));
+  EXPECT_TRUE(first_trace.aborted.empty());
+  ExpectStoredExactly(*first_store, key, file);
+  EXPECT_EQ(Trim(stack_.RedisCli("EXISTS " + RecordKey(key))), "0") << "record left behind";
+}
+
+// The start-up sweep aborts uploads by the age the server reports, which
+// counts from their start: an upload begun long ago but still continued
+// (its record renewed by every part) must be spared. s3rver lists no upload
+// and cannot abort one (405), so the listing is given and an attempted
+// abort shows as that 405.
+TEST_F(ResumableUploadTest, TheSweepSparesAnOldUploadThatIsStillBeingContinued) {
+  TestFile continued(40 * kMiB, 36);
+  const std::string continued_key = TestPrefix() + continued.sha256() + ".bin";
+  UploadThreePartsOf(continued, continued_key);
+  TestFile abandoned(40 * kMiB, 37);
+  const std::string abandoned_key = TestPrefix() + abandoned.sha256() + ".bin";
+  UploadThreePartsOf(abandoned, abandoned_key);
+  auto id_of = [&](const std::string& key) {
+    auto recorded = journal_->Find(StoreName(key));
+    EXPECT_TRUE(recorded.ok() && recorded->has_value());
+    return (*recorded)->upload_id;
+  };
+  const std::string abandoned_id = id_of(abandoned_key);
+  // Nobody sent a part of this one for the journal's retention: its record expired.
+  ASSERT_TRUE(journal_->Forget(StoreName(abandoned_key), abandoned_id).ok());
+
+  const auto started = std::chrono::system_clock::now() - 25h;
+  std::vector<s3::MultipartUploadInfo> listing = {{continued_key, id_of(continued_key), started},
+                                                  {abandoned_key, abandoned_id, started}};
+  S3ObjectStore sweeper(OptionsFor(stack_), pool_, journal_);
+  auto swept = sweeper.AbortStaleUploads(listing, 24h);
+  ASSERT_FALSE(swept.ok()) << "s3rver cannot abort: the abandoned upload's abort must show";
+  EXPECT_THAT(swept.error().message, HasSubstr(abandoned_key));
+  EXPECT_THAT(swept.error().message, ::testing::Not(HasSubstr(continued_key)));
+
+  ExpectResumed(continued, continued_key, {4, 5, 6, 7, 8}, 3);
+}
+
 TEST_F(ResumableUploadTest, TheJournalKeepsOnlyTheCurrentUploadsParts) {
   const std::string name = TestPrefix() + "record";
   ASSERT_TRUE(journal_->Begin(name, "first", 5 * kMiB).ok());

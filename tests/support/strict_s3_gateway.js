@@ -19,7 +19,11 @@
 //     (s3rver ignores the header and would overwrite it);
 //   * a second key pair, when given (--limited-access-key), may do all but
 //     create buckets: CreateBucket is AccessDenied, as for an IAM user
-//     without s3:CreateBucket.
+//     without s3:CreateBucket;
+//   * with --upstream-data (s3rver's -d directory), an UploadPart or a
+//     CompleteMultipartUpload of an upload s3rver no longer holds (completed
+//     or aborted) is 404 NoSuchUpload, as on MinIO and AWS S3 (s3rver would
+//     take the part into a new directory, and fail the completion with 500).
 //
 // Rejected requests get the S3 error document real servers send and one line
 // on stderr; nothing of them reaches s3rver. Everything else is forwarded
@@ -28,6 +32,7 @@
 //   node strict_s3_gateway.js --port P --upstream U [--access-key K --secret-key S]
 //        [--limited-access-key K2 --limited-secret-key S2]
 //        [--region R] [--key server.key --cert server.pem] [--modules DIR]
+//        [--upstream-data DIR]
 //
 // --upstream is s3rver's port (or host:port) on plain HTTP. --region, when
 // given, must match the credential scope. --modules is the node_modules
@@ -58,6 +63,7 @@ function parseArgs(argv) {
     '--secret-key': 'secretKey',
     '--limited-access-key': 'limitedAccessKey',
     '--limited-secret-key': 'limitedSecretKey',
+    '--upstream-data': 'upstreamData',
     '--region': 'region',
     '--key': 'key',
     '--cert': 'cert',
@@ -532,6 +538,7 @@ function startProxy(options) {
           request, {secrets: options.secrets, region: options.region, now: Date.now()});
       checkPayloadMode(request.headers);
       checkRights(request);
+      checkUploadExists(request);
     } catch (error) {
       if (!(error instanceof S3Error)) throw error;
       refusal = error;
@@ -593,6 +600,22 @@ function startProxy(options) {
     if (accessKey === options.limitedAccessKey && request.method === 'PUT' &&
         request.rawQuery === '' && /^\/[^/]+\/?$/.test(request.rawPath)) {
       throw new S3Error(403, 'AccessDenied', 'Access Denied');
+    }
+  }
+
+  // UploadPart (PUT) and CompleteMultipartUpload (POST) name an upload by
+  // its id; s3rver keeps one as <data>/<bucket>/._S3rver_uploads/<id>/ until
+  // it is completed.
+  function checkUploadExists(request) {
+    if (!options.upstreamData || (request.method !== 'PUT' && request.method !== 'POST')) return;
+    const uploadId = parseQuery(request.rawQuery).uploadId;
+    const bucket = request.rawPath.split('/')[1] || '';
+    if (typeof uploadId !== 'string' || !/^[0-9a-f]+$/.test(uploadId) || !/^[a-z0-9.-]+$/.test(bucket)) return;
+    if (!fs.existsSync(path.join(options.upstreamData, bucket, '._S3rver_uploads', uploadId))) {
+      throw new S3Error(
+          404, 'NoSuchUpload',
+          'The specified upload does not exist. The upload ID may be invalid, or the upload ' +
+              'may have been aborted or completed.');
     }
   }
 
