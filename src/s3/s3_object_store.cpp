@@ -290,6 +290,7 @@ Result<std::optional<ObjectInfo>> S3ObjectStore::FindIdentical(const std::string
 Result<ObjectInfo> S3ObjectStore::UploadWhole(const std::string& key, int fd, uint64_t size,
                                               const std::string& sha256_hex,
                                               const std::stop_token& stop, bool& emptied) {
+  const bool server_proves = verification().payload_hash;
   std::string etag;
   std::string md5_hex;
   {
@@ -297,8 +298,9 @@ Result<ObjectInfo> S3ObjectStore::UploadWhole(const std::string& key, int fd, ui
     if (!lease.ok()) return lease.error();
     char* data = lease->data();
     if (Status read = ReadExactly(fd, data, size, 0, size); !read.ok()) return read.error();
-    // The MD5 is always taken here: it is what a server's ETag proves.
-    HashedPayload hashed = MakePayload(data, size, /*with_md5=*/true);
+    // The MD5 is what a server's ETag proves; a server that proves what it
+    // stores needs none.
+    HashedPayload hashed = MakePayload(data, size, /*with_md5=*/!server_proves);
     const Payload& payload = hashed.payload;
     md5_hex = std::move(hashed.md5_hex);
     if (payload.sha256_hex != sha256_hex) {
@@ -338,6 +340,11 @@ Result<ObjectInfo> S3ObjectStore::UploadWhole(const std::string& key, int fd, ui
     }
     etag = std::move(**put);
   }  // the buffer goes back to the pool before any verification round trip
+  if (server_proves) {
+    // It refuses a body that does not hash to the signed sha256: its 200 is the proof.
+    Proven(Proof::kServerVerified);
+    return ObjectInfo{size, sha256_hex, std::move(etag)};
+  }
   return Acknowledged(key, size, sha256_hex, std::move(etag), md5_hex, stop);
 }
 

@@ -42,9 +42,12 @@
 //     keep a HeadObject first, which saves sending them again;
 //   * every PutObject is signed with the body's SHA-256, which strict servers
 //     check (the gateway, MinIO, AWS), and carries Content-MD5 where the MD5
-//     was taken (always for a small file; with S3_CONTENT_MD5 for the rest),
-//     which makes servers refuse a body that differs;
-//   * the answer's ETag equal to the MD5 of the bytes hashed on their way
+//     was taken (for a small file unless the server proves what it stores;
+//     with S3_CONTENT_MD5 for the rest), which makes servers refuse a body
+//     that differs;
+//   * on a server that proves what it stores, its 200 to a PutObject signed
+//     with the job's sha256 is the proof (kServerVerified);
+//   * elsewhere, the answer's ETag equal to the MD5 of the bytes hashed on their way
 //     out proves the stored body is those bytes (the single-part ETag is
 //     the body's MD5 on MinIO, AWS without SSE-KMS, Ceph RGW and s3rver):
 //     no HeadObject after. Where the ETag is missing or another value
