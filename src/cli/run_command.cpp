@@ -102,16 +102,9 @@ int Run(config::Options options, const RunFlags& flags) {
   auto factory = [&pool, journal,
                   store_hooks](const s3::S3Options& box) -> Result<std::shared_ptr<ObjectStore>> {
     auto store = std::make_shared<s3::S3ObjectStore>(box, pool, journal, store_hooks);
-    // Before a store's first call: its bucket, and what its server verifies
-    // (each again for a new store: a new endpoint is another server).
     return std::shared_ptr<ObjectStore>(std::make_shared<worker::BucketCreatingStore>(
-        store, [store](const std::stop_token& stop) -> Status {
-          if (Status bucket = store->client().EnsureBucket(stop); !bucket.ok()) return bucket;
-          if (auto verified = store->DetectVerification(stop); !verified.ok()) {
-            return verified.error();
-          }
-          return Ok();
-        }));
+        store,
+        [store](const std::stop_token& stop) { return store->client().EnsureBucket(stop); }));
   };
   worker::BoxRegistry::Settings registry_settings;
   registry_settings.refresh = options.box_refresh;

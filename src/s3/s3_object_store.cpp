@@ -235,8 +235,9 @@ Result<ObjectInfo> S3ObjectStore::UploadOnce(const std::string& key, int fd, uin
   const uint64_t buffered_limit =
       std::min({options.part_size, options.multipart_threshold, pool_.capacity()});
   if (size <= buffered_limit) return UploadWhole(key, fd, size, sha256_hex, stop, emptied);
-  const Verification verification = this->verification();
-  if (verification.Proves() &&
+  auto verification = EnsureVerificationKnown(stop);
+  if (!verification.ok()) return verification.error();
+  if (verification->Proves() &&
       size <= std::min(options.verified_multipart_threshold, kMaxSinglePut)) {
     return UploadVerified(key, fd, size, sha256_hex, stop);
   }
@@ -470,11 +471,27 @@ Result<ObjectInfo> S3ObjectStore::UploadVerified(const std::string& key, int fd,
   return Verify(key, size, sha256_hex, stop);
 }
 
+Result<S3ObjectStore::Verification> S3ObjectStore::EnsureVerificationKnown(
+    const std::stop_token& stop) {
+  MutexLock lock(detect_mutex_);
+  if (detected_) return verification();
+  auto found = Probe(stop);
+  if (found.ok()) detected_ = true;
+  return found;
+}
+
+Result<S3ObjectStore::Verification> S3ObjectStore::DetectVerification(const std::stop_token& stop) {
+  MutexLock lock(detect_mutex_);
+  auto found = Probe(stop);
+  if (found.ok()) detected_ = true;
+  return found;
+}
+
 S3ObjectStore::Verification S3ObjectStore::verification() const {
   return Verification{proves_payload_hash_.load(), proves_checksum_.load()};
 }
 
-Result<S3ObjectStore::Verification> S3ObjectStore::DetectVerification(const std::stop_token& stop) {
+Result<S3ObjectStore::Verification> S3ObjectStore::Probe(const std::stop_token& stop) {
   static constexpr std::string_view kProbeBody = "media-sync: what does this server verify?";
   const std::string key = std::string(kProbePrefix) + RandomHex(8);
   const std::span<const char> body(kProbeBody.data(), kProbeBody.size());

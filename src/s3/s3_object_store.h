@@ -118,6 +118,7 @@
 #include "core/upload_journal.h"
 #include "s3/buffer_pool.h"
 #include "s3/s3_client.h"
+#include "util/mutex.h"
 
 namespace media_sync::s3 {
 
@@ -188,6 +189,11 @@ class S3ObjectStore : public ObjectStore {
   Result<Verification> DetectVerification(const std::stop_token& stop = {});
   // As last detected; nothing proven before.
   Verification verification() const;
+  // DetectVerification once per store, by the first upload above one part
+  // (the one that needs it; the first small files need not wait for it).
+  // Later calls return what it found; a probe cut by an outage or a stop is
+  // tried again by the next upload.
+  Result<Verification> EnsureVerificationKnown(const std::stop_token& stop);
   // Aborts multipart uploads under prefix initiated more than older_than ago
   // (left behind by a crashed worker), except those the journal still
   // records (a worker sent a part of it within the journal's retention: it
@@ -219,6 +225,8 @@ class S3ObjectStore : public ObjectStore {
                                     bool& emptied);
   // One PutObject that the server proves (Verification): no HeadObject, the
   // file read once.
+  // DetectVerification's probes (the caller holds detect_mutex_).
+  Result<Verification> Probe(const std::stop_token& stop) REQUIRES(detect_mutex_);
   Result<ObjectInfo> UploadVerified(const std::string& key, int fd, uint64_t size,
                                     const std::string& sha256_hex, const std::stop_token& stop);
   Status UploadMultipart(const std::string& key, int fd, uint64_t size,
@@ -265,6 +273,8 @@ class S3ObjectStore : public ObjectStore {
   S3Client client_;
   std::atomic<bool> proves_payload_hash_{false};
   std::atomic<bool> proves_checksum_{false};
+  Mutex detect_mutex_;
+  bool detected_ GUARDED_BY(detect_mutex_) = false;
   BufferPool& pool_;
   const std::shared_ptr<UploadJournal> journal_;
   Hooks hooks_;

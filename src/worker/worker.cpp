@@ -15,7 +15,9 @@ using namespace std::chrono_literals;
 using Action = Decision::Action;
 using Outcome = Decision::Outcome;
 
-constexpr auto kTakeWait = 1000ms;        // how often an idle thread rechecks for stop
+// How often an idle thread rechecks for stop: a drain ends this soon after
+// the queue is found empty.
+constexpr auto kTakeWait = 250ms;
 constexpr auto kFirstBackoff = 250ms;     // first wait after an outage, doubled each time
 constexpr auto kPromoteInterval = 500ms;  // due retries reach pending within this
 
