@@ -235,11 +235,11 @@ Result<ObjectInfo> S3ObjectStore::UploadOnce(const std::string& key, int fd, uin
   const uint64_t buffered_limit =
       std::min({options.part_size, options.multipart_threshold, pool_.capacity()});
   if (size <= buffered_limit) return UploadWhole(key, fd, size, sha256_hex, stop, emptied);
-  auto verification = EnsureVerificationKnown(stop);
-  if (!verification.ok()) return verification.error();
-  if (verification->Proves() &&
-      size <= std::min(options.verified_multipart_threshold, kMaxSinglePut)) {
-    return UploadVerified(key, fd, size, sha256_hex, stop);
+  if (size <= std::min(options.verified_multipart_threshold, kMaxSinglePut)) {
+    // One request where the server proves it: the first such file asks.
+    auto verification = EnsureVerificationKnown(stop);
+    if (!verification.ok()) return verification.error();
+    if (verification->Proves()) return UploadVerified(key, fd, size, sha256_hex, stop);
   }
   const bool multipart = size > std::min(options.multipart_threshold, kMaxSinglePut);
   // Found before the box is asked anything: a fault of the file, not the box.
