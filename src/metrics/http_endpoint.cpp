@@ -30,7 +30,7 @@ constexpr std::string_view kPlainText = "text/plain; charset=utf-8";
 constexpr std::string_view kAllowHeader = "Allow: GET, HEAD\r\n";
 
 // Bytes taken from a socket per read.
-constexpr size_t kReadChunk = 16 * 1024;
+constexpr size_t kReadChunk = size_t{16} * 1024;
 // When the process is out of descriptors and no connection may be replaced:
 // how long new connections wait in the kernel's queue before the next try.
 constexpr std::chrono::milliseconds kAcceptRetry{100};

@@ -53,7 +53,7 @@ struct EndpointLimits {
   std::chrono::milliseconds replace_after{250};
   // Request line and headers together (Prometheus and kubelet send a few
   // hundred bytes). Longer: 414 or 431, and the connection is closed.
-  size_t max_request_head = 8 * 1024;
+  size_t max_request_head = size_t{8} * 1024;
   // A whole request head must arrive within this long after the connection
   // was accepted or its previous response was sent (so also the keep-alive
   // idle time); else the connection is closed.
@@ -63,7 +63,7 @@ struct EndpointLimits {
   // After refusing a request that announced a body, the connection reads and
   // drops at most this much of it, for at most this long, before closing, so
   // that the client sees the refusal rather than a reset.
-  size_t max_discard = 1024 * 1024;
+  size_t max_discard = size_t{1024} * 1024;
   std::chrono::milliseconds discard_timeout{1000};
 };
 
