@@ -297,9 +297,8 @@ int Show(const config::Options& options, int64_t index) {
 }
 
 std::string Describe(const Entry& entry) {
-  if (entry.is_job())
-    return OneLine(entry.Text("s3_key")) + " (" + OneLine(entry.Text("error")) + ")";
-  return "entry that is not a job";
+  if (!entry.is_job()) return "entry that is not a job";
+  return OneLine(entry.Text("s3_key")) + " (" + OneLine(entry.Text("error")) + ")";
 }
 
 int RequeueOne(queue::QueueAdmin& admin, int64_t index) {
