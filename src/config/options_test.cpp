@@ -60,7 +60,7 @@ TEST(OptionsTest, DefaultsFollowTheSeed) {
   EXPECT_EQ(o.outage_backoff_max, std::chrono::seconds(30));
   EXPECT_EQ(o.db_pool_size, 4);
   EXPECT_FALSE(o.worker_id.empty());
-  EXPECT_EQ(o.metrics_address, "0.0.0.0:9108");
+  EXPECT_EQ(o.metrics_address, "127.0.0.1:9108");
   EXPECT_EQ(o.health_stall, std::chrono::seconds(120));
   EXPECT_EQ(o.log_level, "info");
   EXPECT_EQ(o.log_format, LogFormat::kText);

@@ -5,8 +5,9 @@
 //     Redis into the queue gauges;
 //   - pings PostgreSQL, checks MEDIA_BUFFER_PATH, and takes the storage
 //     boxes' states from the BoxRegistry;
-//   - publishes this process's synced files and bytes per minute and its
-//     view of the boxes to Redis (queue/fleet_stats.h), for `status`.
+//   - publishes this process's synced files and bytes per minute, the
+//     seconds it ran, and its view of the boxes to Redis
+//     (queue/fleet_stats.h), for `status`.
 // Readiness() and Health() answer from what the last round found.
 //
 // Thread-safety: Readiness() and Health() may be called from any thread.
@@ -15,6 +16,7 @@
 #include <chrono>
 #include <functional>
 #include <map>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -88,6 +90,8 @@ class Monitor {
   uint64_t reported_files_ = 0;  // monitor thread only
   uint64_t reported_bytes_ = 0;
   std::map<std::string, TransportCounts> published_transport_;  // monitor thread only
+  // Since when this process ran without that being reported yet.
+  std::optional<std::chrono::system_clock::time_point> running_since_;
 
   mutable Mutex mu_;
   Part redis_ GUARDED_BY(mu_);
