@@ -34,9 +34,10 @@ struct Options {
   std::string buffer_path = "/var/cache/osint-media-buffer";  // MEDIA_BUFFER_PATH
 
   // Worker.
-  int concurrency = 128;      // SYNC_CONCURRENCY: job threads, the most jobs in flight per process
-  int box_max_in_flight = 0;  // BOX_MAX_IN_FLIGHT: ceiling of a box's adaptive limit; 0: concurrency
-  int max_retries = 3;        // MAX_RETRIES
+  int concurrency = 128;  // SYNC_CONCURRENCY: job threads, the most jobs in flight per process
+  int box_max_in_flight =
+      0;                // BOX_MAX_IN_FLIGHT: ceiling of a box's adaptive limit; 0: concurrency
+  int max_retries = 3;  // MAX_RETRIES
   std::chrono::seconds retry_delay{5};          // RETRY_DELAY_SECONDS: attempt n waits n x this
   std::chrono::seconds shutdown_grace{30};      // SHUTDOWN_GRACE_SECONDS
   std::chrono::seconds lease{30};               // LEASE_SECONDS: heartbeat TTL of a worker

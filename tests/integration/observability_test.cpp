@@ -14,8 +14,8 @@
 
 #include "config/urls.h"
 #include "core/job.h"
-#include "support/throttled_link.h"
 #include "queue/fleet_stats.h"
+#include "support/throttled_link.h"
 #include "support/worker_harness.h"
 
 namespace media_sync::testing {
