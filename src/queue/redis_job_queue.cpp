@@ -80,11 +80,11 @@ RedisJobQueue::RedisJobQueue(config::RedisAddress address, std::string worker_id
       heartbeat_key_(HeartbeatKey(worker_id_)) {}
 
 Result<std::optional<Delivery>> RedisJobQueue::TakeNow() {
-  auto moved = connection_.RunScript(
-      kTakeScript,
-      std::vector<std::string_view>{heartbeat_key_, kWorkersKey, kPendingKey, processing_key_,
-                                    kRedeliveriesKey},
-      std::vector<std::string_view>{worker_id_});
+  auto moved =
+      connection_.RunScript(kTakeScript,
+                            std::vector<std::string_view>{heartbeat_key_, kWorkersKey, kPendingKey,
+                                                          processing_key_, kRedeliveriesKey},
+                            std::vector<std::string_view>{worker_id_});
   if (!moved) return moved.error();
   ReplyView reply = moved->view();
   if (reply.IsInteger()) {
