@@ -75,10 +75,19 @@ void PrintText(const Json& s) {
               static_cast<long long>(q["failed"].get<int64_t>()),
               static_cast<long long>(q["processing"].get<int64_t>()));
   const Json& t = s["throughput"];
-  std::printf("throughput  %.2f files/s, %s/s over the last %s\n",
-              t["files_per_second"].get<double>(),
-              HumanBytes(t["bytes_per_second"].get<double>()).c_str(),
-              HumanSeconds(t["window_seconds"].get<double>()).c_str());
+  const Json& minute = t["last_minute"];
+  std::printf(
+      "throughput  %.2f files/s, %s/s in the last minute; %.2f files/s, %s/s in the last %s",
+      minute["files_per_second"].get<double>(),
+      HumanBytes(minute["bytes_per_second"].get<double>()).c_str(),
+      t["files_per_second"].get<double>(), HumanBytes(t["bytes_per_second"].get<double>()).c_str(),
+      HumanSeconds(t["window_seconds"].get<double>()).c_str());
+  const int64_t ran = t["running_seconds"].get<int64_t>();
+  if (ran < t["window_seconds"].get<int64_t>()) {
+    std::printf(" (%s of it with a worker running)",
+                HumanSeconds(static_cast<double>(ran)).c_str());
+  }
+  std::printf("\n");
   if (!s["unsynced_rows"].is_null()) {
     std::printf("unsynced    %lld media_files rows\n",
                 static_cast<long long>(s["unsynced_rows"].get<int64_t>()));
@@ -99,8 +108,8 @@ void PrintText(const Json& s) {
     }
   }
 
-  std::printf("\nboxes\n  %-16s %-8s %-28s %10s %10s %9s  %s\n", "ID", "STATE", "ENDPOINT", "USED",
-              "RESERVED", "UNSYNCED", "REPORTED BY");
+  std::printf("\nboxes\n  %-16s %-8s %-28s %10s %10s %9s %9s %9s  %s\n", "ID", "STATE", "ENDPOINT",
+              "USED", "RESERVED", "UNSYNCED", "IN FLIGHT", "LATENCY", "REPORTED BY");
   auto text = [](const Json& value) {
     return value.is_null() ? std::string("-") : value.get<std::string>();
   };
@@ -110,11 +119,25 @@ void PrintText(const Json& s) {
   for (const auto& box : s["boxes"]) {
     std::string rows =
         box["unsynced_rows"].is_null() ? "-" : std::to_string(box["unsynced_rows"].get<int64_t>());
-    std::printf("  %-16s %-8s %-28s %10s %10s %9s  %s\n",
+    // "12/64": uploads in flight over the reporting worker's adaptive limit.
+    std::string flight = "-";
+    if (!box["in_flight"].is_null()) {
+      flight = std::to_string(box["in_flight"].get<int>());
+      if (!box["concurrency_limit"].is_null()) {
+        flight += "/" + std::to_string(box["concurrency_limit"].get<int>());
+      }
+    }
+    std::string latency = "-";
+    if (!box["latency_seconds"].is_null() && box["latency_seconds"].get<double>() > 0) {
+      char buffer[32];
+      std::snprintf(buffer, sizeof buffer, "%.0f ms", box["latency_seconds"].get<double>() * 1000);
+      latency = buffer;
+    }
+    std::printf("  %-16s %-8s %-28s %10s %10s %9s %9s %9s  %s\n",
                 box["id"].is_null() ? "(default)" : box["id"].get<std::string>().c_str(),
                 box["state"].get<std::string>().c_str(), text(box["endpoint"]).c_str(),
                 bytes(box["used_bytes"]).c_str(), bytes(box["reserved_bytes"]).c_str(),
-                rows.c_str(), text(box["reported_by"]).c_str());
+                rows.c_str(), flight.c_str(), latency.c_str(), text(box["reported_by"]).c_str());
     if (!box["error"].is_null()) {
       std::printf("      %s\n", box["error"].get<std::string>().c_str());
     }

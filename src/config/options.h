@@ -34,17 +34,20 @@ struct Options {
   std::string buffer_path = "/var/cache/osint-media-buffer";  // MEDIA_BUFFER_PATH
 
   // Worker.
-  int concurrency = 32;       // SYNC_CONCURRENCY: jobs in flight per process
-  int box_max_in_flight = 0;  // BOX_MAX_IN_FLIGHT: jobs one box may hold; 0: half of concurrency
-  int max_retries = 3;        // MAX_RETRIES
-  std::chrono::seconds retry_delay{5};           // RETRY_DELAY_SECONDS: attempt n waits n x this
-  std::chrono::seconds shutdown_grace{30};       // SHUTDOWN_GRACE_SECONDS
-  std::chrono::seconds lease{30};                // LEASE_SECONDS: heartbeat TTL of a worker
-  std::chrono::seconds box_refresh{30};          // BOX_REFRESH_SECONDS: re-read box endpoints
-  std::chrono::seconds outage_backoff_max{30};   // OUTAGE_BACKOFF_MAX_SECONDS
-  int db_pool_size = 4;                          // DB_POOL_SIZE: PostgreSQL connections
-  std::string worker_id;                         // WORKER_ID: default <hostname>-<pid>
-  std::string metrics_address = "0.0.0.0:9108";  // METRICS_ADDRESS: empty disables /metrics
+  int concurrency = 128;  // SYNC_CONCURRENCY: job threads, the most jobs in flight per process
+  int box_max_in_flight =
+      0;                // BOX_MAX_IN_FLIGHT: ceiling of a box's adaptive limit; 0: concurrency
+  int max_retries = 3;  // MAX_RETRIES
+  std::chrono::seconds retry_delay{5};          // RETRY_DELAY_SECONDS: attempt n waits n x this
+  std::chrono::seconds shutdown_grace{30};      // SHUTDOWN_GRACE_SECONDS
+  std::chrono::seconds lease{30};               // LEASE_SECONDS: heartbeat TTL of a worker
+  std::chrono::seconds box_refresh{30};         // BOX_REFRESH_SECONDS: re-read box endpoints
+  std::chrono::seconds outage_backoff_max{30};  // OUTAGE_BACKOFF_MAX_SECONDS
+  int db_pool_size = 4;                         // DB_POOL_SIZE: PostgreSQL connections
+  std::string worker_id;                        // WORKER_ID: default <hostname>-<pid>
+  // METRICS_ADDRESS: empty disables /metrics. Loopback unless told otherwise:
+  // the image sets 0.0.0.0:9108 (a container's interfaces are its own).
+  std::string metrics_address = "127.0.0.1:9108";
   std::chrono::seconds health_stall{120};   // HEALTH_STALL_SECONDS: /healthz red past this stall
   std::string log_level = "info";           // LOG_LEVEL: trace|debug|info|warn|error|critical|off
   LogFormat log_format = LogFormat::kText;  // LOG_FORMAT: text|json
@@ -72,11 +75,10 @@ struct Options {
 
   // DATABASE_URL must be set for commands that touch PostgreSQL.
   Status RequireDatabase() const;
-  // Jobs one storage box may hold at once (worker/box_registry.h says why):
-  // BOX_MAX_IN_FLIGHT, by default half of `concurrency` (at least 1).
-  int BoxMaxInFlight() const {
-    return box_max_in_flight > 0 ? box_max_in_flight : std::max(1, concurrency / 2);
-  }
+  // The most jobs one storage box may hold at once, the ceiling of its
+  // adaptive limit (worker/box_registry.h): BOX_MAX_IN_FLIGHT, by default
+  // `concurrency` (a lone box may use every job thread).
+  int BoxMaxInFlight() const { return box_max_in_flight > 0 ? box_max_in_flight : concurrency; }
 };
 
 // Reads a variable; nullopt when unset. Tests pass a map-backed lookup.

@@ -50,8 +50,8 @@ TEST(OptionsTest, DefaultsFollowTheSeed) {
   EXPECT_EQ(o.s3.region, "us-east-1");
   EXPECT_EQ(o.s3.ca_file, "");
   EXPECT_EQ(o.buffer_path, "/var/cache/osint-media-buffer");
-  EXPECT_EQ(o.concurrency, 32);
-  EXPECT_EQ(o.BoxMaxInFlight(), 16);
+  EXPECT_EQ(o.concurrency, 128);
+  EXPECT_EQ(o.BoxMaxInFlight(), 128);
   EXPECT_EQ(o.max_retries, 3);
   EXPECT_EQ(o.retry_delay, std::chrono::seconds(5));
   EXPECT_EQ(o.shutdown_grace, std::chrono::seconds(30));
@@ -60,13 +60,15 @@ TEST(OptionsTest, DefaultsFollowTheSeed) {
   EXPECT_EQ(o.outage_backoff_max, std::chrono::seconds(30));
   EXPECT_EQ(o.db_pool_size, 4);
   EXPECT_FALSE(o.worker_id.empty());
-  EXPECT_EQ(o.metrics_address, "0.0.0.0:9108");
+  EXPECT_EQ(o.metrics_address, "127.0.0.1:9108");
   EXPECT_EQ(o.health_stall, std::chrono::seconds(120));
   EXPECT_EQ(o.log_level, "info");
   EXPECT_EQ(o.log_format, LogFormat::kText);
   EXPECT_EQ(o.s3.connect_timeout, std::chrono::seconds(5));
   EXPECT_EQ(o.s3.low_speed_time, std::chrono::seconds(20));
-  EXPECT_EQ(o.s3.multipart_threshold, 128ull << 20);
+  EXPECT_FALSE(o.s3.multipart_threshold.has_value());
+  EXPECT_EQ(o.s3.MultipartThreshold(false), 128ull << 20);
+  EXPECT_EQ(o.s3.MultipartThreshold(true), 5ull << 30);
   EXPECT_EQ(o.s3.part_size, 8ull << 20);
   EXPECT_EQ(o.s3.part_parallelism, 4);
   EXPECT_FALSE(o.s3.content_md5);
@@ -135,7 +137,8 @@ TEST(OptionsTest, ReadsEveryVariable) {
   EXPECT_EQ(o.log_format, LogFormat::kJson);
   EXPECT_EQ(o.s3.connect_timeout, std::chrono::seconds(3));
   EXPECT_EQ(o.s3.low_speed_time, std::chrono::seconds(7));
-  EXPECT_EQ(o.s3.multipart_threshold, 64ull << 20);
+  EXPECT_EQ(o.s3.MultipartThreshold(false), 64ull << 20);
+  EXPECT_EQ(o.s3.MultipartThreshold(true), 64ull << 20) << "set, it holds everywhere";
   EXPECT_EQ(o.s3.part_size, 16ull << 20);
   EXPECT_EQ(o.s3.part_parallelism, 8);
   EXPECT_TRUE(o.s3.content_md5);
@@ -202,18 +205,18 @@ TEST(OptionsTest, RejectsBadValuesNamingTheVariable) {
   }
 }
 
-// Unset, a box may hold half of the process's jobs, and at least one.
-TEST(OptionsTest, BoxMaxInFlightDefaultsToHalfTheConcurrency) {
-  EXPECT_EQ(MustLoad({{"SYNC_CONCURRENCY", "9"}}).BoxMaxInFlight(), 4);
+// Unset, a box's adaptive limit may grow to every job thread of the process.
+TEST(OptionsTest, BoxMaxInFlightDefaultsToTheConcurrency) {
+  EXPECT_EQ(MustLoad({{"SYNC_CONCURRENCY", "9"}}).BoxMaxInFlight(), 9);
   EXPECT_EQ(MustLoad({{"SYNC_CONCURRENCY", "1"}}).BoxMaxInFlight(), 1);
   Options flag = MustLoad({{"SYNC_CONCURRENCY", "4"}});
   flag.concurrency = 64;  // `run --concurrency 64`
-  EXPECT_EQ(flag.BoxMaxInFlight(), 32);
-  Options o = MustLoad({{"SYNC_CONCURRENCY", "4"}, {"BOX_MAX_IN_FLIGHT", "4"}});
-  EXPECT_EQ(o.BoxMaxInFlight(), 4);
+  EXPECT_EQ(flag.BoxMaxInFlight(), 64);
+  Options o = MustLoad({{"SYNC_CONCURRENCY", "8"}, {"BOX_MAX_IN_FLIGHT", "3"}});
+  EXPECT_EQ(o.BoxMaxInFlight(), 3);
   std::string all;
   for (const auto& [name, value] : Describe(o)) all += name + "=" + value + "\n";
-  EXPECT_THAT(all, HasSubstr("BOX_MAX_IN_FLIGHT=4\n"));
+  EXPECT_THAT(all, HasSubstr("BOX_MAX_IN_FLIGHT=3\n"));
 }
 
 TEST(OptionsTest, BufferPoolMustHoldOneUploadBuffer) {

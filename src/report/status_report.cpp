@@ -18,6 +18,26 @@ Json JobSummary(const std::string& payload) {
               {"size", job->file_size}};
 }
 
+namespace {
+
+// Files and bytes per second over the time a worker ran, not over the whole
+// window: a fleet that started a minute ago shows the rate it syncs at.
+// Workers of an older version mark no running time; their files then count
+// over the window, as they used to.
+Json ThroughputJson(const queue::Throughput& sum) {
+  int64_t running = sum.running.count();
+  if (running == 0 && sum.files > 0) running = sum.window.count();
+  double seconds = static_cast<double>(std::max<int64_t>(running, 1));
+  return Json{{"window_seconds", sum.window.count()},
+              {"files", sum.files},
+              {"bytes", sum.bytes},
+              {"files_per_second", static_cast<double>(sum.files) / seconds},
+              {"bytes_per_second", static_cast<double>(sum.bytes) / seconds},
+              {"running_seconds", sum.running.count()}};
+}
+
+}  // namespace
+
 Result<Json> CollectStatus(const config::Options& options, queue::QueueAdmin& admin,
                            queue::FleetStats& fleet, catalog::PgCatalog* catalog) {
   auto now = std::chrono::system_clock::now();
@@ -55,18 +75,12 @@ Result<Json> CollectStatus(const config::Options& options, queue::QueueAdmin& ad
   out["workers"] = workers;
   out["live_workers"] = counts->live_workers.size();
 
-  Json throughput{{"window_seconds", 0},
-                  {"files", 0},
-                  {"bytes", 0},
-                  {"files_per_second", 0.0},
-                  {"bytes_per_second", 0.0}};
+  Json throughput = ThroughputJson(queue::Throughput{});
+  throughput["last_minute"] = ThroughputJson(queue::Throughput{});
   if (auto recent = fleet.RecentThroughput(kStatusThroughputMinutes, now); recent) {
-    double window = static_cast<double>(std::max<int64_t>(recent->window.count(), 1));
-    throughput = Json{{"window_seconds", recent->window.count()},
-                      {"files", recent->files},
-                      {"bytes", recent->bytes},
-                      {"files_per_second", static_cast<double>(recent->files) / window},
-                      {"bytes_per_second", static_cast<double>(recent->bytes) / window}};
+    throughput = ThroughputJson(*recent);
+    auto last_minute = fleet.LastSeconds(kStatusLastMinuteSeconds, now);
+    throughput["last_minute"] = ThroughputJson(last_minute ? *last_minute : queue::Throughput{});
   }
   out["throughput"] = throughput;
 
@@ -81,6 +95,9 @@ Result<Json> CollectStatus(const config::Options& options, queue::QueueAdmin& ad
                  {"error", nullptr},
                  {"reported_by", nullptr},
                  {"reported_at", nullptr},
+                 {"concurrency_limit", nullptr},
+                 {"in_flight", nullptr},
+                 {"latency_seconds", nullptr},
                  {"used_bytes", nullptr},
                  {"reserved_bytes", nullptr},
                  {"unsynced_rows", nullptr}};
@@ -95,6 +112,9 @@ Result<Json> CollectStatus(const config::Options& options, queue::QueueAdmin& ad
       if (!report.up) box["error"] = report.error;
       box["reported_by"] = report.worker;
       box["reported_at"] = report.reported_at;
+      if (report.limit > 0) box["concurrency_limit"] = report.limit;
+      box["in_flight"] = report.in_flight;
+      box["latency_seconds"] = report.latency_seconds;
     }
   }
   out["unsynced_rows"] = nullptr;

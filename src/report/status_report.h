@@ -27,8 +27,10 @@ namespace media_sync::report {
 
 using Json = nlohmann::ordered_json;
 
-// Minutes of per-minute counters the `throughput` figures sum.
+// Minutes of per-minute counters the `throughput` figures sum, and the
+// seconds of its `last_minute`.
 inline constexpr int kStatusThroughputMinutes = 5;
+inline constexpr int kStatusLastMinuteSeconds = 60;
 // Held jobs listed per worker.
 inline constexpr int64_t kStatusJobsPerWorker = 5;
 

@@ -6,8 +6,8 @@
 //   - pings PostgreSQL, checks MEDIA_BUFFER_PATH, and takes the storage
 //     boxes' states from the BoxRegistry;
 //   - publishes this process's synced files and bytes and its job faults
-//     by class per minute, and its view of the boxes, to Redis
-//     (queue/fleet_stats.h), for `status` and the web console.
+//     by class per minute, the seconds it ran, and its view of the boxes to
+//     Redis (queue/fleet_stats.h), for `status` and the web console.
 // Readiness() and Health() answer from what the last round found.
 //
 // Thread-safety: Readiness() and Health() may be called from any thread.
@@ -16,6 +16,8 @@
 #include <array>
 #include <chrono>
 #include <functional>
+#include <map>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -74,6 +76,10 @@ class Monitor {
   };
   void Loop(const std::stop_token& stop);
   void Round(queue::FleetStats& fleet, queue::QueueAdmin& admin);
+  // Each box's limit, latency and wire counts into the metrics, every
+  // kGaugeEvery (no call to any service): fresh enough to follow a limit
+  // as it adapts.
+  void PublishBoxes();
 
   const MonitorSettings settings_;
   WorkerMetrics& metrics_;
@@ -86,6 +92,9 @@ class Monitor {
   uint64_t reported_bytes_ = 0;
   std::array<uint64_t, kFaultClassCount> reported_failed_{};  // monitor thread only
   std::array<uint64_t, kFaultClassCount> reported_retried_{};
+  std::map<std::string, TransportCounts> published_transport_;  // monitor thread only
+  // Since when this process ran without that being reported yet.
+  std::optional<std::chrono::system_clock::time_point> running_since_;
 
   mutable Mutex mu_;
   Part redis_ GUARDED_BY(mu_);

@@ -1,11 +1,6 @@
 #include "support/web_console.h"
 
-#include <arpa/inet.h>
 #include <gtest/gtest.h>
-#include <netinet/in.h>
-#include <poll.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cctype>
@@ -13,27 +8,6 @@
 
 namespace media_sync::testing {
 namespace {
-
-using Clock = std::chrono::steady_clock;
-
-int Connect(int port) {
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return -1;
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_port = htons(static_cast<uint16_t>(port));
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0) {
-    close(fd);
-    return -1;
-  }
-  return fd;
-}
-
-int RemainingMs(Clock::time_point deadline) {
-  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
-  return static_cast<int>(std::max<int64_t>(0, left.count()));
-}
 
 std::string Lower(std::string text) {
   std::transform(text.begin(), text.end(), text.begin(),
@@ -85,58 +59,10 @@ HttpAnswer HttpCall(int port, const std::string& method, const std::string& targ
     request += "Content-Length: " + std::to_string(body.size()) + "\r\n";
   }
   request += "\r\n" + body;
-  connection.Send(request, timeout);
-  return ParseAnswer(connection.ReadAll(timeout));
-}
-
-RawConnection::RawConnection(int port) : fd_(Connect(port)) {}
-
-RawConnection::~RawConnection() {
-  if (fd_ >= 0) close(fd_);
-}
-
-size_t RawConnection::Send(const std::string& bytes, std::chrono::milliseconds timeout) {
-  auto deadline = Clock::now() + timeout;
-  size_t sent = 0;
-  while (sent < bytes.size() && fd_ >= 0) {
-    pollfd ready{fd_, POLLOUT, 0};
-    if (poll(&ready, 1, RemainingMs(deadline)) <= 0) break;
-    ssize_t wrote =
-        send(fd_, bytes.data() + sent, bytes.size() - sent, MSG_NOSIGNAL | MSG_DONTWAIT);
-    if (wrote < 0) {
-      if (errno == EAGAIN || errno == EINTR) continue;
-      break;
-    }
-    sent += static_cast<size_t>(wrote);
-  }
-  return sent;
-}
-
-std::string RawConnection::ReadAll(std::chrono::milliseconds timeout) {
-  auto deadline = Clock::now() + timeout;
-  std::string out;
-  char buffer[16384];
-  while (fd_ >= 0) {
-    pollfd ready{fd_, POLLIN, 0};
-    if (poll(&ready, 1, RemainingMs(deadline)) <= 0) break;
-    ssize_t got = recv(fd_, buffer, sizeof(buffer), 0);
-    if (got <= 0) break;
-    out.append(buffer, static_cast<size_t>(got));
-  }
-  return out;
-}
-
-bool RawConnection::ClosedWithin(std::chrono::milliseconds timeout) {
-  auto deadline = Clock::now() + timeout;
-  char buffer[16384];
-  while (fd_ >= 0) {
-    pollfd ready{fd_, POLLIN, 0};
-    if (poll(&ready, 1, RemainingMs(deadline)) <= 0) return false;
-    ssize_t got = recv(fd_, buffer, sizeof(buffer), 0);
-    if (got == 0 || (got < 0 && errno == ECONNRESET)) return true;
-    if (got < 0 && errno != EAGAIN && errno != EINTR) return true;
-  }
-  return true;
+  if (!connection.Send(request, timeout)) return {};
+  HttpReply reply = connection.ReadResponse(timeout);
+  if (reply.status == 0) return {};
+  return ParseAnswer(reply.headers + reply.body);
 }
 
 WebConsoleProcess::WebConsoleProcess(const LocalStack& stack,

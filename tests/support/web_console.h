@@ -1,7 +1,7 @@
 // The web console for integration tests: `media-sync web` as a child process
-// on a free loopback port, and a small HTTP/1.1 client for it over plain
-// sockets (so a test controls every byte: headers, bodies, connections held
-// open or trickled).
+// on a free loopback port, and one-request HTTP calls to it with every header
+// as the test gives it (support/raw_http.h for connections held open,
+// trickled or flooded).
 #pragma once
 
 #include <chrono>
@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "support/raw_http.h"
 #include "support/worker_harness.h"
 
 namespace media_sync::testing {
@@ -30,28 +31,6 @@ HttpAnswer HttpCall(int port, const std::string& method, const std::string& targ
                     const std::map<std::string, std::string>& headers = {},
                     const std::string& body = "",
                     std::chrono::milliseconds timeout = std::chrono::seconds(15));
-
-// A raw connection, for the tests of the server's limits.
-class RawConnection {
- public:
-  explicit RawConnection(int port);
-  ~RawConnection();
-  RawConnection(const RawConnection&) = delete;
-  RawConnection& operator=(const RawConnection&) = delete;
-
-  bool connected() const { return fd_ >= 0; }
-  // Sends what the socket takes within `timeout`; returns how many bytes.
-  size_t Send(const std::string& bytes,
-              std::chrono::milliseconds timeout = std::chrono::seconds(5));
-  // Reads until the peer closes or `timeout`; what came.
-  std::string ReadAll(std::chrono::milliseconds timeout);
-  // True when the peer closed the connection (a read gives EOF or a reset)
-  // within `timeout`.
-  bool ClosedWithin(std::chrono::milliseconds timeout);
-
- private:
-  int fd_ = -1;
-};
 
 // `media-sync web` on 127.0.0.1 with a port of its own.
 class WebConsoleProcess {
