@@ -97,6 +97,10 @@ std::optional<HeadParse> ParseRequestLine(std::string_view line, RequestHead& he
   }
   head.method = std::string(method);
   head.path = std::string(target.substr(0, target.find_first_of("?#")));
+  if (size_t question = target.find('?'); question != std::string_view::npos) {
+    std::string_view query = target.substr(question + 1);
+    head.query = std::string(query.substr(0, query.find('#')));
+  }
   return std::nullopt;
 }
 
@@ -150,6 +154,10 @@ HeadParse ParseRequestHead(std::string_view buffer, size_t max_head) {
       }
     }
 
+    std::string lower_name(name);
+    for (char& c : lower_name) c = Lower(c);
+    parse.head.headers.emplace_back(std::move(lower_name), std::string(value));
+
     if (EqualsIgnoringCase(name, "Content-Length")) {
       uint64_t length = 0;
       auto [end, error] = std::from_chars(value.data(), value.data() + value.size(), length);
@@ -158,9 +166,11 @@ HeadParse ParseRequestHead(std::string_view buffer, size_t max_head) {
         return Rejected(400, "malformed Content-Length");
       }
       seen_length = true;
+      parse.head.content_length = length;
       parse.head.has_body = parse.head.has_body || length > 0;
     } else if (EqualsIgnoringCase(name, "Transfer-Encoding")) {
       parse.head.has_body = true;
+      parse.head.transfer_encoding = true;
     } else if (EqualsIgnoringCase(name, "Connection")) {
       // A comma-separated list of options.
       while (!value.empty()) {

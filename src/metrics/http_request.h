@@ -1,16 +1,21 @@
-// The little of HTTP/1.x that the metrics endpoint needs: reading one request
-// head (request line and headers) from the bytes a client sent so far, and
-// writing one response. Pure functions, no I/O, so that every hostile input
-// is a unit test.
+// The little of HTTP/1.x that the metrics endpoint and the web console need:
+// reading one request head (request line and headers) from the bytes a
+// client sent so far, and writing one response. Pure functions, no I/O, so
+// that every hostile input is a unit test.
 //
-// The endpoint serves GET and HEAD without a body; anything else is refused
-// with a status, never read further. The head is bounded (`max_head` bytes):
-// a client cannot make the parser hold more.
+// The metrics endpoint serves GET and HEAD without a body; anything else is
+// refused with a status, never read further. The web console
+// (web/http_server.h) also takes small bodies with a Content-Length, and
+// reads the headers and query string the head gives. The head is bounded
+// (`max_head` bytes): a client cannot make the parser hold more.
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 namespace media_sync::metrics {
 
@@ -19,6 +24,12 @@ struct RequestHead {
   std::string path;         // the target without its query string
   bool keep_alive = false;  // HTTP/1.1 unless "Connection: close"; HTTP/1.0 only when asked
   bool has_body = false;    // Content-Length > 0 or any Transfer-Encoding
+  std::string query;        // the target's query string, without '?' ("" when none)
+  // Every header field in the order sent, names in lower case, values
+  // without the spaces around them.
+  std::vector<std::pair<std::string, std::string>> headers;
+  uint64_t content_length = 0;     // as announced (0 without Content-Length)
+  bool transfer_encoding = false;  // a Transfer-Encoding was sent: no length known
 };
 
 struct HeadParse {

@@ -136,5 +136,29 @@ TEST(HttpRequestTest, ResponsesSayTheirLengthAndWhetherTheConnectionStays) {
   EXPECT_EQ(head.substr(head.size() - 4), "\r\n\r\n");  // no body for HEAD
 }
 
+// What the web console reads of a head besides the metrics endpoint's needs.
+TEST(HttpRequestTest, GivesTheHeadersQueryAndLengthOfARequestWithABody) {
+  std::string head =
+      "POST /api/failed/purge?x=1&y=%20#frag HTTP/1.1\r\nHost: console\r\n"
+      "Content-Type:  application/json \r\nCookie: a=1\r\nContent-Length: 15\r\n\r\n";
+  HeadParse parse = ParseRequestHead(head + R"({"indexes":[0]})", kMax);
+  ASSERT_EQ(parse.state, State::kComplete) << parse.reason;
+  EXPECT_EQ(parse.head.path, "/api/failed/purge");
+  EXPECT_EQ(parse.head.query, "x=1&y=%20");
+  EXPECT_EQ(parse.head.content_length, 15u);
+  EXPECT_TRUE(parse.head.has_body);
+  EXPECT_FALSE(parse.head.transfer_encoding);
+  EXPECT_EQ(parse.consumed, head.size());  // the body is the caller's to read
+  ASSERT_EQ(parse.head.headers.size(), 4u);
+  EXPECT_EQ(parse.head.headers[1],
+            (std::pair<std::string, std::string>{"content-type", "application/json"}));
+  EXPECT_EQ(parse.head.headers[2].first, "cookie");
+
+  parse = ParseRequestHead("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n", kMax);
+  ASSERT_EQ(parse.state, State::kComplete);
+  EXPECT_TRUE(parse.head.transfer_encoding);
+  EXPECT_EQ(ParseRequestHead("GET /healthz HTTP/1.1\r\n\r\n", kMax).head.query, "");
+}
+
 }  // namespace
 }  // namespace media_sync::metrics

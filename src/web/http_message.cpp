@@ -9,16 +9,6 @@ namespace {
 
 constexpr std::string_view kCrlf = "\r\n";
 
-bool IsTokenChar(char c) {
-  // RFC 9110 tchar.
-  return std::isalnum(static_cast<unsigned char>(c)) != 0 ||
-         std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
-}
-
-bool IsToken(std::string_view text) {
-  return !text.empty() && std::all_of(text.begin(), text.end(), IsTokenChar);
-}
-
 std::string LowerAscii(std::string_view text) {
   std::string out(text);
   std::transform(out.begin(), out.end(), out.begin(),
@@ -32,26 +22,12 @@ std::string_view TrimOws(std::string_view text) {
   return text;
 }
 
-// Whether a comma-separated header value lists `token` (any case).
-bool ListsToken(std::string_view value, std::string_view token) {
-  while (!value.empty()) {
-    size_t comma = value.find(',');
-    std::string_view item = TrimOws(value.substr(0, comma));
-    if (LowerAscii(item) == token) return true;
-    if (comma == std::string_view::npos) break;
-    value.remove_prefix(comma + 1);
-  }
-  return false;
-}
-
 int HexValue(char c) {
   if (c >= '0' && c <= '9') return c - '0';
   if (c >= 'a' && c <= 'f') return c - 'a' + 10;
   if (c >= 'A' && c <= 'F') return c - 'A' + 10;
   return -1;
 }
-
-Refusal Refuse(int status, std::string reason) { return Refusal{status, std::move(reason)}; }
 
 }  // namespace
 
@@ -62,10 +38,14 @@ const std::string* HttpRequest::Header(std::string_view name) const {
   return nullptr;
 }
 
-bool HttpRequest::KeepAlive() const {
-  const std::string* connection = Header("connection");
-  if (minor_version == 0) return connection != nullptr && ListsToken(*connection, "keep-alive");
-  return connection == nullptr || !ListsToken(*connection, "close");
+HttpRequest HttpRequest::FromHead(metrics::RequestHead head) {
+  HttpRequest request;
+  request.method = std::move(head.method);
+  request.path = std::move(head.path);
+  request.query = std::move(head.query);
+  request.headers = std::move(head.headers);
+  request.keep_alive = head.keep_alive;
+  return request;
 }
 
 void HttpResponse::Set(std::string name, std::string value) {
@@ -76,119 +56,6 @@ void HttpResponse::Set(std::string name, std::string value) {
     }
   }
   headers.emplace_back(std::move(name), std::move(value));
-}
-
-std::optional<size_t> HeadEnd(std::string_view buffer) {
-  size_t at = buffer.find("\r\n\r\n");
-  if (at == std::string_view::npos) return std::nullopt;
-  return at + 4;
-}
-
-std::optional<Refusal> CheckPartialHead(std::string_view buffer, const HeadLimits& limits) {
-  size_t line_end = buffer.find(kCrlf);
-  if (line_end == std::string_view::npos ? buffer.size() > limits.max_request_line
-                                         : line_end > limits.max_request_line) {
-    return Refuse(414, "the request line is longer than " +
-                           std::to_string(limits.max_request_line) + " bytes");
-  }
-  if (buffer.size() > limits.max_head) {
-    return Refuse(431,
-                  "the request head is larger than " + std::to_string(limits.max_head) + " bytes");
-  }
-  return std::nullopt;
-}
-
-std::optional<Refusal> ParseHead(std::string_view head, const HeadLimits& limits,
-                                 HttpRequest& request, ParsedHead& parsed) {
-  if (auto refusal =
-          CheckPartialHead(head.substr(0, head.size() > 4 ? head.size() - 4 : 0), limits)) {
-    return refusal;
-  }
-  size_t line_end = head.find(kCrlf);
-  std::string_view line = head.substr(0, line_end);
-  // method SP request-target SP HTTP-version
-  size_t first_space = line.find(' ');
-  size_t last_space = line.rfind(' ');
-  if (first_space == std::string_view::npos || first_space == last_space) {
-    return Refuse(400, "malformed request line");
-  }
-  std::string_view method = line.substr(0, first_space);
-  std::string_view target = line.substr(first_space + 1, last_space - first_space - 1);
-  std::string_view version = line.substr(last_space + 1);
-  if (!IsToken(method)) return Refuse(400, "malformed method");
-  if (version.size() != 8 || !version.starts_with("HTTP/") || version[6] != '.') {
-    return Refuse(400, "malformed HTTP version");
-  }
-  if (version[5] != '1' || (version[7] != '0' && version[7] != '1')) {
-    return Refuse(505, "only HTTP/1.0 and HTTP/1.1 are served");
-  }
-  if (target.empty() || target.front() != '/') {
-    return Refuse(400, "the request target must be a path (origin form)");
-  }
-  for (char c : target) {
-    if (static_cast<unsigned char>(c) <= 0x20 || static_cast<unsigned char>(c) >= 0x7f) {
-      return Refuse(400, "the request target holds a character that must be percent-encoded");
-    }
-  }
-  request.method = std::string(method);
-  request.target = std::string(target);
-  size_t question = target.find('?');
-  request.path = std::string(target.substr(0, question));
-  request.query =
-      question == std::string_view::npos ? "" : std::string(target.substr(question + 1));
-  request.minor_version = version[7] - '0';
-
-  std::optional<size_t> content_length;
-  size_t at = line_end + 2;
-  while (at < head.size()) {
-    size_t end = head.find(kCrlf, at);
-    if (end == std::string_view::npos) end = head.size();
-    std::string_view field = head.substr(at, end - at);
-    at = end + 2;
-    if (field.empty()) break;  // the blank line that ends the head
-    if (field.front() == ' ' || field.front() == '\t') {
-      return Refuse(400, "obsolete line folding is not accepted");
-    }
-    size_t colon = field.find(':');
-    if (colon == std::string_view::npos || !IsToken(field.substr(0, colon))) {
-      return Refuse(400, "malformed header field");
-    }
-    std::string_view value = TrimOws(field.substr(colon + 1));
-    for (char c : value) {
-      if (c == '\0' || c == '\r' || c == '\n') return Refuse(400, "malformed header value");
-    }
-    if (request.headers.size() >= limits.max_headers) {
-      return Refuse(431, "more than " + std::to_string(limits.max_headers) + " header fields");
-    }
-    request.headers.emplace_back(LowerAscii(field.substr(0, colon)), std::string(value));
-    const std::string& name = request.headers.back().first;
-    if (name == "content-length") {
-      size_t length = 0;
-      auto [ptr, ec] = std::from_chars(value.data(), value.data() + value.size(), length);
-      if (value.empty() || ec != std::errc() || ptr != value.data() + value.size()) {
-        return Refuse(ec == std::errc::result_out_of_range ? 413 : 400, "malformed Content-Length");
-      }
-      if (content_length && *content_length != length) {
-        return Refuse(400, "conflicting Content-Length fields");
-      }
-      content_length = length;
-    } else if (name == "transfer-encoding") {
-      return Refuse(411, "send the body with a Content-Length, not a transfer coding");
-    } else if (name == "expect") {
-      if (LowerAscii(value) != "100-continue") return Refuse(417, "unknown expectation");
-      parsed.expect_continue = true;
-    }
-  }
-  int hosts = static_cast<int>(std::count_if(request.headers.begin(), request.headers.end(),
-                                             [](const auto& h) { return h.first == "host"; }));
-  if (hosts > 1 || (hosts == 0 && request.minor_version == 1)) {
-    return Refuse(400, "an HTTP/1.1 request needs exactly one Host field");
-  }
-  parsed.content_length = content_length.value_or(0);
-  if (parsed.content_length > limits.max_body) {
-    return Refuse(413, "the body is larger than " + std::to_string(limits.max_body) + " bytes");
-  }
-  return std::nullopt;
 }
 
 std::string_view ReasonPhrase(int status) {

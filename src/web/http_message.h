@@ -1,11 +1,8 @@
-// HTTP/1.1 messages as the web console's server reads and writes them
-// (RFC 9110, 9112): the request head parsed within fixed limits, query and
-// form decoding, cookies, and the response put into bytes. Pure functions,
-// no I/O: web/http_server.h owns the sockets.
-//
-// Only what the console needs is accepted: origin-form targets, bodies with
-// Content-Length (no chunked request bodies), no obsolete line folding.
-// Every refusal carries the status to answer with and a short reason.
+// HTTP/1.1 messages as the web console's server hands them to the console
+// and writes them back: a request whose head metrics/http_request.h parsed
+// (the parser `media-sync run`'s endpoint uses), with its body; a response
+// with any headers, put into bytes; and the decoding the console needs
+// (percent-escapes, forms and queries, cookies). Pure functions, no I/O.
 #pragma once
 
 #include <cstddef>
@@ -16,24 +13,27 @@
 #include <utility>
 #include <vector>
 
+#include "metrics/http_request.h"
+
 namespace media_sync::web {
 
 using Headers = std::vector<std::pair<std::string, std::string>>;
 
 struct HttpRequest {
   std::string method;  // as sent: GET, POST, ...
-  std::string target;  // the request target, path and query
   std::string path;    // the target before '?', still percent-encoded
   std::string query;   // after '?', still encoded ("" when none)
-  int minor_version = 1;
-  Headers headers;  // names in lower case, in the order sent
+  Headers headers;     // names in lower case, in the order sent
   std::string body;
   std::string peer;  // "address:port" of the client
+  bool keep_alive = false;
 
+  // The request of a parsed head (its body comes apart).
+  static HttpRequest FromHead(metrics::RequestHead head);
   // The first header of that (lower-case) name, or nullptr.
   const std::string* Header(std::string_view name) const;
   // Whether the connection may carry another request after this one.
-  bool KeepAlive() const;
+  bool KeepAlive() const { return keep_alive; }
 };
 
 struct HttpResponse {
@@ -44,39 +44,6 @@ struct HttpResponse {
 
   void Set(std::string name, std::string value);
 };
-
-struct HeadLimits {
-  size_t max_request_line = size_t{8} * 1024;
-  size_t max_head = size_t{16} * 1024;  // request line and headers together
-  size_t max_headers = 64;
-  size_t max_body = size_t{64} * 1024;
-};
-
-// Why a request head is refused: the status to answer (400, 411, 413, 414,
-// 431, 501, 505) and a reason for the body.
-struct Refusal {
-  int status = 400;
-  std::string reason;
-};
-
-// Where the head ends in `buffer` (the offset just past the blank line), or
-// nullopt while it has not arrived yet.
-std::optional<size_t> HeadEnd(std::string_view buffer);
-
-// While the head is incomplete: the refusal due once it can no longer fit
-// the limits (414 for a request line past its limit, 431 for a head past
-// its), so that a client sending an endless line is answered at once and
-// never buffered further.
-std::optional<Refusal> CheckPartialHead(std::string_view buffer, const HeadLimits& limits);
-
-// Parses a complete head (as delimited by HeadEnd) into `request` (method,
-// target, path, query, version, headers) and the body length it announces.
-struct ParsedHead {
-  size_t content_length = 0;
-  bool expect_continue = false;  // Expect: 100-continue
-};
-std::optional<Refusal> ParseHead(std::string_view head, const HeadLimits& limits,
-                                 HttpRequest& request, ParsedHead& parsed);
 
 // The bytes of a response: status line, headers, Content-Length, Connection
 // and the body (not for head_only).
