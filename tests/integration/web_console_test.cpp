@@ -21,6 +21,7 @@
 #include "core/hash.h"
 #include "core/job.h"
 #include "support/cli_runner.h"
+#include "support/hostile_clients.h"
 #include "support/raw_http.h"
 #include "support/worker_harness.h"
 
@@ -749,6 +750,66 @@ TEST_F(WebConsoleTest, ABadSettingStopsItWithTheVariableNamed) {
   EXPECT_THAT(taken.err, HasSubstr("WEB_ADDRESS='127.0.0.1:" + std::to_string(first.port()) +
                                    "': cannot listen there"));
 }
+
+// The console under the hostile clients `media-sync run`'s endpoint is held
+// to (support/hostile_clients.h), aimed at its API: while each runs, past
+// the request timeout, the probe and a page answer within a second, on
+// fresh connections, and the process's memory stays within a bound.
+class WebConsoleHostileTest : public ::testing::TestWithParam<Load> {
+ protected:
+  LocalStack& stack_ = SharedStack();
+};
+
+TEST_P(WebConsoleHostileTest, TheProbeAndThePagesAnswerWithinASecondAndMemoryStaysBounded) {
+  constexpr auto kLoadTime = 6s;  // past the 5 s a request may take
+  constexpr int64_t kMemoryMargin = int64_t{64} << 20;
+  stack_.Reset();
+  WebConsoleProcess web(stack_);
+  ASSERT_EQ(web.Get("/api/status").status, 200);
+  const int64_t baseline = ResidentBytes(web.process().pid());
+  MemoryWatch memory(web.process().pid(), baseline + kMemoryMargin);
+  std::unique_ptr<HostileLoad> load = GetParam().start(web.port(), memory.over());
+
+  const auto started = std::chrono::steady_clock::now();
+  int probes = 0;
+  int answered = 0;
+  std::chrono::milliseconds slowest{0};
+  std::string failures;
+  std::stop_source never;
+  while (std::chrono::steady_clock::now() - started < kLoadTime) {
+    for (const char* path : {"/healthz", "/failed"}) {
+      ProbeResult probe = Probe(web.port(), path, 3s);
+      ++probes;
+      slowest = std::max(slowest, probe.took);
+      if (probe.reply.status == 200 && probe.took < 1s) {
+        ++answered;
+      } else if (failures.size() < 400) {
+        failures += std::string(" [") + path + " " + std::to_string(probe.reply.status) +
+                    " after " + std::to_string(probe.took.count()) + " ms]";
+      }
+    }
+    Pause(never.get_token(), 100ms);
+  }
+  const std::string done = load->Done();
+  load.reset();
+
+  Measure("web_probe_slowest_ms_" + GetParam().name, slowest.count(), "ms");
+  Measure("web_resident_growth_mib_" + GetParam().name, (memory.peak() - baseline) >> 20, "MiB");
+  EXPECT_EQ(answered, probes) << probes - answered << " of " << probes
+                              << " probes failed or took 1 s or more:" << failures
+                              << " (load: " << done << ")";
+  EXPECT_GE(probes, 10);
+  EXPECT_LE(memory.peak(), baseline + kMemoryMargin)
+      << "resident " << (memory.peak() >> 20) << " MiB, " << (baseline >> 20) << " MiB before";
+  EXPECT_EQ(web.Get("/api/status").status, 200);
+  EXPECT_TRUE(web.process().Running()) << web.process().Log();
+}
+
+INSTANTIATE_TEST_SUITE_P(HostileClients, WebConsoleHostileTest,
+                         ::testing::ValuesIn(HostileLoads("/api/status")),
+                         [](const ::testing::TestParamInfo<Load>& info) {
+                           return info.param.name;
+                         });
 
 }  // namespace
 }  // namespace media_sync::testing
