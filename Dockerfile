@@ -21,6 +21,7 @@ RUN apt-get update \
  && apt-get clean && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY CMakeLists.txt ./
+COPY cmake/ cmake/
 COPY scripts/check_layering.sh scripts/
 COPY src/ src/
 RUN cmake -S . -B /build -DCMAKE_BUILD_TYPE=Release -DMEDIA_SYNC_TESTS=OFF \
