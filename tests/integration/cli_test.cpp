@@ -29,7 +29,7 @@ Outcome Cli(const std::string& args, const std::string& env = "") {
 TEST(CliTest, HelpListsEverySubcommand) {
   Outcome help = Cli("--help");
   EXPECT_EQ(help.code, 0);
-  for (const char* command : {"run", "status", "enqueue", "reconcile", "failed", "config"}) {
+  for (const char* command : {"run", "status", "enqueue", "reconcile", "failed", "web", "config"}) {
     EXPECT_THAT(help.output, HasSubstr(command));
   }
   EXPECT_EQ(Cli("--version").output, std::string("media-sync ") + MEDIA_SYNC_VERSION + "\n");
@@ -43,6 +43,7 @@ TEST(CliTest, EverySubcommandHasHelp) {
                                                        {"failed", "requeue"},
                                                        {"failed list", "--limit"},
                                                        {"failed requeue", "--count"},
+                                                       {"web", "WEB_TOKEN"},
                                                        {"config", "secrets masked"}};
   for (const auto& [command, text] : expected) {
     Outcome help = Cli(command + " --help");
