@@ -207,6 +207,9 @@
       const problems = status.problems.map((p) => el('li', {}, p));
       for (const advice of status.schema || []) problems.push(el('li', { class: 'advice' }, advice));
       const t = status.throughput;
+      // "Now" is the last minute; the window is the last five, both over the
+      // time a worker ran.
+      const now = t.last_minute || t;
       const faults = Object.entries(activity.faults_by_class);
       replace(main,
         el('h1', {}, 'Overview', el('span', { id: 'health', class: 'health ' + (status.healthy ? 'ok' : 'bad') },
@@ -217,8 +220,8 @@
           card('delayed', q.delayed, status.next_retry_due ? 'next due ' + when(status.next_retry_due) : 'no retry waiting'),
           card('processing', q.processing, count(status.live_workers, 'live worker', 'live workers')),
           card('failed', q.failed, el('a', { href: base + '/failed' }, 'triage'), q.failed > 0),
-          card('files/s', rate(t.files_per_second), 'over the last ' + duration(t.window_seconds)),
-          card('bytes/s', bytes(t.bytes_per_second) + '/s', count(t.files, 'file', 'files') + ', ' + bytes(t.bytes)),
+          card('files/s', rate(now.files_per_second), 'last minute; ' + rate(t.files_per_second) + ' over ' + duration(t.window_seconds)),
+          card('bytes/s', bytes(now.bytes_per_second) + '/s', 'last minute; ' + bytes(t.bytes_per_second) + '/s over ' + duration(t.window_seconds)),
           card('unsynced rows', status.unsynced_rows === null ? '–' : status.unsynced_rows, 'media_files')),
         el('h2', {}, 'The last 24 hours'),
         chart('files synced per second', activity.minutes, (p) => p.files, (v) => rate(v) + ' files/s', 'files'),
@@ -242,9 +245,9 @@
   function boxTable(boxes, full) {
     const largest = Math.max(1, ...boxes.map((b) => (b.used_bytes || 0) + (b.reserved_bytes || 0)));
     const head = ['box', 'state', 'endpoint', 'used', 'reserved', 'unsynced rows'];
-    if (full) head.push('reported by', 'pausing');
+    if (full) head.push('in flight', 'latency', 'reported by', 'pausing');
     return el('table', { id: full ? 'boxes' : 'overview-boxes' },
-      el('thead', {}, el('tr', {}, head.map((h) => el('th', { class: /used|reserved|unsynced/.test(h) ? 'num' : null }, h)))),
+      el('thead', {}, el('tr', {}, head.map((h) => el('th', { class: /used|reserved|unsynced|flight|latency/.test(h) ? 'num' : null }, h)))),
       el('tbody', {}, boxes.map((box) => {
         const cells = [
           el('td', { class: 'mono id' }, boxName(box)),
@@ -256,6 +259,11 @@
           el('td', { class: 'num' }, text(box.unsynced_rows)),
         ];
         if (full) {
+          // Uploads in flight over the reporting worker's adaptive limit for the box.
+          const flight = box.in_flight === null || box.in_flight === undefined ? '–' :
+            box.in_flight + (box.concurrency_limit ? ' / ' + box.concurrency_limit : '');
+          cells.push(el('td', { class: 'num' }, flight));
+          cells.push(el('td', { class: 'num' }, box.latency_seconds ? (box.latency_seconds * 1000).toFixed(0) + ' ms' : '–'));
           cells.push(el('td', {}, text(box.reported_by), el('div', { class: 'muted' }, when(box.reported_at))));
           cells.push(el('td', { class: 'muted' }, session.box_pause ? pauseButtons(box) : 'not available in this version'));
         }
@@ -279,7 +287,7 @@
     poll(async () => {
       const status = await api('/api/status');
       replace(main, el('h1', {}, 'Boxes'),
-        el('p', { class: 'muted' }, 'State as last reported by a worker; bytes and unsynced rows from storage_boxes and media_files. Bars are scaled to the largest box.'),
+        el('p', { class: 'muted' }, 'State, uploads in flight (over the worker\'s adaptive limit for the box) and latency as last reported by a worker; bytes and unsynced rows from storage_boxes and media_files. Bars are scaled to the largest box.'),
         boxTable(status.boxes, true),
         status.database_error ? el('p', { class: 'banner' }, 'PostgreSQL: ', status.database_error) : null);
     });
