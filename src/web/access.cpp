@@ -55,15 +55,14 @@ Role AccessControl::RoleOf(std::string_view token) const {
 Caller AccessControl::Identify(const std::string* authorization,
                                const std::string* cookie_header) const {
   Caller caller;
-  if (authorization != nullptr) {
+  constexpr std::string_view kScheme = "bearer ";
+  // Only a Bearer token is ours: a proxy's own authentication (Basic, say)
+  // may pass its Authorization header through, and says nothing here.
+  if (authorization != nullptr && authorization->size() >= kScheme.size() &&
+      std::equal(kScheme.begin(), kScheme.end(), authorization->begin(),
+                 [](char a, char b) { return a == std::tolower(static_cast<unsigned char>(b)); })) {
     caller.via = Caller::Via::kBearer;
-    constexpr std::string_view kScheme = "bearer ";
-    std::string_view value = *authorization;
-    bool bearer = value.size() > kScheme.size() &&
-                  std::equal(kScheme.begin(), kScheme.end(), value.begin(), [](char a, char b) {
-                    return a == std::tolower(static_cast<unsigned char>(b));
-                  });
-    caller.role = bearer ? RoleOf(value.substr(kScheme.size())) : Role::kNone;
+    caller.role = RoleOf(std::string_view(*authorization).substr(kScheme.size()));
     caller.bad_credentials = caller.role == Role::kNone;
     return caller;
   }

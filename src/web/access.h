@@ -50,7 +50,8 @@ class AccessControl {
   bool ReadNeedsToken() const { return !settings_.read_token.empty(); }
   bool ChangesEnabled() const { return !settings_.write_token.empty(); }
 
-  // From the Authorization header (Bearer) or else the session cookie.
+  // From the Authorization header when it carries a Bearer token, else the
+  // session cookie (another scheme, a proxy's Basic say, is not looked at).
   Caller Identify(const std::string* authorization, const std::string* cookie_header) const;
 
   // What a token grants: kWrite for WEB_TOKEN, kRead for WEB_READ_TOKEN.

@@ -30,8 +30,16 @@ TEST(AccessTest, TokensGrantTheirRoleOnly) {
   caller = access.Identify(&wrong, nullptr);
   EXPECT_EQ(caller.role, Role::kNone);
   EXPECT_TRUE(caller.bad_credentials);
-  std::string basic = "Basic " + kWrite;
-  EXPECT_EQ(access.Identify(&basic, nullptr).role, Role::kNone);
+  // A proxy's Basic authentication passed through is not a token of ours:
+  // neither granted anything nor refused; a session cookie still counts.
+  std::string basic = "Basic dXNlcjpwYXNz";
+  Caller proxied = access.Identify(&basic, nullptr);
+  EXPECT_EQ(proxied.role, Role::kNone);
+  EXPECT_EQ(proxied.via, Caller::Via::kNothing);
+  EXPECT_FALSE(proxied.bad_credentials);
+  std::string cookie =
+      std::string(AccessControl::kCookieName) + "=" + access.OpenSession(Role::kRead);
+  EXPECT_EQ(access.Identify(&basic, &cookie).role, Role::kRead);
   EXPECT_EQ(access.Identify(nullptr, nullptr).via, Caller::Via::kNothing);
 }
 

@@ -427,6 +427,11 @@ TEST_F(WebConsoleTest, WebReadTokenGuardsEveryPageAndApiCall) {
   EXPECT_EQ(open.Get("/").status, 200);
   // A wrong token is an error even where none is needed.
   EXPECT_EQ(open.Get("/api/status", Bearer("wrong-token-0000000000")).status, 401);
+  // A proxy's Basic authentication passed through is not a token: it grants
+  // nothing and refuses nothing.
+  const std::map<std::string, std::string> basic = {{"Authorization", "Basic dXNlcjpwYXNz"}};
+  EXPECT_EQ(open.Get("/api/status", basic).status, 200);
+  EXPECT_EQ(guarded.Get("/api/status", basic).status, 401);
 }
 
 TEST_F(WebConsoleTest, EveryAnswerCarriesTheSecurityHeaders) {
