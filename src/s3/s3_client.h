@@ -76,6 +76,21 @@ struct HttpResponse {
   std::string body;
 };
 
+// One object of a ListObjectsV2 page.
+struct ListedObject {
+  std::string key;
+  uint64_t size = 0;
+  std::string etag;  // unquoted
+  std::chrono::system_clock::time_point last_modified;
+};
+
+// One page of ListObjectsV2: keys in ascending order of their UTF-8 bytes
+// (S3's order), and where the next page starts.
+struct ObjectPage {
+  std::vector<ListedObject> objects;
+  std::string next_token;  // continuation token; empty on the last page
+};
+
 namespace detail {
 struct Call;
 struct Exchange;
@@ -109,6 +124,22 @@ class S3Client {
   // kJobRetryable (NoSuchKey).
   Result<std::string> GetObject(const std::string& key, std::optional<ByteRange> range = {},
                                 std::stop_token stop = {});
+  // GetObject whose body is handed to `sink` piece by piece as it arrives
+  // (at most curl's receive buffer in memory); `sink` returns false to end
+  // the transfer (kCancelled). The reply (status, headers; no body), or
+  // nullopt when the key does not exist (404). Paced by the client's
+  // BandwidthLimiter, like upload bodies, so that reading objects back takes
+  // from the same cap.
+  using BodySink = std::function<bool(const char* data, size_t size)>;
+  Result<std::optional<HttpResponse>> GetObjectStreamed(const std::string& key,
+                                                        const BodySink& sink,
+                                                        const std::stop_token& stop = {});
+  // One page of ListObjectsV2 (list-type=2) over the keys under `prefix`:
+  // the first page after `start_after` when `continuation_token` is empty,
+  // else the page the token names. At most max_keys (1..1000) objects.
+  Result<ObjectPage> ListObjectsV2(const std::string& prefix, const std::string& start_after,
+                                   const std::string& continuation_token, int max_keys = 1000,
+                                   std::stop_token stop = {});
   // Stores payload under key with x-amz-meta-* headers from metadata
   // ("sha256" -> x-amz-meta-sha256). Returns the ETag.
   Result<std::string> PutObject(const std::string& key, const Payload& payload,
