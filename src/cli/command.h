@@ -33,5 +33,6 @@ Command AddReconcileCommand(CLI::App& app);  // reconcile_command.cpp
 Command AddFailedCommand(CLI::App& app);     // failed_command.cpp
 Command AddSchemaCommand(CLI::App& app);     // schema_command.cpp
 Command AddConfigCommand(CLI::App& app);     // cli.cpp
+Command AddAuditCommand(CLI::App& app);      // audit_command.cpp
 
 }  // namespace media_sync::cli
