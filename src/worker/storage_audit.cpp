@@ -185,10 +185,7 @@ class StorageAuditor::Pass {
       auto object = ListedHead();
       if (!object) return object.error();
       if (*object == nullptr) break;
-      orphan_candidates_.push_back(**object);
-      record_.after_key = (*object)->key;
-      listing_at_++;
-      if (auto counted = Checked(); !counted) return counted.error();
+      if (auto taken = TakeCandidate(); !taken) return taken.error();
       if (auto flushed = MaybeFlush(); !flushed) return flushed.error();
     }
     if (auto flushed = Flush(); !flushed) return flushed.error();
@@ -268,6 +265,15 @@ class StorageAuditor::Pass {
     return &listing_[listing_at_];
   }
 
+  // The listed object at the head, which no row before it named: an orphan
+  // candidate. Every key up to it is then done.
+  Status TakeCandidate() {
+    s3::ListedObject& object = listing_[listing_at_++];
+    record_.after_key = object.key;
+    orphan_candidates_.push_back(std::move(object));
+    return Checked();
+  }
+
   Status Checked() {
     ++summary_.objects;
     ++checked_;
@@ -288,8 +294,11 @@ class StorageAuditor::Pass {
       auto object = ListedHead();
       if (!object) return object.error();
       if (*object == nullptr || (*object)->key >= row.s3_key) break;
-      orphan_candidates_.push_back(**object);
-      ++listing_at_;
+      if (auto taken = TakeCandidate(); !taken) return taken;
+      // However many keys lie between two rows, memory holds a page of them.
+      if (orphan_candidates_.size() >= static_cast<size_t>(settings_.page_size)) {
+        if (auto flushed = Flush(); !flushed) return flushed;
+      }
     }
     auto object = ListedHead();
     if (!object) return object.error();
