@@ -3,12 +3,17 @@
 // changed by hand) it names exactly those problems; --repair sets right what
 // can be (objects whose local copy is in the buffer, counters, orphans with
 // --delete-orphans); a second audit then finds only what needs a person. An
-// interrupted run continues from its cursor in Redis.
+// interrupted run continues from its cursor in Redis. `run` with
+// AUDIT_INTERVAL_SECONDS audits in the background and exports what the last
+// full pass found.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <httplib.h>
 
 #include <filesystem>
+#include <regex>
 #include <set>
+#include <sstream>
 #include <tuple>
 
 #include "core/hash.h"
@@ -239,6 +244,80 @@ TEST_F(AuditCommandTest, AnInterruptedRunContinuesFromItsCursor) {
   EXPECT_EQ(fresh.code, 1) << fresh.all();
   EXPECT_THAT(fresh.out, HasSubstr(Key(sorted[1]) + "  no object"));
   EXPECT_THAT(fresh.out, HasSubstr(Key(sorted[4]) + "  no object"));
+}
+
+// `run` serving its metrics on a port of its choosing, and its scrape.
+class MetricsOf {
+ public:
+  MetricsOf(const LocalStack& stack, std::map<std::string, std::string> env) {
+    env.emplace("METRICS_ADDRESS", "127.0.0.1:0");
+    worker_ = std::make_unique<WorkerProcess>(stack, env);
+    static const std::regex kPort(R"(/readyz on 127\.0\.0\.1:0 \(port (\d+)\))");
+    EXPECT_TRUE(WaitUntil(
+        [&] {
+          std::smatch match;
+          std::string log = worker_->Log();
+          if (std::regex_search(log, match, kPort)) port_ = std::stoi(match[1]);
+          return port_ != 0 || !worker_->Running();
+        },
+        20s))
+        << worker_->Log();
+  }
+  // The sample "name{labels}", -1 when absent or unanswered.
+  double Sample(const std::string& name) const {
+    httplib::Client client("127.0.0.1", port_);
+    client.set_read_timeout(5, 0);
+    auto result = client.Get("/metrics");
+    if (!result) return -1;
+    std::istringstream lines(result->body);
+    std::string line;
+    while (std::getline(lines, line)) {
+      if (line.rfind(name + " ", 0) == 0) return std::stod(line.substr(name.size() + 1));
+    }
+    return -1;
+  }
+  std::string Log() const { return worker_->Log(); }
+
+ private:
+  std::unique_ptr<WorkerProcess> worker_;
+  int port_ = 0;
+};
+
+TEST_F(AuditCommandTest, RunAuditsInTheBackgroundAndExportsTheLastFullPass) {
+  std::vector<Json> jobs = SyncFiles(4, "box-b", 800);
+  media_.PushAll(jobs);
+  ASSERT_NO_FATAL_FAILURE(DrainQueue());
+  ASSERT_NO_FATAL_FAILURE(Delete(jobs[2]));
+  const std::map<std::string, std::string> env = {{"AUDIT_INTERVAL_SECONDS", "1"},
+                                                  {"AUDIT_RATE", "1000"}};
+  MetricsOf first(stack_, env);
+  MetricsOf second(stack_, env);
+  const std::string missing = R"(media_sync_audit_problems{class="missing"})";
+  // Whichever worker ran the pass, both export it (read from Redis).
+  for (const MetricsOf* worker : {&first, &second}) {
+    EXPECT_TRUE(WaitUntil([&] { return worker->Sample(missing) == 1; }, 30s)) << worker->Log();
+    EXPECT_EQ(worker->Sample(R"(media_sync_audit_problems{class="orphan"})"), 0);
+    EXPECT_GT(worker->Sample("media_sync_audit_last_pass_timestamp_seconds"), 0);
+  }
+  EXPECT_GE(first.Sample("media_sync_audit_objects_checked_total") +
+                second.Sample("media_sync_audit_objects_checked_total"),
+            4);
+  EXPECT_TRUE(WaitUntil(
+      [&] {
+        return CountOccurrences(first.Log() + second.Log(),
+                                "audit: missing box=box-b sha256=" + Sha(jobs[2])) > 0;
+      },
+      10s));
+
+  // Set right (by a repair the running workers carry out): the next pass
+  // finds nothing, and the gauge says so.
+  ASSERT_NO_FATAL_FAILURE(RestoreLocal(jobs[2], 802));
+  CliOutcome repair = RunCli(stack_, "audit --repair --box box-b");
+  EXPECT_THAT(repair.out, HasSubstr("[re-upload queued]")) << repair.all();
+  EXPECT_TRUE(WaitUntil([&] { return media_.ObjectStored(jobs[2]); }, 30s));
+  for (const MetricsOf* worker : {&first, &second}) {
+    EXPECT_TRUE(WaitUntil([&] { return worker->Sample(missing) == 0; }, 30s)) << worker->Log();
+  }
 }
 
 TEST_F(AuditCommandTest, BadUsageIsRefusedWithTheReason) {
