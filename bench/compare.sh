@@ -19,11 +19,14 @@
 # One more run per tool goes through a counting HTTP proxy (tools/proxy.js)
 # for the S3 requests per file. Then the latency benchmark: files/s against
 # concurrency through a TCP proxy that adds BENCH_RTT_MS to every round trip.
-# Last, tools/chart.sh draws bench/out/chart.png (gnuplot): median files/s per
-# tool and workload, and files/s against concurrency.
+# Then tools/chart.sh draws bench/out/chart.png (gnuplot): median files/s per
+# tool and workload, and files/s against concurrency. Last, the workload
+# `distant` runs bench/distant.sh: media-sync beside rclone through a proxy
+# adding 0-150 ms of round trip, against the verifying gateway, over HTTP and
+# HTTPS (its settings are at the top of that script; BENCH_REPEATS applies).
 #
 # Settings (environment):
-#   BENCH_REPEATS=3   BENCH_WORKLOADS="small large mixed"   BENCH_LATENCY=1
+#   BENCH_REPEATS=3   BENCH_WORKLOADS="small large mixed distant"   BENCH_LATENCY=1
 #   BENCH_SMALL=3000x16   BENCH_LARGE=2x524288   BENCH_MIXED=1000x16,200x256,20x4096,2x65536
 #                     (COUNTxSIZE_KIB lists: scale them down for a quick run)
 #   BENCH_LATENCY_FILES=200   BENCH_LATENCY_CONCURRENCY="1 8 32 128"   BENCH_RTT_MS=50
@@ -38,7 +41,7 @@ TOOLS="$ROOT/bench/tools"
 BIN=${MEDIA_SYNC_BINARY:-$ROOT/build/media-sync}
 BASELINE=${BENCH_BASELINE_BINARY:-}
 REPEATS=${BENCH_REPEATS:-3}
-WORKLOADS=${BENCH_WORKLOADS:-small large mixed}
+WORKLOADS=${BENCH_WORKLOADS:-small large mixed distant}
 SMALL=${BENCH_SMALL:-3000x16}
 LARGE=${BENCH_LARGE:-2x524288}
 MIXED=${BENCH_MIXED:-1000x16,200x256,20x4096,2x65536}
@@ -59,6 +62,17 @@ fi
 if ! command -v gnuplot >/dev/null; then
   log "installing gnuplot-nox (Debian), for the chart"
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends gnuplot-nox >/dev/null
+fi
+
+# The distant path has stacks of its own (bench/distant.sh), run last.
+LOOPBACK="" DISTANT=0
+for w in $WORKLOADS; do
+  if [ "$w" = distant ]; then DISTANT=1; else LOOPBACK+="$w "; fi
+done
+WORKLOADS=$LOOPBACK
+if [ -z "$WORKLOADS" ] && [ "$LATENCY" != 1 ]; then
+  [ "$DISTANT" = 1 ] && exec bash "$ROOT/bench/distant.sh"
+  log "nothing to run (BENCH_WORKLOADS is empty and BENCH_LATENCY=0)"; exit 2
 fi
 
 STATE=$(mktemp -d /tmp/media-sync-compare-XXXXXX)
@@ -287,3 +301,10 @@ fi
 echo
 bash "$TOOLS/chart.sh" "$RESULTS" "$LATENCY_RESULTS" "$OUT/chart.png"
 echo "results: $RESULTS $LATENCY_RESULTS $OUT/chart.png"
+
+if [ "$DISTANT" = 1 ]; then
+  cleanup  # this stack's servers would share the CPU with the distant path's
+  trap - EXIT
+  echo
+  bash "$ROOT/bench/distant.sh"
+fi

@@ -18,10 +18,14 @@
 # service's variables (REDIS_URL, DATABASE_URL, MINIO_* with MINIO_ENDPOINT on
 # the gateway, MEDIA_BUFFER_PATH) plus STACK_* entries used by tests
 # (STACK_S3_DIRECT_ENDPOINT: the first s3rver without the gateway;
-# STACK_S3_LIMITED_*: a key pair the gateway lets do all but create buckets). Set
-# STACK_TLS=1 to serve the gateway and the second s3rver over HTTPS with a
-# self-signed certificate (CA at STATE_DIR/tls/ca.pem); the gateway talks plain
-# HTTP to its s3rver.
+# STACK_S3_LIMITED_*: a key pair the gateway lets do all but create buckets;
+# STACK_S3_GATEWAY_STATS_URL: the gateway's counts of connections, TLS
+# handshakes and requests, as JSON). Set STACK_TLS=1 to serve the gateway and
+# the second s3rver over HTTPS with a certificate of a test CA made here (CA at
+# STATE_DIR/tls/ca.pem, MINIO_CA_FILE); the gateway talks plain HTTP to its
+# s3rver. STACK_GATEWAY_ARGS adds options to the gateway (e.g.
+# "--accept-unsigned-payload" for the bench's rclone and curl, or
+# "--dialect minio").
 #
 # For failover tests:
 #   STACK_REDIS_SENTINEL=1  Redis as a primary (service redis), one replica
@@ -229,12 +233,15 @@ promote_postgres_standby() {
   as_postgres "$PG_BIN/pg_ctl" -D "$STATE/pg-standby" -w -t 30 promote >/dev/null
 }
 
+# HTTPS for this stack: asked at `up` (STACK_TLS=1), remembered for restarts.
+tls_on() { [ -f "$STATE/tls.on" ]; }
+
 start_s3() {  # start_s3 PORT [NAME]: NAME s3rver (first box, behind the gateway) or s3rver-2
   local port=$1 name=${2:-s3rver} tls=()
   local data="$STATE/${name/s3rver/s3}"
   mkdir -p "$data"
   # The first s3rver speaks plain HTTP: TLS ends at the gateway in front of it.
-  if [ "${STACK_TLS:-0}" = 1 ] && [ "$name" != s3rver ]; then
+  if tls_on && [ "$name" != s3rver ]; then
     tls=(--key "$STATE/tls/server.key" --cert "$STATE/tls/server.pem")
   fi
   (setsid "$S3RVER" -d "$data" -a 127.0.0.1 -p "$port" --silent \
@@ -247,15 +254,19 @@ start_s3() {  # start_s3 PORT [NAME]: NAME s3rver (first box, behind the gateway
   fi
 }
 
-start_gateway() {  # start_gateway PORT UPSTREAM_PORT: the strict gateway in front of the first s3rver
-  local port=$1 upstream=$2 tls=() scheme=http host=127.0.0.1
-  if [ "${STACK_TLS:-0}" = 1 ]; then
+start_gateway() {  # start_gateway PORT UPSTREAM_PORT STATS_PORT: the strict gateway in front of the first s3rver
+  local port=$1 upstream=$2 stats=$3 tls=() scheme=http host=127.0.0.1 extra=()
+  if tls_on; then
     tls=(--key "$STATE/tls/server.key" --cert "$STATE/tls/server.pem"); scheme=https; host=localhost
   fi
+  # The gateway's own options of this stack (STACK_GATEWAY_ARGS at `up`), kept
+  # for restarts.
+  if [ -f "$STATE/gateway.args" ]; then read -r -a extra <"$STATE/gateway.args"; fi
   (setsid node "$GATEWAY" --port "$port" --upstream "$upstream" --modules "$GATEWAY_MODULES" \
      --upstream-data "$STATE/s3" \
-     --access-key S3RVER --secret-key S3RVER \
-     --limited-access-key LIMITED --limited-secret-key LIMITED-SECRET "${tls[@]}" >>"$STATE/s3gateway.log" 2>&1 </dev/null &
+     --access-key S3RVER --secret-key S3RVER --stats-port "$stats" \
+     --limited-access-key LIMITED --limited-secret-key LIMITED-SECRET "${tls[@]}" "${extra[@]}" \
+     >>"$STATE/s3gateway.log" 2>&1 </dev/null &
    echo $! >"$STATE/s3gateway.pid")
   # Any HTTP status will do: an anonymous request gets 403 once it listens.
   if [ "$scheme" = https ]; then
@@ -313,14 +324,16 @@ up_once() {
     "$STATE/appendonlydir" "$STATE/redis" "$STATE/redis-replica" "$STATE"/sentinel-?.conf  # every up starts from scratch
   trap 'log "up failed; stopping what started"; down; exit 1' ERR
   local redis_port pg_port s3_port s3_2_port gateway_port scheme=http host=127.0.0.1
-  local replica_port sentinel_1 sentinel_2 sentinel_3 standby_port
+  local replica_port sentinel_1 sentinel_2 sentinel_3 standby_port gateway_stats_port
   read -r redis_port pg_port s3_port s3_2_port gateway_port \
-    replica_port sentinel_1 sentinel_2 sentinel_3 standby_port <<<"$(free_ports 10)"
-  printf 'redis=%s\npostgres=%s\ns3=%s\ns3-2=%s\ns3gateway=%s\n' \
-    "$redis_port" "$pg_port" "$s3_port" "$s3_2_port" "$gateway_port" >"$STATE/ports"
+    replica_port sentinel_1 sentinel_2 sentinel_3 standby_port gateway_stats_port <<<"$(free_ports 11)"
+  printf 'redis=%s\npostgres=%s\ns3=%s\ns3-2=%s\ns3gateway=%s\ns3gateway-stats=%s\n' \
+    "$redis_port" "$pg_port" "$s3_port" "$s3_2_port" "$gateway_port" "$gateway_stats_port" >"$STATE/ports"
+  printf '%s\n' "${STACK_GATEWAY_ARGS:-}" >"$STATE/gateway.args"
   printf 'redis-replica=%s\nsentinel-1=%s\nsentinel-2=%s\nsentinel-3=%s\npostgres-standby=%s\n' \
     "$replica_port" "$sentinel_1" "$sentinel_2" "$sentinel_3" "$standby_port" >>"$STATE/ports"
-  if [ "${STACK_TLS:-0}" = 1 ]; then make_tls; scheme=https; host=localhost; fi
+  rm -f "$STATE/tls.on"
+  if [ "${STACK_TLS:-0}" = 1 ]; then make_tls; touch "$STATE/tls.on"; scheme=https; host=localhost; fi
   local redis_url="redis://127.0.0.1:$redis_port/0"
   local database_url="postgresql://postgres@127.0.0.1:$pg_port/media"
   if [ "${STACK_REDIS_SENTINEL:-0}" = 1 ]; then
@@ -339,7 +352,7 @@ up_once() {
   start_postgres "$pg_port"
   start_s3 "$s3_port" s3rver
   start_s3 "$s3_2_port" s3rver-2
-  start_gateway "$gateway_port" "$s3_port"
+  start_gateway "$gateway_port" "$s3_port" "$gateway_stats_port"
   "$PG_BIN/psql" -q -h 127.0.0.1 -p "$pg_port" -U postgres -d postgres \
     -c "CREATE DATABASE media" >/dev/null
   "$PG_BIN/psql" -q -h 127.0.0.1 -p "$pg_port" -U postgres -d media -v ON_ERROR_STOP=1 \
@@ -370,6 +383,7 @@ STACK_S3_2_PORT=$s3_2_port
 STACK_S3_2_ENDPOINT=$host:$s3_2_port
 STACK_S3_LIMITED_ACCESS_KEY=LIMITED
 STACK_S3_LIMITED_SECRET_KEY=LIMITED-SECRET
+STACK_S3_GATEWAY_STATS_URL=http://127.0.0.1:$gateway_stats_port/
 EOT
   if [ "${STACK_REDIS_SENTINEL:-0}" = 1 ]; then
     printf 'STACK_REDIS_REPLICA_PORT=%s\nSTACK_SENTINEL_PORTS=%s,%s,%s\nSTACK_REDIS_MASTER_NAME=%s\n' \
@@ -409,7 +423,7 @@ start_service() {  # on the port it had
     postgres) start_postgres "$(port_of postgres)" ;;
     s3) start_s3 "$(port_of s3)" s3rver ;;
     s3-2) start_s3 "$(port_of s3-2)" s3rver-2 ;;
-    s3gateway) start_gateway "$(port_of s3gateway)" "$(port_of s3)" ;;
+    s3gateway) start_gateway "$(port_of s3gateway)" "$(port_of s3)" "$(port_of s3gateway-stats)" ;;
     *) log "unknown service '$service' (redis, postgres, s3, s3-2, s3gateway)"; exit 2 ;;
   esac
 }

@@ -6,8 +6,21 @@
 # files/s against concurrency through the delaying proxy.
 #
 #   bench/tools/chart.sh RESULTS.tsv [LATENCY.tsv] OUT.png
+#
+# With --distant, the distant path's chart (bench/distant.sh) instead: median
+# files/s of the small files against the added round trip, one line per tool
+# and protocol; MB/s of the large-file workloads, one bar per tool and
+# protocol; and, when TRACE.tsv has samples, media-sync's adaptive
+# concurrency over one run (the box's limit, its uploads in flight and its
+# latency; HTTPS at +50 ms when there is such a run, else the first):
+#
+#   bench/tools/chart.sh --distant DISTANT.tsv TRACE.tsv OUT.png
 set -euo pipefail
 TOOLS=$(cd "$(dirname "$0")" && pwd)
+if [ "${1:-}" = --distant ]; then
+  [ $# -eq 4 ] || { echo "usage: $0 --distant DISTANT.tsv TRACE.tsv OUT.png" >&2; exit 2; }
+  exec bash "$TOOLS/distant_chart.sh" "$2" "$3" "$4"
+fi
 if [ $# -eq 2 ]; then
   RESULTS=$1 LATENCY="" PNG=$2
 elif [ $# -eq 3 ]; then

@@ -1,10 +1,11 @@
 #!/usr/bin/env node
 // A strict S3 front for s3rver.
 //
-// s3rver accepts any signature and never looks at x-amz-content-sha256 or
-// Content-MD5, so a test that passes against it proves nothing about MinIO,
-// AWS S3 or Ceph RGW, which reject such requests. This reverse proxy checks
-// what those servers check and forwards only requests that pass:
+// s3rver accepts any signature and never looks at x-amz-content-sha256,
+// Content-MD5 or the x-amz-checksum-* headers, so a test that passes against it
+// proves nothing about MinIO, AWS S3 or Ceph RGW, which reject such requests.
+// This reverse proxy checks what those servers check and forwards only
+// requests that pass:
 //
 //   * AWS Signature V4 in the Authorization header, recomputed with the AWS
 //     SDK's own signer (@smithy/signature-v4), never with code of ours, so a
@@ -12,8 +13,28 @@
 //   * the request path must be in the encoding S3 servers re-create before
 //     signing (they decode the path and encode it again), so a client that
 //     signs one encoding and sends another fails here as it would there;
-//   * the body's SHA-256 must equal x-amz-content-sha256 (no UNSIGNED-PAYLOAD,
-//     no STREAMING-*), and its MD5 must equal Content-MD5 when sent;
+//   * the body's SHA-256 must equal x-amz-content-sha256 when that is a hash,
+//     and its MD5 must equal Content-MD5 when sent;
+//   * one x-amz-checksum-{crc32,crc32c,crc64nvme,sha1,sha256} header, when
+//     sent, must be well formed and match the body (AWS: 400 BadDigest); the
+//     PutObject and UploadPart replies carry it back, and a PutObject's
+//     checksum is kept with the object (below) and answered by HeadObject and
+//     GetObject asked with x-amz-checksum-mode: ENABLED;
+//   * aws-chunked bodies (Content-Encoding: aws-chunked) in the three SigV4
+//     streaming modes: STREAMING-UNSIGNED-PAYLOAD-TRAILER,
+//     STREAMING-AWS4-HMAC-SHA256-PAYLOAD and STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER.
+//     The framing is decoded (hex sizes, CRLFs, every chunk but the last at
+//     least 8 KiB, the final 0-size chunk, the trailer lines), every chunk
+//     signature of the signed modes is checked along its chain (and the
+//     trailer's signature), the decoded length must equal
+//     x-amz-decoded-content-length, and the trailing checksum named by
+//     x-amz-trailer must match the decoded bytes. s3rver receives the decoded
+//     body, as a plain PUT. An aws-chunked body under any other
+//     x-amz-content-sha256 is refused: its framing would be stored;
+//   * UNSIGNED-PAYLOAD, and a STREAMING-UNSIGNED-PAYLOAD-TRAILER body without
+//     a trailing checksum, leave the body unproven: refused unless
+//     --accept-unsigned-payload is given (real servers accept them; the bench
+//     needs it for rclone and curl, which send UNSIGNED-PAYLOAD);
 //   * a PutObject with If-None-Match: * over an existing key is refused with
 //     412 PreconditionFailed and the object kept, as AWS S3 and MinIO do
 //     (s3rver ignores the header and would overwrite it);
@@ -25,19 +46,37 @@
 //     or aborted) is 404 NoSuchUpload, as on MinIO and AWS S3 (s3rver would
 //     take the part into a new directory, and fail the completion with 500).
 //
+// What it does not verify is refused, never let through: SigV4a streaming
+// (STREAMING-AWS4-ECDSA-P256-SHA256-*), and multipart checksums
+// (CreateMultipartUpload with x-amz-checksum-algorithm, a
+// CompleteMultipartUpload naming checksums) answer 501 NotImplemented;
+// UploadPart's own checksum is verified like PutObject's.
+//
+// The checksum of a PutObject is kept as s3rver metadata under the reserved
+// name x-amz-meta-strict-gateway-checksum-<algorithm>, which the gateway adds
+// after verifying the body, hides from every reply, and refuses in requests:
+// it lives and dies with the object's bytes (an overwrite through s3rver
+// directly drops it), which a side table would not.
+//
 // Rejected requests get the S3 error document real servers send and one line
-// on stderr; nothing of them reaches s3rver. Everything else is forwarded
-// unchanged and the reply streamed back unchanged.
+// on stderr; nothing of them reaches s3rver. Error codes follow AWS S3;
+// --dialect minio answers MinIO's codes where the two differ (a checksum
+// mismatch is 400 XAmzContentChecksumMismatch there, a malformed checksum
+// header InvalidArgument, broken aws-chunked framing BadRequest).
 //
 //   node strict_s3_gateway.js --port P --upstream U [--access-key K --secret-key S]
 //        [--limited-access-key K2 --limited-secret-key S2]
 //        [--region R] [--key server.key --cert server.pem] [--modules DIR]
 //        [--upstream-data DIR]
+//        [--accept-unsigned-payload] [--dialect aws|minio] [--stats-port P2]
 //
 // --upstream is s3rver's port (or host:port) on plain HTTP. --region, when
 // given, must match the credential scope. --modules is the node_modules
 // directory holding the signer (default: .deps/s3gateway/node_modules of the
-// repository).
+// repository). --stats-port serves, on loopback, a JSON document of what the
+// gateway saw: TCP connections accepted, TLS handshakes and how many of them
+// resumed a session, requests by method, refusals by code
+// (GET /?reset=1 answers and starts over); the bench reads it.
 'use strict';
 
 const crypto = require('crypto');
@@ -45,6 +84,7 @@ const fs = require('fs');
 const http = require('http');
 const https = require('https');
 const path = require('path');
+const zlib = require('zlib');
 
 // ---------------------------------------------------------------- arguments
 
@@ -54,6 +94,8 @@ function parseArgs(argv) {
     accessKey: 'S3RVER',
     secretKey: 'S3RVER',
     modules: path.join(__dirname, '..', '..', '.deps', 's3gateway', 'node_modules'),
+    acceptUnsignedPayload: false,
+    dialect: 'aws',
   };
   const names = {
     '--port': 'port',
@@ -68,8 +110,16 @@ function parseArgs(argv) {
     '--key': 'key',
     '--cert': 'cert',
     '--modules': 'modules',
+    '--dialect': 'dialect',
+    '--stats-port': 'statsPort',
   };
+  const flags = {'--accept-unsigned-payload': 'acceptUnsignedPayload'};
   for (let i = 0; i < argv.length; i += 2) {
+    if (flags[argv[i]]) {
+      args[flags[argv[i]]] = true;
+      i -= 1;
+      continue;
+    }
     const name = names[argv[i]];
     if (!name || i + 1 >= argv.length) usage(`bad argument '${argv[i]}'`);
     args[name] = argv[i + 1];
@@ -79,6 +129,7 @@ function parseArgs(argv) {
   if (Boolean(args.limitedAccessKey) !== Boolean(args.limitedSecretKey)) {
     usage('--limited-access-key and --limited-secret-key go together');
   }
+  if (args.dialect !== 'aws' && args.dialect !== 'minio') usage('--dialect is aws or minio');
   const [upHost, upPort] =
       args.upstream.includes(':') ? args.upstream.split(':') : ['127.0.0.1', args.upstream];
   args.upstreamHost = upHost;
@@ -90,7 +141,9 @@ function usage(problem) {
   process.stderr.write(
       `strict-s3-gateway: ${problem}\n` +
       'usage: strict_s3_gateway.js --port P --upstream PORT|HOST:PORT [--access-key K] ' +
-      '[--secret-key S] [--limited-access-key K2 --limited-secret-key S2] [--region R] [--key FILE --cert FILE] [--modules DIR]\n');
+      '[--secret-key S] [--limited-access-key K2 --limited-secret-key S2] [--region R] ' +
+      '[--key FILE --cert FILE] [--modules DIR] [--accept-unsigned-payload] ' +
+      '[--dialect aws|minio] [--stats-port P2]\n');
   process.exit(2);
 }
 
@@ -118,6 +171,174 @@ function xmlEscape(text) {
                                             '\'': '&apos;',
                                             '"': '&quot;',
                                           }[c]));
+}
+
+// The refusals whose code or text differ between AWS S3 and MinIO. AWS's are
+// as AWS answers them (BadDigest "The SHA256 you specified did not match the
+// calculated checksum.", InvalidRequest "Value for x-amz-checksum-sha256
+// header is invalid.", IncompleteBody, MalformedTrailerError,
+// InvalidChunkSizeError); MinIO's as its cmd/api-errors.go and
+// cmd/streaming-v4-unsigned.go answer them.
+const DIALECTS = {
+  aws: {
+    checksumMismatch: (algorithm) => new S3Error(
+        400, 'BadDigest',
+        `The ${algorithm.toUpperCase()} you specified did not match the calculated checksum.`),
+    invalidChecksumValue: (name, trailing) => new S3Error(
+        400, 'InvalidRequest',
+        `Value for ${name}${trailing ? ' trailing' : ''} header is invalid.`),
+    malformedFraming: (detail) =>
+        new S3Error(400, 'IncompleteBody', `The request body terminated unexpectedly (${detail})`),
+    malformedTrailer: (detail) => new S3Error(
+        400, 'MalformedTrailerError',
+        'The request contained trailing data that was not well-formed or did not conform to ' +
+            `our published schema (${detail}).`),
+    decodedLengthMismatch: (declared, decoded) => new S3Error(
+        400, 'IncompleteBody',
+        'You did not provide the number of bytes specified by the Content-Length HTTP header ' +
+            `(x-amz-decoded-content-length ${declared}, decoded ${decoded})`),
+  },
+  minio: {
+    checksumMismatch: () => new S3Error(
+        400, 'XAmzContentChecksumMismatch',
+        'The provided \'x-amz-checksum\' header does not match what was computed.'),
+    invalidChecksumValue: () => new S3Error(400, 'InvalidArgument', 'Invalid checksum provided.'),
+    malformedFraming: (detail) =>
+        new S3Error(400, 'BadRequest', `malformed chunked encoding (${detail})`),
+    malformedTrailer: (detail) =>
+        new S3Error(400, 'BadRequest', `malformed chunked encoding (${detail})`),
+    decodedLengthMismatch: (declared, decoded) => decoded < declared ?
+        new S3Error(
+            400, 'IncompleteBody',
+            'You did not provide the number of bytes specified by the Content-Length HTTP header.') :
+        new S3Error(400, 'ExcessData', 'More data provided than indicated content length'),
+  },
+};
+
+// -------------------------------------------------------------- checksums
+
+// A reflected CRC table (polynomial in reversed form) for 32-bit CRCs.
+function crc32Table(poly) {
+  const table = new Uint32Array(256);
+  for (let i = 0; i < 256; i++) {
+    let crc = i;
+    for (let k = 0; k < 8; k++) crc = crc & 1 ? (crc >>> 1) ^ poly : crc >>> 1;
+    table[i] = crc >>> 0;
+  }
+  return table;
+}
+
+const CRC32C_TABLE = crc32Table(0x82f63b78);  // Castagnoli
+
+// CRC-64/NVME (AWS's CRC64NVME): reflected polynomial 0x9a6c9329ac4bc9b5,
+// kept as two 32-bit halves (JavaScript has no fast 64-bit integers).
+const CRC64_TABLE_HI = new Uint32Array(256);
+const CRC64_TABLE_LO = new Uint32Array(256);
+for (let i = 0; i < 256; i++) {
+  let hi = 0;
+  let lo = i;
+  for (let k = 0; k < 8; k++) {
+    const low = lo & 1;
+    lo = ((lo >>> 1) | ((hi & 1) << 31)) >>> 0;
+    hi = hi >>> 1;
+    if (low) {
+      hi = (hi ^ 0x9a6c9329) >>> 0;
+      lo = (lo ^ 0xac4bc9b5) >>> 0;
+    }
+  }
+  CRC64_TABLE_HI[i] = hi;
+  CRC64_TABLE_LO[i] = lo;
+}
+
+function crc32Hasher(table) {
+  let crc = 0xffffffff;
+  return {
+    update(bytes) {
+      for (let i = 0; i < bytes.length; i++) crc = table[(crc ^ bytes[i]) & 0xff] ^ (crc >>> 8);
+    },
+    digest() {
+      const out = Buffer.alloc(4);
+      out.writeUInt32BE((crc ^ 0xffffffff) >>> 0);
+      return out;
+    },
+  };
+}
+
+// zlib's CRC-32 where Node has it (20.15 and later), the table otherwise.
+const CRC32_TABLE = crc32Table(0xedb88320);
+function crc32IeeeHasher() {
+  if (typeof zlib.crc32 !== 'function') return crc32Hasher(CRC32_TABLE);
+  let crc = 0;
+  return {
+    update(bytes) {
+      crc = zlib.crc32(bytes, crc);
+    },
+    digest() {
+      const out = Buffer.alloc(4);
+      out.writeUInt32BE(crc >>> 0);
+      return out;
+    },
+  };
+}
+
+function crc64NvmeHasher() {
+  let hi = 0xffffffff;
+  let lo = 0xffffffff;
+  return {
+    update(bytes) {
+      for (let i = 0; i < bytes.length; i++) {
+        const index = (lo ^ bytes[i]) & 0xff;
+        lo = (((lo >>> 8) | (hi << 24)) ^ CRC64_TABLE_LO[index]) >>> 0;
+        hi = ((hi >>> 8) ^ CRC64_TABLE_HI[index]) >>> 0;
+      }
+    },
+    digest() {
+      const out = Buffer.alloc(8);
+      out.writeUInt32BE((hi ^ 0xffffffff) >>> 0, 0);
+      out.writeUInt32BE((lo ^ 0xffffffff) >>> 0, 4);
+      return out;
+    },
+  };
+}
+
+function nodeHasher(name) {
+  const hash = crypto.createHash(name);
+  return {
+    update(bytes) {
+      hash.update(bytes);
+    },
+    digest() {
+      return hash.digest();
+    },
+  };
+}
+
+// The checksums S3 takes in x-amz-checksum-<name>: raw length and hasher.
+// Each is checked against its published check value at start (selfCheck).
+const CHECKSUMS = {
+  crc32: {bytes: 4, hasher: crc32IeeeHasher},
+  crc32c: {bytes: 4, hasher: () => crc32Hasher(CRC32C_TABLE)},
+  crc64nvme: {bytes: 8, hasher: crc64NvmeHasher},
+  sha1: {bytes: 20, hasher: () => nodeHasher('sha1')},
+  sha256: {bytes: 32, hasher: () => nodeHasher('sha256')},
+};
+const CHECKSUM_PREFIX = 'x-amz-checksum-';
+// x-amz-checksum-* headers that carry no checksum value.
+const CHECKSUM_NON_VALUES =
+    new Set(['x-amz-checksum-mode', 'x-amz-checksum-type', 'x-amz-checksum-algorithm']);
+// Where the gateway keeps a PutObject's verified checksum (s3rver metadata).
+const STORED_CHECKSUM_PREFIX = 'x-amz-meta-strict-gateway-checksum-';
+
+function checksumOf(algorithm, bytes) {
+  const hasher = CHECKSUMS[algorithm].hasher();
+  hasher.update(bytes);
+  return hasher.digest().toString('base64');
+}
+
+// A checksum value as S3 takes it: standard base64 of exactly the raw length.
+function isChecksumValue(algorithm, value) {
+  if (!/^[A-Za-z0-9+/]+={0,2}$/.test(value) || value.length % 4 !== 0) return false;
+  return Buffer.from(value, 'base64').length === CHECKSUMS[algorithm].bytes;
 }
 
 // ------------------------------------------------------------- encodings
@@ -226,6 +447,8 @@ function parseAuthorization(value) {
 // Checks the Authorization header of one request; throws S3Error when a real
 // S3 server would refuse it. `request` is {method, rawPath, rawQuery, headers}
 // with headers from headerMap(); `options` are {secrets, region, now}.
+// Returns what the chunk signatures of a streaming body are chained to:
+// {signer, seedSignature, signingDate, amzDate, scope, region, accessKey}.
 async function verifySignature(request, options) {
   const {headers} = request;
   if (headers.authorization === undefined) {
@@ -328,35 +551,469 @@ async function verifySignature(request, options) {
         'The request signature we calculated does not match the signature you provided. ' +
             'Check your key and signing method.');
   }
+  return {
+    signer,
+    seedSignature: computed.signature,
+    signingDate,
+    amzDate,
+    scope: `${auth.date}/${auth.region}/s3/aws4_request`,
+    region: auth.region,
+    accessKey: auth.accessKey,
+  };
 }
 
 // ---------------------------------------------------------------- payload
 
 const HEX_SHA256 = /^[0-9a-f]{64}$/;
+const EMPTY_SHA256 = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855';
+const MIN_CHUNK = 8192;  // AWS: every aws-chunked chunk but the last is at least 8 KiB
+const MAX_LINE = 4096;   // a chunk header or trailer line, as MinIO bounds it
+const STREAMING_MODES = {
+  'STREAMING-UNSIGNED-PAYLOAD-TRAILER': {signedChunks: false, trailer: true},
+  'STREAMING-AWS4-HMAC-SHA256-PAYLOAD': {signedChunks: true, trailer: false},
+  'STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER': {signedChunks: true, trailer: true},
+};
 
-// Checks the claimed payload hash before the body is read.
-function checkPayloadMode(headers) {
+function hasQueryName(rawQuery, name) {
+  return rawQuery.split('&').some((part) => part === name || part.startsWith(`${name}=`));
+}
+
+// What the body of one request must prove, read from its headers before the
+// body arrives. Throws S3Error for a request real servers refuse, and for one
+// whose proof the gateway cannot check (never letting it through unchecked).
+// Returns {contentSha256, streaming, checksum}: the hex payload hash to
+// match (or null), the aws-chunked decoding to do (or null), and the
+// x-amz-checksum to verify ({algorithm, name, expected, trailing} or null).
+function planPayload(request, options = {}) {
+  const {headers, method, rawQuery} = request;
+  const dialect = DIALECTS[options.dialect || 'aws'];
   const claimed = headers['x-amz-content-sha256'];
+  const plan = {contentSha256: null, streaming: null, checksum: null};
+
+  for (const name of Object.keys(headers)) {
+    if (name.startsWith(STORED_CHECKSUM_PREFIX)) {
+      throw new S3Error(
+          400, 'InvalidArgument',
+          `${name} is reserved: the gateway keeps verified checksums under that name`);
+    }
+  }
+
   if (claimed === 'UNSIGNED-PAYLOAD') {
+    if (!options.acceptUnsignedPayload) {
+      throw new S3Error(
+          400, 'UnsignedPayloadRefused',
+          'UNSIGNED-PAYLOAD is refused here (the body would be unproven): sign the body hash, ' +
+              'or start the gateway with --accept-unsigned-payload');
+    }
+  } else if (STREAMING_MODES[claimed]) {
+    if (method !== 'PUT') {
+      throw new S3Error(
+          400, 'InvalidRequest', `${claimed} is only valid for PutObject and UploadPart`);
+    }
+    const decoded = headers['x-amz-decoded-content-length'];
+    if (decoded === undefined || !/^[0-9]{1,16}$/.test(decoded)) {
+      throw new S3Error(
+          411, 'MissingContentLength',
+          'You must provide the Content-Length HTTP header ' +
+              '(x-amz-decoded-content-length, for an aws-chunked body).');
+    }
+    plan.streaming =
+        Object.assign({mode: claimed, decodedLength: Number(decoded)}, STREAMING_MODES[claimed]);
+  } else if (claimed.startsWith('STREAMING-')) {
     throw new S3Error(
-        400, 'UnsignedPayloadRefused',
-        'UNSIGNED-PAYLOAD is refused here: media-sync always signs the body hash');
-  }
-  if (claimed.startsWith('STREAMING-')) {
-    throw new S3Error(
-        400, 'StreamingPayloadRefused',
-        `${claimed} is refused here: media-sync always signs the whole body hash`);
-  }
-  if (!HEX_SHA256.test(claimed)) {
+        501, 'NotImplemented',
+        `${claimed} is not verified by this gateway (SigV4a and unknown streaming modes are ` +
+            'refused, never let through)');
+  } else if (!HEX_SHA256.test(claimed)) {
     throw new S3Error(
         400, 'InvalidArgument',
         'x-amz-content-sha256 must be UNSIGNED-PAYLOAD, STREAMING-... or a lower-case hex SHA-256');
+  } else {
+    plan.contentSha256 = claimed;
   }
+
   const md5 = headers['content-md5'];
   if (md5 !== undefined &&
       (!/^[A-Za-z0-9+/]{22}==$/.test(md5) || Buffer.from(md5, 'base64').length !== 16)) {
     throw new S3Error(400, 'InvalidDigest', 'The Content-MD5 you specified was invalid.');
   }
+  // An aws-chunked body that is not declared streaming would be stored with
+  // its framing (MinIO decodes by x-amz-content-sha256 alone).
+  const encodings =
+      (headers['content-encoding'] || '').split(',').map((e) => e.trim().toLowerCase());
+  if (encodings.includes('aws-chunked') && !plan.streaming) {
+    throw new S3Error(
+        400, 'InvalidArgument',
+        'aws-chunked encoding is not supported with the specified x-amz-content-sha256 value.');
+  }
+
+  // x-amz-checksum-<algorithm>: at most one, of a known algorithm, well formed.
+  const valueHeaders = Object.keys(headers).filter(
+      (name) => name.startsWith(CHECKSUM_PREFIX) && !CHECKSUM_NON_VALUES.has(name));
+  for (const name of valueHeaders) {
+    if (!CHECKSUMS[name.slice(CHECKSUM_PREFIX.length)]) {
+      throw new S3Error(
+          400, 'InvalidRequest',
+          'The algorithm type you specified in x-amz-checksum- header is invalid.');
+    }
+  }
+  const multiple = new S3Error(
+      400, 'InvalidRequest',
+      'Expecting a single x-amz-checksum- header. Multiple checksum Types are not allowed.');
+  if (valueHeaders.length > 1) throw multiple;
+  const trailer = headers['x-amz-trailer'];
+  if (trailer !== undefined) {
+    if (!plan.streaming || !plan.streaming.trailer) {
+      throw new S3Error(
+          400, 'InvalidRequest',
+          'x-amz-trailer needs x-amz-content-sha256 STREAMING-UNSIGNED-PAYLOAD-TRAILER or ' +
+              'STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER');
+    }
+    const names = trailer.split(',').map((n) => n.trim().toLowerCase()).filter((n) => n !== '');
+    for (const name of names) {
+      if (!name.startsWith(CHECKSUM_PREFIX) || !CHECKSUMS[name.slice(CHECKSUM_PREFIX.length)]) {
+        throw new S3Error(
+            400, 'InvalidRequest',
+            'The value specified in the x-amz-trailer header is not supported');
+      }
+    }
+    if (names.length > 1 || (names.length === 1 && valueHeaders.length > 0)) throw multiple;
+    if (names.length === 1) {
+      plan.checksum = {
+        algorithm: names[0].slice(CHECKSUM_PREFIX.length),
+        name: names[0],
+        expected: null,
+        trailing: true,
+      };
+    }
+  }
+  if (valueHeaders.length === 1) {
+    const name = valueHeaders[0];
+    const algorithm = name.slice(CHECKSUM_PREFIX.length);
+    if (!isChecksumValue(algorithm, headers[name])) {
+      throw dialect.invalidChecksumValue(name, false);
+    }
+    plan.checksum = {algorithm, name, expected: headers[name], trailing: false};
+  }
+  const sdkAlgorithm = headers['x-amz-sdk-checksum-algorithm'];
+  if (sdkAlgorithm !== undefined &&
+      (!plan.checksum || plan.checksum.algorithm !== sdkAlgorithm.toLowerCase())) {
+    throw new S3Error(
+        400, 'InvalidRequest',
+        'x-amz-sdk-checksum-algorithm specified, but no corresponding x-amz-checksum-* or ' +
+            'x-amz-trailer headers were found.');
+  }
+  if (plan.streaming && !plan.streaming.signedChunks && !plan.checksum &&
+      !options.acceptUnsignedPayload) {
+    throw new S3Error(
+        400, 'UnsignedPayloadRefused',
+        'STREAMING-UNSIGNED-PAYLOAD-TRAILER without a checksum (x-amz-trailer or ' +
+            'x-amz-checksum-*) leaves the body unproven: refused unless the gateway runs with ' +
+            '--accept-unsigned-payload');
+  }
+
+  // Multipart checksums (composite or full-object) are not kept here.
+  if (method === 'POST' && hasQueryName(rawQuery, 'uploads') &&
+      headers['x-amz-checksum-algorithm'] !== undefined) {
+    throw new S3Error(
+        501, 'NotImplemented',
+        'CreateMultipartUpload with x-amz-checksum-algorithm: this gateway keeps no multipart ' +
+            'checksums (each UploadPart\'s own x-amz-checksum-* is verified)');
+  }
+  if (method === 'POST' && hasQueryName(rawQuery, 'uploadId') &&
+      (plan.checksum || headers['x-amz-checksum-type'] !== undefined)) {
+    throw new S3Error(
+        501, 'NotImplemented',
+        'CompleteMultipartUpload with a checksum: this gateway keeps no multipart checksums');
+  }
+  if (plan.checksum && headers['x-amz-copy-source'] !== undefined) {
+    throw new S3Error(501, 'NotImplemented', 'CopyObject with a checksum is not verified here');
+  }
+  return plan;
+}
+
+// Decodes an aws-chunked body as it arrives:
+//   unsigned:  <hex size>\r\n<data>\r\n ... 0\r\n[<trailer>:<value>\r\n]\r\n
+//   signed:    <hex size>;chunk-signature=<64 hex>\r\n<data>\r\n ...
+//              0;chunk-signature=<64 hex>\r\n[<trailer>:<value>\r\n
+//              x-amz-trailer-signature:<64 hex>\r\n]\r\n
+// Decoded bytes go to onData; framing errors throw S3Error. The chunk
+// signatures are collected here and checked afterwards (verifyChunkChain),
+// because the SDK's signer answers asynchronously.
+class AwsChunkedDecoder {
+  constructor({signedChunks, trailerNames, dialect, onData}) {
+    this.signedChunks = signedChunks;
+    this.trailerNames = trailerNames;
+    this.dialect = dialect;
+    this.onData = onData;
+    this.state = 'size';  // size, data, data-cr, data-lf, trailer, done
+    this.line = [];
+    this.remaining = 0;
+    this.chunkHash = null;
+    this.previousSize = null;
+    this.chunks = [];       // {signature, sha256} of each chunk: signed mode
+    this.trailers = {};     // lower-case name -> value
+    this.trailerText = '';  // the trailer lines as signed: "name:value\n" each
+    this.trailerSignature = null;
+  }
+
+  push(bytes) {
+    let i = 0;
+    while (i < bytes.length) {
+      if (this.state === 'data') {
+        const n = Math.min(this.remaining, bytes.length - i);
+        const piece = bytes.subarray(i, i + n);
+        if (this.chunkHash) this.chunkHash.update(piece);
+        this.onData(piece);
+        this.remaining -= n;
+        i += n;
+        if (this.remaining === 0) this.endChunk();
+      } else if (this.state === 'data-cr' || this.state === 'data-lf') {
+        const want = this.state === 'data-cr' ? 0x0d : 0x0a;
+        if (bytes[i] !== want) {
+          throw this.dialect.malformedFraming('chunk data is not followed by CRLF');
+        }
+        this.state = this.state === 'data-cr' ? 'data-lf' : 'size';
+        i += 1;
+      } else if (this.state === 'done') {
+        throw this.dialect.malformedFraming('bytes after the final chunk and its trailer');
+      } else {
+        // A line: chunk header or trailer, up to CRLF.
+        const b = bytes[i++];
+        if (b === 0x0a) {
+          if (this.line.length === 0 || this.line[this.line.length - 1] !== 0x0d) {
+            throw this.dialect.malformedFraming('a line ends in LF without CR');
+          }
+          this.line.pop();
+          const text = Buffer.from(this.line).toString('latin1');
+          this.line = [];
+          if (this.state === 'size') {
+            this.sizeLine(text);
+          } else {
+            this.trailerLine(text);
+          }
+        } else {
+          this.line.push(b);
+          if (this.line.length > MAX_LINE) {
+            throw this.state === 'size' ?
+                this.dialect.malformedFraming('chunk header line too long') :
+                this.dialect.malformedTrailer('trailer line too long');
+          }
+        }
+      }
+    }
+  }
+
+  sizeLine(text) {
+    const match = this.signedChunks ?
+        /^([0-9A-Fa-f]{1,16});chunk-signature=([0-9a-f]{64})$/.exec(text) :
+        /^([0-9A-Fa-f]{1,16})$/.exec(text);
+    if (!match) {
+      throw this.dialect.malformedFraming(
+          `bad chunk header '${text.slice(0, 100)}'` +
+          (this.signedChunks ? ' (want <hex size>;chunk-signature=<signature>)' :
+                               ' (want <hex size>)'));
+    }
+    const size = parseInt(match[1], 16);
+    if (size !== 0 && this.previousSize !== null && this.previousSize < MIN_CHUNK) {
+      throw new S3Error(
+          400, 'InvalidChunkSizeError',
+          `Only the last chunk is allowed to have a size less than 8192 bytes (a chunk of ` +
+              `${this.previousSize} bytes was followed by another of ${size})`);
+    }
+    this.previousSize = size;
+    this.chunkHash = this.signedChunks ? crypto.createHash('sha256') : null;
+    this.chunkSignature = match[2];
+    if (size === 0) {
+      this.endChunk();
+      this.state = 'trailer';
+    } else {
+      this.remaining = size;
+      this.state = 'data';
+    }
+  }
+
+  endChunk() {
+    if (this.signedChunks) {
+      this.chunks.push({signature: this.chunkSignature, sha256: this.chunkHash.digest('hex')});
+    }
+    if (this.state === 'data') this.state = 'data-cr';
+  }
+
+  trailerLine(text) {
+    if (text === '') {
+      for (const name of this.trailerNames) {
+        if (this.trailers[name] === undefined) {
+          throw this.dialect.malformedTrailer(
+              `the trailer ${name} named by x-amz-trailer is missing`);
+        }
+      }
+      if (this.signedChunks && this.trailerNames.length > 0 && this.trailerSignature === null) {
+        throw this.dialect.malformedTrailer('x-amz-trailer-signature is missing');
+      }
+      this.state = 'done';
+      return;
+    }
+    const colon = text.indexOf(':');
+    if (colon <= 0) throw this.dialect.malformedTrailer(`bad trailer line '${text.slice(0, 100)}'`);
+    const name = text.slice(0, colon).trim().toLowerCase();
+    const value = text.slice(colon + 1).trim();
+    if (this.signedChunks && name === 'x-amz-trailer-signature' && this.trailerNames.length > 0) {
+      if (this.trailerSignature !== null || !/^[0-9a-f]{64}$/.test(value)) {
+        throw this.dialect.malformedTrailer('bad x-amz-trailer-signature');
+      }
+      this.trailerSignature = value;
+      return;
+    }
+    if (!this.trailerNames.includes(name) || this.trailers[name] !== undefined ||
+        this.trailerSignature !== null) {
+      throw this.dialect.malformedTrailer(`unexpected trailer '${name}'`);
+    }
+    this.trailers[name] = value;
+    this.trailerText += `${text}\n`;
+  }
+
+  end() {
+    if (this.state !== 'done') {
+      throw new S3Error(
+          400, 'IncompleteBody',
+          `The request body terminated unexpectedly (the aws-chunked body ended ${
+              this.state === 'trailer' ? 'in its trailer' : 'before its final 0-size chunk'})`);
+    }
+  }
+}
+
+// Checks the chain of chunk signatures of a STREAMING-AWS4-HMAC-SHA256-*
+// body, as AWS documents it: each chunk's string to sign holds the previous
+// signature (the seed is the request's own) and the chunk's SHA-256; the
+// trailer's holds the last chunk signature and the SHA-256 of its lines. The
+// HMAC and its key are the SDK signer's.
+async function verifyChunkChain(decoder, seed) {
+  const sign = (stringToSign) => seed.signer.sign(
+      stringToSign,
+      {signingDate: seed.signingDate, signingRegion: seed.region, signingService: 's3'});
+  const same = (a, b) =>
+      a.length === b.length && crypto.timingSafeEqual(Buffer.from(a), Buffer.from(b));
+  let previous = seed.seedSignature;
+  for (let n = 0; n < decoder.chunks.length; n++) {
+    const chunk = decoder.chunks[n];
+    const expected = await sign([
+      'AWS4-HMAC-SHA256-PAYLOAD', seed.amzDate, seed.scope, previous, EMPTY_SHA256, chunk.sha256
+    ].join('\n'));
+    if (!same(expected, chunk.signature)) {
+      throw new S3Error(
+          403, 'SignatureDoesNotMatch',
+          `The request signature we calculated does not match the signature you provided ` +
+              `(chunk ${n + 1} of the aws-chunked body).`);
+    }
+    previous = expected;
+  }
+  if (decoder.trailerSignature !== null) {
+    const trailerHash =
+        crypto.createHash('sha256').update(decoder.trailerText, 'latin1').digest('hex');
+    const expected = await sign(
+        ['AWS4-HMAC-SHA256-TRAILER', seed.amzDate, seed.scope, previous, trailerHash].join('\n'));
+    if (!same(expected, decoder.trailerSignature)) {
+      throw new S3Error(
+          403, 'SignatureDoesNotMatch',
+          'The request signature we calculated does not match the signature you provided ' +
+              '(x-amz-trailer-signature).');
+    }
+  }
+}
+
+// Reads one request body against its plan: hashes the bytes (decoded first
+// when aws-chunked), keeps them for forwarding, and at the end says whether
+// they are what the headers claimed.
+class BodyVerifier {
+  constructor(plan, dialect) {
+    this.plan = plan;
+    this.dialect = dialect;
+    this.sha256 = crypto.createHash('sha256');
+    this.md5 = crypto.createHash('md5');
+    this.checksum = plan.checksum ? CHECKSUMS[plan.checksum.algorithm].hasher() : null;
+    this.chunks = [];
+    this.length = 0;
+    this.error = null;
+    this.decoder = plan.streaming ? new AwsChunkedDecoder({
+      signedChunks: plan.streaming.signedChunks,
+      trailerNames: plan.checksum && plan.checksum.trailing ? [plan.checksum.name] : [],
+      dialect,
+      onData: (bytes) => this.take(bytes),
+    }) :
+                                    null;
+  }
+
+  push(bytes) {
+    if (this.error) return;
+    try {
+      if (this.decoder) {
+        this.decoder.push(bytes);
+      } else {
+        this.take(bytes);
+      }
+    } catch (error) {
+      if (!(error instanceof S3Error)) throw error;
+      this.error = error;
+      this.chunks = [];
+    }
+  }
+
+  take(bytes) {
+    this.length += bytes.length;
+    if (this.plan.streaming && this.length > this.plan.streaming.decodedLength) {
+      throw this.dialect.decodedLengthMismatch(this.plan.streaming.decodedLength, this.length);
+    }
+    this.sha256.update(bytes);
+    this.md5.update(bytes);
+    if (this.checksum) this.checksum.update(bytes);
+    this.chunks.push(bytes);
+  }
+
+  // Resolves to {chunks, length, sha256, checksum} once the body proved
+  // right; rejects with the S3Error a real server answers otherwise.
+  async finish(headers, seed) {
+    if (this.error) throw this.error;
+    const {plan} = this;
+    if (this.decoder) {
+      this.decoder.end();
+      if (this.length !== plan.streaming.decodedLength) {
+        throw this.dialect.decodedLengthMismatch(plan.streaming.decodedLength, this.length);
+      }
+      if (plan.streaming.signedChunks) await verifyChunkChain(this.decoder, seed);
+    }
+    const sha256 = this.sha256.digest('hex');
+    if (plan.contentSha256 !== null && sha256 !== plan.contentSha256) {
+      throw new S3Error(
+          400, 'XAmzContentSHA256Mismatch',
+          'The provided \'x-amz-content-sha256\' header does not match what was computed.');
+    }
+    if (headers['content-md5'] !== undefined &&
+        this.md5.digest('base64') !== headers['content-md5']) {
+      throw new S3Error(
+          400, 'BadDigest', 'The Content-MD5 you specified did not match what we received.');
+    }
+    let checksum = null;
+    if (plan.checksum) {
+      const {algorithm, name} = plan.checksum;
+      let expected = plan.checksum.expected;
+      if (plan.checksum.trailing) {
+        expected = this.decoder.trailers[name];
+        if (!isChecksumValue(algorithm, expected))
+          throw this.dialect.invalidChecksumValue(name, true);
+      }
+      const computed = this.checksum.digest().toString('base64');
+      if (computed !== expected) throw this.dialect.checksumMismatch(algorithm);
+      checksum = {algorithm, value: computed};
+    }
+    return {chunks: this.chunks, length: this.length, sha256, checksum};
+  }
+}
+
+// The checks of requests without a body worth reading (and of the
+// self-check): the payload mode as planned, then the body's hashes.
+function checkPayloadMode(headers, options) {
+  return planPayload({headers, method: 'PUT', rawQuery: ''}, options);
 }
 
 function checkPayload(headers, sha256Hex, md5Base64) {
@@ -426,6 +1083,103 @@ async function selfCheck() {
     if (!refused)
       throw new Error(`a tampered request passed: ${request.method} ${request.rawPath}`);
   }
+
+  // The checksums' published check values (the CRC catalogue's "123456789").
+  const check = Buffer.from('123456789');
+  const expectedChecks = {
+    crc32: 'cbf43926',
+    crc32c: 'e3069283',
+    crc64nvme: 'ae8b14860a799888',
+    sha1: 'f7c3bc1d808e04732adf679965ccc34ca7ae3441',
+    sha256: '15e2b0d3c33891ebb0f1ef609ec419420c20e320ce94c65fbc8c3312448eb225',
+  };
+  for (const [algorithm, hex] of Object.entries(expectedChecks)) {
+    const got = Buffer.from(checksumOf(algorithm, check), 'base64').toString('hex');
+    if (got !== hex) throw new Error(`${algorithm} of "123456789" is ${got}, not ${hex}`);
+  }
+
+  // AWS's examples of SigV4 streaming uploads ("Signature calculations for the
+  // Authorization header: transferring payload in multiple chunks", and the
+  // same with trailing headers): 66,560 bytes of 'a' in chunks of 65,536,
+  // 1,024 and 0, each chunk signature chained to the one before.
+  const data = Buffer.alloc(66560, 'a');
+  const chunked = (signatures, trailer) => Buffer.concat([
+    Buffer.from(`10000;chunk-signature=${signatures[0]}\r\n`),
+    data.subarray(0, 65536),
+    Buffer.from(`\r\n400;chunk-signature=${signatures[1]}\r\n`),
+    data.subarray(65536),
+    Buffer.from(`\r\n0;chunk-signature=${signatures[2]}\r\n${trailer}\r\n`),
+  ]);
+  const seedRequest = {
+    method: 'PUT',
+    rawPath: '/examplebucket/chunkObject.txt',
+    rawQuery: '',
+    headers: Object.assign(Object.create(null), {
+      host: 's3.amazonaws.com',
+      'x-amz-date': '20130524T000000Z',
+      'x-amz-storage-class': 'REDUCED_REDUNDANCY',
+      'x-amz-content-sha256': 'STREAMING-AWS4-HMAC-SHA256-PAYLOAD',
+      'content-encoding': 'aws-chunked',
+      'x-amz-decoded-content-length': '66560',
+      'content-length': '66824',
+      authorization: 'AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20130524/us-east-1/s3/' +
+          'aws4_request, SignedHeaders=content-encoding;content-length;host;' +
+          'x-amz-content-sha256;x-amz-date;x-amz-decoded-content-length;x-amz-storage-class, ' +
+          'Signature=4f232c4386841ef735655705268965c44a0e4690baa4adea153f7db9fa80a0a9',
+    }),
+  };
+  const seed = await verifySignature(seedRequest, options);
+  const examples = [
+    {
+      mode: 'STREAMING-AWS4-HMAC-SHA256-PAYLOAD',
+      seed: seed.seedSignature,
+      signatures: [
+        'ad80c730a21e5b8d04586a2213dd63b9a0e99e0e2307b0ade35a65485a288648',
+        '0055627c9e194cb4542bae2aa5492e3c1575bbb81b612b7d234b86a503ef5497',
+        'b6c6ea8a5354eaf15b3cb7646744f4275b71ea724fed81ceb9323e279d449df9',
+      ],
+      trailer: '',
+      headers: {},
+    },
+    {
+      mode: 'STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER',
+      seed: '106e2a8a18243abcf37539882f36619c00e2dfc72633413f02d3b74544bfeb8e',
+      signatures: [
+        'b474d8862b1487a5145d686f57f013e54db672cee1c953b3010fb58501ef5aa2',
+        '1c1344b170168f8e65b41376b44b20fe354e373826ccbbe2c1d40a8cae51e5c7',
+        '2ca2aba2005185cf7159c6277faf83795951dd77a3a99e6e65d5c9f85863f992',
+      ],
+      trailer: 'x-amz-checksum-crc32c:sOO8/Q==\r\n' +
+          'x-amz-trailer-signature:d81f82fc3505edab99d459891051a732e8730629a2e4a59689829ca17fe2e435\r\n',
+      headers: {'x-amz-trailer': 'x-amz-checksum-crc32c'},
+    },
+  ];
+  for (const example of examples) {
+    const headers = Object.assign(
+        {'x-amz-content-sha256': example.mode, 'x-amz-decoded-content-length': '66560'},
+        example.headers);
+    const verify = async (body) => {
+      const verifier = new BodyVerifier(checkPayloadMode(headers, {}), DIALECTS.aws);
+      for (let at = 0; at < body.length; at += 1000) verifier.push(body.subarray(at, at + 1000));
+      return verifier.finish(headers, Object.assign({}, seed, {seedSignature: example.seed}));
+    };
+    const decoded = await verify(chunked(example.signatures, example.trailer));
+    if (decoded.length !== data.length || !Buffer.concat(decoded.chunks).equals(data)) {
+      throw new Error(`${example.mode}: AWS's example did not decode to its 66,560 bytes`);
+    }
+    // Any one chunk signature changed must be refused.
+    for (let n = 0; n < 3; n++) {
+      const signatures = example.signatures.slice();
+      signatures[n] = signatures[n].replace(/^./, (c) => (c === '0' ? '1' : '0'));
+      let refused = false;
+      try {
+        await verify(chunked(signatures, example.trailer));
+      } catch (error) {
+        refused = error instanceof S3Error && error.code === 'SignatureDoesNotMatch';
+      }
+      if (!refused) throw new Error(`${example.mode}: a wrong signature of chunk ${n + 1} passed`);
+    }
+  }
 }
 
 // ----------------------------------------------------------------- proxy
@@ -439,9 +1193,10 @@ function requestId() {
   return crypto.randomBytes(8).toString('hex').toUpperCase();
 }
 
-function sendError(req, res, error) {
+function sendError(req, res, error, stats) {
   const id = requestId();
   const resource = req.url.split('?')[0];
+  if (stats) stats.refused[error.code] = (stats.refused[error.code] || 0) + 1;
   process.stderr.write(
       `${new Date().toISOString()} strict-s3-gateway: ${error.status} ` +
       `${error.code} ${req.method} ${req.url}: ${error.message}\n`);
@@ -460,10 +1215,31 @@ function sendError(req, res, error) {
   res.end(body);
 }
 
+// What the gateway saw since it started or was last asked with ?reset=1.
+function newStats() {
+  return {tcp_connections: 0, tls_handshakes: 0, tls_resumed: 0, requests: {}, refused: {}};
+}
+
+// Which S3 call a request is, as far as the gateway cares.
+function isPutObject(request) {
+  return request.method === 'PUT' && request.rawQuery === '' &&
+      request.headers['x-amz-copy-source'] === undefined && /^\/[^/]+\/./.test(request.rawPath);
+}
+function isUploadPart(request) {
+  return request.method === 'PUT' && hasQueryName(request.rawQuery, 'partNumber') &&
+      hasQueryName(request.rawQuery, 'uploadId') &&
+      request.headers['x-amz-copy-source'] === undefined;
+}
+
 function startProxy(options) {
   const upstreamAgent = new http.Agent({keepAlive: true, maxSockets: Infinity});
+  const dialect = DIALECTS[options.dialect || 'aws'];
+  let stats = newStats();
 
-  function forward(req, res, chunks, length, retried) {
+  // verified: what BodyVerifier.finish() proved (or null for a plain
+  // forward): the decoded body replaces an aws-chunked one, and the
+  // checksum of a PutObject is kept with the object.
+  function forward(req, res, request, body, verified, retried) {
     const headers = {};
     for (const [name, value] of Object.entries(req.headers)) {
       if (!HOP_BY_HOP.has(name)) headers[name] = value;
@@ -477,7 +1253,25 @@ function startProxy(options) {
     // The body was buffered whole: it goes on with a length, never chunked.
     if (req.headers['content-length'] !== undefined ||
         req.headers['transfer-encoding'] !== undefined) {
-      headers['content-length'] = String(length);
+      headers['content-length'] = String(body.length);
+    }
+    if (verified && verified.decoded) {
+      // s3rver gets what the aws-chunked body carried, as a plain PUT.
+      const encodings = (headers['content-encoding'] || '')
+                            .split(',')
+                            .map((e) => e.trim())
+                            .filter((e) => e !== '' && e.toLowerCase() !== 'aws-chunked');
+      if (encodings.length > 0) {
+        headers['content-encoding'] = encodings.join(',');
+      } else {
+        delete headers['content-encoding'];
+      }
+      delete headers['x-amz-decoded-content-length'];
+      delete headers['x-amz-trailer'];
+      headers['x-amz-content-sha256'] = verified.sha256;
+    }
+    if (verified && verified.checksum && isPutObject(request)) {
+      headers[STORED_CHECKSUM_PREFIX + verified.checksum.algorithm] = verified.checksum.value;
     }
     const upstream = http.request({
       host: options.upstreamHost,
@@ -490,13 +1284,7 @@ function startProxy(options) {
     let answered = false;
     upstream.on('response', (reply) => {
       answered = true;
-      const replyHeaders = [];
-      for (let i = 0; i < reply.rawHeaders.length; i += 2) {
-        if (!HOP_BY_HOP.has(reply.rawHeaders[i].toLowerCase())) {
-          replyHeaders.push(reply.rawHeaders[i], reply.rawHeaders[i + 1]);
-        }
-      }
-      res.writeHead(reply.statusCode, reply.statusMessage, replyHeaders);
+      res.writeHead(reply.statusCode, reply.statusMessage, replyHeaders(request, reply, verified));
       reply.pipe(res);
       reply.on('error', () => res.destroy());
     });
@@ -505,7 +1293,7 @@ function startProxy(options) {
       // A kept-alive connection that s3rver closed while idle: the request
       // never reached it, and the body is in memory, so send it once more.
       if (!answered && !retried && upstream.reusedSocket && error.code === 'ECONNRESET') {
-        forward(req, res, chunks, length, true);
+        forward(req, res, request, body, verified, true);
         return;
       }
       if (answered) {
@@ -513,15 +1301,49 @@ function startProxy(options) {
       } else {
         sendError(
             req, res,
-            new S3Error(502, 'BadGateway', `s3rver unreachable: ${error.code || error.message}`));
+            new S3Error(502, 'BadGateway', `s3rver unreachable: ${error.code || error.message}`),
+            stats);
       }
     });
     // The client gave up (its timeout, a stop request): so does the upstream call.
     res.on('close', () => {
       if (!res.writableFinished) upstream.destroy();
     });
-    for (const chunk of chunks) upstream.write(chunk);
+    for (const chunk of body.chunks) upstream.write(chunk);
     upstream.end();
+  }
+
+  // s3rver's reply headers as S3 would send them: the stored checksum is
+  // hidden, and answered as x-amz-checksum-* where S3 answers it (a verified
+  // PutObject or UploadPart; HeadObject and GetObject of a whole object asked
+  // with x-amz-checksum-mode: ENABLED).
+  function replyHeaders(request, reply, verified) {
+    const out = [];
+    const stored = {};
+    for (let i = 0; i < reply.rawHeaders.length; i += 2) {
+      const name = reply.rawHeaders[i].toLowerCase();
+      if (HOP_BY_HOP.has(name)) continue;
+      if (name.startsWith(STORED_CHECKSUM_PREFIX)) {
+        stored[name.slice(STORED_CHECKSUM_PREFIX.length)] = reply.rawHeaders[i + 1];
+        continue;
+      }
+      out.push(reply.rawHeaders[i], reply.rawHeaders[i + 1]);
+    }
+    const ok = reply.statusCode >= 200 && reply.statusCode < 300;
+    if (ok && verified && verified.checksum && (isPutObject(request) || isUploadPart(request))) {
+      out.push(CHECKSUM_PREFIX + verified.checksum.algorithm, verified.checksum.value);
+      if (isPutObject(request)) out.push('x-amz-checksum-type', 'FULL_OBJECT');
+    }
+    const wholeObject =
+        request.headers.range === undefined && !hasQueryName(request.rawQuery, 'partNumber');
+    if (ok && (request.method === 'GET' || request.method === 'HEAD') && wholeObject &&
+        (request.headers['x-amz-checksum-mode'] || '').toUpperCase() === 'ENABLED') {
+      for (const [algorithm, value] of Object.entries(stored)) {
+        if (CHECKSUMS[algorithm]) out.push(CHECKSUM_PREFIX + algorithm, value);
+      }
+      if (Object.keys(stored).length > 0) out.push('x-amz-checksum-type', 'FULL_OBJECT');
+    }
+    return out;
   }
 
   async function handle(req, res) {
@@ -532,64 +1354,76 @@ function startProxy(options) {
       rawQuery: qmark < 0 ? '' : req.url.slice(qmark + 1),
       headers: headerMap(req.rawHeaders),
     };
+    stats.requests[req.method] = (stats.requests[req.method] || 0) + 1;
     let refusal = null;
+    let seed = null;
+    let verifier = null;
     try {
-      await verifySignature(
+      seed = await verifySignature(
           request, {secrets: options.secrets, region: options.region, now: Date.now()});
-      checkPayloadMode(request.headers);
+      const plan = planPayload(request, options);
       checkRights(request);
       checkUploadExists(request);
+      verifier = new BodyVerifier(plan, dialect);
     } catch (error) {
       if (!(error instanceof S3Error)) throw error;
       refusal = error;
     }
     // The body is read in every case (and dropped when refused), so the
     // connection stays usable for the client's next request.
-    const sha256 = crypto.createHash('sha256');
-    const md5 = crypto.createHash('md5');
-    const chunks = [];
-    let length = 0;
     req.on('data', (chunk) => {
-      if (refusal) return;
-      sha256.update(chunk);
-      md5.update(chunk);
-      chunks.push(chunk);
-      length += chunk.length;
+      if (!refusal) verifier.push(chunk);
     });
     req.on('error', () => res.destroy());
     req.on('end', () => {
-      if (!refusal) {
-        try {
-          checkPayload(request.headers, sha256.digest('hex'), md5.digest('base64'));
-        } catch (error) {
-          refusal = error;
-        }
-      }
-      if (refusal) {
-        sendError(req, res, refusal);
-      } else if (isConditionalCreate(request)) {
-        objectExists(request.rawPath)
-            .then(
-                (exists) => {
-                  if (exists) {
-                    sendError(
-                        req, res,
-                        new S3Error(
-                            412, 'PreconditionFailed',
-                            'At least one of the pre-conditions you specified did not hold'));
-                  } else {
-                    forward(req, res, chunks, length, false);
-                  }
-                },
-                (error) => {
-                  sendError(
-                      req, res,
-                      new S3Error(
-                          502, 'BadGateway', `s3rver unreachable: ${error.code || error.message}`));
-                });
-      } else {
-        forward(req, res, chunks, length, false);
-      }
+      const verdict = refusal ? Promise.reject(refusal) : verifier.finish(request.headers, seed);
+      verdict
+          .then((body) => {
+            if (request.method === 'POST' && hasQueryName(request.rawQuery, 'uploadId') &&
+                Buffer.concat(body.chunks).includes('<Checksum')) {
+              throw new S3Error(
+                  501, 'NotImplemented',
+                  'CompleteMultipartUpload naming part checksums: this gateway keeps no ' +
+                      'multipart checksums');
+            }
+            const verified = {
+              decoded: Boolean(verifier.plan.streaming),
+              sha256: body.sha256,
+              checksum: body.checksum,
+            };
+            if (!isConditionalCreate(request)) {
+              forward(req, res, request, body, verified, false);
+              return;
+            }
+            return objectExists(request.rawPath)
+                .then(
+                    (exists) => {
+                      if (exists) {
+                        sendError(
+                            req, res,
+                            new S3Error(
+                                412, 'PreconditionFailed',
+                                'At least one of the pre-conditions you specified did not hold'),
+                            stats);
+                      } else {
+                        forward(req, res, request, body, verified, false);
+                      }
+                    },
+                    (error) => {
+                      sendError(
+                          req, res,
+                          new S3Error(
+                              502, 'BadGateway',
+                              `s3rver unreachable: ${error.code || error.message}`),
+                          stats);
+                    });
+          })
+          .catch((error) => {
+            if (!(error instanceof S3Error)) {
+              error = new S3Error(500, 'InternalError', `gateway fault: ${error.message}`);
+            }
+            sendError(req, res, error, stats);
+          });
     });
   }
 
@@ -647,39 +1481,63 @@ function startProxy(options) {
 
   const onRequest = (req, res) => {
     handle(req, res).catch((error) => {
-      sendError(req, res, new S3Error(500, 'InternalError', `gateway fault: ${error.message}`));
+      sendError(
+          req, res, new S3Error(500, 'InternalError', `gateway fault: ${error.message}`), stats);
     });
   };
   const server = options.key ?
       https.createServer(
           {key: fs.readFileSync(options.key), cert: fs.readFileSync(options.cert)}, onRequest) :
       http.createServer(onRequest);
+  server.on('connection', () => {
+    stats.tcp_connections += 1;
+  });
+  server.on('secureConnection', (socket) => {
+    stats.tls_handshakes += 1;
+    if (socket.isSessionReused()) stats.tls_resumed += 1;
+  });
   // The client decides how long it waits (its own timeouts); idle
   // connections stay open long enough for its keep-alive reuse.
   server.requestTimeout = 0;
   server.keepAliveTimeout = 65000;
   server.headersTimeout = 70000;
+  // Port 0 takes a free port; the line below names the one taken.
   server.listen(Number(options.port), options.host, () => {
     process.stderr.write(
         `strict-s3-gateway: ${options.key ? 'https' : 'http'}://` +
-        `${options.host}:${options.port} -> http://${options.upstreamHost}:${
-            options.upstreamPort}\n`);
+        `${options.host}:${server.address().port} -> http://${options.upstreamHost}:${
+            options.upstreamPort}` +
+        `${options.acceptUnsignedPayload ? ' (accepting unsigned payloads)' : ''}` +
+        `${options.dialect === 'minio' ? ' (MinIO error codes)' : ''}\n`);
   });
   server.on('error', (error) => {
     process.stderr.write(`strict-s3-gateway: ${error.message}\n`);
     process.exit(1);
   });
+  if (options.statsPort) {
+    http.createServer((req, res) => {
+          const body = JSON.stringify(stats);
+          if (/[?&]reset=1\b/.test(req.url)) stats = newStats();
+          res.writeHead(200, {'Content-Type': 'application/json'});
+          res.end(body);
+        })
+        .listen(Number(options.statsPort), '127.0.0.1');
+  }
   return server;
 }
 
 module.exports = {
   verifySignature,
+  planPayload,
   checkPayloadMode,
   checkPayload,
+  checksumOf,
+  BodyVerifier,
   canonicalPathOf,
   parseQuery,
   selfCheck,
-  S3Error
+  S3Error,
+  DIALECTS,
 };
 
 if (require.main === module) {

@@ -41,7 +41,9 @@ s3::S3Options BoxS3Options(const LocalStack& stack, const std::optional<std::str
   const bool second_box = box == "box-b";
   s3::S3Options options;
   options.endpoint = stack.Get(second_box ? "STACK_S3_2_ENDPOINT" : "MINIO_ENDPOINT");
-  options.secure = !second_box && stack.Get("MINIO_SECURE") == "true";
+  // Both servers speak HTTPS in a stack started with TLS (the gateway and the
+  // second s3rver).
+  options.secure = stack.Get("MINIO_SECURE") == "true";
   if (options.secure && stack.Env().count("MINIO_CA_FILE") > 0) {
     options.ca_file = stack.Get("MINIO_CA_FILE");
   }
@@ -170,8 +172,9 @@ std::vector<Json> MediaFactory::MakeMany(int count, uint64_t size, const std::st
 }
 
 void MediaFactory::AddTwoBoxes() {
+  const std::string scheme = stack_.Get("MINIO_SECURE") == "true" ? "https://" : "http://";
   stack_.Sql("INSERT INTO storage_boxes (id, minio_endpoint) VALUES ('box-a', '" +
-             stack_.Get("MINIO_ENDPOINT") + "'), ('box-b', 'http://" +
+             stack_.Get("MINIO_ENDPOINT") + "'), ('box-b', '" + scheme +
              stack_.Get("STACK_S3_2_ENDPOINT") + "')");
 }
 
@@ -375,8 +378,10 @@ bool MediaFactory::ObjectExists(const Json& job) const {
 std::vector<std::string> MediaFactory::ObjectKeys(const std::optional<std::string>& box) const {
   // curl signs the requests (SigV4) by itself; the gateway in front of box-a
   // is left out, since listing goes to the s3rver that holds the objects.
+  // The first s3rver speaks plain HTTP behind the gateway; the second one
+  // HTTPS in a stack started with TLS.
   const bool second_box = box == "box-b";
-  const bool secure = !second_box && stack_.Get("MINIO_SECURE") == "true";
+  const bool secure = second_box && stack_.Get("MINIO_SECURE") == "true";
   const std::string base =
       std::string(secure ? "https://" : "http://") +
       stack_.Get(second_box ? "STACK_S3_2_ENDPOINT" : "STACK_S3_DIRECT_ENDPOINT") + "/" +
