@@ -412,6 +412,9 @@ Result<std::optional<HttpResponse>> S3Client::GetObjectStreamed(const std::strin
                                                                 const std::stop_token& stop) {
   Call call = MakeCall("GetObject", "GET", key);
   call.paced = true;
+  // Servers that keep an object's checksum (x-amz-checksum-sha256) send it
+  // only when asked; the reader compares it with what it hashed.
+  call.headers.emplace_back("x-amz-checksum-mode", "ENABLED");
   bool sink_ended = false;
   call.body_sink = [&sink, &sink_ended](const char* data, size_t size) {
     if (sink(data, size)) return true;
@@ -468,6 +471,15 @@ Result<ObjectPage> S3Client::ListObjectsV2(const std::string& prefix,
     }
   }
   return page;
+}
+
+Result<HttpResponse> S3Client::Send(const RawRequest& request, const std::stop_token& stop) {
+  Call call = MakeCall(request.method + " request", request.method, request.key);
+  call.query = request.query;
+  call.headers = request.headers;
+  call.body = request.body;
+  call.payload_sha256 = request.payload_sha256;
+  return Execute(std::move(call), stop);
 }
 
 Result<std::string> S3Client::PutObject(const std::string& key, const Payload& payload,

@@ -127,7 +127,8 @@ class S3Client {
   // GetObject whose body is handed to `sink` piece by piece as it arrives
   // (at most curl's receive buffer in memory); `sink` returns false to end
   // the transfer (kCancelled). The reply (status, headers; no body), or
-  // nullopt when the key does not exist (404). Paced by the client's
+  // nullopt when the key does not exist (404). Asks for the object's stored
+  // checksum (x-amz-checksum-mode: ENABLED). Paced by the client's
   // BandwidthLimiter, like upload bodies, so that reading objects back takes
   // from the same cap.
   using BodySink = std::function<bool(const char* data, size_t size)>;
@@ -202,6 +203,21 @@ class S3Client {
   // once a second HeadBucket finds it. A bucket that is missing and cannot
   // be created is kConfiguration.
   Status EnsureBucket(const std::stop_token& stop = {});
+
+  // One signed request worded by the caller, for diagnostics (`boxes
+  // check`): the reply whatever its status (an error status is not an
+  // Error), or the transport's failure. `payload_sha256` is signed as the
+  // body's hash (computed when empty): a wrong one asks whether the server
+  // checks it. Never paced.
+  struct RawRequest {
+    std::string method = "GET";
+    std::string key;  // "" for a bucket call
+    QueryList query;
+    HeaderList headers;  // extra headers, all signed
+    std::span<const char> body;
+    std::string payload_sha256;
+  };
+  Result<HttpResponse> Send(const RawRequest& request, const std::stop_token& stop = {});
 
   // Several UploadPart requests driven concurrently by one curl multi handle
   // in the calling thread (no extra threads). Not thread-safe: one user.
