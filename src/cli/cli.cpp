@@ -41,10 +41,10 @@ int Main(int argc, char** argv) {
   app.set_version_flag("--version", std::string("media-sync ") + MEDIA_SYNC_VERSION);
   app.require_subcommand(1);
 
-  std::vector<Command> commands = {AddRunCommand(app),     AddStatusCommand(app),
-                                   AddEnqueueCommand(app), AddReconcileCommand(app),
-                                   AddFailedCommand(app),  AddSchemaCommand(app),
-                                   AddAuditCommand(app),   AddConfigCommand(app)};
+  std::vector<Command> commands = {
+      AddRunCommand(app),       AddStatusCommand(app), AddEnqueueCommand(app),
+      AddReconcileCommand(app), AddFailedCommand(app), AddSchemaCommand(app),
+      AddAuditCommand(app),     AddBoxesCommand(app),  AddConfigCommand(app)};
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
