@@ -112,6 +112,7 @@ int Run(config::Options options, const RunFlags& flags) {
   registry_settings.refresh = options.box_refresh;
   registry_settings.max_backoff = options.outage_backoff_max;
   registry_settings.max_in_flight = options.BoxMaxInFlight();
+  registry_settings.threads = options.concurrency;
   worker::BoxRegistry registry(options.s3, catalog, factory, registry_settings);
 
   {

@@ -133,6 +133,9 @@ Result<Json> Collect(const config::Options& options) {
                  {"error", nullptr},
                  {"reported_by", nullptr},
                  {"reported_at", nullptr},
+                 {"concurrency_limit", nullptr},
+                 {"in_flight", nullptr},
+                 {"latency_seconds", nullptr},
                  {"used_bytes", nullptr},
                  {"reserved_bytes", nullptr},
                  {"unsynced_rows", nullptr}};
@@ -147,6 +150,9 @@ Result<Json> Collect(const config::Options& options) {
       if (!report.up) box["error"] = report.error;
       box["reported_by"] = report.worker;
       box["reported_at"] = report.reported_at;
+      if (report.limit > 0) box["concurrency_limit"] = report.limit;
+      box["in_flight"] = report.in_flight;
+      box["latency_seconds"] = report.latency_seconds;
     }
   }
   out["unsynced_rows"] = nullptr;
@@ -256,8 +262,8 @@ void PrintText(const Json& s) {
     }
   }
 
-  std::printf("\nboxes\n  %-16s %-8s %-28s %10s %10s %9s  %s\n", "ID", "STATE", "ENDPOINT", "USED",
-              "RESERVED", "UNSYNCED", "REPORTED BY");
+  std::printf("\nboxes\n  %-16s %-8s %-28s %10s %10s %9s %9s %9s  %s\n", "ID", "STATE", "ENDPOINT",
+              "USED", "RESERVED", "UNSYNCED", "IN FLIGHT", "LATENCY", "REPORTED BY");
   auto text = [](const Json& value) {
     return value.is_null() ? std::string("-") : value.get<std::string>();
   };
@@ -267,11 +273,25 @@ void PrintText(const Json& s) {
   for (const auto& box : s["boxes"]) {
     std::string rows =
         box["unsynced_rows"].is_null() ? "-" : std::to_string(box["unsynced_rows"].get<int64_t>());
-    std::printf("  %-16s %-8s %-28s %10s %10s %9s  %s\n",
+    // "12/64": uploads in flight over the reporting worker's adaptive limit.
+    std::string flight = "-";
+    if (!box["in_flight"].is_null()) {
+      flight = std::to_string(box["in_flight"].get<int>());
+      if (!box["concurrency_limit"].is_null()) {
+        flight += "/" + std::to_string(box["concurrency_limit"].get<int>());
+      }
+    }
+    std::string latency = "-";
+    if (!box["latency_seconds"].is_null() && box["latency_seconds"].get<double>() > 0) {
+      char buffer[32];
+      std::snprintf(buffer, sizeof buffer, "%.0f ms", box["latency_seconds"].get<double>() * 1000);
+      latency = buffer;
+    }
+    std::printf("  %-16s %-8s %-28s %10s %10s %9s %9s %9s  %s\n",
                 box["id"].is_null() ? "(default)" : box["id"].get<std::string>().c_str(),
                 box["state"].get<std::string>().c_str(), text(box["endpoint"]).c_str(),
                 bytes(box["used_bytes"]).c_str(), bytes(box["reserved_bytes"]).c_str(),
-                rows.c_str(), text(box["reported_by"]).c_str());
+                rows.c_str(), flight.c_str(), latency.c_str(), text(box["reported_by"]).c_str());
     if (!box["error"].is_null()) {
       std::printf("      %s\n", box["error"].get<std::string>().c_str());
     }

@@ -34,9 +34,10 @@ struct Options {
   std::string buffer_path = "/var/cache/osint-media-buffer";  // MEDIA_BUFFER_PATH
 
   // Worker.
-  int concurrency = 32;       // SYNC_CONCURRENCY: jobs in flight per process
-  int box_max_in_flight = 0;  // BOX_MAX_IN_FLIGHT: jobs one box may hold; 0: half of concurrency
-  int max_retries = 3;        // MAX_RETRIES
+  int concurrency = 128;  // SYNC_CONCURRENCY: job threads, the most jobs in flight per process
+  int box_max_in_flight =
+      0;                // BOX_MAX_IN_FLIGHT: ceiling of a box's adaptive limit; 0: concurrency
+  int max_retries = 3;  // MAX_RETRIES
   std::chrono::seconds retry_delay{5};           // RETRY_DELAY_SECONDS: attempt n waits n x this
   std::chrono::seconds shutdown_grace{30};       // SHUTDOWN_GRACE_SECONDS
   std::chrono::seconds lease{30};                // LEASE_SECONDS: heartbeat TTL of a worker
@@ -68,11 +69,10 @@ struct Options {
 
   // DATABASE_URL must be set for commands that touch PostgreSQL.
   Status RequireDatabase() const;
-  // Jobs one storage box may hold at once (worker/box_registry.h says why):
-  // BOX_MAX_IN_FLIGHT, by default half of `concurrency` (at least 1).
-  int BoxMaxInFlight() const {
-    return box_max_in_flight > 0 ? box_max_in_flight : std::max(1, concurrency / 2);
-  }
+  // The most jobs one storage box may hold at once, the ceiling of its
+  // adaptive limit (worker/box_registry.h): BOX_MAX_IN_FLIGHT, by default
+  // `concurrency` (a lone box may use every job thread).
+  int BoxMaxInFlight() const { return box_max_in_flight > 0 ? box_max_in_flight : concurrency; }
 };
 
 // Reads a variable; nullopt when unset. Tests pass a map-backed lookup.

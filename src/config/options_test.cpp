@@ -50,8 +50,8 @@ TEST(OptionsTest, DefaultsFollowTheSeed) {
   EXPECT_EQ(o.s3.region, "us-east-1");
   EXPECT_EQ(o.s3.ca_file, "");
   EXPECT_EQ(o.buffer_path, "/var/cache/osint-media-buffer");
-  EXPECT_EQ(o.concurrency, 32);
-  EXPECT_EQ(o.BoxMaxInFlight(), 16);
+  EXPECT_EQ(o.concurrency, 128);
+  EXPECT_EQ(o.BoxMaxInFlight(), 128);
   EXPECT_EQ(o.max_retries, 3);
   EXPECT_EQ(o.retry_delay, std::chrono::seconds(5));
   EXPECT_EQ(o.shutdown_grace, std::chrono::seconds(30));
@@ -193,18 +193,18 @@ TEST(OptionsTest, RejectsBadValuesNamingTheVariable) {
   }
 }
 
-// Unset, a box may hold half of the process's jobs, and at least one.
-TEST(OptionsTest, BoxMaxInFlightDefaultsToHalfTheConcurrency) {
-  EXPECT_EQ(MustLoad({{"SYNC_CONCURRENCY", "9"}}).BoxMaxInFlight(), 4);
+// Unset, a box's adaptive limit may grow to every job thread of the process.
+TEST(OptionsTest, BoxMaxInFlightDefaultsToTheConcurrency) {
+  EXPECT_EQ(MustLoad({{"SYNC_CONCURRENCY", "9"}}).BoxMaxInFlight(), 9);
   EXPECT_EQ(MustLoad({{"SYNC_CONCURRENCY", "1"}}).BoxMaxInFlight(), 1);
   Options flag = MustLoad({{"SYNC_CONCURRENCY", "4"}});
   flag.concurrency = 64;  // `run --concurrency 64`
-  EXPECT_EQ(flag.BoxMaxInFlight(), 32);
-  Options o = MustLoad({{"SYNC_CONCURRENCY", "4"}, {"BOX_MAX_IN_FLIGHT", "4"}});
-  EXPECT_EQ(o.BoxMaxInFlight(), 4);
+  EXPECT_EQ(flag.BoxMaxInFlight(), 64);
+  Options o = MustLoad({{"SYNC_CONCURRENCY", "8"}, {"BOX_MAX_IN_FLIGHT", "3"}});
+  EXPECT_EQ(o.BoxMaxInFlight(), 3);
   std::string all;
   for (const auto& [name, value] : Describe(o)) all += name + "=" + value + "\n";
-  EXPECT_THAT(all, HasSubstr("BOX_MAX_IN_FLIGHT=4\n"));
+  EXPECT_THAT(all, HasSubstr("BOX_MAX_IN_FLIGHT=3\n"));
 }
 
 TEST(OptionsTest, BufferPoolMustHoldOneUploadBuffer) {

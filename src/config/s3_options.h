@@ -31,6 +31,12 @@ struct S3Options {
   // Measured on a local server: one streamed PUT of 128 MiB files ran at 190 MB/s
   // against 105 MB/s for 8 MiB parts x 4; distant boxes may prefer a lower value.
   uint64_t multipart_threshold = 128ull << 20;
+  // The same, for a box whose server proves what it stored (it refuses a
+  // body that does not match the signed payload hash or checksum): there a
+  // file up to 5 GiB costs one request and one pass over its bytes. Set to
+  // S3_MULTIPART_THRESHOLD when that is set (a cut single PUT starts over;
+  // multipart resumes part by part).
+  uint64_t verified_multipart_threshold = 5ull << 30;
   uint64_t part_size = 8ull << 20;           // S3_PART_SIZE: minimum; grown to fit 10,000 parts
   int part_parallelism = 4;                  // S3_PART_PARALLELISM: parts in flight per upload
   bool content_md5 = false;                  // S3_CONTENT_MD5: also send Content-MD5

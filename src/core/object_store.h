@@ -2,6 +2,7 @@
 // The real adapter is s3::S3ObjectStore; unit tests use an in-memory double.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <optional>
 #include <stop_token>
@@ -18,6 +19,13 @@ struct ObjectInfo {
   // Set by ObjectStore::Upload only: an identical object (size and sha256)
   // was already stored under the key, so nothing was written.
   bool already_stored = false;
+};
+
+// What a store's calls cost on the wire, counted since it was made.
+struct TransportCounts {
+  uint64_t requests = 0;        // HTTP requests sent
+  uint64_t connections = 0;     // new connections opened (the others reused one)
+  uint64_t tls_handshakes = 0;  // TLS handshakes done (a resumed session counts too)
 };
 
 // Implementations are thread-safe: one store is shared by every job for its box.
@@ -44,6 +52,14 @@ class ObjectStore {
   // match the local bytes are reused), otherwise it is aborted. Does not own fd.
   virtual Result<ObjectInfo> Upload(const std::string& key, int fd, uint64_t size,
                                     const std::string& sha256_hex, std::stop_token stop) = 0;
+
+  // When a byte last moved to or from the server, for any call (steady
+  // clock); nullopt when the store keeps no track. Tells a box busy with
+  // long transfers from one that hangs.
+  virtual std::optional<std::chrono::steady_clock::time_point> LastProgress() const {
+    return std::nullopt;
+  }
+  virtual TransportCounts Transport() const { return {}; }
 };
 
 }  // namespace media_sync

@@ -73,11 +73,12 @@ Pipeline::Pipeline(StoreRouter& stores, Catalog& catalog, const buffer::LocalBuf
       settings_(settings),
       clock_(std::move(clock)) {}
 
-Decision Pipeline::Process(const Delivery& delivery, const std::stop_token& stop) const {
+Decision Pipeline::Process(const Delivery& delivery, const std::stop_token& stop,
+                           StoreRouter::Ticket ticket) const {
   // 1 validate
   auto job = ParseJob(delivery.payload);
   if (!job) return Fail(delivery.payload, job.error(), 1 + static_cast<int>(delivery.redeliveries));
-  Decision decision = ProcessJob(*job, delivery, stop);
+  Decision decision = ProcessJob(*job, delivery, stop, std::move(ticket));
   decision.sha256 = job->sha256;
   decision.s3_key = job->s3_key;
   decision.storage_box_id = job->storage_box_id;
@@ -86,8 +87,8 @@ Decision Pipeline::Process(const Delivery& delivery, const std::stop_token& stop
   return decision;
 }
 
-Decision Pipeline::ProcessJob(const Job& job, const Delivery& delivery,
-                              const std::stop_token& stop) const {
+Decision Pipeline::ProcessJob(const Job& job, const Delivery& delivery, const std::stop_token& stop,
+                              StoreRouter::Ticket ticket) const {
   if (delivery.redeliveries > settings_.max_retries) {
     return Fail(
         job.payload,
@@ -99,9 +100,9 @@ Decision Pipeline::ProcessJob(const Job& job, const Delivery& delivery,
   }
 
   // Asked once: when the box's backoff has just ended, this job is its probe.
-  // The slot, held until this function returns, bounds the share of the
+  // The slot, held until the box has done its part, bounds the share of the
   // in-flight jobs one box can tie up while a hang is being detected.
-  StoreRouter::Admission admission = stores_.Admit(job.storage_box_id, stop);
+  StoreRouter::Admission admission = stores_.Admit(job.storage_box_id, stop, std::move(ticket));
   if (admission.defer_until) {
     // The box's fault: no attempt is counted.
     return Decision::Defer(job.payload, *admission.defer_until, admission.reason);
@@ -113,17 +114,17 @@ Decision Pipeline::ProcessJob(const Job& job, const Delivery& delivery,
     return Decision::Hold(store.error().message);
   }
 
-  StepResult result = Sync(job, **store, stop);
+  StepResult result = Sync(job, **store, stop, admission.slot);
   if (auto* decision = std::get_if<Decision>(&result)) return std::move(*decision);
   return OnFailure(job, delivery, std::get<StepFailure>(result));
 }
 
 Pipeline::StepResult Pipeline::Sync(const Job& job, ObjectStore& objects,
-                                    const std::stop_token& stop) const {
+                                    const std::stop_token& stop, StoreRouter::Slot& slot) const {
   // 2 locate
   auto local = buffer_.Open(job.local_path);
   if (!local) return StepFailure{local.error(), Source::kJob};
-  if (!local->has_value()) return SyncFromStorage(job, objects, stop);
+  if (!local->has_value()) return SyncFromStorage(job, objects, stop, slot);
   const buffer::LocalFile& file = **local;
   if (file.size() != job.file_size) {
     return StepFailure{
@@ -133,6 +134,11 @@ Pipeline::StepResult Pipeline::Sync(const Job& job, ObjectStore& objects,
 
   // 3 upload and verify
   auto transfer = Upload(job, file, objects, stop);
+  if (transfer) {
+    slot.Succeeded(file.size());
+  } else {
+    slot.Reset();
+  }
   if (!transfer) {
     return StepFailure{transfer.error(),
                        transfer.error().IsJobFault() ? Source::kJob : Source::kStore};
@@ -153,9 +159,14 @@ Pipeline::StepResult Pipeline::Sync(const Job& job, ObjectStore& objects,
 }
 
 Pipeline::StepResult Pipeline::SyncFromStorage(const Job& job, ObjectStore& objects,
-                                               const std::stop_token& stop) const {
+                                               const std::stop_token& stop,
+                                               StoreRouter::Slot& slot) const {
   auto info = objects.Stat(job.s3_key, stop);
-  if (!info) return StepFailure{info.error(), Source::kStore};
+  if (!info) {
+    slot.Reset();
+    return StepFailure{info.error(), Source::kStore};
+  }
+  slot.Succeeded(0);
   stores_.ReportSuccess(job.storage_box_id);
   if (!info->has_value()) {
     return StepFailure{

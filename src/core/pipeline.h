@@ -91,7 +91,15 @@ class Pipeline {
   Pipeline(StoreRouter& stores, Catalog& catalog, const buffer::LocalBuffer& buffer,
            PipelineSettings settings, Clock clock = std::chrono::system_clock::now);
 
-  Decision Process(const Delivery& delivery, const std::stop_token& stop) const;
+  // `ticket`: the job's claim from StoreRouter::AwaitIntake, handed to the
+  // router's Admit (or given back when the job never reaches its box).
+  Decision Process(const Delivery& delivery, const std::stop_token& stop,
+                   StoreRouter::Ticket ticket = {}) const;
+  // StoreRouter::AwaitIntake: whether the worker may take one more job.
+  std::optional<StoreRouter::Ticket> AwaitIntake(const std::stop_token& stop,
+                                                 std::chrono::milliseconds max_wait) const {
+    return stores_.AwaitIntake(stop, max_wait);
+  }
 
  private:
   // A step's result: the decision it reached, or the failure that stopped it
@@ -110,11 +118,16 @@ class Pipeline {
   };
 
   // Steps 2-5 for a job whose box admitted it.
-  Decision ProcessJob(const Job& job, const Delivery& delivery, const std::stop_token& stop) const;
-  StepResult Sync(const Job& job, ObjectStore& objects, const std::stop_token& stop) const;
+  Decision ProcessJob(const Job& job, const Delivery& delivery, const std::stop_token& stop,
+                      StoreRouter::Ticket ticket) const;
+  // `slot` is given back as soon as the box has done its part (the upload,
+  // or the HeadObject), before the catalog is written: the box's limit
+  // counts only the work it does.
+  StepResult Sync(const Job& job, ObjectStore& objects, const std::stop_token& stop,
+                  StoreRouter::Slot& slot) const;
   // No local file: the object must already be there (a crash after upload).
-  StepResult SyncFromStorage(const Job& job, ObjectStore& objects,
-                             const std::stop_token& stop) const;
+  StepResult SyncFromStorage(const Job& job, ObjectStore& objects, const std::stop_token& stop,
+                             StoreRouter::Slot& slot) const;
   // Local file present: upload it unless an identical object is stored.
   // Errors: job faults are the job's, anything else the store's.
   Result<Transfer> Upload(const Job& job, const buffer::LocalFile& file, ObjectStore& objects,

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -22,35 +23,50 @@ class StoreRouter {
   using BoxId = std::optional<std::string>;  // nullopt: the default MINIO_ENDPOINT
   using TimePoint = std::chrono::system_clock::time_point;
 
-  // A job's claim on one of its box's in-flight slots; given back when
-  // destroyed. Move-only; empty when the router keeps no count.
-  class Slot {
+  // A move-only claim, given back when destroyed (empty when the router
+  // keeps no count): `release` learns whether the work it covered ended well
+  // (with the bytes it moved) or not (nullopt: failed, stopped, or not the
+  // box's doing).
+  class Claim {
    public:
-    Slot() = default;
-    explicit Slot(std::function<void()> release) : release_(std::move(release)) {}
-    Slot(Slot&& other) noexcept : release_(std::exchange(other.release_, nullptr)) {}
-    Slot& operator=(Slot&& other) noexcept {
+    using Release = std::function<void(std::optional<uint64_t> bytes_if_ok)>;
+    Claim() = default;
+    explicit Claim(Release release) : release_(std::move(release)) {}
+    Claim(Claim&& other) noexcept : release_(std::exchange(other.release_, nullptr)) {}
+    Claim& operator=(Claim&& other) noexcept {
       if (this != &other) {
         Reset();
         release_ = std::exchange(other.release_, nullptr);
       }
       return *this;
     }
-    Slot(const Slot&) = delete;
-    Slot& operator=(const Slot&) = delete;
-    ~Slot() { Reset(); }
+    Claim(const Claim&) = delete;
+    Claim& operator=(const Claim&) = delete;
+    ~Claim() { Reset(); }
+    // Given back: the work failed or was abandoned.
     void Reset() {
-      if (auto release = std::exchange(release_, nullptr)) release();
+      if (auto release = std::exchange(release_, nullptr)) release(std::nullopt);
     }
+    // Given back after the box did its part well, moving `bytes`.
+    void Succeeded(uint64_t bytes) {
+      if (auto release = std::exchange(release_, nullptr)) release(bytes);
+    }
+    explicit operator bool() const { return static_cast<bool>(release_); }
 
    private:
-    std::function<void()> release_;
+    Release release_;
   };
+  // A job's claim on one of its box's in-flight slots, held while the box
+  // works for it (the upload, or the HeadObject of a job without a local file).
+  using Slot = Claim;
+  // A job thread's claim to take one more job from the queue (AwaitIntake),
+  // held from before the take until Admit turns it into a slot or a deferral.
+  using Ticket = Claim;
 
   // Whether a job for the box may run now. Either `defer_until` is set (the
   // box is down, or holds as many jobs as it may: the job waits until then
   // and no attempt is counted; `reason` says why), or the job holds `slot`
-  // until it ends.
+  // until the box has done its part.
   struct Admission {
     std::optional<TimePoint> defer_until;
     std::string reason;
@@ -59,11 +75,25 @@ class StoreRouter {
 
   virtual ~StoreRouter() = default;
 
-  // Asked once per job, before ForBox. May wait (bounded, returns early on
-  // `stop`) for a slot of a box that is busy but answering. The default has
-  // no per-box limit: it defers while DownUntil() says the box is down.
-  virtual Admission Admit(const BoxId& box, const std::stop_token& stop) {
+  // Blocks until the process may take one more job: while the jobs it
+  // holds before their upload (taken, or waiting for a box's slot) and those
+  // uploading fill what the boxes in use can take, taking more would only
+  // hold jobs that wait. nullopt after `max_wait` or on `stop` (the caller
+  // checks its own state and asks again). The default never blocks.
+  virtual std::optional<Ticket> AwaitIntake(const std::stop_token& stop,
+                                            std::chrono::milliseconds max_wait) {
     (void)stop;
+    (void)max_wait;
+    return Ticket();
+  }
+
+  // Asked once per job, before ForBox; consumes the job's `ticket` (if any).
+  // May wait (returns early on `stop`) for a slot of a box that is busy but
+  // answering. The default has no per-box limit: it defers while DownUntil()
+  // says the box is down.
+  virtual Admission Admit(const BoxId& box, const std::stop_token& stop, Ticket ticket) {
+    (void)stop;
+    ticket.Reset();
     Admission admission;
     admission.defer_until = DownUntil(box);
     if (admission.defer_until) {

@@ -81,7 +81,10 @@ Status FleetStats::ReportBoxes(const std::vector<BoxReport>& reports) {
                           {"up", report.up},
                           {"error", report.error},
                           {"worker", report.worker},
-                          {"reported_at", report.reported_at}}
+                          {"reported_at", report.reported_at},
+                          {"limit", report.limit},
+                          {"in_flight", report.in_flight},
+                          {"latency_seconds", report.latency_seconds}}
                          .dump(-1, ' ', false, Json::error_handler_t::replace));
   }
   std::vector<std::string_view> args = {"HSET", kBoxHealthKey};
@@ -106,6 +109,9 @@ Result<std::vector<BoxReport>> FleetStats::BoxReports() {
       report.error = document.value("error", "");
       report.worker = document.value("worker", "");
       report.reported_at = document.value("reported_at", "");
+      report.limit = document.value("limit", 0);
+      report.in_flight = document.value("in_flight", 0);
+      report.latency_seconds = document.value("latency_seconds", 0.0);
     }
     reports.push_back(std::move(report));
   }

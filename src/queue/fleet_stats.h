@@ -30,6 +30,10 @@ struct BoxReport {
   std::string error;  // why it is down
   std::string worker;
   std::string reported_at;  // ISO 8601 UTC
+  // The reporting worker's adaptive concurrency for the box (0: no limit).
+  int limit = 0;
+  int in_flight = 0;
+  double latency_seconds = 0;  // its recent uploads' moving average
 };
 
 struct Throughput {

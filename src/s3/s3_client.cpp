@@ -3,6 +3,7 @@
 #include <curl/curl.h>
 
 #include <algorithm>
+#include <array>
 #include <cstring>
 #include <ctime>
 
@@ -35,6 +36,17 @@ namespace detail {
 
 void EasyDeleter::operator()(CURL* easy) const { curl_easy_cleanup(easy); }
 void MultiDeleter::operator()(CURLM* multi) const { curl_multi_cleanup(multi); }
+void ShareDeleter::operator()(CURLSH* share) const { curl_share_cleanup(share); }
+
+struct ShareLocks {
+  std::array<std::mutex, CURL_LOCK_DATA_LAST> locks;
+  static void Lock(CURL*, curl_lock_data data, curl_lock_access, void* user) {
+    static_cast<ShareLocks*>(user)->locks.at(static_cast<size_t>(data)).lock();
+  }
+  static void Unlock(CURL*, curl_lock_data data, void* user) {
+    static_cast<ShareLocks*>(user)->locks.at(static_cast<size_t>(data)).unlock();
+  }
+};
 
 struct SlistDeleter {
   void operator()(curl_slist* list) const { curl_slist_free_all(list); }
@@ -52,6 +64,7 @@ struct Exchange {
   HttpResponse response;
   std::stop_token stop;
   curl_off_t bytes_moved = 0;  // sent + received at the last progress callback
+  std::atomic<int64_t>* last_progress_ns = nullptr;  // the client's, updated as bytes move
   char error_buffer[CURL_ERROR_SIZE] = {};
 };
 
@@ -71,7 +84,10 @@ Call MakeCall(std::string operation, std::string method, std::string key) {
 }
 
 constexpr char kEmptySha256[] = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
-constexpr size_t kMaxIdleHandles = 32;
+// Idle handles kept, each with its live connection: as many as jobs may be
+// in flight to one box (SYNC_CONCURRENCY's ceiling), so a busy box's
+// connections outlive a lull instead of being opened again.
+constexpr size_t kMaxIdleHandles = 1024;
 
 void GlobalInitOnce() {
   static const bool initialised = [] {
@@ -192,6 +208,10 @@ int OnProgress(void* user, curl_off_t, curl_off_t received, curl_off_t, curl_off
   if (received + sent != exchange->bytes_moved) {
     exchange->bytes_moved = received + sent;
     Liveness::Beat();
+    if (exchange->last_progress_ns != nullptr) {
+      exchange->last_progress_ns->store(std::chrono::steady_clock::now().time_since_epoch().count(),
+                                        std::memory_order_relaxed);
+    }
   }
   return exchange->stop.stop_requested() ? 1 : 0;
 }
@@ -230,6 +250,15 @@ std::chrono::system_clock::time_point ParseIsoTime(const std::string& text) {
   return std::chrono::system_clock::from_time_t(timegm(&tm));
 }
 
+// A conditional write (If-None-Match: *) that found an object under its key:
+// 412 PreconditionFailed, or 409 ConditionalRequestConflict while another
+// conditional write of the key is in flight.
+bool IsKeptByCondition(const HttpResponse& response) {
+  return response.status == 412 ||
+         (response.status == 409 &&
+          response.body.find("ConditionalRequestConflict") != std::string::npos);
+}
+
 void AddMetadataHeaders(HeaderList& headers, const std::map<std::string, std::string>& metadata) {
   for (const auto& [name, value] : metadata) headers.emplace_back("x-amz-meta-" + name, value);
 }
@@ -244,11 +273,32 @@ S3Client::S3Client(S3Options options, BandwidthLimiter* limiter)
       host_(StripScheme(options_.endpoint)),
       base_url_((options_.secure ? "https://" : "http://") + host_),
       signer_(options_.access_key, options_.secret_key, options_.region),
-      limiter_(limiter) {
+      limiter_(limiter),
+      share_locks_(std::make_unique<detail::ShareLocks>()) {
   GlobalInitOnce();
+  share_.reset(curl_share_init());
+  if (share_) {
+    curl_share_setopt(share_.get(), CURLSHOPT_LOCKFUNC, &detail::ShareLocks::Lock);
+    curl_share_setopt(share_.get(), CURLSHOPT_UNLOCKFUNC, &detail::ShareLocks::Unlock);
+    curl_share_setopt(share_.get(), CURLSHOPT_USERDATA, share_locks_.get());
+    curl_share_setopt(share_.get(), CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
+    curl_share_setopt(share_.get(), CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
+  }
 }
 
 S3Client::~S3Client() = default;
+
+TransportCounts S3Client::Transport() const {
+  return TransportCounts{requests_.load(std::memory_order_relaxed),
+                         connections_.load(std::memory_order_relaxed),
+                         tls_handshakes_.load(std::memory_order_relaxed)};
+}
+
+std::optional<std::chrono::steady_clock::time_point> S3Client::LastProgress() const {
+  int64_t ns = last_progress_ns_.load(std::memory_order_relaxed);
+  if (ns == 0) return std::nullopt;
+  return std::chrono::steady_clock::time_point(std::chrono::steady_clock::duration(ns));
+}
 
 detail::EasyHandle S3Client::TakeHandle() {
   {
@@ -274,6 +324,7 @@ void S3Client::ReturnHandle(detail::EasyHandle handle) {
 std::unique_ptr<Exchange> S3Client::Prepare(detail::Call call, std::stop_token stop) {
   auto exchange = std::make_unique<Exchange>();
   exchange->stop = std::move(stop);
+  exchange->last_progress_ns = &last_progress_ns_;
   exchange->call = std::move(call);
   Call& c = exchange->call;
   if (c.paced) exchange->limiter = limiter_;
@@ -317,6 +368,7 @@ std::unique_ptr<Exchange> S3Client::Prepare(detail::Call call, std::stop_token s
   curl_easy_setopt(easy, CURLOPT_HTTPHEADER, list);
   curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, exchange->error_buffer);
   curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
+  if (share_) curl_easy_setopt(easy, CURLOPT_SHARE, share_.get());
   curl_easy_setopt(easy, CURLOPT_TCP_KEEPALIVE, 1L);
   curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS,
                    static_cast<long>(options_.connect_timeout.count()));
@@ -353,6 +405,19 @@ std::unique_ptr<Exchange> S3Client::Prepare(detail::Call call, std::stop_token s
 
 Result<HttpResponse> S3Client::Finish(Exchange& exchange, int curl_code) {
   auto code = static_cast<CURLcode>(curl_code);
+  if (exchange.easy) {
+    // What this request cost on the wire: a new connection, a TLS handshake.
+    long connects = 0;
+    curl_easy_getinfo(exchange.easy.get(), CURLINFO_NUM_CONNECTS, &connects);
+    curl_off_t handshake_done = 0;
+    curl_easy_getinfo(exchange.easy.get(), CURLINFO_APPCONNECT_TIME_T, &handshake_done);
+    requests_.fetch_add(1, std::memory_order_relaxed);
+    connections_.fetch_add(static_cast<uint64_t>(std::max(0L, connects)),
+                           std::memory_order_relaxed);
+    if (options_.secure && connects > 0 && handshake_done > 0) {
+      tls_handshakes_.fetch_add(1, std::memory_order_relaxed);
+    }
+  }
   if (code != CURLE_OK) {
     Error error = TransportError(exchange, code);
     // A handle whose transfer failed may hold a broken connection: drop it.
@@ -360,6 +425,9 @@ Result<HttpResponse> S3Client::Finish(Exchange& exchange, int curl_code) {
     return error;
   }
   curl_easy_getinfo(exchange.easy.get(), CURLINFO_RESPONSE_CODE, &exchange.response.status);
+  // An answer is progress too, body or not (a HeadObject moves no body).
+  last_progress_ns_.store(std::chrono::steady_clock::now().time_since_epoch().count(),
+                          std::memory_order_relaxed);
   ReturnHandle(std::move(exchange.easy));
   return std::move(exchange.response);
 }
@@ -509,11 +577,7 @@ Result<std::optional<std::string>> S3Client::PutObjectIfAbsent(
   AddMetadataHeaders(call.headers, metadata);
   auto response = Execute(call, std::move(stop));
   if (!response.ok()) return response.error();
-  if (response->status == 412 ||
-      (response->status == 409 &&
-       response->body.find("ConditionalRequestConflict") != std::string::npos)) {
-    return std::optional<std::string>();
-  }
+  if (IsKeptByCondition(*response)) return std::optional<std::string>();
   if (Status status = CheckStatus(call, *response); !status.ok()) return status.error();
   return std::optional<std::string>(Unquote(response->headers["etag"]));
 }
@@ -534,6 +598,37 @@ Result<std::string> S3Client::PutObjectStream(const std::string& key, uint64_t s
   if (!response.ok()) return response.error();
   if (Status status = CheckStatus(call, *response); !status.ok()) return status.error();
   return Unquote(response->headers["etag"]);
+}
+
+Result<std::optional<std::string>> S3Client::PutObjectStreamIfAbsent(
+    const std::string& key, uint64_t size, const std::string& payload_sha256_hex,
+    const std::string& checksum_sha256_base64, BodyReader read,
+    const std::map<std::string, std::string>& metadata, std::stop_token stop) {
+  Call call = MakeCall("PutObject", "PUT", key);
+  call.paced = true;
+  call.body_reader = std::move(read);
+  call.body_reader_size = size;
+  call.payload_sha256 = payload_sha256_hex;
+  call.headers.emplace_back("if-none-match", "*");
+  if (!checksum_sha256_base64.empty()) {
+    call.headers.emplace_back("x-amz-checksum-sha256", checksum_sha256_base64);
+  }
+  AddMetadataHeaders(call.headers, metadata);
+  auto response = Execute(call, std::move(stop));
+  if (!response.ok()) return response.error();
+  if (IsKeptByCondition(*response)) return std::optional<std::string>();
+  if (Status status = CheckStatus(call, *response); !status.ok()) return status.error();
+  return std::optional<std::string>(Unquote(response->headers["etag"]));
+}
+
+Result<HttpResponse> S3Client::ProbePut(const std::string& key, std::span<const char> body,
+                                        const std::string& signed_payload_sha256_hex,
+                                        const HeaderList& extra_headers, std::stop_token stop) {
+  Call call = MakeCall("PutObject", "PUT", key);
+  call.body = body;
+  call.payload_sha256 = signed_payload_sha256_hex;
+  call.headers = extra_headers;
+  return Execute(call, std::move(stop));
 }
 
 Status S3Client::DeleteObject(const std::string& key, std::stop_token stop) {

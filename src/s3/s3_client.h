@@ -4,7 +4,9 @@
 // Thread-safety: S3Client is thread-safe; one client per storage box is shared
 // by all jobs. It keeps a pool of curl easy handles (each holding its live
 // connections), so sequential calls reuse connections and concurrent calls
-// each get their own.
+// each get their own; its handles share one TLS session cache and DNS cache
+// (a curl share handle), so a new connection to the box resumes a TLS
+// session instead of a full handshake.
 //
 // Ownership: request bodies are borrowed (std::span) and must stay alive until
 // the call returns; PartTransfers borrows them until the part finishes.
@@ -21,6 +23,7 @@
 // throws.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -41,6 +44,7 @@
 
 using CURL = void;  // curl/curl.h stays out of this header
 using CURLM = void;
+using CURLSH = void;
 
 namespace media_sync::s3 {
 
@@ -100,8 +104,14 @@ struct EasyDeleter {
 struct MultiDeleter {
   void operator()(CURLM* multi) const;
 };
+struct ShareDeleter {
+  void operator()(CURLSH* share) const;
+};
 using EasyHandle = std::unique_ptr<CURL, EasyDeleter>;
 using MultiHandle = std::unique_ptr<CURLM, MultiDeleter>;
+using ShareHandle = std::unique_ptr<CURLSH, ShareDeleter>;
+// The locks curl asks for around what a share handle holds.
+struct ShareLocks;
 }  // namespace detail
 
 class S3Client {
@@ -117,6 +127,12 @@ class S3Client {
   S3Client& operator=(const S3Client&) = delete;
 
   const S3Options& options() const { return options_; }
+
+  // When a byte last moved to or from the server, in any call of this
+  // client (steady clock); nullopt before the first.
+  std::optional<std::chrono::steady_clock::time_point> LastProgress() const;
+  // Requests, new connections and TLS handshakes of every call so far.
+  TransportCounts Transport() const;
 
   // Object metadata, or nullopt when the key does not exist (404).
   Result<std::optional<ObjectInfo>> HeadObject(const std::string& key, std::stop_token stop = {});
@@ -168,6 +184,22 @@ class S3Client {
                                       const std::string& md5_base64, BodyReader read,
                                       const std::map<std::string, std::string>& metadata,
                                       std::stop_token stop = {});
+  // PutObjectStream for a server that proves what it stored (it refuses a
+  // body whose SHA-256 differs from the signed payload hash, or from
+  // x-amz-checksum-sha256, sent when `checksum_sha256_base64` is not empty),
+  // with If-None-Match: * as PutObjectIfAbsent: the ETag, or nullopt when
+  // the server kept an object already under key.
+  Result<std::optional<std::string>> PutObjectStreamIfAbsent(
+      const std::string& key, uint64_t size, const std::string& payload_sha256_hex,
+      const std::string& checksum_sha256_base64, BodyReader read,
+      const std::map<std::string, std::string>& metadata, std::stop_token stop = {});
+  // For finding out what a server verifies: a PutObject of `body` signed
+  // with `signed_payload_sha256_hex` (wrong on purpose, or not) and the
+  // extra headers. The server's answer whatever its status; transport
+  // failures are errors.
+  Result<HttpResponse> ProbePut(const std::string& key, std::span<const char> body,
+                                const std::string& signed_payload_sha256_hex,
+                                const HeaderList& extra_headers, std::stop_token stop = {});
   Status DeleteObject(const std::string& key, std::stop_token stop = {});
   // DeleteObject with If-Match: the ETag HeadObject reported. true when the
   // key is gone (deleted, or absent already), false when the server refused
@@ -261,8 +293,15 @@ class S3Client {
   const std::string host_;      // "host:port" as sent and signed
   const std::string base_url_;  // "http://host:port"
   const SigV4Signer signer_;
-  BandwidthLimiter* const limiter_;  // null: uploads are not paced
+  BandwidthLimiter* const limiter_;           // null: uploads are not paced
+  std::atomic<int64_t> last_progress_ns_{0};  // steady clock; 0: never
+  std::atomic<uint64_t> requests_{0};
+  std::atomic<uint64_t> connections_{0};
+  std::atomic<uint64_t> tls_handshakes_{0};
 
+  // Declared before the handles that use it, so destroyed after them.
+  std::unique_ptr<detail::ShareLocks> share_locks_;
+  detail::ShareHandle share_;
   Mutex pool_mutex_;
   std::vector<detail::EasyHandle> idle_handles_ GUARDED_BY(pool_mutex_);
 };

@@ -125,9 +125,9 @@ ErrorKind KindForS3Error(long status, std::string_view code) {
                    "OperationAborted"})) {
     return ErrorKind::kOutage;
   }
-  if (OneOf(code,
-            {"XAmzContentSHA256Mismatch", "BadDigest", "InvalidDigest", "IncompleteBody",
-             "InvalidPart", "InvalidPartOrder", "NoSuchUpload", "EntityTooSmall", "NoSuchKey"})) {
+  if (OneOf(code, {"XAmzContentSHA256Mismatch", "XAmzContentChecksumMismatch", "BadDigest",
+                   "InvalidDigest", "IncompleteBody", "InvalidPart", "InvalidPartOrder",
+                   "NoSuchUpload", "EntityTooSmall", "NoSuchKey"})) {
     return ErrorKind::kJobRetryable;
   }
   if (OneOf(code, {"EntityTooLarge", "KeyTooLongError"})) return ErrorKind::kJobPermanent;
@@ -160,7 +160,8 @@ Error ClassifyHttpError(long status, std::string_view body, std::string_view ope
     text += " (no error body; check the access key, the secret key and the clock)";
   }
   if (!parsed.request_id.empty()) text.append(" (RequestId ").append(parsed.request_id).append(")");
-  FaultClass fault = OneOf(parsed.code, {"XAmzContentSHA256Mismatch", "BadDigest", "InvalidDigest"})
+  FaultClass fault = OneOf(parsed.code, {"XAmzContentSHA256Mismatch", "XAmzContentChecksumMismatch",
+                                         "BadDigest", "InvalidDigest"})
                          ? FaultClass::kHashMismatch
                      : OneOf(parsed.code, {"IncompleteBody", "EntityTooSmall"})
                          ? FaultClass::kSizeMismatch

@@ -8,9 +8,11 @@
 #include <cerrno>
 #include <cstring>
 #include <map>
+#include <random>
 
 #include "core/error_texts.h"
 #include "core/hash.h"
+#include "s3/s3_errors.h"
 
 namespace media_sync::s3 {
 namespace {
@@ -20,6 +22,23 @@ constexpr uint64_t kMinPartSize = 5 * kMiB;
 constexpr uint64_t kMaxParts = 10000;
 constexpr uint64_t kMaxSinglePut = 5ull << 30;        // S3: one PutObject
 constexpr size_t kStreamBuffer = size_t{256} * 1024;  // first-pass read size of a streamed PUT
+constexpr std::string_view kProbePrefix = ".media-sync/probe/";  // outside media/
+
+std::string RandomHex(size_t bytes) {
+  thread_local std::mt19937_64 random(std::random_device{}());
+  std::string raw(bytes, '\0');
+  for (char& c : raw) c = static_cast<char>(random() & 0xff);
+  return ToHex(raw);
+}
+
+std::string HexToRaw(std::string_view hex) {
+  std::string raw(hex.size() / 2, '\0');
+  auto nibble = [](char c) { return c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10; };
+  for (size_t i = 0; i < raw.size(); ++i) {
+    raw[i] = static_cast<char>((nibble(hex[2 * i]) << 4) | nibble(hex[2 * i + 1]));
+  }
+  return raw;
+}
 
 std::string HashMismatch(const std::string& expected, const std::string& got) {
   return "SHA-256 mismatch: expected " + expected + ", got " + got;
@@ -66,6 +85,63 @@ HashedPayload MakePayload(const char* data, size_t size, bool with_md5) {
   }
   return hashed;
 }
+
+// The body of a streamed PutObject, read from the file as curl asks for it:
+// every byte handed over is hashed, and the last ones only if the whole body
+// hashes to `expected`, so a file that is not (or no longer) the job's never
+// completes a request (the server sees a short body). Offsets grow, except a
+// rewind to 0 when curl resends the request on a fresh connection.
+class HashingReader {
+ public:
+  HashingReader(int fd, uint64_t size, std::string expected,
+                std::function<bool(uint64_t)> cut = nullptr, std::string mismatch_note = "")
+      : fd_(fd),
+        size_(size),
+        expected_(std::move(expected)),
+        cut_(std::move(cut)),
+        mismatch_note_(std::move(mismatch_note)) {}
+
+  long Read(char* buffer, size_t capacity, uint64_t offset) {
+    if (offset == 0) {
+      hasher_.Reset();
+      next_ = 0;
+    }
+    if (offset != next_) return -1;
+    if (cut_ && cut_(offset)) return -1;
+    size_t n = static_cast<size_t>(std::min<uint64_t>(capacity, size_ - offset));
+    if (n == 0) return 0;
+    if (Status status = ReadExactly(fd_, buffer, n, offset, size_); !status.ok()) {
+      failure_ = status.error();
+      return -1;
+    }
+    hasher_.Update(buffer, n);
+    next_ += n;
+    if (next_ == size_) {
+      std::string sent = hasher_.FinishHex();
+      if (sent != expected_) {
+        failure_ = Error::JobRetryable(HashMismatch(expected_, sent) + mismatch_note_)
+                       .As(FaultClass::kHashMismatch);
+        return -1;
+      }
+    }
+    return static_cast<long>(n);
+  }
+
+  // Why the reader stopped the request (the file's fault), if it did.
+  const std::optional<Error>& failure() const { return failure_; }
+  // Every byte was read, and they hash to `expected`.
+  bool Matched() const { return next_ == size_ && !failure_; }
+
+ private:
+  const int fd_;
+  const uint64_t size_;
+  const std::string expected_;
+  const std::function<bool(uint64_t)> cut_;
+  const std::string mismatch_note_;
+  Hasher hasher_;
+  uint64_t next_ = 0;
+  std::optional<Error> failure_;
+};
 
 bool IsIdentical(const ObjectInfo& object, uint64_t size, const std::string& sha256_hex) {
   return object.size == size && object.sha256 == sha256_hex;
@@ -159,6 +235,12 @@ Result<ObjectInfo> S3ObjectStore::UploadOnce(const std::string& key, int fd, uin
   const uint64_t buffered_limit =
       std::min({options.part_size, options.multipart_threshold, pool_.capacity()});
   if (size <= buffered_limit) return UploadWhole(key, fd, size, sha256_hex, stop, emptied);
+  if (size <= std::min(options.verified_multipart_threshold, kMaxSinglePut)) {
+    // One request where the server proves it: the first such file asks.
+    auto verification = EnsureVerificationKnown(stop);
+    if (!verification.ok()) return verification.error();
+    if (verification->Proves()) return UploadVerified(key, fd, size, sha256_hex, stop);
+  }
   const bool multipart = size > std::min(options.multipart_threshold, kMaxSinglePut);
   // Found before the box is asked anything: a fault of the file, not the box.
   if (multipart) {
@@ -209,6 +291,7 @@ Result<std::optional<ObjectInfo>> S3ObjectStore::FindIdentical(const std::string
 Result<ObjectInfo> S3ObjectStore::UploadWhole(const std::string& key, int fd, uint64_t size,
                                               const std::string& sha256_hex,
                                               const std::stop_token& stop, bool& emptied) {
+  const bool server_proves = verification().payload_hash;
   std::string etag;
   std::string md5_hex;
   {
@@ -216,8 +299,9 @@ Result<ObjectInfo> S3ObjectStore::UploadWhole(const std::string& key, int fd, ui
     if (!lease.ok()) return lease.error();
     char* data = lease->data();
     if (Status read = ReadExactly(fd, data, size, 0, size); !read.ok()) return read.error();
-    // The MD5 is always taken here: it is what a server's ETag proves.
-    HashedPayload hashed = MakePayload(data, size, /*with_md5=*/true);
+    // The MD5 is what a server's ETag proves; a server that proves what it
+    // stores needs none.
+    HashedPayload hashed = MakePayload(data, size, /*with_md5=*/!server_proves);
     const Payload& payload = hashed.payload;
     md5_hex = std::move(hashed.md5_hex);
     if (payload.sha256_hex != sha256_hex) {
@@ -257,6 +341,11 @@ Result<ObjectInfo> S3ObjectStore::UploadWhole(const std::string& key, int fd, ui
     }
     etag = std::move(**put);
   }  // the buffer goes back to the pool before any verification round trip
+  if (server_proves) {
+    // It refuses a body that does not hash to the signed sha256: its 200 is the proof.
+    Proven(Proof::kServerVerified);
+    return ObjectInfo{size, sha256_hex, std::move(etag)};
+  }
   return Acknowledged(key, size, sha256_hex, std::move(etag), md5_hex, stop);
 }
 
@@ -316,49 +405,142 @@ Result<ObjectInfo> S3ObjectStore::UploadStreamed(const std::string& key, int fd,
   // again, and the last ones are handed over only if the whole body still
   // hashes to sha256_hex. A file changed since the first pass therefore never
   // completes a request: the server sees a short body.
-  struct Stream {
-    Hasher hasher;
-    uint64_t next = 0;
-    std::optional<Error> failure;
-  } stream;
-  auto read = [&](char* buffer, size_t capacity, uint64_t offset) -> long {
-    if (offset == 0) {
-      stream.hasher.Reset();
-      stream.next = 0;
-    }
-    if (offset != stream.next) return -1;
-    if (hooks_.cut_stream && hooks_.cut_stream(offset)) return -1;
-    size_t n = static_cast<size_t>(std::min<uint64_t>(capacity, size - offset));
-    if (n == 0) return 0;
-    if (Status status = ReadExactly(fd, buffer, n, offset, size); !status.ok()) {
-      stream.failure = status.error();
-      return -1;
-    }
-    stream.hasher.Update(buffer, n);
-    stream.next += n;
-    if (stream.next == size) {
-      std::string sent = stream.hasher.FinishHex();
-      if (sent != sha256_hex) {
-        stream.failure = Error::JobRetryable(HashMismatch(sha256_hex, sent) +
-                                             " (the file changed while it was sent)")
-                             .As(FaultClass::kHashMismatch);
-        return -1;
-      }
-    }
-    return static_cast<long>(n);
+  HashingReader stream(fd, size, sha256_hex, hooks_.cut_stream,
+                       " (the file changed while it was sent)");
+  auto read = [&stream](char* buffer, size_t capacity, uint64_t offset) {
+    return stream.Read(buffer, capacity, offset);
   };
   auto put = client_.PutObjectStream(key, size, sha256_hex, md5_base64, read,
                                      {{"sha256", sha256_hex}}, stop);
   if (!put.ok()) {
-    if (stream.failure || put.error().kind == ErrorKind::kOutage ||
+    if (stream.failure() || put.error().kind == ErrorKind::kOutage ||
         put.error().kind == ErrorKind::kCancelled) {
       emptied = RemoveTruncated(key, size);
     }
-    if (stream.failure) return *stream.failure;
+    if (stream.failure()) return *stream.failure();
     return put.error();
   }
   // With S3_CONTENT_MD5 the MD5 is known, and the ETag can prove the body.
   return Acknowledged(key, size, sha256_hex, std::move(put).value(), md5_hex, stop);
+}
+
+Result<ObjectInfo> S3ObjectStore::UploadVerified(const std::string& key, int fd, uint64_t size,
+                                                 const std::string& sha256_hex,
+                                                 const std::stop_token& stop) {
+  // The job's sha256 is the whole body's hash, known before a byte is read
+  // (content addressing): the request is signed with it, and carries it as
+  // x-amz-checksum-sha256 where the server checks that. The server stores
+  // the body only if it hashes to sha256 (a short or other body is refused,
+  // and nothing is kept), so its 200 is the proof: no HeadObject before or
+  // after. The bytes are hashed on their way out all the same, in the same
+  // pass, so that a lying job is named by its own fault and its last bytes
+  // are never sent.
+  const Verification verification = this->verification();
+  const std::string checksum = verification.checksum_sha256 ? Base64(HexToRaw(sha256_hex)) : "";
+  const std::map<std::string, std::string> metadata = {{"sha256", sha256_hex}};
+  HashingReader stream(fd, size, sha256_hex, hooks_.cut_stream);
+  auto read = [&stream](char* buffer, size_t capacity, uint64_t offset) {
+    return stream.Read(buffer, capacity, offset);
+  };
+  auto put = client_.PutObjectStreamIfAbsent(key, size, sha256_hex, checksum, read, metadata, stop);
+  if (!put.ok()) {
+    if (stream.failure()) return *stream.failure();
+    return put.error();
+  }
+  if (put->has_value()) {
+    Proven(Proof::kServerVerified);
+    return ObjectInfo{size, sha256_hex, std::move(**put)};
+  }
+  // An object is already under key (412): kept when it is this file (the
+  // local bytes hashed, if the server answered before reading them all).
+  auto existing = FindIdentical(key, fd, size, sha256_hex, stop);
+  if (!existing.ok()) return existing.error();
+  if (existing->has_value()) return std::move(**existing);
+  // Another object (another file's bytes): replaced, and read back.
+  HashingReader again(fd, size, sha256_hex, hooks_.cut_stream);
+  auto replaced = client_.PutObjectStream(
+      key, size, sha256_hex, "",
+      [&again](char* buffer, size_t capacity, uint64_t offset) {
+        return again.Read(buffer, capacity, offset);
+      },
+      metadata, stop);
+  if (!replaced.ok()) {
+    if (again.failure()) return *again.failure();
+    return replaced.error();
+  }
+  return Verify(key, size, sha256_hex, stop);
+}
+
+Result<S3ObjectStore::Verification> S3ObjectStore::EnsureVerificationKnown(
+    const std::stop_token& stop) {
+  MutexLock lock(detect_mutex_);
+  if (detected_) return verification();
+  auto found = Probe(stop);
+  if (found.ok()) detected_ = true;
+  return found;
+}
+
+Result<S3ObjectStore::Verification> S3ObjectStore::DetectVerification(const std::stop_token& stop) {
+  MutexLock lock(detect_mutex_);
+  auto found = Probe(stop);
+  if (found.ok()) detected_ = true;
+  return found;
+}
+
+S3ObjectStore::Verification S3ObjectStore::verification() const {
+  return Verification{proves_payload_hash_.load(), proves_checksum_.load()};
+}
+
+Result<S3ObjectStore::Verification> S3ObjectStore::Probe(const std::stop_token& stop) {
+  static constexpr std::string_view kProbeBody = "media-sync: what does this server verify?";
+  const std::string key = std::string(kProbePrefix) + RandomHex(8);
+  const std::span<const char> body(kProbeBody.data(), kProbeBody.size());
+  const std::string right = Sha256Hex(kProbeBody);
+  const std::string other = Sha256Raw("another body");
+  bool stored = false;
+  // Refused (true), kept (false), or neither: the refusal proves nothing
+  // when it is not about the content (logged), and an outage is an error.
+  auto refuses = [&](const char* what, const std::string& signed_hash,
+                     const HeaderList& headers) -> Result<bool> {
+    auto answer = client_.ProbePut(key, body, signed_hash, headers, stop);
+    if (!answer.ok()) return answer.error();
+    if (answer->status >= 200 && answer->status < 300) {
+      stored = true;
+      return false;
+    }
+    const std::string code = ParseS3ErrorBody(answer->body).code;
+    if (answer->status == 400 && (code == "XAmzContentSHA256Mismatch" || code == "BadDigest" ||
+                                  code == "XAmzContentChecksumMismatch")) {
+      return true;
+    }
+    Error error = ClassifyHttpError(answer->status, answer->body, "PutObject", key);
+    if (error.kind == ErrorKind::kOutage) return error;
+    spdlog::warn("{}: a probe with {} was refused for another reason, so it proves nothing: {}",
+                 client_.options().endpoint, what, error.message);
+    return false;
+  };
+  auto payload_hash = refuses("a wrong signed payload hash", ToHex(other), {});
+  if (!payload_hash.ok()) return payload_hash.error();
+  auto checksum =
+      refuses("a wrong x-amz-checksum-sha256", right, {{"x-amz-checksum-sha256", Base64(other)}});
+  if (!checksum.ok()) return checksum.error();
+  if (stored) {
+    // A lenient server kept the probe's bytes under the probe key: not media.
+    if (Status removed = client_.DeleteObject(key, stop); !removed.ok()) {
+      spdlog::warn("{}: cannot remove the probe object {}: {}", client_.options().endpoint, key,
+                   removed.error().message);
+    }
+  }
+  proves_payload_hash_ = *payload_hash;
+  proves_checksum_ = *checksum;
+  Verification found = verification();
+  spdlog::info("{} verifies {}", client_.options().endpoint,
+               found.payload_hash && found.checksum_sha256
+                   ? "the signed payload hash and x-amz-checksum-sha256: one request per file"
+               : found.payload_hash    ? "the signed payload hash: one request per file"
+               : found.checksum_sha256 ? "x-amz-checksum-sha256: one request per file"
+                                       : "nothing: uploads are proven by ETag or HeadObject");
+  return found;
 }
 
 bool S3ObjectStore::RemoveTruncated(const std::string& key, uint64_t size) {

@@ -6,7 +6,17 @@
 //   * files up to min(S3_PART_SIZE, S3_MULTIPART_THRESHOLD, pool capacity)
 //     are read whole into a pooled buffer, hashed, compared, and only then
 //     sent with PutObject from that same memory, signed with that hash;
-//   * files above one part and up to S3_MULTIPART_THRESHOLD go as one
+//   * on a box whose server proves what it stores (DetectVerification: it
+//     refuses a body that does not hash to the signed payload hash or to
+//     x-amz-checksum-sha256, as MinIO and AWS S3 do), files above one part
+//     and up to 5 GiB (S3_MULTIPART_THRESHOLD when set) go as one PutObject
+//     signed with the job's sha256, which content addressing makes known
+//     before a byte is read, and carrying it as x-amz-checksum-sha256 where
+//     checked: the file is read once, hashed on its way out, and its last
+//     bytes handed over only if that hash matches; the server's 200 proves
+//     the object (it keeps nothing of a body it refused or that was cut).
+//     One request, one pass, no HeadObject;
+//   * elsewhere, files above one part and up to S3_MULTIPART_THRESHOLD go as one
 //     PutObject streamed from the file at constant memory: the file is
 //     hashed first (a lying job sends nothing), hashed again while it is
 //     sent, and its last bytes are handed over only if that second hash
@@ -32,9 +42,12 @@
 //     keep a HeadObject first, which saves sending them again;
 //   * every PutObject is signed with the body's SHA-256, which strict servers
 //     check (the gateway, MinIO, AWS), and carries Content-MD5 where the MD5
-//     was taken (always for a small file; with S3_CONTENT_MD5 for the rest),
-//     which makes servers refuse a body that differs;
-//   * the answer's ETag equal to the MD5 of the bytes hashed on their way
+//     was taken (for a small file unless the server proves what it stores;
+//     with S3_CONTENT_MD5 for the rest), which makes servers refuse a body
+//     that differs;
+//   * on a server that proves what it stores, its 200 to a PutObject signed
+//     with the job's sha256 is the proof (kServerVerified);
+//   * elsewhere, the answer's ETag equal to the MD5 of the bytes hashed on their way
 //     out proves the stored body is those bytes (the single-part ETag is
 //     the body's MD5 on MinIO, AWS without SSE-KMS, Ceph RGW and s3rver):
 //     no HeadObject after. Where the ETag is missing or another value
@@ -92,6 +105,7 @@
 // setting to raise), kCancelled (stop requested).
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <functional>
 #include <memory>
@@ -104,6 +118,7 @@
 #include "core/upload_journal.h"
 #include "s3/buffer_pool.h"
 #include "s3/s3_client.h"
+#include "util/mutex.h"
 
 namespace media_sync::s3 {
 
@@ -111,9 +126,19 @@ class S3ObjectStore : public ObjectStore {
  public:
   // How an upload was known to be right (see the header comment).
   enum class Proof {
-    kEtag,           // the PutObject's ETag is the MD5 of the bytes sent
-    kHeadObject,     // HeadObject showed the size and x-amz-meta-sha256
-    kAlreadyStored,  // an identical object was there: nothing written
+    kEtag,            // the PutObject's ETag is the MD5 of the bytes sent
+    kHeadObject,      // HeadObject showed the size and x-amz-meta-sha256
+    kAlreadyStored,   // an identical object was there: nothing written
+    kServerVerified,  // a server that refuses other bytes accepted them
+  };
+
+  // What the box's server verifies of an upload's content (DetectVerification).
+  struct Verification {
+    // Refuses a body whose SHA-256 differs from the signed x-amz-content-sha256.
+    bool payload_hash = false;
+    // Refuses a body whose SHA-256 differs from x-amz-checksum-sha256.
+    bool checksum_sha256 = false;
+    bool Proves() const { return payload_hash || checksum_sha256; }
   };
 
   // Observation and fault-injection points for tests and metrics; called on
@@ -148,9 +173,27 @@ class S3ObjectStore : public ObjectStore {
   Result<std::optional<ObjectInfo>> Stat(const std::string& key, std::stop_token stop) override;
   Result<ObjectInfo> Upload(const std::string& key, int fd, uint64_t size,
                             const std::string& sha256_hex, std::stop_token stop) override;
+  std::optional<std::chrono::steady_clock::time_point> LastProgress() const override {
+    return client_.LastProgress();
+  }
+  TransportCounts Transport() const override { return client_.Transport(); }
 
   // HeadBucket, CreateBucket when missing (see S3Client::EnsureBucket).
   Status EnsureBucket() { return client_.EnsureBucket(); }
+  // Finds out what the server verifies: two PutObjects of a small probe
+  // object under .media-sync/probe/, one signed with another body's hash,
+  // one with another body's x-amz-checksum-sha256 (deleted again where the
+  // server kept it). A server that refuses them proves what it stores; the
+  // uploads that follow rely on it (see "One request" above). kOutage when
+  // the server cannot be asked; any other refusal proves nothing (logged).
+  Result<Verification> DetectVerification(const std::stop_token& stop = {});
+  // As last detected; nothing proven before.
+  Verification verification() const;
+  // DetectVerification once per store, by the first upload above one part
+  // (the one that needs it; the first small files need not wait for it).
+  // Later calls return what it found; a probe cut by an outage or a stop is
+  // tried again by the next upload.
+  Result<Verification> EnsureVerificationKnown(const std::stop_token& stop);
   // Aborts multipart uploads under prefix initiated more than older_than ago
   // (left behind by a crashed worker), except those the journal still
   // records (a worker sent a part of it within the journal's retention: it
@@ -180,6 +223,12 @@ class S3ObjectStore : public ObjectStore {
   Result<ObjectInfo> UploadStreamed(const std::string& key, int fd, uint64_t size,
                                     const std::string& sha256_hex, const std::stop_token& stop,
                                     bool& emptied);
+  // One PutObject that the server proves (Verification): no HeadObject, the
+  // file read once.
+  // DetectVerification's probes (the caller holds detect_mutex_).
+  Result<Verification> Probe(const std::stop_token& stop) REQUIRES(detect_mutex_);
+  Result<ObjectInfo> UploadVerified(const std::string& key, int fd, uint64_t size,
+                                    const std::string& sha256_hex, const std::stop_token& stop);
   Status UploadMultipart(const std::string& key, int fd, uint64_t size,
                          const std::string& sha256_hex, const std::stop_token& stop);
   // The journal's record of key's upload when it can be continued with parts
@@ -222,6 +271,10 @@ class S3ObjectStore : public ObjectStore {
                             std::stop_token stop);
 
   S3Client client_;
+  std::atomic<bool> proves_payload_hash_{false};
+  std::atomic<bool> proves_checksum_{false};
+  Mutex detect_mutex_;
+  bool detected_ GUARDED_BY(detect_mutex_) = false;
   BufferPool& pool_;
   const std::shared_ptr<UploadJournal> journal_;
   Hooks hooks_;

@@ -4,6 +4,8 @@
 
 #include <algorithm>
 
+#include "util/liveness.h"
+
 namespace media_sync::worker {
 namespace {
 
@@ -11,11 +13,20 @@ using namespace std::chrono_literals;
 
 // See the header: how long a job beyond the cap waits for a slot.
 constexpr auto kAnswerWindow = 1s;  // answered this recently: busy, not hung
-constexpr auto kBusyWait = 1s;
+constexpr auto kRecheck = 250ms;    // a job waiting for a slot looks at the box again
 constexpr auto kSilentWait = 100ms;
+constexpr int kDiscovery = 2;  // takes beyond the limits while a box in use may hang
 constexpr auto kMinDeferral = 1s;
+constexpr auto kInUse = 5s;  // a box with a job this recently counts in AwaitIntake
+constexpr int kMinSpare = 2;
 
 std::string Display(const std::string& name) { return name.empty() ? "(default)" : name; }
+
+void Add(TransportCounts& total, const TransportCounts& more) {
+  total.requests += more.requests;
+  total.connections += more.connections;
+  total.tls_handshakes += more.tls_handshakes;
+}
 
 std::string DownReason(const std::string& name) {
   return "Storage box " + Display(name) + " is down";
@@ -68,46 +79,224 @@ std::optional<StoreRouter::TimePoint> BoxRegistry::DownUntilLocked(const std::st
   return std::nullopt;
 }
 
-StoreRouter::Slot BoxRegistry::TakeSlot(const std::string& name, TimePoint now) {
-  auto held = loads_[name].started.insert(now);
-  return Slot([this, name, held] {
-    {
-      MutexLock lock(mu_);
-      loads_[name].started.erase(held);
-    }
-    slot_freed_.notify_all();
+void BoxRegistry::Retire(Box& entry) {
+  if (entry.store) Add(entry.retired, entry.store->Transport());
+}
+
+ConcurrencyLimit::Settings BoxRegistry::LimitSettings() const {
+  ConcurrencyLimit::Settings limit;
+  limit.ceiling = std::max(1, settings_.max_in_flight);
+  limit.initial = std::min(settings_.initial_limit, limit.ceiling);
+  limit.tolerance = settings_.latency_tolerance;
+  return limit;
+}
+
+BoxRegistry::Load& BoxRegistry::LoadOf(const std::string& name) {
+  auto found = loads_.find(name);
+  if (found != loads_.end()) return found->second;
+  return loads_.try_emplace(name, LimitSettings()).first->second;
+}
+
+StoreRouter::Slot BoxRegistry::TakeSlot(const std::string& name, Load& load, TimePoint now) {
+  auto held = load.started.insert(now);
+  load.last_admitted = now;
+  const int in_flight = static_cast<int>(load.started.size());
+  return Slot([this, name, held, in_flight](std::optional<uint64_t> bytes_if_ok) {
+    GiveBack(name, held, in_flight, bytes_if_ok);
   });
 }
 
-StoreRouter::Admission BoxRegistry::Admit(const BoxId& box, const std::stop_token& stop) {
-  const std::string name = Name(box);
-  const size_t cap =
-      settings_.max_in_flight > 0 ? static_cast<size_t>(settings_.max_in_flight) : SIZE_MAX;
-  MutexLock lock(mu_);
-  Load& load = loads_[name];
+void BoxRegistry::GiveBack(const std::string& name, std::multiset<TimePoint>::iterator held,
+                           int in_flight, std::optional<uint64_t> bytes_if_ok) {
+  int grown = 0;
+  std::condition_variable_any* freed = nullptr;
+  {
+    MutexLock lock(mu_);
+    Load& load = LoadOf(name);
+    const TimePoint now = clock_();
+    if (bytes_if_ok) {
+      const int before = load.limit.limit();
+      load.limit.OnSuccess(*bytes_if_ok, now - *held, in_flight, now);
+      const ConcurrencyLimit::Snapshot after = load.limit.snapshot();
+      grown = std::max(0, after.limit - before);
+      if (after.limit != before) {
+        spdlog::debug("storage box {}: limit {} -> {} (latency {:.0f} ms, {:.2f}x the no-load)",
+                      Display(name), before, after.limit, after.latency_seconds * 1000,
+                      after.latency_ratio);
+      }
+    }
+    load.started.erase(held);
+    freed = &load.slot_freed;
+  }
+  // One slot freed, and as many more as the limit grew by.
+  for (int i = 0; i <= grown; ++i) {
+    freed->notify_one();
+    intake_room_.notify_one();
+  }
+}
+
+bool BoxRegistry::Answering(const std::string& name, const Load& load, TimePoint now) {
+  if (load.last_answer && now - *load.last_answer < kAnswerWindow) return true;
+  auto box = boxes_.find(name);
+  if (box == boxes_.end() || !box->second.store) return false;
+  auto moved = box->second.store->LastProgress();
+  return moved && std::chrono::steady_clock::now() - *moved < kAnswerWindow;
+}
+
+size_t BoxRegistry::EffectiveLimit(const Load& load, bool answering) const {
+  if (settings_.max_in_flight <= 0) return SIZE_MAX;
+  auto limit = static_cast<size_t>(load.limit.limit());
+  if (answering) return limit;
+  const int threads = settings_.threads > 0 ? settings_.threads : settings_.max_in_flight;
+  return std::min(limit, static_cast<size_t>(std::max(1, threads / 2)));
+}
+
+bool BoxRegistry::InUse(const Load& load, TimePoint now) {
+  return !load.started.empty() || load.waiting > 0 || now - load.last_admitted < kInUse;
+}
+
+bool BoxRegistry::Suspected(const std::string& name, const Load& load, TimePoint now) {
+  return !load.started.empty() && now - *load.started.begin() >= kAnswerWindow &&
+         !Answering(name, load, now);
+}
+
+int BoxRegistry::LimitsInUse(TimePoint now) {
+  int limits = 0;
+  for (const auto& [name, load] : loads_) {
+    if (InUse(load, now)) limits += load.limit.limit();
+  }
+  return std::max(limits, std::min(settings_.initial_limit, settings_.max_in_flight));
+}
+
+int BoxRegistry::IntakeBudget(TimePoint now) {
+  const int limits = LimitsInUse(now);
+  int budget = limits + Spare(limits);
+  // A box in use may hang: room to find the jobs of the others meanwhile.
+  for (const auto& [name, load] : loads_) {
+    if (Suspected(name, load, now)) return budget + kDiscovery;
+  }
+  return budget;
+}
+
+bool BoxRegistry::OthersInUse(const std::string& name, TimePoint now) {
+  for (const auto& [other, load] : loads_) {
+    if (other != name && InUse(load, now)) return true;
+  }
+  return false;
+}
+
+int BoxRegistry::Spare(int limits) const { return std::max(kMinSpare, limits / 4); }
+
+int BoxRegistry::Held() {
+  int held = intake_;
+  for (const auto& [name, load] : loads_) held += static_cast<int>(load.started.size());
+  return held;
+}
+
+std::optional<StoreRouter::Ticket> BoxRegistry::AwaitIntake(const std::stop_token& stop,
+                                                            std::chrono::milliseconds max_wait) {
+  if (settings_.max_in_flight <= 0) return Ticket();
+  {
+    MutexLock lock(mu_);
+    const auto deadline = std::chrono::steady_clock::now() + max_wait;
+    bool room = intake_room_.wait_until(lock, stop, deadline, [&] {
+      mu_.AssertHeld();
+      return Held() < IntakeBudget(clock_());
+    });
+    if (!room) return std::nullopt;
+    ++intake_;
+  }
+  // Turned into a slot by Admit (Succeeded): the jobs held stay as many.
+  // Given back without one: room for another take.
+  return Ticket([this](std::optional<uint64_t> into_slot) {
+    {
+      MutexLock lock(mu_);
+      --intake_;
+    }
+    if (!into_slot) intake_room_.notify_one();
+  });
+}
+
+StoreRouter::Admission BoxRegistry::Admit(const BoxId& box, const std::stop_token& stop,
+                                          Ticket ticket) {
+  Admission admission;
+  {
+    MutexLock lock(mu_);
+    admission = AdmitLocked(Name(box), stop);
+  }
+  // After the lock (the ticket takes it to give itself back), and after the
+  // slot counts: the jobs held never look fewer than they are.
+  if (admission.slot) {
+    ticket.Succeeded(0);
+  } else {
+    ticket.Reset();
+  }
+  return admission;
+}
+
+StoreRouter::Admission BoxRegistry::AdmitLocked(const std::string& name,
+                                                const std::stop_token& stop) {
+  Load& load = LoadOf(name);
   std::optional<std::chrono::steady_clock::time_point> give_up;
+  struct Waiting {
+    int& count;
+    bool counted = false;
+    void Start() {
+      if (!counted) ++count;
+      counted = true;
+    }
+    ~Waiting() {
+      if (counted) --count;
+    }
+  } waiting{load.waiting};
   while (true) {
     const TimePoint now = clock_();
-    const bool free_slot = load.started.size() < cap;
+    const bool answering = Answering(name, load, now);
+    const size_t limit = EffectiveLimit(load, answering);
+    const bool free_slot = load.started.size() < limit;
     if (auto down_until = DownUntilLocked(name, now, /*may_probe=*/free_slot)) {
       return Admission{down_until, DownReason(name), Slot()};
     }
     // Shutting down: the job's first call ends at once and hands it back.
-    if (free_slot || stop.stop_requested()) return Admission{std::nullopt, "", TakeSlot(name, now)};
-
-    if (!give_up) {
-      bool answering = load.last_answer && now - *load.last_answer < kAnswerWindow;
-      give_up = std::chrono::steady_clock::now() +
-                (answering ? std::chrono::milliseconds(kBusyWait) : kSilentWait);
+    if (free_slot || stop.stop_requested()) {
+      return Admission{std::nullopt, "", TakeSlot(name, load, now)};
     }
-    bool woken = slot_freed_.wait_until(lock, stop, *give_up, [&] {
+
+    // Busy, not hung (it answered within the last second, or its oldest job
+    // has not been in flight for a second yet, and no other box's jobs wait
+    // behind this one's): wait for the next free slot, unless enough jobs
+    // wait for this box already and the others must not wait behind them.
+    if (const bool others = OthersInUse(name, now);
+        !Suspected(name, load, now) && (answering || !others)) {
+      if (waiting.counted || !others || load.waiting < Spare(LimitsInUse(now))) {
+        waiting.Start();
+        Liveness::Beat();  // waiting for a slot is not a stall
+        load.slot_freed.wait_for(mu_, stop, kRecheck, [&] {
+          mu_.AssertHeld();
+          const TimePoint at = clock_();
+          return load.started.size() < EffectiveLimit(load, Answering(name, load, at)) ||
+                 DownUntilLocked(name, at, false).has_value();
+        });
+        continue;
+      }
+      return Admission{now + kMinDeferral,
+                       "Storage box " + Display(name) + " has " +
+                           std::to_string(load.started.size()) + " jobs in flight (its limit " +
+                           std::to_string(limit) + ") and " + std::to_string(load.waiting) +
+                           " waiting",
+                       Slot()};
+    }
+
+    if (!give_up) give_up = std::chrono::steady_clock::now() + kSilentWait;
+    bool woken = load.slot_freed.wait_until(mu_, stop, *give_up, [&] {
       mu_.AssertHeld();
-      return load.started.size() < cap || DownUntilLocked(name, clock_(), false).has_value();
+      return load.started.size() < EffectiveLimit(load, Answering(name, load, clock_())) ||
+             DownUntilLocked(name, clock_(), false).has_value();
     });
     if (woken || stop.stop_requested()) continue;
 
-    // Still full: come back after as long as its oldest job has been in
-    // flight, so a hang costs fewer turns the longer it lasts.
+    // Still full and silent: come back after as long as its oldest job has
+    // been in flight, so a hang costs fewer turns the longer it lasts.
     const TimePoint after = clock_();
     auto oldest =
         std::chrono::duration_cast<std::chrono::milliseconds>(after - *load.started.begin());
@@ -116,7 +305,8 @@ StoreRouter::Admission BoxRegistry::Admit(const BoxId& box, const std::stop_toke
     return Admission{after + wait,
                      "Storage box " + Display(name) + " has " +
                          std::to_string(load.started.size()) +
-                         " jobs in flight, as many as BOX_MAX_IN_FLIGHT allows",
+                         " jobs in flight and has not answered for a second (BOX_MAX_IN_FLIGHT " +
+                         "bounds how many a silent box may hold)",
                      Slot()};
   }
 }
@@ -131,6 +321,7 @@ Result<std::shared_ptr<ObjectStore>> BoxRegistry::ForBox(const BoxId& box) {
         auto store = factory_(defaults_);
         if (!store) return store.error();
         Box& entry = boxes_[name];
+        Retire(entry);
         entry.endpoint = defaults_.endpoint;
         entry.store = *store;
         entry.reread = false;
@@ -162,12 +353,15 @@ Result<std::shared_ptr<ObjectStore>> BoxRegistry::ForBox(const BoxId& box) {
     if (!options) return options.error().Wrap("storage box " + name);
     auto store = factory_(*options);
     if (!store) return store.error();
+    Retire(entry);
     if (entry.store && entry.endpoint != **endpoint) {
       spdlog::info("storage box {}: endpoint changed from {} to {}", name, entry.endpoint,
                    **endpoint);
       entry.down_until.reset();
       entry.probing_since.reset();
       entry.backoff = std::chrono::milliseconds(0);
+      // Another server, another path: its limit is learned anew.
+      LoadOf(name).limit = ConcurrencyLimit(LimitSettings());
     }
     entry.endpoint = **endpoint;
     entry.store = *store;
@@ -178,12 +372,11 @@ Result<std::shared_ptr<ObjectStore>> BoxRegistry::ForBox(const BoxId& box) {
 }
 
 void BoxRegistry::ReportFailure(const BoxId& box, const Error& error) {
-  // Jobs waiting for one of the box's slots now defer instead.
-  struct Notify {
-    std::condition_variable_any& cv;
-    ~Notify() { cv.notify_all(); }
-  } notify{slot_freed_};
   MutexLock lock(mu_);
+  Load& load = LoadOf(Name(box));
+  if (error.kind == ErrorKind::kOutage) load.limit.OnFailure();
+  // Jobs waiting for one of the box's slots now defer instead.
+  load.slot_freed.notify_all();
   Box& entry = boxes_[Name(box)];
   entry.backoff = entry.backoff.count() == 0 ? settings_.first_backoff
                                              : std::min<std::chrono::milliseconds>(
@@ -205,7 +398,7 @@ void BoxRegistry::ReportFailure(const BoxId& box, const Error& error) {
 
 void BoxRegistry::ReportSuccess(const BoxId& box) {
   MutexLock lock(mu_);
-  loads_[Name(box)].last_answer = clock_();
+  LoadOf(Name(box)).last_answer = clock_();
   auto it = boxes_.find(Name(box));
   if (it == boxes_.end()) return;
   Box& entry = it->second;
@@ -226,8 +419,21 @@ std::vector<BoxRegistry::BoxState> BoxRegistry::States() {
   std::vector<BoxState> states;
   for (const auto& [name, entry] : boxes_) {
     std::string endpoint = name.empty() ? defaults_.endpoint : entry.endpoint;
-    states.push_back(BoxState{name, endpoint, !entry.down_until.has_value(),
-                              entry.down_until ? entry.last_error : std::string()});
+    BoxState state;
+    state.name = name;
+    state.endpoint = endpoint;
+    state.up = !entry.down_until.has_value();
+    if (entry.down_until) state.error = entry.last_error;
+    state.transport = entry.retired;
+    if (entry.store) Add(state.transport, entry.store->Transport());
+    const Load& load = LoadOf(name);
+    ConcurrencyLimit::Snapshot limit = load.limit.snapshot();
+    state.limit = settings_.max_in_flight > 0 ? limit.limit : 0;
+    state.in_flight = static_cast<int>(load.started.size());
+    state.waiting = load.waiting;
+    state.latency_seconds = limit.latency_seconds;
+    state.latency_ratio = limit.latency_ratio;
+    states.push_back(std::move(state));
   }
   return states;
 }

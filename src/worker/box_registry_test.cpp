@@ -55,8 +55,9 @@ class BoxRegistryTest : public ::testing::Test {
     catalog_.endpoints["russia-1"] = "minio-russia-1:9000";
     catalog_.endpoints["tls-box"] = "https://secure.example:9443/";
   }
-  BoxRegistry Make(int max_in_flight = 0) {
+  BoxRegistry Make(int max_in_flight = 0, int threads = 4) {
     BoxRegistry::Settings settings;
+    settings.threads = threads;
     settings.refresh = 30s;
     settings.first_backoff = 1000ms;
     settings.max_backoff = 8s;
@@ -187,42 +188,68 @@ TEST_F(BoxRegistryTest, ConfigurationErrorRereadsTheEndpoint) {
   EXPECT_EQ(EndpointOf(*store), "fixed:9000");
 }
 
-// A box holds at most max_in_flight jobs. One that never answered (first
-// contact still pending: it may hang) has the jobs beyond them deferred
-// without waiting for its slots, so they cannot pile up on it; the other
-// boxes are not affected.
-TEST_F(BoxRegistryTest, JobsBeyondTheCapOfABoxThatDidNotAnswerAreDeferred) {
+// A box that never answered (first contact still pending: it may hang)
+// holds at most its first limit and half the job threads. While another
+// box is in use, the jobs beyond them are deferred without waiting for its
+// slots, so they cannot pile up on it; the other box is not affected.
+TEST_F(BoxRegistryTest, JobsBeyondTheCapOfABoxThatDidNotAnswerAreDeferredWhileOthersWork) {
   BoxRegistry registry = Make(/*max_in_flight=*/2);
-  auto first = registry.Admit("russia-1", {});
-  auto second = registry.Admit("russia-1", {});
+  auto other = registry.Admit("finland-1", {}, {});
+  ASSERT_FALSE(other.defer_until.has_value());
+  auto first = registry.Admit("russia-1", {}, {});
+  auto second = registry.Admit("russia-1", {}, {});
   ASSERT_FALSE(first.defer_until.has_value());
   ASSERT_FALSE(second.defer_until.has_value());
 
   auto started = std::chrono::steady_clock::now();
-  auto third = registry.Admit("russia-1", {});
+  auto third = registry.Admit("russia-1", {}, {});
   EXPECT_LT(std::chrono::steady_clock::now() - started, 1s) << "waited for a silent box";
   ASSERT_TRUE(third.defer_until.has_value());
   EXPECT_GE(*third.defer_until, now_ + 1s);
-  EXPECT_THAT(third.reason, HasSubstr("russia-1 has 2 jobs in flight"));
+  EXPECT_THAT(third.reason, HasSubstr("russia-1 has 2 jobs in flight and has not answered"));
   EXPECT_THAT(third.reason, HasSubstr("BOX_MAX_IN_FLIGHT"));
-  EXPECT_FALSE(registry.Admit("finland-1", {}).defer_until.has_value()) << "other boxes";
+  EXPECT_FALSE(registry.Admit("finland-1", {}, {}).defer_until.has_value()) << "other boxes";
 
   first.slot.Reset();
-  EXPECT_FALSE(registry.Admit("russia-1", {}).defer_until.has_value()) << "a slot was freed";
+  EXPECT_FALSE(registry.Admit("russia-1", {}, {}).defer_until.has_value()) << "a slot was freed";
+}
+
+// The first contact of the only box in use: nothing waits behind its jobs,
+// so the one beyond its first limit waits for a slot instead of going
+// round the queue (it is not known to hang: its oldest job started now).
+TEST_F(BoxRegistryTest, AJobBeyondTheCapOfALoneBoxInItsFirstContactWaits) {
+  BoxRegistry registry = Make(/*max_in_flight=*/2);
+  ASSERT_TRUE(registry.ForBox("russia-1").ok());  // for States()
+  auto first = registry.Admit("russia-1", {}, {});
+  auto second = registry.Admit("russia-1", {}, {});
+  std::optional<StoreRouter::TimePoint> deferred_to = now_;
+  std::thread waiter([&] { deferred_to = registry.Admit("russia-1", {}, {}).defer_until; });
+  ASSERT_TRUE([&] {
+    for (int i = 0; i < 500; ++i) {
+      for (const auto& box : registry.States()) {
+        if (box.name == "russia-1" && box.waiting == 1) return true;
+      }
+      std::this_thread::sleep_for(2ms);
+    }
+    return false;
+  }()) << "the job beyond the cap did not wait";
+  first.slot.Succeeded(1024);
+  waiter.join();
+  EXPECT_FALSE(deferred_to.has_value());
 }
 
 // The longer the box's oldest job has been in flight, the later the jobs
 // beyond the cap come back (a hang costs fewer and fewer turns).
 TEST_F(BoxRegistryTest, DeferralBeyondTheCapGrowsWithTheAgeOfTheOldestJob) {
   BoxRegistry registry = Make(/*max_in_flight=*/1);
-  auto held = registry.Admit("russia-1", {});
+  auto held = registry.Admit("russia-1", {}, {});
   ASSERT_FALSE(held.defer_until.has_value());
   now_ += 5s;
-  auto deferred = registry.Admit("russia-1", {});
+  auto deferred = registry.Admit("russia-1", {}, {});
   ASSERT_TRUE(deferred.defer_until.has_value());
   EXPECT_EQ(*deferred.defer_until, now_ + 5s);
   now_ += 60s;
-  deferred = registry.Admit("russia-1", {});
+  deferred = registry.Admit("russia-1", {}, {});
   ASSERT_TRUE(deferred.defer_until.has_value());
   EXPECT_EQ(*deferred.defer_until, now_ + 8s) << "at most max_backoff";
 }
@@ -231,13 +258,13 @@ TEST_F(BoxRegistryTest, DeferralBeyondTheCapGrowsWithTheAgeOfTheOldestJob) {
 // next free slot instead of going round the queue.
 TEST_F(BoxRegistryTest, JobBeyondTheCapOfAnAnsweringBoxWaitsForASlot) {
   BoxRegistry registry = Make(/*max_in_flight=*/1);
-  auto held = registry.Admit("russia-1", {});
+  auto held = registry.Admit("russia-1", {}, {});
   ASSERT_FALSE(held.defer_until.has_value());
   registry.ReportSuccess("russia-1");
 
   std::atomic<bool> admitted{false};
   std::thread waiter([&] {
-    auto admission = registry.Admit("russia-1", {});
+    auto admission = registry.Admit("russia-1", {}, {});
     admitted = !admission.defer_until.has_value();
   });
   held.slot.Reset();
@@ -249,12 +276,12 @@ TEST_F(BoxRegistryTest, JobBeyondTheCapOfAnAnsweringBoxWaitsForASlot) {
 // check at once.
 TEST_F(BoxRegistryTest, WaitingForASlotEndsWhenTheBoxIsMarkedDown) {
   BoxRegistry registry = Make(/*max_in_flight=*/1);
-  auto held = registry.Admit("russia-1", {});
+  auto held = registry.Admit("russia-1", {}, {});
   registry.ReportSuccess("russia-1");
   std::optional<StoreRouter::TimePoint> deferred_to;
   std::string reason;
   std::thread waiter([&] {
-    auto admission = registry.Admit("russia-1", {});
+    auto admission = registry.Admit("russia-1", {}, {});
     deferred_to = admission.defer_until;
     reason = admission.reason;
   });
@@ -270,25 +297,146 @@ TEST_F(BoxRegistryTest, WaitingForASlotEndsWhenTheBoxIsMarkedDown) {
 // still hanging on the box, nobody probes and the box stays down.
 TEST_F(BoxRegistryTest, ADownBoxIsProbedOnlyThroughAFreeSlot) {
   BoxRegistry registry = Make(/*max_in_flight=*/1);
-  auto hanging = registry.Admit("russia-1", {});
+  auto hanging = registry.Admit("russia-1", {}, {});
   ASSERT_FALSE(hanging.defer_until.has_value());
   registry.ReportFailure("russia-1", Error::Outage("timeout"));
   now_ += 1s;
-  auto down = registry.Admit("russia-1", {});
+  auto down = registry.Admit("russia-1", {}, {});
   ASSERT_TRUE(down.defer_until.has_value());
   EXPECT_THAT(down.reason, HasSubstr("russia-1 is down"));
   hanging.slot.Reset();
-  EXPECT_FALSE(registry.Admit("russia-1", {}).defer_until.has_value()) << "the probe";
-  EXPECT_TRUE(registry.Admit("russia-1", {}).defer_until.has_value()) << "one probe only";
+  EXPECT_FALSE(registry.Admit("russia-1", {}, {}).defer_until.has_value()) << "the probe";
+  EXPECT_TRUE(registry.Admit("russia-1", {}, {}).defer_until.has_value()) << "one probe only";
 }
 
 TEST_F(BoxRegistryTest, WithoutACapEveryJobIsAdmitted) {
   BoxRegistry registry = Make();
   std::vector<StoreRouter::Admission> admissions;
   for (int i = 0; i < 100; ++i) {
-    admissions.push_back(registry.Admit("russia-1", {}));
+    admissions.push_back(registry.Admit("russia-1", {}, {}));
     ASSERT_FALSE(admissions.back().defer_until.has_value());
   }
+}
+
+// The process takes jobs only while the boxes in use can take them: their
+// limits plus a spare (a quarter of them, at least 2) of jobs ready for the
+// next free slots. Before any box is in use, one new box's first limit.
+TEST_F(BoxRegistryTest, IntakeStopsAtTheLimitsInUsePlusTheSpare) {
+  BoxRegistry registry = Make(/*max_in_flight=*/64, /*threads=*/64);
+  std::vector<StoreRouter::Ticket> tickets;
+  for (int i = 0; i < 6; ++i) {
+    auto ticket = registry.AwaitIntake({}, 0ms);
+    ASSERT_TRUE(ticket.has_value()) << i;
+    tickets.push_back(std::move(*ticket));
+  }
+  EXPECT_FALSE(registry.AwaitIntake({}, 10ms).has_value()) << "4 (a first limit) + 2 spare";
+
+  std::vector<StoreRouter::Admission> admitted;
+  for (int i = 0; i < 4; ++i) {
+    admitted.push_back(registry.Admit("russia-1", {}, std::move(tickets.back())));
+    tickets.pop_back();
+    ASSERT_FALSE(admitted.back().defer_until.has_value());
+  }
+  EXPECT_FALSE(registry.AwaitIntake({}, 10ms).has_value()) << "a ticket turned slot counts";
+  admitted.back().slot.Reset();
+  EXPECT_TRUE(registry.AwaitIntake({}, 0ms).has_value()) << "a freed slot is room";
+}
+
+// A lone box that answers and is at its limit: the jobs the process holds
+// for it wait for its slots; none is deferred, and no more are taken.
+TEST_F(BoxRegistryTest, ALoneBusyBoxDefersNothing) {
+  BoxRegistry registry = Make(/*max_in_flight=*/64, /*threads=*/64);
+  std::vector<StoreRouter::Admission> held;
+  for (int i = 0; i < 4; ++i) {
+    auto ticket = registry.AwaitIntake({}, 0ms);
+    ASSERT_TRUE(ticket.has_value());
+    held.push_back(registry.Admit("russia-1", {}, std::move(*ticket)));
+    ASSERT_FALSE(held.back().defer_until.has_value());
+  }
+  registry.ReportSuccess("russia-1");
+  std::vector<std::optional<StoreRouter::TimePoint>> deferred(2);
+  std::vector<std::thread> waiters;
+  for (int i = 0; i < 2; ++i) {
+    auto ticket = registry.AwaitIntake({}, 0ms);
+    ASSERT_TRUE(ticket.has_value()) << "the spare";
+    waiters.emplace_back([&registry, &deferred, i, t = std::move(*ticket)]() mutable {
+      deferred[i] = registry.Admit("russia-1", {}, std::move(t)).defer_until;
+    });
+  }
+  EXPECT_FALSE(registry.AwaitIntake({}, 10ms).has_value()) << "nothing more to take";
+  held[0].slot.Succeeded(1024);
+  held[1].slot.Succeeded(1024);
+  for (auto& waiter : waiters) waiter.join();
+  EXPECT_FALSE(deferred[0].has_value());
+  EXPECT_FALSE(deferred[1].has_value());
+}
+
+// Another box in use: a busy box whose spare waiters are there already
+// defers the jobs beyond them (the others' jobs must not queue behind them).
+TEST_F(BoxRegistryTest, ABusyBoxWithItsWaitersDefersTheRestWhileOthersFlow) {
+  BoxRegistry registry = Make(/*max_in_flight=*/64, /*threads=*/64);
+  ASSERT_TRUE(registry.ForBox("russia-1").ok());  // for States()
+  std::vector<StoreRouter::Admission> held;
+  for (int i = 0; i < 4; ++i) held.push_back(registry.Admit("russia-1", {}, {}));
+  held.push_back(registry.Admit("finland-1", {}, {}));
+  registry.ReportSuccess("russia-1");
+  std::vector<std::thread> waiters;
+  std::atomic<int> waiting_admitted{0};
+  for (int i = 0; i < 2; ++i) {
+    waiters.emplace_back([&] {
+      if (!registry.Admit("russia-1", {}, {}).defer_until) ++waiting_admitted;
+    });
+  }
+  ASSERT_TRUE([&] {
+    for (int i = 0; i < 500; ++i) {
+      for (const auto& box : registry.States()) {
+        if (box.name == "russia-1" && box.waiting == 2) return true;
+      }
+      std::this_thread::sleep_for(2ms);
+    }
+    return false;
+  }()) << "the two waiters never waited";
+  auto beyond = registry.Admit("russia-1", {}, {});
+  ASSERT_TRUE(beyond.defer_until.has_value());
+  EXPECT_GE(*beyond.defer_until, now_ + 1s);
+  EXPECT_THAT(beyond.reason,
+              HasSubstr("russia-1 has 4 jobs in flight (its limit 4) and 2 waiting"));
+  EXPECT_FALSE(registry.Admit("finland-1", {}, {}).defer_until.has_value()) << "other boxes flow";
+  held[0].slot.Reset();
+  held[1].slot.Reset();
+  for (auto& waiter : waiters) waiter.join();
+  EXPECT_EQ(waiting_admitted.load(), 2);
+}
+
+// Every slot given back after a success is a latency sample: while the
+// latency holds, the limit doubles per round (slow start), within the
+// ceiling; an outage halves it. States() shows it.
+TEST_F(BoxRegistryTest, TheLimitFollowsTheSlotsSamples) {
+  BoxRegistry registry = Make(/*max_in_flight=*/12, /*threads=*/64);
+  auto limit_of = [&registry] {
+    for (const auto& box : registry.States()) {
+      if (box.name == "russia-1") return box.limit;
+    }
+    return -1;
+  };
+  ASSERT_TRUE(registry.ForBox("russia-1").ok());
+  EXPECT_EQ(limit_of(), 4);
+  for (int round = 0; round < 3; ++round) {
+    registry.ReportSuccess("russia-1");
+    std::vector<StoreRouter::Admission> held;
+    for (int i = 0; i < limit_of(); ++i) {
+      held.push_back(registry.Admit("russia-1", {}, {}));
+      ASSERT_FALSE(held.back().defer_until.has_value());
+    }
+    now_ += 50ms;
+    for (auto& admission : held) admission.slot.Succeeded(16 * 1024);
+  }
+  EXPECT_EQ(limit_of(), 12) << "4, 8, then the ceiling";
+  auto states = registry.States();
+  EXPECT_NEAR(states[0].latency_seconds, 0.05, 1e-9);
+  EXPECT_EQ(states[0].in_flight, 0);
+  registry.ReportFailure("russia-1", Error::Outage("timeout"));
+  EXPECT_EQ(limit_of(), 6);
 }
 
 }  // namespace

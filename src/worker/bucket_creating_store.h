@@ -38,6 +38,11 @@ class BucketCreatingStore final : public ObjectStore {
     return store_->Upload(key, fd, size, sha256_hex, std::move(stop));
   }
 
+  std::optional<std::chrono::steady_clock::time_point> LastProgress() const override {
+    return store_->LastProgress();
+  }
+  TransportCounts Transport() const override { return store_->Transport(); }
+
  private:
   Status Ready(const std::stop_token& stop) {
     MutexLock lock(mutex_);

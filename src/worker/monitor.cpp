@@ -20,7 +20,7 @@ namespace {
 using Json = nlohmann::ordered_json;
 using namespace std::chrono_literals;
 
-constexpr std::chrono::milliseconds kBeatEvery = 1000ms;
+constexpr std::chrono::milliseconds kGaugeEvery = 500ms;  // also how often the thread beats
 
 Json PartJson(bool up, const std::string& error) {
   return up ? Json("up") : Json("down: " + error);
@@ -76,9 +76,31 @@ void Monitor::Loop(const std::stop_token& stop) {
       Round(fleet, admin);
       next_round = std::chrono::steady_clock::now() + settings_.interval;
     }
+    PublishBoxes();
     std::unique_lock lock(mutex);
-    wake.wait_for(lock, stop, std::min<std::chrono::milliseconds>(settings_.interval, kBeatEvery),
+    wake.wait_for(lock, stop, std::min<std::chrono::milliseconds>(settings_.interval, kGaugeEvery),
                   [] { return false; });
+  }
+}
+
+void Monitor::PublishBoxes() {
+  for (const auto& box : boxes_.States()) {
+    const std::string label = box.name.empty() ? "default" : box.name;
+    metrics_.box_up.With({label}).Set(box.up ? 1 : 0);
+    if (box.limit > 0) metrics_.box_limit.With({label}).Set(box.limit);
+    metrics_.box_in_flight.With({label}).Set(box.in_flight);
+    metrics_.box_latency.With({label}).Set(box.latency_seconds);
+    metrics_.box_latency_ratio.With({label}).Set(box.latency_ratio);
+    // Counters grow by what was sent since the last turn.
+    TransportCounts& published = published_transport_[label];
+    auto grow = [](metrics::Counter& counter, uint64_t now, uint64_t& before) {
+      if (now > before) counter.Inc(static_cast<double>(now - before));
+      before = std::max(before, now);
+    };
+    grow(metrics_.s3_requests.With({label}), box.transport.requests, published.requests);
+    grow(metrics_.s3_connections.With({label}), box.transport.connections, published.connections);
+    grow(metrics_.s3_tls_handshakes.With({label}), box.transport.tls_handshakes,
+         published.tls_handshakes);
   }
 }
 
@@ -125,9 +147,12 @@ void Monitor::Round(queue::FleetStats& fleet, queue::QueueAdmin& admin) {
   auto boxes = boxes_.States();
   std::vector<queue::BoxReport> reports;
   for (const auto& box : boxes) {
-    metrics_.box_up.With({box.name.empty() ? "default" : box.name}).Set(box.up ? 1 : 0);
-    reports.push_back(queue::BoxReport{box.name, box.endpoint, box.up, box.error,
-                                       settings_.worker_id, IsoTimestamp(now)});
+    queue::BoxReport report{box.name,  box.endpoint,        box.up,
+                            box.error, settings_.worker_id, IsoTimestamp(now)};
+    report.limit = box.limit;
+    report.in_flight = box.in_flight;
+    report.latency_seconds = box.latency_seconds;
+    reports.push_back(std::move(report));
   }
   if (redis) {
     if (Status reported = fleet.ReportBoxes(reports); !reported) redis = reported.error();

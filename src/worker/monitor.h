@@ -14,6 +14,7 @@
 
 #include <chrono>
 #include <functional>
+#include <map>
 #include <string>
 #include <thread>
 #include <vector>
@@ -72,6 +73,10 @@ class Monitor {
   };
   void Loop(const std::stop_token& stop);
   void Round(queue::FleetStats& fleet, queue::QueueAdmin& admin);
+  // Each box's limit, latency and wire counts into the metrics, every
+  // kGaugeEvery (no call to any service): fresh enough to follow a limit
+  // as it adapts.
+  void PublishBoxes();
 
   const MonitorSettings settings_;
   WorkerMetrics& metrics_;
@@ -82,6 +87,7 @@ class Monitor {
 
   uint64_t reported_files_ = 0;  // monitor thread only
   uint64_t reported_bytes_ = 0;
+  std::map<std::string, TransportCounts> published_transport_;  // monitor thread only
 
   mutable Mutex mu_;
   Part redis_ GUARDED_BY(mu_);

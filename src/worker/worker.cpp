@@ -15,7 +15,9 @@ using namespace std::chrono_literals;
 using Action = Decision::Action;
 using Outcome = Decision::Outcome;
 
-constexpr auto kTakeWait = 1000ms;        // how often an idle thread rechecks for stop
+// How often an idle thread rechecks for stop: a drain ends this soon after
+// the queue is found empty.
+constexpr auto kTakeWait = 250ms;
 constexpr auto kFirstBackoff = 250ms;     // first wait after an outage, doubled each time
 constexpr auto kPromoteInterval = 500ms;  // due retries reach pending within this
 
@@ -159,6 +161,10 @@ void Worker::JobLoop(int index) {
   WaitRegistered(stop);
   while (!stop.stop_requested()) {
     Liveness::Beat();
+    // Room for one more job first: while the boxes in use are full, taking
+    // more would only hold jobs that wait (StoreRouter::AwaitIntake).
+    std::optional<StoreRouter::Ticket> ticket = pipeline_.AwaitIntake(stop, kTakeWait);
+    if (!ticket) continue;
     auto taken = queue->Take(kTakeWait);
     if (!taken) {
       auto wait = Jittered(backoff.Next());
@@ -175,7 +181,7 @@ void Worker::JobLoop(int index) {
     Hold(delivery);
     ++stats_.in_flight;
     metrics_.jobs_in_flight.Add(1);
-    Handle(*queue, delivery);
+    Handle(*queue, delivery, std::move(*ticket));
     metrics_.jobs_in_flight.Add(-1);
     --stats_.in_flight;
     LetGo(delivery);
@@ -194,13 +200,17 @@ void Worker::LetGo(const Delivery& delivery) {
   if (it != held_.end() && --it->second == 0) held_.erase(it);
 }
 
-std::optional<Decision> Worker::Decide(JobQueue& queue, const Delivery& delivery) {
+std::optional<Decision> Worker::Decide(JobQueue& queue, const Delivery& delivery,
+                                       StoreRouter::Ticket ticket) {
   // A take that was waiting when the stop came starts no new work.
   if (stop_taking_.stop_requested()) return Decision::Release("stopping: handed back untouched");
   Backoff backoff(settings_.outage_backoff_max);
   while (true) {
     Liveness::Beat();
-    Decision decision = pipeline_.Process(delivery, cancel_.get_token());
+    // The ticket goes with the first attempt only: a job held through an
+    // outage comes back as one the process holds already.
+    Decision decision = pipeline_.Process(delivery, cancel_.get_token(),
+                                          std::exchange(ticket, StoreRouter::Ticket()));
     if (decision.action != Action::kHold) return decision;
     // PostgreSQL or the catalog is down: everything would fail the same way,
     // so this thread keeps its job and waits instead of churning the queue.
@@ -224,9 +234,9 @@ std::optional<Decision> Worker::Decide(JobQueue& queue, const Delivery& delivery
   }
 }
 
-void Worker::Handle(JobQueue& queue, const Delivery& delivery) {
+void Worker::Handle(JobQueue& queue, const Delivery& delivery, StoreRouter::Ticket ticket) {
   auto started = std::chrono::steady_clock::now();
-  std::optional<Decision> decided = Decide(queue, delivery);
+  std::optional<Decision> decided = Decide(queue, delivery, std::move(ticket));
   if (!decided) {
     ++stats_.released;
     return;

@@ -113,8 +113,9 @@ class Worker {
   // Runs the pipeline until it decides; while it answers Hold, waits and
   // tries again, unless stopping (Release) or a reaper returned the job
   // meanwhile (nullopt: another worker serves it).
-  std::optional<Decision> Decide(JobQueue& queue, const Delivery& delivery);
-  void Handle(JobQueue& queue, const Delivery& delivery);
+  std::optional<Decision> Decide(JobQueue& queue, const Delivery& delivery,
+                                 StoreRouter::Ticket ticket);
+  void Handle(JobQueue& queue, const Delivery& delivery, StoreRouter::Ticket ticket);
   // Applies a decision to the queue, retrying while Redis is down (until Cancel).
   void Apply(JobQueue& queue, const Delivery& delivery, const Decision& decision);
   // Sleeps up to `duration`; returns early (true) when `token` asks to stop.

@@ -50,6 +50,32 @@ WorkerMetrics::WorkerMetrics(metrics::Registry& registry)
                                "1 when the storage box answered its last request, 0 while it is "
                                "marked down.",
                                {"box"})),
+      box_limit(registry.AddGauge("media_sync_box_concurrency_limit",
+                                  "Uploads the storage box may have in flight now: its adaptive "
+                                  "limit, between 1 and BOX_MAX_IN_FLIGHT.",
+                                  {"box"})),
+      box_in_flight(registry.AddGauge("media_sync_box_in_flight",
+                                      "Uploads (and checks) in flight to the storage box.",
+                                      {"box"})),
+      box_latency(registry.AddGauge("media_sync_box_latency_seconds",
+                                    "Moving average of how long the storage box's recent uploads "
+                                    "took, all sizes.",
+                                    {"box"})),
+      box_latency_ratio(registry.AddGauge(
+          "media_sync_box_latency_ratio",
+          "The storage box's recent upload latency over its no-load latency (per size class): "
+          "above the tolerance (2) its limit shrinks.",
+          {"box"})),
+      s3_requests(registry.AddCounter("media_sync_s3_requests_total",
+                                      "HTTP requests sent to the storage box.", {"box"})),
+      s3_connections(registry.AddCounter("media_sync_s3_connections_total",
+                                         "New connections opened to the storage box (the other "
+                                         "requests reused one).",
+                                         {"box"})),
+      s3_tls_handshakes(registry.AddCounter("media_sync_s3_tls_handshakes_total",
+                                            "TLS handshakes with the storage box (resumed "
+                                            "sessions included).",
+                                            {"box"})),
       redis_up(
           registry.AddGauge("media_sync_redis_up", "1 when Redis answered the last check.").Only()),
       postgres_up(

@@ -25,6 +25,15 @@ class WorkerMetrics {
   metrics::Gauge& oldest_pending_age;
   metrics::Gauge& live_workers;
   metrics::Family<metrics::Gauge>& box_up;  // {box}
+  // Each box's adaptive concurrency (worker/concurrency_limit.h), {box}.
+  metrics::Family<metrics::Gauge>& box_limit;
+  metrics::Family<metrics::Gauge>& box_in_flight;
+  metrics::Family<metrics::Gauge>& box_latency;
+  metrics::Family<metrics::Gauge>& box_latency_ratio;
+  // What each box's S3 calls cost on the wire, {box}.
+  metrics::Family<metrics::Counter>& s3_requests;
+  metrics::Family<metrics::Counter>& s3_connections;
+  metrics::Family<metrics::Counter>& s3_tls_handshakes;
   metrics::Gauge& redis_up;
   metrics::Gauge& postgres_up;
   metrics::Gauge& buffer_up;

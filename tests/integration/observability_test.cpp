@@ -13,6 +13,7 @@
 #include <string>
 
 #include "core/job.h"
+#include "support/throttled_link.h"
 #include "support/worker_harness.h"
 
 namespace media_sync::testing {
@@ -190,6 +191,53 @@ TEST_F(ObservabilityTest, MetricsCountWhatHappenedAndPromtoolAcceptsThem) {
   }
   EXPECT_EQ(synced_lines, 9);
   EXPECT_TRUE(missing_line);
+}
+
+// A lone storage box a round trip away (a link that holds every chunk 30 ms
+// each way), the worker on its defaults: the box's limit of uploads in
+// flight grows from its first 4 while the latency holds (slow start), and
+// /metrics and status show it; each file costs one request; and no job is
+// deferred, since the job threads take only what the box can take.
+TEST_F(ObservabilityTest, ALoneDistantBoxGetsTheConcurrencyItCanUseAndNoJobIsDeferred) {
+  ThrottledLink link(stack_, stack_.Get("MINIO_ENDPOINT"), /*rate=*/0, 30ms);
+  const std::string scheme = stack_.Get("MINIO_SECURE") == "true" ? "https://" : "http://";
+  stack_.Sql("UPDATE storage_boxes SET minio_endpoint = '" + scheme + link.endpoint() +
+             "' WHERE id = 'box-a'");
+  constexpr int kJobs = 600;
+  std::vector<Json> jobs = media_.MakeMany(kJobs, 4096, "box-a", 5000);
+  media_.PushAll(jobs);
+
+  auto worker = StartWorker({});
+  double highest = 0;
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        highest = std::max(highest, Sample("media_sync_box_concurrency_limit{box=\"box-a\"}"));
+        return media_.SyncedRows("box-a") == kJobs;
+      },
+      120s))
+      << media_.QueueState() << worker->Log();
+  EXPECT_GE(highest, 16) << "the limit did not grow while the latency held";
+
+  auto samples = Scrape();
+  EXPECT_EQ(samples["media_sync_jobs_total{outcome=\"deferred\"}"], 0) << worker->Log();
+  EXPECT_EQ(samples["media_sync_files_synced_total{box=\"box-a\"}"], kJobs);
+  // One PutObject per file, and the bucket's check.
+  EXPECT_LE(samples["media_sync_s3_requests_total{box=\"box-a\"}"], kJobs + 3);
+  EXPECT_LE(samples["media_sync_s3_connections_total{box=\"box-a\"}"],
+            samples["media_sync_box_concurrency_limit{box=\"box-a\"}"] + 128)
+      << "connections are kept, not opened per file";
+  EXPECT_GE(samples["media_sync_box_latency_seconds{box=\"box-a\"}"], 0.06) << "a 60 ms round trip";
+
+  // status shows the box's limit and latency, as its worker last reported them.
+  EXPECT_TRUE(WaitUntil(
+      [&] {
+        Json status = StatusJson();
+        const Json* box = Find(status["boxes"], "id", "box-a");
+        return box != nullptr && (*box)["concurrency_limit"].is_number() &&
+               (*box)["latency_seconds"].get<double>() >= 0.06;
+      },
+      20s));
+  media_.ExpectSyncedExactlyOnce(jobs);
 }
 
 TEST_F(ObservabilityTest, ReadinessNamesWhatIsDownWhileHealthStaysGreen) {

@@ -249,6 +249,99 @@ TEST_P(S3ObjectStoreOnEachServerTest, LargerFileFindsAnIdenticalObjectFirstAndHa
   ExpectStoredExactly(*proven.store, key, file);  // the good object is untouched
 }
 
+// What each server verifies, found by probing: the strict gateway refuses a
+// body that does not match its signed payload hash or its
+// x-amz-checksum-sha256, as MinIO and AWS S3 do; s3rver alone refuses
+// neither (and the probe's bytes it kept are removed).
+TEST_P(S3ObjectStoreOnEachServerTest, DetectVerificationFindsWhatTheServerChecks) {
+  S3ObjectStore store(ServerOptions());
+  EXPECT_FALSE(store.verification().Proves()) << "nothing is known before the probe";
+  const TransportCounts before = store.client().Transport();
+  auto found = store.DetectVerification();
+  ASSERT_TRUE(found.ok()) << found.error().message;
+  const bool strict = GetParam() == kStrictGateway;
+  EXPECT_EQ(found->payload_hash, strict);
+  EXPECT_EQ(found->checksum_sha256, strict);
+  EXPECT_EQ(store.verification().Proves(), strict);
+  // Two probes, and a delete where the server kept the probe's bytes.
+  EXPECT_EQ(store.client().Transport().requests - before.requests, strict ? 2u : 3u);
+}
+
+// On a server that proves what it stores, a file above one part costs one
+// request, read once: no HeadObject before or after. Elsewhere the paths
+// of before: HeadObject, a streamed PutObject, HeadObject.
+TEST_P(S3ObjectStoreOnEachServerTest, AFileAboveOnePartCostsOneRequestWhereTheServerProvesIt) {
+  const std::string& server = GetParam();
+  S3Options options = ServerOptions();
+  ProvenStore proven(options);
+  ASSERT_TRUE(proven.store->DetectVerification().ok());
+  for (uint64_t size : {12 * kMiB + 5, 130 * kMiB}) {
+    SCOPED_TRACE("size " + std::to_string(size));
+    proven.proofs.clear();
+    TestFile file(size, static_cast<uint32_t>(size % 1000));
+    const std::string key = TestPrefix() + server + "/" + file.sha256() + ".bin";
+    const TransportCounts before = proven.store->client().Transport();
+    auto uploaded = proven.store->Upload(key, file.fd(), file.size(), file.sha256(), {});
+    ASSERT_TRUE(uploaded.ok()) << uploaded.error().message;
+    const uint64_t requests = proven.store->client().Transport().requests - before.requests;
+    if (server == kStrictGateway) {
+      EXPECT_EQ(proven.proofs, std::vector<Proof>{Proof::kServerVerified});
+      EXPECT_EQ(requests, 1u);
+    } else {
+      EXPECT_EQ(proven.proofs, std::vector<Proof>{Proof::kHeadObject});
+      EXPECT_GE(requests, 3u);
+    }
+    ExpectStoredExactly(*proven.store, key, file);
+  }
+}
+
+TEST_P(S3ObjectStoreOnEachServerTest, ALyingFileAboveOnePartStoresNothingWhereTheServerProvesIt) {
+  S3ObjectStore store(ServerOptions());
+  ASSERT_TRUE(store.DetectVerification().ok());
+  ExpectLyingJobRefused(store, 12 * kMiB, 31);
+}
+
+// The one request carries If-None-Match: an identical object already there
+// is kept (the local copy hashed), another one is replaced and read back.
+TEST(S3ObjectStoreTest, OneRequestUploadKeepsAnIdenticalObjectAndReplacesAnother) {
+  ProvenStore proven(OptionsFor(SharedStack()));
+  ASSERT_TRUE(proven.store->DetectVerification().ok());
+  TestFile file(10 * kMiB, 32);
+  const std::string key = TestPrefix() + file.sha256() + ".bin";
+  ASSERT_TRUE(proven.store->Upload(key, file.fd(), file.size(), file.sha256(), {}).ok());
+  proven.proofs.clear();
+  auto again = proven.store->Upload(key, file.fd(), file.size(), file.sha256(), {});
+  ASSERT_TRUE(again.ok()) << again.error().message;
+  EXPECT_TRUE(again->already_stored);
+  EXPECT_EQ(proven.proofs, std::vector<Proof>{Proof::kAlreadyStored});
+
+  const std::string other_key = TestPrefix() + "other-" + file.sha256() + ".bin";
+  TestFile other(4096, 33);
+  ASSERT_TRUE(proven.store->Upload(other_key, other.fd(), other.size(), other.sha256(), {}).ok());
+  // other_key now holds other bytes: uploading the file there replaces them.
+  proven.proofs.clear();
+  auto replaced = proven.store->Upload(other_key, file.fd(), file.size(), file.sha256(), {});
+  ASSERT_TRUE(replaced.ok()) << replaced.error().message;
+  EXPECT_FALSE(replaced->already_stored);
+  EXPECT_EQ(proven.proofs, std::vector<Proof>{Proof::kHeadObject});
+  ExpectStoredExactly(*proven.store, other_key, file);
+}
+
+// A one-request upload cut mid-body (the connection drops) leaves nothing
+// under its key on a server that proves what it stores.
+TEST(S3ObjectStoreTest, AOneRequestUploadCutShortLeavesNothing) {
+  S3ObjectStore::Hooks hooks;
+  hooks.cut_stream = [](uint64_t offset) { return offset >= 4 * kMiB; };
+  S3ObjectStore store(OptionsFor(SharedStack()), hooks);
+  ASSERT_TRUE(store.DetectVerification().ok());
+  TestFile file(10 * kMiB, 34);
+  const std::string key = TestPrefix() + file.sha256() + ".bin";
+  auto uploaded = store.Upload(key, file.fd(), file.size(), file.sha256(), {});
+  ASSERT_FALSE(uploaded.ok());
+  EXPECT_EQ(uploaded.error().kind, ErrorKind::kOutage) << uploaded.error().message;
+  ExpectNothingUnder(store, key);
+}
+
 TEST(S3ObjectStoreTest, ContentMd5IsAcceptedWhenEnabled) {
   S3Options options = OptionsFor(SharedStack());
   options.content_md5 = true;

@@ -24,7 +24,8 @@ std::string ReadFile(const std::string& path) {
 
 }  // namespace
 
-ThrottledLink::ThrottledLink(const LocalStack& stack, const std::string& upstream, uint64_t rate) {
+ThrottledLink::ThrottledLink(const LocalStack& stack, const std::string& upstream, uint64_t rate,
+                             std::chrono::milliseconds one_way_delay) {
   static int counter = 0;
   state_dir_ = stack.StateDir() + "/throttled-link-" + std::to_string(getpid()) + "-" +
                std::to_string(++counter);
@@ -33,7 +34,8 @@ ThrottledLink::ThrottledLink(const LocalStack& stack, const std::string& upstrea
       "node",        SourcePath("tests/support/throttled_link.js"),
       "--upstream",  upstream,
       "--rate",      std::to_string(rate),
-      "--state-dir", state_dir_};
+      "--state-dir", state_dir_,
+      "--delay-ms",  std::to_string(one_way_delay.count())};
   std::vector<char*> argv;
   argv.reserve(argv_storage.size() + 1);
   for (auto& arg : argv_storage) argv.push_back(arg.data());

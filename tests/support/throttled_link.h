@@ -6,6 +6,7 @@
 
 #include <sys/types.h>
 
+#include <chrono>
 #include <cstdint>
 #include <string>
 
@@ -15,9 +16,11 @@ namespace media_sync::testing {
 
 class ThrottledLink {
  public:
-  // Forwards to upstream ("host:port"). Aborts the test run when the link
-  // does not listen within 10 s.
-  ThrottledLink(const LocalStack& stack, const std::string& upstream, uint64_t rate);
+  // Forwards to upstream ("host:port") at `rate` bytes/s (0: no limit), each
+  // chunk held `one_way_delay` in each direction. Aborts the test run when
+  // the link does not listen within 10 s.
+  ThrottledLink(const LocalStack& stack, const std::string& upstream, uint64_t rate,
+                std::chrono::milliseconds one_way_delay = std::chrono::milliseconds(0));
   ~ThrottledLink();  // SIGKILLs the proxy and waits for it
   ThrottledLink(const ThrottledLink&) = delete;
   ThrottledLink& operator=(const ThrottledLink&) = delete;

@@ -1,10 +1,13 @@
 #!/usr/bin/env node
-// A bandwidth-limited link for tests: a TCP proxy whose client-to-server
-// direction is held to --rate bytes per second, shared by every connection
-// (one link, as a slow uplink to a distant storage box is), and counted.
-// Answers flow back at full speed.
+// A slow or distant link for tests: a TCP proxy whose client-to-server
+// direction is held to --rate bytes per second (0: no limit), shared by
+// every connection (one link, as a slow uplink to a distant storage box
+// is), and counted. Answers flow back at full speed. With --delay-ms, every
+// chunk waits that long in each direction (a round trip longer by twice
+// that), order kept.
 //
 //   node throttled_link.js --upstream HOST:PORT --rate BYTES_PER_S --state-dir DIR
+//        [--delay-ms ONE_WAY_MS]
 //
 // Listens on a free loopback port and writes it to DIR/port once listening.
 // DIR/sent holds the bytes forwarded to the upstream so far, rewritten
@@ -20,19 +23,32 @@ const path = require('path');
 function parseArgs(argv) {
   const args = {};
   for (let i = 0; i < argv.length; i += 2) {
-    const name = {'--upstream': 'upstream', '--rate': 'rate', '--state-dir': 'stateDir'}[argv[i]];
+    const name = {
+      '--upstream': 'upstream',
+      '--rate': 'rate',
+      '--state-dir': 'stateDir',
+      '--delay-ms': 'delayMs',
+    }[argv[i]];
     if (!name || i + 1 >= argv.length) usage(`bad argument '${argv[i]}'`);
     args[name] = argv[i + 1];
   }
-  if (!args.upstream || !args.rate || !args.stateDir) usage('every argument is required');
+  if (!args.upstream || args.rate === undefined || !args.stateDir) {
+    usage('--upstream, --rate and --state-dir are required');
+  }
   const [host, port] = args.upstream.split(':');
-  return {host, port: Number(port), rate: Number(args.rate), stateDir: args.stateDir};
+  return {
+    host,
+    port: Number(port),
+    rate: Number(args.rate),
+    stateDir: args.stateDir,
+    delayMs: Number(args.delayMs || 0),
+  };
 }
 
 function usage(problem) {
   process.stderr.write(`throttled-link: ${problem}\n` +
                        'usage: throttled_link.js --upstream HOST:PORT --rate BYTES_PER_S ' +
-                       '--state-dir DIR\n');
+                       '--state-dir DIR [--delay-ms ONE_WAY_MS]\n');
   process.exit(2);
 }
 
@@ -90,12 +106,19 @@ const server = net.createServer((client) => {
     client.destroy();
     upstream.destroy();
   };
-  client.on('data', (chunk) => {
+  // Each chunk waits --delay-ms (same delay: timers keep their order).
+  const later = (deliver) => (args.delayMs > 0 ? setTimeout(deliver, args.delayMs) : deliver());
+  client.on('data', (chunk) => later(() => {
+    if (args.rate <= 0) {
+      if (!upstream.destroyed) upstream.write(chunk);
+      sent += chunk.length;
+      return;
+    }
     link.queue.push(chunk);
     link.queued += chunk.length;
     if (link.queued > kPauseAbove) client.pause();
-  });
-  upstream.on('data', (chunk) => client.write(chunk));
+  }));
+  upstream.on('data', (chunk) => later(() => client.destroyed || client.write(chunk)));
   client.on('close', close);
   upstream.on('close', close);
   client.on('error', close);
