@@ -18,6 +18,7 @@
 #include "core/hash.h"
 #include "s3/s3_client.h"
 #include "s3/s3_errors.h"
+#include "s3/s3_object_store.h"
 #include "util/fd.h"
 
 namespace media_sync::s3 {
@@ -31,7 +32,7 @@ constexpr auto kMaxSkew = std::chrono::minutes(15);
 // Beyond this the clocks are worth fixing before they drift further.
 constexpr auto kSkewWarning = std::chrono::minutes(1);
 constexpr size_t kProbeBytes = size_t{64} * 1024;
-constexpr std::string_view kProbePrefix = "media-sync-check/";
+constexpr std::string_view kProbePrefix = ".media-sync/check/";  // outside media/
 
 struct HostPort {
   std::string host;
@@ -81,15 +82,6 @@ std::string RandomHex(size_t digits) {
   return hex;
 }
 
-std::string RawOfHex(std::string_view hex) {
-  auto digit = [](char c) { return c <= '9' ? c - '0' : c - 'a' + 10; };
-  std::string raw;
-  for (size_t i = 0; i + 1 < hex.size(); i += 2) {
-    raw.push_back(static_cast<char>(digit(hex[i]) * 16 + digit(hex[i + 1])));
-  }
-  return raw;
-}
-
 // "Sat, 06 Dec 2026 21:46:33 GMT" (RFC 7231), nullopt when not that.
 std::optional<Clock::time_point> ParseHttpDate(const std::string& text) {
   std::tm tm{};
@@ -133,8 +125,7 @@ class Checker {
       return steps_;
     }
     if (WriteReadDelete()) {
-      PayloadHash();
-      Checksum();
+      Verification();
     } else {
       Skip("payload-hash", "needs a working write");
       Skip("checksum", "needs a working write");
@@ -427,49 +418,27 @@ class Checker {
     return read_ok;
   }
 
-  // A PUT the server should refuse; what it did with it. Deletes what it
-  // stored all the same.
-  Result<HttpResponse> RefusedPut(const std::string& key, S3Client::RawRequest request) {
-    request.method = "PUT";
-    request.key = key;
-    auto reply = client_.Send(request);
-    if (reply && reply->status < 300) (void)client_.DeleteObject(key);
-    return reply;
-  }
-
-  void PayloadHash() {
-    const std::string body = "media-sync check: a body that is not what its signature says";
-    S3Client::RawRequest request;
-    request.body = std::span<const char>(body.data(), body.size());
-    request.payload_sha256 = Sha256Hex("other bytes");
-    auto reply = RefusedPut(std::string(kProbePrefix) + RandomHex(16), request);
-    if (!reply) {
-      Report("payload-hash", Verdict::kWarn, "not known: " + reply.error().message);
-    } else if (reply->status < 300) {
+  // What the server verifies itself, as the store finds it out before it
+  // trusts a server's answer alone (S3ObjectStore::DetectVerification).
+  void Verification() {
+    S3ObjectStore store(options_);
+    auto found = store.DetectVerification();
+    if (!found) {
+      Report("payload-hash", Verdict::kWarn, "not known: " + found.error().message);
+      Report("checksum", Verdict::kWarn, "not known: " + found.error().message);
+      return;
+    }
+    if (found->payload_hash) {
+      Report("payload-hash", Verdict::kOk, "refuses a body that does not match its signed SHA-256");
+    } else {
       Report("payload-hash", Verdict::kWarn,
              "stores a body that does not match its signed SHA-256 (like s3rver): only the "
              "client keeps wrong bytes out");
-    } else {
-      Report("payload-hash", Verdict::kOk,
-             "refuses a body that does not match its signed SHA-256 (HTTP " +
-                 std::to_string(reply->status) + " " + ParseS3ErrorBody(reply->body).code + ")");
     }
-  }
-
-  void Checksum() {
-    const std::string body = "media-sync check: a body whose checksum header is wrong";
-    S3Client::RawRequest request;
-    request.body = std::span<const char>(body.data(), body.size());
-    request.headers = {{"x-amz-checksum-sha256", Base64(RawOfHex(Sha256Hex("other bytes")))}};
-    auto reply = RefusedPut(std::string(kProbePrefix) + RandomHex(16), request);
-    if (!reply) {
-      Report("checksum", Verdict::kWarn, "not known: " + reply.error().message);
-    } else if (reply->status < 300) {
-      Report("checksum", Verdict::kWarn, "ignores a wrong x-amz-checksum-sha256");
+    if (found->checksum_sha256) {
+      Report("checksum", Verdict::kOk, "refuses a wrong x-amz-checksum-sha256");
     } else {
-      Report("checksum", Verdict::kOk,
-             "refuses a wrong x-amz-checksum-sha256 (HTTP " + std::to_string(reply->status) + " " +
-                 ParseS3ErrorBody(reply->body).code + ")");
+      Report("checksum", Verdict::kWarn, "ignores a wrong x-amz-checksum-sha256");
     }
   }
 

@@ -15,15 +15,16 @@
 //   bucket       MINIO_BUCKET exists, or was created (as the first job
 //                would create it)
 //   write, read, delete
-//                a probe object (under media-sync-check/, never media/)
+//                a probe object (under .media-sync/check/, never media/)
 //                written, read back and verified (size, SHA-256, its
 //                x-amz-meta-sha256), deleted and gone
 //   payload-hash, checksum
 //                what the server verifies itself: a body that does not
 //                match its signed SHA-256, and a wrong x-amz-checksum-sha256,
-//                refused or stored (stored: a warning, not a failure; the
-//                client alone then keeps wrong bytes out, see
-//                S3ObjectStore); whatever was stored is deleted
+//                refused or stored (S3ObjectStore::DetectVerification, the
+//                probe the store makes before it trusts the server's answer
+//                alone); stored is a warning, not a failure: the client
+//                then keeps wrong bytes out by itself
 // A failed step skips the steps that need it. Nothing is left on the box
 // but the bucket, when it was created.
 //
