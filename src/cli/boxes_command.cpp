@@ -1,7 +1,11 @@
 // `media-sync boxes`: the storage boxes as media-sync sees them (`list`),
-// and a box proven step by step before traffic goes to it (`check`,
-// s3/box_check.h).
+// a box proven step by step before traffic goes to it (`check`,
+// s3/box_check.h), and a box paused and resumed for every worker (`pause`,
+// `resume`, queue/box_pauses.h).
+#include <unistd.h>
+
 #include <cstdio>
+#include <cstdlib>
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -12,6 +16,8 @@
 #include "catalog/pg_box_catalog.h"
 #include "catalog/pg_catalog.h"
 #include "cli/command.h"
+#include "core/job.h"
+#include "queue/box_pauses.h"
 #include "queue/fleet_stats.h"
 #include "s3/box_check.h"
 #include "worker/box_registry.h"
@@ -27,6 +33,11 @@ constexpr std::string_view kDefaultBox = "default";
 struct ListFlags {
   bool json = false;
   bool objects = false;
+};
+
+struct PauseFlags {
+  std::string box;
+  std::string reason = "paused by an operator";
 };
 
 struct CheckFlags {
@@ -76,6 +87,13 @@ int List(const config::Options& options, const ListFlags& flags) {
                  reported.error().message.c_str());
   }
 
+  queue::BoxPauses pauses(options.redis);
+  auto paused = pauses.List();
+  if (!paused) {
+    std::fprintf(stderr, "media-sync: boxes list: pauses unknown: %s\n",
+                 paused.error().message.c_str());
+  }
+
   Json out = Json::array();
   for (const catalog::PgCatalog::BoxUsage& box : *usage) {
     // BoxesUsage names MINIO_ENDPOINT's rows (those without a box) "".
@@ -91,6 +109,14 @@ int List(const config::Options& options, const ListFlags& flags) {
       entry["reported_by"] = report->second.worker;
       entry["reported_at"] = report->second.reported_at;
     }
+    if (paused) {
+      auto pause = paused->find(box.id);
+      entry["paused"] = pause != paused->end();
+      if (pause != paused->end()) {
+        entry["pause"] = Json{
+            {"reason", pause->second.reason}, {"by", pause->second.by}, {"at", pause->second.at}};
+      }
+    }
     entry["used_bytes"] = box.used_bytes;
     entry["reserved_bytes"] = box.reserved_bytes;
     entry["unsynced_rows"] = box.unsynced_rows;
@@ -101,8 +127,8 @@ int List(const config::Options& options, const ListFlags& flags) {
     std::printf("%s\n", out.dump(2, ' ', false, Json::error_handler_t::replace).c_str());
     return kExitOk;
   }
-  std::printf("%-16s %-8s %-36s %10s %10s %9s%s\n", "ID", "STATE", "ENDPOINT", "USED", "RESERVED",
-              "UNSYNCED", flags.objects ? "   OBJECTS" : "");
+  std::printf("%-16s %-8s %-6s %-36s %10s %10s %9s%s\n", "ID", "STATE", "PAUSED", "ENDPOINT",
+              "USED", "RESERVED", "UNSYNCED", flags.objects ? "   OBJECTS" : "");
   for (const Json& box : out) {
     std::string objects;
     if (flags.objects) {
@@ -117,7 +143,81 @@ int List(const config::Options& options, const ListFlags& flags) {
     if (box.contains("error") && !box["error"].get<std::string>().empty()) {
       std::printf("    %s\n", box["error"].get<std::string>().c_str());
     }
+    if (box.contains("pause")) {
+      std::printf("    paused by %s at %s: %s\n", box["pause"]["by"].get<std::string>().c_str(),
+                  box["pause"]["at"].get<std::string>().c_str(),
+                  box["pause"]["reason"].get<std::string>().c_str());
+    }
   }
+  return kExitOk;
+}
+
+// The name a pause is kept under: "" for MINIO_ENDPOINT ("default", unless
+// a storage box has that id), the box's id otherwise. kInput for a box the
+// catalog does not have.
+Result<std::string> PauseName(const config::Options& options, const std::string& box) {
+  if (auto status = options.RequireDatabase(); !status) return status.error();
+  catalog::PgBoxCatalog catalog(options.database_conninfo, 1);
+  auto boxes = catalog.Boxes();
+  if (!boxes) return boxes.error();
+  for (const auto& [id, endpoint] : *boxes) {
+    if (id == box) return box;
+  }
+  if (box == kDefaultBox) return std::string();
+  return Error::Input("no storage box " + box +
+                      " in storage_boxes (\"default\" is MINIO_ENDPOINT)");
+}
+
+// user@host of the operator, for the record.
+std::string Operator() {
+  const char* user = std::getenv("USER");
+  char host[256] = {};
+  if (gethostname(host, sizeof(host) - 1) != 0) host[0] = '\0';
+  return std::string(user != nullptr && *user != '\0' ? user : "unknown") + "@" +
+         (host[0] != '\0' ? host : "unknown");
+}
+
+int Pause(const config::Options& options, const PauseFlags& flags) {
+  auto name = PauseName(options, flags.box);
+  if (!name) {
+    if (name.error().kind == ErrorKind::kInput) {
+      std::fprintf(stderr, "media-sync: boxes pause: %s\n", name.error().message.c_str());
+      return kExitUsage;
+    }
+    if (name.error().kind == ErrorKind::kConfiguration) return ConfigError(name.error());
+    return Failed("boxes pause", name.error());
+  }
+  queue::BoxPauses pauses(options.redis);
+  auto paused = pauses.Pause(
+      *name,
+      queue::BoxPause{flags.reason, Operator(), IsoTimestamp(std::chrono::system_clock::now())});
+  if (!paused) return Failed("boxes pause", paused.error());
+  std::printf("box %s %s: %s\n", flags.box.c_str(), *paused ? "paused" : "still paused, reason now",
+              flags.reason.c_str());
+  std::printf(
+      "every worker defers its jobs from its next check (within 5 s), no attempt counted; "
+      "`media-sync boxes resume %s` lets them go\n",
+      flags.box.c_str());
+  return kExitOk;
+}
+
+int Resume(const config::Options& options, const PauseFlags& flags) {
+  // A box removed from the catalog while paused can still be resumed.
+  std::string name = flags.box == kDefaultBox ? std::string() : flags.box;
+  queue::BoxPauses pauses(options.redis);
+  auto listed = pauses.List();
+  if (!listed) return Failed("boxes resume", listed.error());
+  if (listed->count(flags.box) > 0) name = flags.box;  // a box named "default" itself
+  auto resumed = pauses.Resume(name);
+  if (!resumed) return Failed("boxes resume", resumed.error());
+  if (!*resumed) {
+    std::printf("box %s was not paused: nothing to do\n", flags.box.c_str());
+    return kExitOk;
+  }
+  std::printf(
+      "box %s resumed: every worker takes its jobs again from its next check (within "
+      "5 s); jobs deferred meanwhile are due within 30 s\n",
+      flags.box.c_str());
   return kExitOk;
 }
 
@@ -194,8 +294,9 @@ int Check(const config::Options& options, const CheckFlags& flags) {
 Command AddBoxesCommand(CLI::App& app) {
   auto list_flags = std::make_shared<ListFlags>();
   auto check_flags = std::make_shared<CheckFlags>();
+  auto pause_flags = std::make_shared<PauseFlags>();
   Command command;
-  command.app = app.add_subcommand("boxes", "The storage boxes: list them, check one.");
+  command.app = app.add_subcommand("boxes", "The storage boxes: list, check, pause, resume.");
   command.app->require_subcommand(1);
 
   CLI::App* list = command.app->add_subcommand(
@@ -226,9 +327,24 @@ Command AddBoxesCommand(CLI::App& app) {
       "  media-sync boxes check box-c\n"
       "  media-sync boxes check --endpoint https://minio-c.example:9000");
 
-  command.run = [list, check, list_flags, check_flags](const config::Options& options) {
+  CLI::App* pause = command.app->add_subcommand(
+      "pause",
+      "Stop every worker from sending jobs to a box (maintenance): they wait, no attempt "
+      "counted, while the other boxes flow.");
+  pause->add_option("box", pause_flags->box, "A storage_boxes id, or \"default\" (MINIO_ENDPOINT)")
+      ->required();
+  pause->add_option("--reason", pause_flags->reason,
+                    "Why, shown by status, boxes list, the metrics and the workers' logs");
+  pause->footer("Example:\n  media-sync boxes pause box-b --reason 'disk swap until 14:00'");
+  CLI::App* resume = command.app->add_subcommand("resume", "Let a paused box's jobs go again.");
+  resume->add_option("box", pause_flags->box, "The box paused")->required();
+
+  command.run = [list, check, pause, resume, list_flags, check_flags,
+                 pause_flags](const config::Options& options) {
     if (list->parsed()) return List(options, *list_flags);
     if (check->parsed()) return Check(options, *check_flags);
+    if (pause->parsed()) return Pause(options, *pause_flags);
+    if (resume->parsed()) return Resume(options, *pause_flags);
     return kExitUsage;
   };
   return command;
