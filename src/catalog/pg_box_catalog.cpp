@@ -26,6 +26,32 @@ constexpr const char* kSelectSyncedAfter =
     "AND (storage_box_id = ANY($2::text[]) OR ($3::boolean AND storage_box_id IS NULL)) "
     "ORDER BY sha256 LIMIT $4::integer";
 
+// $1 cursor sha256, $2 box id, $3 limit, $4 shards, $5 shard. The shard
+// of a row is its hash's first 32 bits modulo the shards: hashes are
+// uniform, so shards are even, and a row's shard never changes.
+constexpr const char* kSelectSyncedOfShardAfter =
+    "SELECT sha256, s3_key, file_size, storage_box_id FROM media_files "
+    "WHERE sha256 > $1::char(64) AND synced_at IS NOT NULL AND storage_box_id = $2 "
+    "AND ($4::integer <= 1 OR "
+    "('x' || substr(sha256, 1, 8))::bit(32)::bigint % $4::integer = $5::integer) "
+    "ORDER BY sha256 LIMIT $3::integer";
+
+// $1 sha256, $2 from box, $3 to box. The boxes are locked in id order (as
+// RecordSync's batches lock them: no deadlock); the row moves only if it
+// names `from` now, and the counters only if it moved, by its own size.
+// One row per call: whether it moved, and whether `to` exists.
+constexpr const char* kMoveRow =
+    "WITH boxes AS (SELECT id FROM storage_boxes WHERE id IN ($2, $3) ORDER BY id FOR UPDATE), "
+    "moved AS (UPDATE media_files SET storage_box_id = $3 "
+    "WHERE sha256 = $1::char(64) AND storage_box_id = $2 AND synced_at IS NOT NULL "
+    "AND EXISTS (SELECT 1 FROM boxes WHERE id = $3) AND EXISTS (SELECT 1 FROM boxes WHERE id = $2) "
+    "RETURNING file_size), "
+    "counted AS (UPDATE storage_boxes b SET used_bytes = b.used_bytes + "
+    "CASE WHEN b.id = $3 THEN m.file_size ELSE -m.file_size END "
+    "FROM moved m WHERE b.id IN ($2, $3) RETURNING 1) "
+    "SELECT (SELECT count(*) FROM moved), (SELECT count(*) FROM boxes WHERE id = $3), "
+    "(SELECT count(*) FROM counted)";
+
 // $1 sha256s.
 constexpr const char* kSelectRowsFor =
     "SELECT sha256, s3_key, file_size, storage_box_id, synced_at IS NOT NULL FROM media_files "
@@ -187,6 +213,41 @@ Result<std::vector<StoredRow>> PgBoxCatalog::RowsWithKeys(const BoxSelection& bo
   };
   return pg::Scrubbed(pg::WithConnection<std::vector<StoredRow>>(*pool_, query_timeout_, select),
                       password_);
+}
+
+Result<std::vector<StoredRow>> PgBoxCatalog::SyncedOfShardAfter(const std::string& box,
+                                                                const std::string& after_sha256,
+                                                                int limit, int shard, int shards) {
+  if (conninfo_error_) return *conninfo_error_;
+  const std::vector<std::string> params = {after_sha256, box, std::to_string(limit),
+                                           std::to_string(shards), std::to_string(shard)};
+  auto select = [&](PgConnection& connection,
+                    Clock::time_point deadline) -> Result<std::vector<StoredRow>> {
+    auto rows = pg::Run(connection, kSelectSyncedOfShardAfter, params, deadline);
+    if (!rows.ok()) return rows.error();
+    std::vector<StoredRow> page;
+    page.reserve(static_cast<size_t>(pg::Rows(*rows)));
+    for (int row = 0; row < pg::Rows(*rows); ++row) page.push_back(RowAt(*rows, row, false));
+    return page;
+  };
+  return pg::Scrubbed(pg::WithConnection<std::vector<StoredRow>>(*pool_, query_timeout_, select),
+                      password_);
+}
+
+Result<bool> PgBoxCatalog::MoveRow(const std::string& sha256, const std::string& from,
+                                   const std::string& to) {
+  if (conninfo_error_) return *conninfo_error_;
+  const std::vector<std::string> params = {sha256, from, to};
+  auto move = [&](PgConnection& connection, Clock::time_point deadline) -> Result<bool> {
+    auto rows = pg::Run(connection, kMoveRow, params, deadline);
+    if (!rows.ok()) return rows.error();
+    if (pg::Field(*rows, 0, 1) != "1") {
+      return Error::JobRetryable("Unknown storage box " + to).As(FaultClass::kUnknownBox);
+    }
+    return pg::Field(*rows, 0, 0) == "1";
+  };
+  // One statement: BEGIN and COMMIT around it would add nothing.
+  return pg::Scrubbed(pg::WithConnection<bool>(*pool_, query_timeout_, move), password_);
 }
 
 Result<std::vector<BoxCounters>> PgBoxCatalog::CheckCounters(const std::vector<std::string>& ids) {

@@ -91,6 +91,21 @@ class PgBoxCatalog {
   // of its rows, by id. Reads all of media_files's rows of those boxes.
   Result<std::vector<BoxCounters>> CheckCounters(const std::vector<std::string>& ids);
 
+  // Like SyncedAfter for one box, keeping only the rows of one shard: those
+  // whose sha256's first 32 bits modulo `shards` are `shard` (shards <= 1:
+  // every row), so processes that split a box's rows this way share none.
+  Result<std::vector<StoredRow>> SyncedOfShardAfter(const std::string& box,
+                                                    const std::string& after_sha256, int limit,
+                                                    int shard, int shards);
+
+  // In one transaction: points the synced row of sha256 at box `to` if it
+  // names box `from` now, and then moves its file_size from `from`'s
+  // used_bytes to `to`'s (boxes locked in id order, as RecordSync locks
+  // them). true when this call moved it; false when the row does not name
+  // `from` (moved already, or never there): nothing changed. kJobRetryable
+  // when `to` is not a box.
+  Result<bool> MoveRow(const std::string& sha256, const std::string& from, const std::string& to);
+
   // In one transaction, sets used_bytes and reserved_bytes of the boxes
   // `ids` to the sums of their synced and unsynced rows. The boxes' rows are
   // locked first (in id order, as RecordSync locks them), and the sums are
