@@ -145,7 +145,8 @@ StorageAuditor::StorageAuditor(catalog::PgBoxCatalog& catalog, const config::Red
       buffer_(buffer),
       hooks_(std::move(hooks)),
       admin_(redis),
-      progress_(redis) {}
+      progress_(redis),
+      migrated_(redis) {}
 
 // One target's merge: the rows and the listing advanced together, what they
 // disagree on confirmed and repaired page by page, the position saved after
@@ -515,24 +516,48 @@ class StorageAuditor::Pass {
     }
     std::vector<s3::ListedObject> candidates = std::move(orphan_candidates_);
     orphan_candidates_.clear();
+    std::vector<const s3::ListedObject*> unnamed;
+    std::vector<std::string> elsewhere;
     for (const s3::ListedObject& object : candidates) {
-      std::string elsewhere;
+      std::string other_box;
       bool named = false;
       for (const catalog::StoredRow& row : rows_by_key[object.key]) {
         if (Selected(target_.boxes, row.box)) {
           named = true;  // synced since its page, or its sync is under way
         } else {
-          elsewhere = row.box.value_or("(default)");
+          other_box = row.box.value_or("(default)");
         }
       }
       if (named) continue;
+      unnamed.push_back(&object);
+      elsewhere.push_back(other_box);
+    }
+    // A copy a migration left on one of these boxes, in its grace period.
+    std::vector<queue::SourceCopy> copies;
+    for (const s3::ListedObject* object : unnamed) {
+      for (const std::string& box : target_.boxes.ids) {
+        copies.push_back(
+            queue::SourceCopy{box, object->key, ContentKeySha256(object->key).value_or("")});
+      }
+    }
+    auto scheduled = auditor_.migrated_.Scheduled(copies);
+    if (!scheduled) return scheduled.error();
+    const size_t per_object = target_.boxes.ids.size();
+    for (size_t i = 0; i < unnamed.size(); ++i) {
+      const s3::ListedObject& object = *unnamed[i];
+      const auto first = scheduled->begin() + static_cast<std::ptrdiff_t>(i * per_object);
+      if (std::find(first, first + static_cast<std::ptrdiff_t>(per_object), true) !=
+          first + static_cast<std::ptrdiff_t>(per_object)) {
+        continue;  // deleted by the migration once its grace is over
+      }
+      const std::string& other_box = elsewhere[i];
       ++summary_.orphans;
       AuditProblem problem{ProblemClass::kOrphan,
                            target_.label,
                            ContentKeySha256(object.key).value_or(""),
                            object.key,
                            Bytes(object.size) + ", no row names it" +
-                               (elsewhere.empty() ? "" : " (its row names box " + elsewhere + ")"),
+                               (other_box.empty() ? "" : " (its row names box " + other_box + ")"),
                            "",
                            false};
       if (settings_.repair && settings_.delete_orphans) {

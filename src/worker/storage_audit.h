@@ -22,7 +22,8 @@
 //   orphan    a listed object that no row of the target's boxes names,
 //             synced or not (looked up by sha256, or by key for keys that
 //             are not content keys), so an upload whose sync is not
-//             recorded yet is never one;
+//             recorded yet is never one; nor is a copy a migration left in
+//             its grace period (queue::SourceDeletions), deleted in time;
 // and, once every target is done, each box's counters against the sums of
 // its rows read in one snapshot: counter drift.
 //
@@ -66,6 +67,7 @@
 #include "core/result.h"
 #include "queue/audit_progress.h"
 #include "queue/queue_admin.h"
+#include "queue/source_deletions.h"
 
 namespace media_sync::worker {
 
@@ -174,6 +176,7 @@ class StorageAuditor {
   Hooks hooks_;
   queue::QueueAdmin admin_;
   queue::AuditProgress progress_;
+  queue::SourceDeletions migrated_;
 };
 
 // The sha256 a content key names (media/ab/cd/<sha256>.<ext>, its first
