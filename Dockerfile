@@ -17,7 +17,7 @@ RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       build-essential cmake pkg-config \
       libcurl4-openssl-dev libssl-dev libhiredis-dev libpq-dev \
-      nlohmann-json3-dev libspdlog-dev libfmt-dev libcli11-dev libcpp-httplib-dev \
+      nlohmann-json3-dev libspdlog-dev libfmt-dev libcli11-dev \
  && apt-get clean && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY CMakeLists.txt ./
@@ -28,11 +28,10 @@ RUN cmake -S . -B /build -DCMAKE_BUILD_TYPE=Release -DMEDIA_SYNC_TESTS=OFF \
  && strip /build/media-sync
 
 FROM debian:bookworm-slim
-# The runtime halves of the -dev packages above (cpp-httplib serves /metrics).
+# The runtime halves of the -dev packages above.
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       ca-certificates libcurl4 libssl3 libhiredis0.14 libpq5 libspdlog1.10 libfmt9 \
-      libcpp-httplib0.11 \
  && apt-get clean && rm -rf /var/lib/apt/lists/* \
  && groupadd --system --gid 10001 media-sync \
  && useradd --system --uid 10001 --gid media-sync --no-create-home --home-dir /nonexistent \

@@ -19,8 +19,8 @@ cd "$(dirname "$0")/.."
 packages=(
   build-essential ccache cmake pkg-config git ca-certificates curl openssl procps psmisc iproute2 time
   libcurl4-openssl-dev libssl-dev libhiredis-dev libpq-dev
-  nlohmann-json3-dev libspdlog-dev libfmt-dev libcli11-dev libcpp-httplib-dev
-  libgtest-dev libgmock-dev libbenchmark-dev
+  nlohmann-json3-dev libspdlog-dev libfmt-dev libcli11-dev
+  libgtest-dev libgmock-dev libbenchmark-dev libcpp-httplib-dev
   redis-server redis-sentinel postgresql-15 postgresql-client-15
   clang-format clang-tidy
   clang libclang-rt-14-dev

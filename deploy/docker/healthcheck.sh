@@ -6,7 +6,7 @@
 # check says so and fails: run such a container with --no-healthcheck.
 set -uo pipefail
 
-address=${METRICS_ADDRESS-0.0.0.0:9108}
+address=${METRICS_ADDRESS-127.0.0.1:9108}
 if [ -z "$address" ]; then
   echo "METRICS_ADDRESS is empty: no /healthz to check (run with --no-healthcheck)"
   exit 1

@@ -88,9 +88,32 @@ std::string Trim(std::string text) {
   return text;
 }
 
+// SQLSTATE 22021, character_not_in_repertoire: what PostgreSQL answers for
+// a NUL byte in text.
+constexpr std::string_view kNulInText = "22021";
+
+// The values a statement was given were refused (pg_connection.h,
+// IsDataSqlState): the caller's data is at fault, and sending it again fails
+// again. `code` keeps the SQLSTATE, so that group commit can tell which
+// batch to split.
+Error DataRefused(const std::string& message, std::string_view sqlstate) {
+  Error error = Error::JobPermanent("PostgreSQL refused the values: " + message + " (SQLSTATE " +
+                                    std::string(sqlstate) + ")")
+                    .As(FaultClass::kInvalidJob);
+  error.code = std::string(sqlstate);
+  return error;
+}
+
 // Runs one statement and turns every failure into the project's Error.
 Result<PgResult> Run(PgConnection& connection, const char* sql,
                      const std::vector<std::string>& params, Clock::time_point deadline) {
+  // libpq takes text parameters as C strings: a value with a NUL byte would
+  // be cut short there and silently mean another value.
+  for (const std::string& param : params) {
+    if (param.find('\0') != std::string::npos) {
+      return DataRefused("a value holds a NUL byte, which PostgreSQL text cannot hold", kNulInText);
+    }
+  }
   Result<PgResult> result = connection.Execute(sql, params, deadline);
   if (!result.ok()) return result.error();
   const PGresult* pg_result = result->get();
@@ -105,6 +128,7 @@ Result<PgResult> Run(PgConnection& connection, const char* sql,
     if (!sqlstate.empty()) connection.MarkBroken();  // shutting down, or a failed transaction
     return Error::Outage("PostgreSQL unavailable: " + message);
   }
+  if (IsDataSqlState(sqlstate)) return DataRefused(message, sqlstate);
   return Error::Configuration("PostgreSQL rejected the query: " + message + " (SQLSTATE " +
                               sqlstate + ")");
 }
@@ -262,6 +286,34 @@ std::vector<PgCatalog::PendingSync*> PgCatalog::TakeSyncBatch() {
 
 std::vector<Result<RecordOutcome>> PgCatalog::CommitSyncBatch(
     const std::vector<PendingSync*>& batch) {
+  using Outcomes = std::vector<Result<RecordOutcome>>;
+  Result<Outcomes> together = CommitTogether(batch);
+  if (together.ok()) return *std::move(together);
+  const Error& error = together.error();
+  if (batch.size() > 1 && IsDataSqlState(error.code)) {
+    // One call's values made PostgreSQL refuse the whole statement, and the
+    // transaction was rolled back: each call is committed on its own, so
+    // that only a call whose own values are refused fails (with the job's
+    // error), and the others are recorded.
+    Outcomes outcomes;
+    outcomes.reserve(batch.size());
+    for (PendingSync* sync : batch) {
+      Result<Outcomes> alone = CommitTogether({sync});
+      if (alone.ok()) {
+        outcomes.push_back(std::move(alone->front()));
+      } else {
+        outcomes.emplace_back(alone.error());
+      }
+    }
+    return outcomes;
+  }
+  Outcomes failed;
+  failed.assign(batch.size(), error);
+  return failed;
+}
+
+Result<std::vector<Result<RecordOutcome>>> PgCatalog::CommitTogether(
+    const std::vector<PendingSync*>& batch) {
   std::vector<std::optional<std::string>> sha256s;
   std::vector<std::optional<std::string>> boxes;
   std::vector<std::optional<std::string>> sizes;
@@ -322,12 +374,7 @@ std::vector<Result<RecordOutcome>> PgCatalog::CommitSyncBatch(
     }
     return outcomes;
   };
-  Result<Outcomes> outcomes =
-      Scrubbed(WithConnection<Outcomes>(*pool_, options_.query_timeout, record), password_);
-  if (outcomes.ok()) return *std::move(outcomes);
-  Outcomes failed;
-  failed.assign(batch.size(), outcomes.error());
-  return failed;
+  return Scrubbed(WithConnection<Outcomes>(*pool_, options_.query_timeout, record), password_);
 }
 
 Result<std::optional<std::string>> PgCatalog::BoxEndpoint(const std::string& box_id) {

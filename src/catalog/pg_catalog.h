@@ -12,10 +12,17 @@
 //   kOutage         cannot connect, connection lost, server shutting down,
 //                   timeout, serialization failure or deadlock, too many
 //                   connections ("PostgreSQL unavailable: ...")
-//   kConfiguration  the server rejects our SQL (schema missing or wrong), or
-//                   the connection string cannot be parsed
+//   kConfiguration  the server rejects our SQL (schema missing or wrong, a
+//                   privilege missing), or the connection string cannot be
+//                   parsed
 //   kJobRetryable   RecordSync without a media_files row, or for a box that
 //                   does not exist
+//   kJobPermanent   the server refuses the values a call was given (SQLSTATE
+//                   class 22 or 23, or a string holding a NUL byte, which
+//                   PostgreSQL text cannot hold): "PostgreSQL refused the
+//                   values: ..."; `code` is the SQLSTATE
+// (pg_connection.h says which SQLSTATE is which; no refused statement is
+// ever kOutage.)
 // Messages never contain the connection password.
 #pragma once
 
@@ -95,7 +102,10 @@ class PgCatalog final : public Catalog {
   // caller deletes and acknowledges nothing before its row is durable; an
   // error of the transaction (an outage) is every call's in it, and each
   // call's own outcome (kSynced, kAlreadySynced, no row, unknown box) is its
-  // own: one call's unknown box changes nothing of the others.
+  // own: one call's unknown box changes nothing of the others. When
+  // PostgreSQL refuses the shared statement for the values of one call, the
+  // calls are committed again one by one, so only that call fails
+  // (kJobPermanent) and the others are recorded.
   //   kSynced         this call synced the row
   //   kAlreadySynced  the row was synced before: nothing changed
   //   kJobRetryable   "No media_files row for sha256 <hash>", or "Unknown
@@ -142,8 +152,8 @@ class PgCatalog final : public Catalog {
   // One statement, so one transaction: inserts the media_files row unless one
   // exists for sha256 (ON CONFLICT DO NOTHING) and, only when it inserted one
   // with a box, adds file_size to that box's reserved_bytes. Returns true
-  // when the row is new. A box that does not exist is kConfiguration (the
-  // foreign key); check it first with BoxEndpoint().
+  // when the row is new. A box that does not exist is refused by the foreign
+  // key (kJobPermanent); check it first with BoxEndpoint().
   Result<bool> RegisterFile(const std::string& sha256, const std::string& s3_key,
                             uint64_t file_size, const std::optional<std::string>& storage_box_id);
 
@@ -185,8 +195,12 @@ class PgCatalog final : public Catalog {
   // Up to kMaxSyncBatch waiting calls, oldest first, one per sha256: a second
   // call for a sha256 waits for the next transaction, so it counts nothing.
   std::vector<PendingSync*> TakeSyncBatch() REQUIRES(sync_mutex_);
-  // One transaction for the batch; an outcome per call, in order.
+  // One transaction for the batch; an outcome per call, in order. A batch
+  // whose values PostgreSQL refuses is committed again call by call.
   std::vector<Result<RecordOutcome>> CommitSyncBatch(const std::vector<PendingSync*>& batch);
+  // One statement for the batch in one transaction: an outcome per call, or
+  // the error of the whole transaction.
+  Result<std::vector<Result<RecordOutcome>>> CommitTogether(const std::vector<PendingSync*>& batch);
 
   mutable Mutex sync_mutex_;
   std::condition_variable_any sync_done_;  // an outcome was set, or the committer left

@@ -164,8 +164,15 @@ bool IsTransientSqlState(const std::string& sqlstate) {
   std::string_view code(sqlstate);
   std::string_view sql_class = code.substr(0, 2);
   return sql_class == "08" || sql_class == "53" || sql_class == "58" || code == "57P01" ||
-         code == "57P02" || code == "57P03" || code == "57014" || code == "40001" ||
-         code == "40P01" || code == "25006";
+         code == "57P02" || code == "57P03" || code == "57P05" || code == "57014" ||
+         code == "55P03" || code == "40001" || code == "40P01" || code == "40003" ||
+         code == "25006";
+}
+
+bool IsDataSqlState(std::string_view sqlstate) {
+  if (sqlstate.size() != 5) return false;
+  std::string_view sql_class = sqlstate.substr(0, 2);
+  return sql_class == "22" || sql_class == "23";
 }
 
 }  // namespace media_sync::catalog

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/result.h"
@@ -74,11 +75,28 @@ class PgConnection {
   bool broken_ = false;
 };
 
-// True for SQLSTATEs that mean "the database is unavailable right now" rather
-// than "our SQL or schema is wrong": connection exceptions (class 08),
-// shutdown (57P01..57P03), cancelled by timeout (57014), serialization and
-// deadlock failures (40001, 40P01), insufficient resources (class 53), system
-// errors (class 58), a read-only standby after a fail-over (25006).
+// How a statement's failure is taken, by its SQLSTATE (PgCatalog's Run() in
+// pg_catalog.cpp turns each into the project's Error):
+//
+// Transient, "the database is unavailable right now" (kOutage: the call is
+// tried again later, nothing is counted against a job): connection
+// exceptions (class 08), shutdown (57P01..57P03) and a session ended for
+// idleness (57P05), cancelled by timeout (57014), a lock not obtained in
+// time (55P03), serialization and deadlock failures (40001, 40P01) and a
+// statement whose completion is unknown (40003), insufficient resources
+// (class 53), system errors (class 58), a read-only standby after a
+// fail-over (25006).
 bool IsTransientSqlState(const std::string& sqlstate);
+//
+// Data, "the values given are wrong" (kJobPermanent: the same values fail
+// the same way every time, whoever sends them): data exceptions (class 22:
+// a malformed array literal, an invalid byte sequence, a number out of
+// range) and integrity constraint violations (class 23). Statements take
+// every value as a parameter, so no value can cause another class.
+//
+// Anything else (42 a statement or schema we got wrong, 28 a role refused,
+// ...) is kConfiguration: an operator has to act, and jobs wait. No refused
+// statement is ever taken for an outage.
+bool IsDataSqlState(std::string_view sqlstate);
 
 }  // namespace media_sync::catalog

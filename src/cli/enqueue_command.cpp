@@ -438,6 +438,12 @@ int EnqueueFiles(const config::Options& options, const EnqueueFlags& flags) {
   catalog::PgCatalog catalog(options.database_conninfo, {});
   std::optional<std::string> box;
   if (!flags.box.empty()) {
+    // The worker refuses jobs naming such a box: none is queued.
+    if (auto problem = BoxIdProblem(flags.box)) {
+      std::fprintf(stderr, "media-sync: enqueue: --box: %s; nothing was enqueued\n",
+                   problem->c_str());
+      return kExitUsage;
+    }
     auto endpoint = catalog.BoxEndpoint(flags.box);
     if (!endpoint) return Failed("enqueue", endpoint.error());
     if (!endpoint->has_value()) {

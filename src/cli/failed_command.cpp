@@ -124,11 +124,21 @@ Result<std::vector<Entry>> Matching(queue::QueueAdmin& admin, const Filter& filt
   return found;
 }
 
-// Control characters (a multi-line error) would break the table.
+// Control characters would break the table (a multi-line error), or worse,
+// reach the terminal: a failed entry is hostile input, and an escape
+// sequence in its box or key could rewrite the screen. C0 and DEL, and C1
+// (UTF-8 0xC2 0x80..0x9F, which some terminals obey), become spaces.
 std::string OneLine(const std::string& text) {
   std::string out = text;
-  for (char& c : out) {
-    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = ' ';
+  for (size_t i = 0; i < out.size(); ++i) {
+    auto byte = static_cast<unsigned char>(out[i]);
+    if (byte < 0x20 || byte == 0x7f) {
+      out[i] = ' ';
+    } else if (byte == 0xc2 && i + 1 < out.size() &&
+               static_cast<unsigned char>(out[i + 1]) >= 0x80 &&
+               static_cast<unsigned char>(out[i + 1]) <= 0x9f) {
+      out.replace(i, 2, " ");
+    }
   }
   return out;
 }
@@ -170,14 +180,14 @@ void PrintTable(const std::vector<Entry>& entries) {
   for (const Entry& entry : entries) {
     Row row;
     row.index = std::to_string(entry.index);
-    row.failed_at = entry.Text("failed_at");
-    row.attempts = entry.Text("attempts");
-    row.box = entry.Text("storage_box_id");
+    row.failed_at = OneLine(entry.Text("failed_at"));
+    row.attempts = OneLine(entry.Text("attempts"));
+    row.box = OneLine(entry.Text("storage_box_id"));
     row.size = entry.is_job() ? HumanSize(entry.Text("file_size")) : "-";
     row.error = OneLine(entry.Text("error"));
     if (entry.is_job()) {
-      row.key = entry.Text("s3_key");
-      if (row.key.empty()) row.key = "sha256 " + entry.Text("sha256");
+      row.key = OneLine(entry.Text("s3_key"));
+      if (row.key.empty()) row.key = "sha256 " + OneLine(entry.Text("sha256"));
     } else if (entry.is_object()) {
       std::string kept = entry.document.contains("raw") ? entry.Text("raw") : "(base64)";
       row.key = "(not a job: " + Shorten(OneLine(kept), 40) + ")";
@@ -287,8 +297,8 @@ int Show(const config::Options& options, int64_t index) {
 }
 
 std::string Describe(const Entry& entry) {
-  if (entry.is_job()) return entry.Text("s3_key") + " (" + OneLine(entry.Text("error")) + ")";
-  return "entry that is not a job";
+  if (!entry.is_job()) return "entry that is not a job";
+  return OneLine(entry.Text("s3_key")) + " (" + OneLine(entry.Text("error")) + ")";
 }
 
 int RequeueOne(queue::QueueAdmin& admin, int64_t index) {

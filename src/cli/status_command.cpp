@@ -24,6 +24,7 @@ namespace {
 using Json = nlohmann::ordered_json;
 
 constexpr int kThroughputMinutes = 5;
+constexpr int kLastMinuteSeconds = 60;
 constexpr int64_t kJobsShownPerWorker = 5;
 
 struct StatusFlags {
@@ -68,6 +69,22 @@ Json JobSummary(const std::string& payload) {
               {"size", job->file_size}};
 }
 
+// Files and bytes per second over the time a worker ran, not over the whole
+// window: a fleet that started a minute ago shows the rate it syncs at.
+// Workers of an older version mark no running time; their files then count
+// over the window, as they used to.
+Json ThroughputJson(const queue::Throughput& sum) {
+  int64_t running = sum.running.count();
+  if (running == 0 && sum.files > 0) running = sum.window.count();
+  double seconds = static_cast<double>(std::max<int64_t>(running, 1));
+  return Json{{"window_seconds", sum.window.count()},
+              {"files", sum.files},
+              {"bytes", sum.bytes},
+              {"files_per_second", static_cast<double>(sum.files) / seconds},
+              {"bytes_per_second", static_cast<double>(sum.bytes) / seconds},
+              {"running_seconds", sum.running.count()}};
+}
+
 // The whole picture as one JSON document with stable keys; the text form is
 // printed from it.
 Result<Json> Collect(const config::Options& options) {
@@ -108,18 +125,12 @@ Result<Json> Collect(const config::Options& options) {
   out["workers"] = workers;
   out["live_workers"] = counts->live_workers.size();
 
-  Json throughput{{"window_seconds", 0},
-                  {"files", 0},
-                  {"bytes", 0},
-                  {"files_per_second", 0.0},
-                  {"bytes_per_second", 0.0}};
+  Json throughput = ThroughputJson(queue::Throughput{});
+  throughput["last_minute"] = ThroughputJson(queue::Throughput{});
   if (auto recent = fleet.RecentThroughput(kThroughputMinutes, now); recent) {
-    double window = static_cast<double>(std::max<int64_t>(recent->window.count(), 1));
-    throughput = Json{{"window_seconds", recent->window.count()},
-                      {"files", recent->files},
-                      {"bytes", recent->bytes},
-                      {"files_per_second", static_cast<double>(recent->files) / window},
-                      {"bytes_per_second", static_cast<double>(recent->bytes) / window}};
+    throughput = ThroughputJson(*recent);
+    auto last_minute = fleet.LastSeconds(kLastMinuteSeconds, now);
+    throughput["last_minute"] = ThroughputJson(last_minute ? *last_minute : queue::Throughput{});
   }
   out["throughput"] = throughput;
 
@@ -248,10 +259,19 @@ void PrintText(const Json& s) {
               static_cast<long long>(q["failed"].get<int64_t>()),
               static_cast<long long>(q["processing"].get<int64_t>()));
   const Json& t = s["throughput"];
-  std::printf("throughput  %.2f files/s, %s/s over the last %s\n",
-              t["files_per_second"].get<double>(),
-              HumanBytes(t["bytes_per_second"].get<double>()).c_str(),
-              HumanSeconds(t["window_seconds"].get<double>()).c_str());
+  const Json& minute = t["last_minute"];
+  std::printf(
+      "throughput  %.2f files/s, %s/s in the last minute; %.2f files/s, %s/s in the last %s",
+      minute["files_per_second"].get<double>(),
+      HumanBytes(minute["bytes_per_second"].get<double>()).c_str(),
+      t["files_per_second"].get<double>(), HumanBytes(t["bytes_per_second"].get<double>()).c_str(),
+      HumanSeconds(t["window_seconds"].get<double>()).c_str());
+  const int64_t ran = t["running_seconds"].get<int64_t>();
+  if (ran < t["window_seconds"].get<int64_t>()) {
+    std::printf(" (%s of it with a worker running)",
+                HumanSeconds(static_cast<double>(ran)).c_str());
+  }
+  std::printf("\n");
   if (!s["unsynced_rows"].is_null()) {
     std::printf("unsynced    %lld media_files rows\n",
                 static_cast<long long>(s["unsynced_rows"].get<int64_t>()));

@@ -200,9 +200,11 @@ Result<Options> LoadOptions(const EnvLookup& env) {
   }
   MEDIA_SYNC_TRY(read.Seconds("S3_CONNECT_TIMEOUT_SECONDS", o.s3.connect_timeout, 1, 600));
   MEDIA_SYNC_TRY(read.Seconds("S3_LOW_SPEED_SECONDS", o.s3.low_speed_time, 1, 3600));
-  MEDIA_SYNC_TRY(
-      read.Bytes("S3_MULTIPART_THRESHOLD", o.s3.multipart_threshold, kMinPartSize, kMaxSinglePut));
-  if (env("S3_MULTIPART_THRESHOLD")) o.s3.verified_multipart_threshold = o.s3.multipart_threshold;
+  if (env("S3_MULTIPART_THRESHOLD")) {
+    uint64_t threshold = 0;
+    MEDIA_SYNC_TRY(read.Bytes("S3_MULTIPART_THRESHOLD", threshold, kMinPartSize, kMaxSinglePut));
+    o.s3.multipart_threshold = threshold;
+  }
   MEDIA_SYNC_TRY(read.Bytes("S3_PART_SIZE", o.s3.part_size, kMinPartSize, kMaxSinglePut));
   MEDIA_SYNC_TRY(read.Integer("S3_PART_PARALLELISM", o.s3.part_parallelism, 1, 64));
   MEDIA_SYNC_TRY(read.Boolean("S3_CONTENT_MD5", o.s3.content_md5));
@@ -328,10 +330,10 @@ std::vector<std::pair<std::string, std::string>> Describe(const Options& o) {
       {"LOG_FORMAT", o.log_format == LogFormat::kJson ? "json" : "text"},
       {"S3_CONNECT_TIMEOUT_SECONDS", seconds(o.s3.connect_timeout)},
       {"S3_LOW_SPEED_SECONDS", seconds(o.s3.low_speed_time)},
-      {"S3_MULTIPART_THRESHOLD", o.s3.verified_multipart_threshold == o.s3.multipart_threshold
-                                     ? FormatBytes(o.s3.multipart_threshold)
-                                     : FormatBytes(o.s3.multipart_threshold) + " (" +
-                                           FormatBytes(o.s3.verified_multipart_threshold) +
+      {"S3_MULTIPART_THRESHOLD", o.s3.multipart_threshold
+                                     ? FormatBytes(*o.s3.multipart_threshold)
+                                     : FormatBytes(o.s3.MultipartThreshold(false)) + " (" +
+                                           FormatBytes(o.s3.MultipartThreshold(true)) +
                                            " on boxes that prove what they store)"},
       {"S3_PART_SIZE", FormatBytes(o.s3.part_size)},
       {"S3_PART_PARALLELISM", std::to_string(o.s3.part_parallelism)},

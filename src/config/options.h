@@ -38,14 +38,16 @@ struct Options {
   int box_max_in_flight =
       0;                // BOX_MAX_IN_FLIGHT: ceiling of a box's adaptive limit; 0: concurrency
   int max_retries = 3;  // MAX_RETRIES
-  std::chrono::seconds retry_delay{5};           // RETRY_DELAY_SECONDS: attempt n waits n x this
-  std::chrono::seconds shutdown_grace{30};       // SHUTDOWN_GRACE_SECONDS
-  std::chrono::seconds lease{30};                // LEASE_SECONDS: heartbeat TTL of a worker
-  std::chrono::seconds box_refresh{30};          // BOX_REFRESH_SECONDS: re-read box endpoints
-  std::chrono::seconds outage_backoff_max{30};   // OUTAGE_BACKOFF_MAX_SECONDS
-  int db_pool_size = 4;                          // DB_POOL_SIZE: PostgreSQL connections
-  std::string worker_id;                         // WORKER_ID: default <hostname>-<pid>
-  std::string metrics_address = "0.0.0.0:9108";  // METRICS_ADDRESS: empty disables /metrics
+  std::chrono::seconds retry_delay{5};          // RETRY_DELAY_SECONDS: attempt n waits n x this
+  std::chrono::seconds shutdown_grace{30};      // SHUTDOWN_GRACE_SECONDS
+  std::chrono::seconds lease{30};               // LEASE_SECONDS: heartbeat TTL of a worker
+  std::chrono::seconds box_refresh{30};         // BOX_REFRESH_SECONDS: re-read box endpoints
+  std::chrono::seconds outage_backoff_max{30};  // OUTAGE_BACKOFF_MAX_SECONDS
+  int db_pool_size = 4;                         // DB_POOL_SIZE: PostgreSQL connections
+  std::string worker_id;                        // WORKER_ID: default <hostname>-<pid>
+  // METRICS_ADDRESS: empty disables /metrics. Loopback unless told otherwise:
+  // the image sets 0.0.0.0:9108 (a container's interfaces are its own).
+  std::string metrics_address = "127.0.0.1:9108";
   std::chrono::seconds health_stall{120};   // HEALTH_STALL_SECONDS: /healthz red past this stall
   std::string log_level = "info";           // LOG_LEVEL: trace|debug|info|warn|error|critical|off
   LogFormat log_format = LogFormat::kText;  // LOG_FORMAT: text|json

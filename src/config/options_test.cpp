@@ -60,13 +60,15 @@ TEST(OptionsTest, DefaultsFollowTheSeed) {
   EXPECT_EQ(o.outage_backoff_max, std::chrono::seconds(30));
   EXPECT_EQ(o.db_pool_size, 4);
   EXPECT_FALSE(o.worker_id.empty());
-  EXPECT_EQ(o.metrics_address, "0.0.0.0:9108");
+  EXPECT_EQ(o.metrics_address, "127.0.0.1:9108");
   EXPECT_EQ(o.health_stall, std::chrono::seconds(120));
   EXPECT_EQ(o.log_level, "info");
   EXPECT_EQ(o.log_format, LogFormat::kText);
   EXPECT_EQ(o.s3.connect_timeout, std::chrono::seconds(5));
   EXPECT_EQ(o.s3.low_speed_time, std::chrono::seconds(20));
-  EXPECT_EQ(o.s3.multipart_threshold, 128ull << 20);
+  EXPECT_FALSE(o.s3.multipart_threshold.has_value());
+  EXPECT_EQ(o.s3.MultipartThreshold(false), 128ull << 20);
+  EXPECT_EQ(o.s3.MultipartThreshold(true), 5ull << 30);
   EXPECT_EQ(o.s3.part_size, 8ull << 20);
   EXPECT_EQ(o.s3.part_parallelism, 4);
   EXPECT_FALSE(o.s3.content_md5);
@@ -135,7 +137,8 @@ TEST(OptionsTest, ReadsEveryVariable) {
   EXPECT_EQ(o.log_format, LogFormat::kJson);
   EXPECT_EQ(o.s3.connect_timeout, std::chrono::seconds(3));
   EXPECT_EQ(o.s3.low_speed_time, std::chrono::seconds(7));
-  EXPECT_EQ(o.s3.multipart_threshold, 64ull << 20);
+  EXPECT_EQ(o.s3.MultipartThreshold(false), 64ull << 20);
+  EXPECT_EQ(o.s3.MultipartThreshold(true), 64ull << 20) << "set, it holds everywhere";
   EXPECT_EQ(o.s3.part_size, 16ull << 20);
   EXPECT_EQ(o.s3.part_parallelism, 8);
   EXPECT_TRUE(o.s3.content_md5);

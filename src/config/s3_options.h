@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <string>
 
 namespace media_sync::s3 {
@@ -27,16 +28,18 @@ struct S3Options {
   int64_t low_speed_limit = 1;              // bytes per second
 
   // S3_MULTIPART_THRESHOLD: files above use multipart; files above one part
-  // and up to this (at most 5 GiB) go as one PutObject streamed from the file.
-  // Measured on a local server: one streamed PUT of 128 MiB files ran at 190 MB/s
-  // against 105 MB/s for 8 MiB parts x 4; distant boxes may prefer a lower value.
-  uint64_t multipart_threshold = 128ull << 20;
-  // The same, for a box whose server proves what it stored (it refuses a
-  // body that does not match the signed payload hash or checksum): there a
-  // file up to 5 GiB costs one request and one pass over its bytes. Set to
-  // S3_MULTIPART_THRESHOLD when that is set (a cut single PUT starts over;
+  // and up to this (at most 5 GiB) go as one PutObject streamed from the
+  // file. Unset, it depends on the box (MultipartThreshold): on a box whose
+  // server proves what it stored (it refuses a body that does not match the
+  // signed payload hash or checksum) a file up to 5 GiB costs one request and
+  // one pass over its bytes; elsewhere 128 MiB, measured on a local server:
+  // one streamed PUT of 128 MiB files ran at 190 MB/s against 105 MB/s for
+  // 8 MiB parts x 4. Set, it holds everywhere (a cut single PUT starts over;
   // multipart resumes part by part).
-  uint64_t verified_multipart_threshold = 5ull << 30;
+  std::optional<uint64_t> multipart_threshold;
+  uint64_t MultipartThreshold(bool server_proves) const {
+    return multipart_threshold.value_or(server_proves ? 5ull << 30 : 128ull << 20);
+  }
   uint64_t part_size = 8ull << 20;           // S3_PART_SIZE: minimum; grown to fit 10,000 parts
   int part_parallelism = 4;                  // S3_PART_PARALLELISM: parts in flight per upload
   bool content_md5 = false;                  // S3_CONTENT_MD5: also send Content-MD5

@@ -31,7 +31,10 @@ class Catalog {
   // In one transaction: set media_files.synced_at = now() where it is NULL,
   // and only if that changed a row, move the box's used/reserved bytes by
   // file_size. Idempotent. A missing media_files row is kJobRetryable with a
-  // message naming the row; a database that cannot be reached is kOutage.
+  // message naming the row; values the database refuses (whatever the
+  // reason, the job's own) are kJobPermanent; a database that cannot be
+  // reached is kOutage; a statement refused for any other reason (schema,
+  // privileges) is kConfiguration and never kOutage.
   virtual Result<RecordOutcome> RecordSync(const std::string& sha256, uint64_t file_size,
                                            const std::optional<std::string>& storage_box_id) = 0;
 

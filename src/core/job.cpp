@@ -74,6 +74,27 @@ std::string_view Extension(std::string_view path) {
   return path.substr(dot + 1);
 }
 
+// The first control character of UTF-8 text (C0, DEL, or C1, which UTF-8
+// writes as 0xC2 0x80..0x9F), as "U+001B at byte 4"; nullopt when there is none.
+std::optional<std::string> ControlCharacterIn(std::string_view text) {
+  for (size_t i = 0; i < text.size(); ++i) {
+    auto byte = static_cast<unsigned char>(text[i]);
+    unsigned code = byte;
+    if (byte >= 0x80) {
+      // Only a two-byte sequence starting 0xC2 can be C1; other bytes from
+      // 0x80 are parts of letters.
+      auto next = i + 1 < text.size() ? static_cast<unsigned char>(text[i + 1]) : 0;
+      code = byte == 0xc2 && next >= 0x80 && next <= 0x9f ? next : 0xa0;
+    }
+    if (code < 0x20 || (code >= 0x7f && code <= 0x9f)) {
+      char where[48];
+      std::snprintf(where, sizeof(where), "U+%04X at byte %zu", code, i);
+      return std::string(where);
+    }
+  }
+  return std::nullopt;
+}
+
 bool IsExtension(std::string_view ext) {
   if (ext.empty() || ext.size() > 16) return false;
   for (char c : ext) {
@@ -142,6 +163,11 @@ Result<Job> ParseJob(std::string_view payload) {
   if (job.local_path.empty() || job.local_path.find('\0') != std::string::npos) {
     return Invalid("local_path must be a non-empty path without NUL bytes");
   }
+  // No producer names a file so; in a log line it would forge lines.
+  if (auto control = ControlCharacterIn(job.local_path)) {
+    return Invalid("local_path must not hold control characters (" + *control +
+                   "): " + Quote(job.local_path));
+  }
 
   auto s3_key = RequiredString(document, "s3_key");
   if (!s3_key) return s3_key.error();
@@ -168,6 +194,7 @@ Result<Job> ParseJob(std::string_view payload) {
 
   if (auto box = document.find("storage_box_id"); box != document.end() && !box->is_null()) {
     if (box->is_string() && !box->get<std::string>().empty()) {
+      if (auto problem = BoxIdProblem(box->get_ref<const std::string&>())) return Invalid(*problem);
       job.storage_box_id = box->get<std::string>();
     } else if (box->is_number_integer()) {
       job.storage_box_id = box->dump();
@@ -197,6 +224,16 @@ Result<Job> ParseJob(std::string_view payload) {
 
   job.payload = job.requeued_from_failed ? document.dump() : std::string(payload);
   return job;
+}
+
+std::optional<std::string> BoxIdProblem(std::string_view box) {
+  if (box.empty()) return "storage_box_id must be a non-empty string, got an empty string";
+  // A box id is a storage_boxes key: it reaches SQL (where PostgreSQL refuses
+  // U+0000, and libpq would cut the value short at it), metric labels and logs.
+  if (auto control = ControlCharacterIn(box)) {
+    return "storage_box_id must not hold control characters (" + *control + "): " + Quote(box);
+  }
+  return std::nullopt;
 }
 
 std::string MakeJobPayload(const NewJob& job) {

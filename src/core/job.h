@@ -55,7 +55,20 @@ std::string MakeJobPayload(const NewJob& job);
 
 // Validates a raw payload. A failed-queue entry (has failed_at) comes back
 // with error/failed_at/attempts removed and retry_count reset to 0.
+//
+// Every string the worker passes on is checked for what has no place there:
+// storage_box_id reaches SQL, metric labels and logs, local_path the file
+// system and logs, so neither may hold a control character (U+0000 to
+// U+001F, U+007F to U+009F; PostgreSQL cannot even store U+0000, and libpq
+// would cut the value short there). sha256 is hexadecimal and s3_key must
+// be the content key, so theirs cannot either. queued_at is only read, and
+// unknown fields are only kept.
 Result<Job> ParseJob(std::string_view payload);
+
+// Why `box` cannot be a storage_box_id (empty, or a control character, as
+// ParseJob says it), or nullopt when it can. For the operator commands that
+// take a box id, so that they never queue a job the worker would refuse.
+std::optional<std::string> BoxIdProblem(std::string_view box);
 
 // The object key a sha256 and extension must map to: media/ab/cd/<sha>.<ext>.
 std::string ContentKey(std::string_view sha256, std::string_view extension);

@@ -99,6 +99,47 @@ TEST(JobTest, RejectsEachMalformedFieldByName) {
   EXPECT_THAT(ErrorOf(with("retry_count", -2)), HasSubstr("retry_count must be"));
 }
 
+TEST(JobTest, StringsThatReachSqlOrLogsHoldNoControlCharacters) {
+  auto with = [](const char* field, const std::string& value) {
+    Json document = ValidJob();
+    document[field] = value;
+    return document.dump();
+  };
+  // Valid JSON ("box-1\u0000x"), which PostgreSQL cannot store and libpq
+  // would cut short at the NUL.
+  std::string poisoned = with("storage_box_id", std::string("box-1\0x", 7));
+  ASSERT_THAT(poisoned, HasSubstr(R"("box-1\u0000x")"));
+  EXPECT_THAT(ErrorOf(poisoned),
+              HasSubstr(R"(storage_box_id must not hold control characters (U+0000 at byte 5): )"
+                        R"("box-1\u0000x")"));
+  EXPECT_THAT(ErrorOf(with("storage_box_id", "box-1\nERROR forged line")),
+              HasSubstr("(U+000A at byte 5)"));
+  EXPECT_THAT(ErrorOf(with("storage_box_id", "\x1b[2Jbox")), HasSubstr("(U+001B at byte 0)"));
+  EXPECT_THAT(ErrorOf(with("storage_box_id", "box\x7f")), HasSubstr("(U+007F at byte 3)"));
+  EXPECT_THAT(ErrorOf(with("storage_box_id", "box\xc2\x9b")),  // U+009B, a terminal's CSI
+              HasSubstr("(U+009B at byte 3)"));
+
+  const std::string path = ValidJob()["local_path"].get<std::string>();
+  EXPECT_THAT(ErrorOf(with("local_path", path + "\r\nforged")),
+              HasSubstr("local_path must not hold control characters (U+000D at byte"));
+  EXPECT_THAT(ErrorOf(with("local_path", path + std::string("\0", 1))),
+              HasSubstr("local_path must be a non-empty path without NUL bytes"));
+
+  // Letters beyond ASCII are names like any other.
+  auto accented = ParseJob(with("storage_box_id",
+                                "bo\xc3\xae"
+                                "te-\xc2\xa0\xe2\x9c\x93"));
+  ASSERT_TRUE(accented.ok()) << accented.error().message;
+  EXPECT_TRUE(ParseJob(with("local_path",
+                            "/buffer/m\xc3\xa9"
+                            "dia/\xc3\xbc.jpg"))
+                  .ok());
+
+  EXPECT_EQ(BoxIdProblem("russia-1"), std::nullopt);
+  EXPECT_THAT(BoxIdProblem(""), ::testing::Optional(HasSubstr("non-empty")));
+  EXPECT_THAT(BoxIdProblem("a\tb"), ::testing::Optional(HasSubstr("U+0009 at byte 1")));
+}
+
 TEST(JobTest, KeyExtensionMayComeFromThePath) {
   Json document = ValidJob();
   document["s3_key"] = "media/ab/c1/" + kSha;

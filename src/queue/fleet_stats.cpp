@@ -1,5 +1,6 @@
 #include "queue/fleet_stats.h"
 
+#include <algorithm>
 #include <nlohmann/json.hpp>
 
 #include "core/job.h"
@@ -10,8 +11,8 @@ namespace {
 
 using Json = nlohmann::json;
 
-int64_t UnixMinute(std::chrono::system_clock::time_point when) {
-  return std::chrono::duration_cast<std::chrono::minutes>(when.time_since_epoch()).count();
+int64_t UnixSecond(std::chrono::system_clock::time_point when) {
+  return std::chrono::duration_cast<std::chrono::seconds>(when.time_since_epoch()).count();
 }
 
 std::string ThroughputKey(int64_t minute) {
@@ -27,47 +28,120 @@ uint64_t ToUnsigned(std::string_view text) {
   return value;
 }
 
+// Whose counts make a sum: the minutes' totals, or the parts reported at
+// each second.
+enum class Counting { kMinuteTotals, kBySecond };
+
+// Adds what the hash of `minute` holds for the seconds first..last (Unix
+// seconds, both included) to `sum`: files and bytes as `counting` says, and
+// the seconds marked as run.
+void Accumulate(ReplyView hash, int64_t minute, int64_t first, int64_t last, Counting counting,
+                Throughput& sum) {
+  for (size_t i = 0; i + 1 < hash.Size(); i += 2) {
+    std::string_view field = hash[i].String();
+    std::string_view value = hash[i + 1].String();
+    if (counting == Counting::kMinuteTotals && field == "files") sum.files += ToUnsigned(value);
+    if (counting == Counting::kMinuteTotals && field == "bytes") sum.bytes += ToUnsigned(value);
+    auto colon = field.find(':');
+    if (colon == std::string_view::npos) continue;
+    std::string_view what = field.substr(0, colon);
+    std::string_view second_text = field.substr(colon + 1);
+    if (second_text.empty() || second_text.size() > 2) continue;
+    int64_t second = minute * 60 + static_cast<int64_t>(ToUnsigned(second_text));
+    if (second < first || second > last) continue;
+    if (what == "up") {
+      sum.running += std::chrono::seconds(1);
+    } else if (counting == Counting::kBySecond && what == "files") {
+      sum.files += ToUnsigned(value);
+    } else if (counting == Counting::kBySecond && what == "bytes") {
+      sum.bytes += ToUnsigned(value);
+    }
+  }
+}
+
 }  // namespace
 
 FleetStats::FleetStats(config::RedisAddress address, RedisOptions options)
     : connection_(std::move(address), options) {}
 
-Status FleetStats::AddThroughput(uint64_t files, uint64_t bytes,
-                                 std::chrono::system_clock::time_point now) {
-  std::string key = ThroughputKey(UnixMinute(now));
-  std::string files_text = std::to_string(files);
-  std::string bytes_text = std::to_string(bytes);
-  std::string ttl = std::to_string(std::chrono::seconds(kThroughputRetention).count());
-  std::vector<std::vector<std::string_view>> commands = {
-      {"HINCRBY", key, "files", files_text},
-      {"HINCRBY", key, "bytes", bytes_text},
-      {"EXPIRE", key, ttl},
-  };
-  auto replies = connection_.Pipeline(commands);
+Status FleetStats::ReportRound(uint64_t files, uint64_t bytes,
+                               std::chrono::system_clock::time_point ran_from,
+                               std::chrono::system_clock::time_point now) {
+  const int64_t last = UnixSecond(now);
+  const int64_t kept = std::chrono::seconds(kThroughputRetention).count();
+  const int64_t first = std::min(last, std::max(UnixSecond(ran_from), last - kept + 1));
+  const std::string ttl = std::to_string(kept);
+  std::vector<std::vector<std::string>> commands;
+  if (files > 0 || bytes > 0) {
+    std::string key = ThroughputKey(last / 60);
+    std::string at = ":" + std::to_string(last % 60);
+    commands.push_back({"HINCRBY", key, "files", std::to_string(files)});
+    commands.push_back({"HINCRBY", key, "bytes", std::to_string(bytes)});
+    commands.push_back({"HINCRBY", key, "files" + at, std::to_string(files)});
+    commands.push_back({"HINCRBY", key, "bytes" + at, std::to_string(bytes)});
+  }
+  // The seconds run, as fields every worker sets alike: the fleet's running
+  // time is their union.
+  for (int64_t minute = first / 60; minute <= last / 60; ++minute) {
+    std::string key = ThroughputKey(minute);
+    std::vector<std::string> mark = {"HSET", key};
+    for (int64_t second = std::max(first, minute * 60); second <= std::min(last, minute * 60 + 59);
+         ++second) {
+      mark.push_back("up:" + std::to_string(second - minute * 60));
+      mark.emplace_back("1");
+    }
+    commands.push_back(std::move(mark));
+    commands.push_back({"EXPIRE", key, ttl});
+  }
+  std::vector<std::vector<std::string_view>> views;
+  views.reserve(commands.size());
+  for (const auto& command : commands) views.emplace_back(command.begin(), command.end());
+  auto replies = connection_.Pipeline(views);
   if (!replies) return replies.error();
   return Ok();
 }
 
 Result<Throughput> FleetStats::RecentThroughput(int minutes,
                                                 std::chrono::system_clock::time_point now) {
-  int64_t current = UnixMinute(now);
+  const int64_t last = UnixSecond(now);
+  const int64_t current = last / 60;
   std::vector<std::string> keys;
   keys.reserve(static_cast<size_t>(minutes) + 1);
   for (int i = 0; i <= minutes; ++i) keys.push_back(ThroughputKey(current - i));
   std::vector<std::vector<std::string_view>> commands;
   commands.reserve(keys.size());
-  for (const auto& key : keys) commands.push_back({"HMGET", key, "files", "bytes"});
+  for (const auto& key : keys) commands.push_back({"HGETALL", key});
   auto replies = connection_.Pipeline(commands);
   if (!replies) return replies.error();
   Throughput sum;
   auto into_minute = now.time_since_epoch() - std::chrono::minutes(current);
   sum.window =
       std::chrono::minutes(minutes) + std::chrono::duration_cast<std::chrono::seconds>(into_minute);
-  for (const auto& reply : *replies) {
-    ReplyView view = reply.view();
-    if (view.Size() < 2) continue;
-    sum.files += ToUnsigned(view[0].String());
-    sum.bytes += ToUnsigned(view[1].String());
+  for (size_t i = 0; i < replies->size(); ++i) {
+    Accumulate((*replies)[i].view(), current - static_cast<int64_t>(i), 0, last,
+               Counting::kMinuteTotals, sum);
+  }
+  return sum;
+}
+
+Result<Throughput> FleetStats::LastSeconds(int seconds, std::chrono::system_clock::time_point now) {
+  seconds = std::clamp(seconds, 1, 3600);
+  const int64_t last = UnixSecond(now);
+  const int64_t first = last - seconds + 1;
+  std::vector<std::string> keys;
+  for (int64_t minute = first / 60; minute <= last / 60; ++minute) {
+    keys.push_back(ThroughputKey(minute));
+  }
+  std::vector<std::vector<std::string_view>> commands;
+  commands.reserve(keys.size());
+  for (const auto& key : keys) commands.push_back({"HGETALL", key});
+  auto replies = connection_.Pipeline(commands);
+  if (!replies) return replies.error();
+  Throughput sum;
+  sum.window = std::chrono::seconds(seconds);
+  for (size_t i = 0; i < replies->size(); ++i) {
+    Accumulate((*replies)[i].view(), first / 60 + static_cast<int64_t>(i), first, last,
+               Counting::kBySecond, sum);
   }
   return sum;
 }

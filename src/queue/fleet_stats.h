@@ -40,17 +40,29 @@ struct Throughput {
   uint64_t files = 0;
   uint64_t bytes = 0;
   std::chrono::seconds window{0};  // the span the sums cover
+  // Of `window`, the seconds during which at least one worker ran: the
+  // time the files took, so a rate is files / running, not files / window
+  // (a worker that started a minute ago ran one minute of the last five).
+  std::chrono::seconds running{0};
 };
 
 class FleetStats {
  public:
   explicit FleetStats(config::RedisAddress address, RedisOptions options = {});
 
-  // Adds to the counters of the minute `now` falls in (one round trip).
-  Status AddThroughput(uint64_t files, uint64_t bytes, std::chrono::system_clock::time_point now);
+  // One report of a worker: it ran from `ran_from` to `now` (marked by the
+  // second, at most kThroughputRetention back), and synced `files` and
+  // `bytes` since its last report, which are added to the counters of the
+  // minute and the second `now` falls in. One round trip.
+  Status ReportRound(uint64_t files, uint64_t bytes, std::chrono::system_clock::time_point ran_from,
+                     std::chrono::system_clock::time_point now);
   // Sums over the `minutes` whole minutes before the one `now` is in, and
-  // that minute so far; `window` says how long that is.
+  // that minute so far; `window` says how long that is, `running` how much
+  // of it a worker ran.
   Result<Throughput> RecentThroughput(int minutes, std::chrono::system_clock::time_point now);
+  // The same over the `seconds` seconds up to `now` (at most an hour),
+  // counted by the second at which the workers reported them.
+  Result<Throughput> LastSeconds(int seconds, std::chrono::system_clock::time_point now);
 
   // Replaces the reports of these boxes (other boxes' reports stay).
   Status ReportBoxes(const std::vector<BoxReport>& reports);

@@ -26,8 +26,10 @@ inline constexpr std::string_view kWorkersKey = "media:sync:workers";
 // Hash storage_box_id ("" for MINIO_ENDPOINT) -> JSON of the latest report
 // of a worker on that box: {endpoint, up, error, worker, reported_at}.
 inline constexpr std::string_view kBoxHealthKey = "media:sync:boxes";
-// media:sync:throughput:<unix minute>: hash {files, bytes} synced in that
-// minute by all workers; expires after kThroughputRetention.
+// media:sync:throughput:<unix minute>: hash of what all workers synced in
+// that minute, {files, bytes}, and of the part of it reported at second s
+// of the minute, {files:<s>, bytes:<s>}; and up:<s> = 1 when a worker ran
+// during second s. Expires after kThroughputRetention.
 inline constexpr std::string_view kThroughputKeyPrefix = "media:sync:throughput:";
 
 inline constexpr std::string_view kProcessingKeyPrefix = "media:sync:processing:";

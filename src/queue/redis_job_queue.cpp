@@ -12,18 +12,20 @@
 namespace media_sync::queue {
 namespace {
 
-// KEYS: heartbeat, workers, pending, processing. ARGV: worker id.
-// Returns the job, nil when none is pending, or -1 when this worker holds no
-// lease. Under a live lease only, and the move and the registration in one
-// step: a job never sits in a processing list the reaper cannot find (a
-// worker SIGKILLed before its first heartbeat, or after a reaper took it
-// for dead), nor is it taken by a worker that reapers already count as dead.
+// KEYS: heartbeat, workers, pending, processing, redeliveries. ARGV: worker id.
+// Returns {job, times reapers returned it (nil: never)}, nil when none is
+// pending, or -1 when this worker holds no lease. Under a live lease only,
+// and the move and the registration in one step: a job never sits in a
+// processing list the reaper cannot find (a worker SIGKILLed before its
+// first heartbeat, or after a reaper took it for dead), nor is it taken by
+// a worker that reapers already count as dead. The count comes in the same
+// round trip.
 const LuaScript kTakeScript(R"lua(
 if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
 local job = redis.call('LMOVE', KEYS[3], KEYS[4], 'RIGHT', 'LEFT')
 if not job then return false end
 redis.call('SADD', KEYS[2], ARGV[1])
-return job
+return {job, redis.call('HGET', KEYS[5], job)}
 )lua");
 
 // KEYS: processing, redeliveries. ARGV: payload.
@@ -77,19 +79,30 @@ RedisJobQueue::RedisJobQueue(config::RedisAddress address, std::string worker_id
       processing_key_(ProcessingKey(worker_id_)),
       heartbeat_key_(HeartbeatKey(worker_id_)) {}
 
-Result<std::optional<std::string>> RedisJobQueue::TakeNow() {
-  auto moved = connection_.RunScript(
-      kTakeScript,
-      std::vector<std::string_view>{heartbeat_key_, kWorkersKey, kPendingKey, processing_key_},
-      std::vector<std::string_view>{worker_id_});
+Result<std::optional<Delivery>> RedisJobQueue::TakeNow() {
+  auto moved =
+      connection_.RunScript(kTakeScript,
+                            std::vector<std::string_view>{heartbeat_key_, kWorkersKey, kPendingKey,
+                                                          processing_key_, kRedeliveriesKey},
+                            std::vector<std::string_view>{worker_id_});
   if (!moved) return moved.error();
-  if (moved->view().IsInteger()) {
+  ReplyView reply = moved->view();
+  if (reply.IsInteger()) {
     return Error::Outage("worker " + worker_id_ + " holds no lease (" + heartbeat_key_ +
                          " is missing: not registered yet, or it lapsed): no job is taken "
                          "before its next heartbeat");
   }
-  if (moved->view().IsNil()) return std::optional<std::string>();
-  return std::optional<std::string>(std::string(moved->view().String()));
+  if (reply.IsNil()) return std::optional<Delivery>();
+  Delivery delivery;
+  delivery.payload = std::string(reply[0].String());
+  // Empty (nil) when never reaped; a count that does not parse is taken as 0
+  // (the job may loop one more round before it is failed): the job sits in
+  // our processing list now, and an error here would strand it.
+  std::string_view count = reply.Size() > 1 ? reply[1].String() : std::string_view();
+  int64_t redeliveries = 0;
+  std::from_chars(count.data(), count.data() + count.size(), redeliveries);
+  delivery.redeliveries = redeliveries;
+  return std::optional<Delivery>(std::move(delivery));
 }
 
 Result<std::optional<Delivery>> RedisJobQueue::Take(std::chrono::milliseconds wait) {
@@ -107,27 +120,8 @@ Result<std::optional<Delivery>> RedisJobQueue::Take(std::chrono::milliseconds wa
     if (!ready) return ready.error();
     if (ready->view().IsNil()) return std::optional<Delivery>();
     moved = TakeNow();  // another worker may have been quicker: then nothing
-    if (!moved) return moved.error();
   }
-  if (!moved->has_value()) return std::optional<Delivery>();
-
-  Delivery delivery;
-  delivery.payload = std::move(**moved);
-  // The job sits in our processing list now, and while this worker lives no
-  // one else will serve it: returning an error here would strand it. So a
-  // count that cannot be read is taken as 0 (the job may loop one more
-  // round before it is failed), and the job is handed out.
-  auto count = connection_.Command({"HGET", kRedeliveriesKey, delivery.payload});
-  if (!count) {
-    spdlog::warn("queue: took a job but could not read its redelivery count ({}); using 0",
-                 count.error().message);
-    return std::optional<Delivery>(std::move(delivery));
-  }
-  std::string_view text = count->view().String();  // empty (nil) when never reaped
-  int64_t redeliveries = 0;
-  std::from_chars(text.data(), text.data() + text.size(), redeliveries);
-  delivery.redeliveries = redeliveries;
-  return std::optional<Delivery>(std::move(delivery));
+  return moved;
 }
 
 Status RedisJobQueue::RunMoveScript(const LuaScript& script, std::string_view action,

@@ -96,8 +96,9 @@ class RedisJobQueue final : public JobQueue {
                        std::initializer_list<std::string_view> keys,
                        std::initializer_list<std::string_view> args);
 
-  // The take script: the payload, nullopt when none is pending.
-  Result<std::optional<std::string>> TakeNow();
+  // The take script: the delivery with its redelivery count, nullopt when
+  // none is pending.
+  Result<std::optional<Delivery>> TakeNow();
 
   RedisConnection connection_;
   std::string worker_id_;

@@ -233,15 +233,15 @@ Result<ObjectInfo> S3ObjectStore::UploadOnce(const std::string& key, int fd, uin
                                              const std::stop_token& stop, bool& emptied) {
   const auto& options = client_.options();
   const uint64_t buffered_limit =
-      std::min({options.part_size, options.multipart_threshold, pool_.capacity()});
+      std::min({options.part_size, options.MultipartThreshold(false), pool_.capacity()});
   if (size <= buffered_limit) return UploadWhole(key, fd, size, sha256_hex, stop, emptied);
-  if (size <= std::min(options.verified_multipart_threshold, kMaxSinglePut)) {
+  if (size <= std::min(options.MultipartThreshold(true), kMaxSinglePut)) {
     // One request where the server proves it: the first such file asks.
     auto verification = EnsureVerificationKnown(stop);
     if (!verification.ok()) return verification.error();
     if (verification->Proves()) return UploadVerified(key, fd, size, sha256_hex, stop);
   }
-  const bool multipart = size > std::min(options.multipart_threshold, kMaxSinglePut);
+  const bool multipart = size > std::min(options.MultipartThreshold(false), kMaxSinglePut);
   // Found before the box is asked anything: a fault of the file, not the box.
   if (multipart) {
     if (Status fits = FitsThePool(size); !fits.ok()) return fits.error();
@@ -442,6 +442,7 @@ Result<ObjectInfo> S3ObjectStore::UploadVerified(const std::string& key, int fd,
   auto read = [&stream](char* buffer, size_t capacity, uint64_t offset) {
     return stream.Read(buffer, capacity, offset);
   };
+  if (hooks_.before_stream) hooks_.before_stream();
   auto put = client_.PutObjectStreamIfAbsent(key, size, sha256_hex, checksum, read, metadata, stop);
   if (!put.ok()) {
     if (stream.failure()) return *stream.failure();
@@ -531,9 +532,10 @@ Result<S3ObjectStore::Verification> S3ObjectStore::Probe(const std::stop_token& 
                    removed.error().message);
     }
   }
-  proves_payload_hash_ = *payload_hash;
-  proves_checksum_ = *checksum;
-  Verification found = verification();
+  Verification found{*payload_hash, *checksum};
+  if (hooks_.on_verification) hooks_.on_verification(found);
+  proves_payload_hash_ = found.payload_hash;
+  proves_checksum_ = found.checksum_sha256;
   spdlog::info("{} verifies {}", client_.options().endpoint,
                found.payload_hash && found.checksum_sha256
                    ? "the signed payload hash and x-amz-checksum-sha256: one request per file"

@@ -153,8 +153,13 @@ class S3ObjectStore : public ObjectStore {
     // matching the local file, and did not send them again.
     std::function<void(int parts, uint64_t bytes)> on_parts_reused;
     std::function<void(const std::string& upload_id)> on_multipart_aborted;
-    // A streamed PutObject has hashed the file and is about to send it.
+    // A streamed PutObject is about to send the file (after its first pass,
+    // where there is one).
     std::function<void()> before_stream;
+    // Sees, and may change, what DetectVerification found (as a server that
+    // proves nothing would answer: the paths of such servers tested against
+    // one that checks them).
+    std::function<void(Verification&)> on_verification;
     // A streamed PutObject is about to send the bytes at `offset`: true
     // drops the connection there, as a network failure would.
     std::function<bool(uint64_t offset)> cut_stream;

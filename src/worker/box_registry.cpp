@@ -389,7 +389,7 @@ Result<std::shared_ptr<ObjectStore>> BoxRegistry::ForBox(const BoxId& box) {
 void BoxRegistry::ReportFailure(const BoxId& box, const Error& error) {
   MutexLock lock(mu_);
   Load& load = LoadOf(Name(box));
-  if (error.kind == ErrorKind::kOutage) load.limit.OnFailure();
+  if (error.kind == ErrorKind::kOutage) load.limit.OnFailure(clock_());
   // Jobs waiting for one of the box's slots now defer instead.
   load.slot_freed.notify_all();
   Box& entry = boxes_[Name(box)];

@@ -58,15 +58,19 @@ void ConcurrencyLimit::OnSuccess(uint64_t bytes, Duration took, int in_flight, T
   latency_seconds_ = latency_seconds_ == 0
                          ? Seconds(took)
                          : latency_seconds_ + kLatencyAverage * (Seconds(took) - latency_seconds_);
+  // An upload that started before the limit last changed saw the old one:
+  // judging the new limit by it would count one change twice.
+  if (now - took < changed_at_) return;
   ++samples_;
   ratio_sum_ += ratio;
   busiest_ = std::max(busiest_, in_flight);
-  if (samples_ >= limit()) EndRound();
+  if (samples_ >= limit()) EndRound(now);
 }
 
-void ConcurrencyLimit::EndRound() {
+void ConcurrencyLimit::EndRound(TimePoint now) {
   const double ratio = ratio_sum_ / samples_;
   const double ceiling = std::max(1, settings_.ceiling);
+  const int before = limit();
   last_ratio_ = ratio;
   if (ratio > settings_.tolerance) {
     slow_start_ = false;
@@ -75,14 +79,16 @@ void ConcurrencyLimit::EndRound() {
     limit_ += slow_start_ ? limit_ : std::max(1.0, std::sqrt(limit_) / 2);
   }
   limit_ = std::clamp(limit_, 1.0, ceiling);
+  if (limit() != before) changed_at_ = now;
   samples_ = 0;
   ratio_sum_ = 0;
   busiest_ = 0;
 }
 
-void ConcurrencyLimit::OnFailure() {
+void ConcurrencyLimit::OnFailure(TimePoint now) {
   slow_start_ = false;
   limit_ = std::max(1.0, limit_ / 2);
+  changed_at_ = now;
   samples_ = 0;
   ratio_sum_ = 0;
   busiest_ = 0;

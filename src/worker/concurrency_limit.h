@@ -16,7 +16,8 @@
 // so that a mix of small and large files reads as one signal.
 //
 // Rounds: the limit changes once per round of `limit` samples (one window's
-// worth of uploads, so about one latency on a busy box):
+// worth of uploads, so about one latency on a busy box), counting only
+// uploads that started after the last change (the others saw the old limit):
 //   - slow start (from `initial`): the limit doubles each round until the
 //     first round whose mean ratio exceeds `tolerance`;
 //   - then, each round: mean ratio above `tolerance` -> limit × max(1/2,
@@ -60,7 +61,7 @@ class ConcurrencyLimit {
   // uploads were in flight when it started (itself included).
   void OnSuccess(uint64_t bytes, Duration took, int in_flight, TimePoint now);
   // The box failed (an outage: refused, reset, timed out, 5xx).
-  void OnFailure();
+  void OnFailure(TimePoint now);
 
   // What status and /metrics show.
   struct Snapshot {
@@ -84,7 +85,7 @@ class ConcurrencyLimit {
     TimePoint window_start{};
   };
   double FloorRatio(Floor& floor, Duration took, int in_flight, TimePoint now) const;
-  void EndRound();
+  void EndRound(TimePoint now);
 
   Settings settings_;
   double limit_;
@@ -95,6 +96,7 @@ class ConcurrencyLimit {
   double ratio_sum_ = 0;
   int busiest_ = 0;  // most uploads in flight at the start of one of its samples
   double last_ratio_ = 1;
+  TimePoint changed_at_{};  // when the limit last changed
   double latency_seconds_ = 0;
 };
 

@@ -92,7 +92,11 @@ TEST(ConcurrencyLimitTest, LatencyClimbingShrinksTheLimitInProportion) {
   for (int i = 0; i < 64; ++i) limit.OnSuccess(kSmall, 40ms, 64, now);
   EXPECT_EQ(limit.limit(), 32);
   EXPECT_NEAR(limit.snapshot().latency_ratio, 4.0, 1e-9);
+  // Uploads that started before that change saw the old limit: not counted.
+  for (int i = 0; i < 64; ++i) limit.OnSuccess(kSmall, 1000ms, 32, now);
+  EXPECT_EQ(limit.limit(), 32);
   // However bad the round, one round at most halves it.
+  now += 2s;
   for (int i = 0; i < 32; ++i) limit.OnSuccess(kSmall, 1000ms, 32, now);
   EXPECT_EQ(limit.limit(), 16);
 }
@@ -125,10 +129,10 @@ TEST(ConcurrencyLimitTest, AnUnusedLimitDoesNotGrow) {
 
 TEST(ConcurrencyLimitTest, AnOutageHalvesTheLimitAndEndsSlowStart) {
   ConcurrencyLimit limit = Make(128, 32);
-  limit.OnFailure();
+  limit.OnFailure(std::chrono::system_clock::time_point(1000s));
   EXPECT_EQ(limit.limit(), 16);
   EXPECT_FALSE(limit.snapshot().slow_start);
-  for (int i = 0; i < 10; ++i) limit.OnFailure();
+  for (int i = 0; i < 10; ++i) limit.OnFailure(std::chrono::system_clock::time_point(1000s));
   EXPECT_EQ(limit.limit(), 1) << "never below one";
 }
 

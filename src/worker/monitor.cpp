@@ -167,16 +167,20 @@ void Monitor::Round(queue::FleetStats& fleet, queue::QueueAdmin& admin) {
     }
   }
 
-  // This process's syncs since the last round, into the fleet's minute.
+  // This process's syncs since the last round, into the fleet's minute, and
+  // the time it ran since then (what `status` divides them by).
   uint64_t files = stats_.synced.load();
   uint64_t bytes = stats_.bytes_uploaded.load();
-  if (redis && (files != reported_files_ || bytes != reported_bytes_)) {
-    if (Status added = fleet.AddThroughput(files - reported_files_, bytes - reported_bytes_, now);
-        added) {
+  if (!running_since_) running_since_ = now;
+  if (redis) {
+    if (Status reported = fleet.ReportRound(files - reported_files_, bytes - reported_bytes_,
+                                            *running_since_, now);
+        reported) {
       reported_files_ = files;
       reported_bytes_ = bytes;
+      running_since_ = now;
     } else {
-      redis = added.error();
+      redis = reported.error();
     }
   }
 

@@ -5,8 +5,9 @@
 //     Redis into the queue gauges;
 //   - pings PostgreSQL, checks MEDIA_BUFFER_PATH, and takes the storage
 //     boxes' states from the BoxRegistry;
-//   - publishes this process's synced files and bytes per minute and its
-//     view of the boxes to Redis (queue/fleet_stats.h), for `status`.
+//   - publishes this process's synced files and bytes per minute, the
+//     seconds it ran, and its view of the boxes to Redis
+//     (queue/fleet_stats.h), for `status`.
 // Readiness() and Health() answer from what the last round found.
 //
 // Thread-safety: Readiness() and Health() may be called from any thread.
@@ -15,6 +16,7 @@
 #include <chrono>
 #include <functional>
 #include <map>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
@@ -96,7 +98,9 @@ class Monitor {
 
   uint64_t reported_files_ = 0;  // monitor thread only
   uint64_t reported_bytes_ = 0;
-  std::map<std::string, TransportCounts> published_transport_;   // monitor thread only
+  std::map<std::string, TransportCounts> published_transport_;  // monitor thread only
+  // Since when this process ran without that being reported yet.
+  std::optional<std::chrono::system_clock::time_point> running_since_;
   std::map<std::string, queue::BoxPause> paused_;                // monitor thread only
   std::set<std::pair<std::string, std::string>> paused_series_;  // {box, reason} set to 1
 

@@ -18,6 +18,9 @@ using Outcome = Decision::Outcome;
 // How often an idle thread rechecks for stop: a drain ends this soon after
 // the queue is found empty.
 constexpr auto kTakeWait = 250ms;
+// How long a thread waits for room to take a job before it beats and waits
+// again (a stop ends the wait at once).
+constexpr auto kIntakeWait = 1000ms;
 constexpr auto kFirstBackoff = 250ms;     // first wait after an outage, doubled each time
 constexpr auto kPromoteInterval = 500ms;  // due retries reach pending within this
 
@@ -163,7 +166,7 @@ void Worker::JobLoop(int index) {
     Liveness::Beat();
     // Room for one more job first: while the boxes in use are full, taking
     // more would only hold jobs that wait (StoreRouter::AwaitIntake).
-    std::optional<StoreRouter::Ticket> ticket = pipeline_.AwaitIntake(stop, kTakeWait);
+    std::optional<StoreRouter::Ticket> ticket = pipeline_.AwaitIntake(stop, kIntakeWait);
     if (!ticket) continue;
     auto taken = queue->Take(kTakeWait);
     if (!taken) {

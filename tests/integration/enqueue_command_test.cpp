@@ -199,6 +199,22 @@ TEST_F(EnqueueCommandTest, UnknownBoxIsAClearErrorBeforeAnythingIsTouched) {
   EXPECT_EQ(media_.Len("media:sync:pending"), 0);
 }
 
+// The worker refuses a job whose box holds a control character, so enqueue
+// queues none, even for a storage_boxes row of that name.
+TEST_F(EnqueueCommandTest, ABoxWithAControlCharacterIsRefusedBeforeAnythingIsTouched) {
+  stack_.Sql("INSERT INTO storage_boxes (id, minio_endpoint) VALUES (E'box\\tc', 'http://x:9000')");
+  Write(source_ + "/a.jpg", 100, 7, "jpg");
+  CliOutcome outcome =
+      RunCli(stack_, "enqueue --box \"$(printf 'box\\tc')\" " + ShellQuote(source_));
+  EXPECT_EQ(outcome.code, 2);
+  EXPECT_THAT(
+      outcome.err,
+      HasSubstr("--box: storage_box_id must not hold control characters (U+0009 at byte 3)"));
+  EXPECT_EQ(BufferFiles(), 0u);
+  EXPECT_EQ(Rows(), 0);
+  EXPECT_EQ(media_.Len("media:sync:pending"), 0);
+}
+
 TEST_F(EnqueueCommandTest, FifoAndUnreadableEntriesAreNamedWhileTheRestIsQueued) {
   SourceFile good = Write(source_ + "/good.jpg", 4096, 7, "jpg");
   ASSERT_EQ(mkfifo((source_ + "/pipe.jpg").c_str(), 0644), 0);

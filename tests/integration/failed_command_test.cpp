@@ -151,6 +151,31 @@ TEST_F(FailedCommandTest, ListIsATableNewestFirstWithIndexesAndFilters) {
   }
 }
 
+// A failed entry is hostile input: control characters in its box, key or
+// error (a terminal escape, a line break, C1's CSI) are printed as spaces,
+// so the table keeps one line per entry and the terminal obeys none of them.
+TEST_F(FailedCommandTest, ListPrintsNoControlCharacterOfAnEntry) {
+  Json job = Json::parse(FakeJob("hostile",
+                                 "\x1b]0;owned\x07"
+                                 "box\x1b[2J",
+                                 100));
+  job["s3_key"] =
+      "media/\x1b[31mred\nforged\xc2\x9b"
+      "2J";
+  Park({Entry(job.dump(), "Invalid job: \x1b[5mblink\r\nsecond line", 1)});
+  CliOutcome list = RunCli(stack_, "failed list");
+  ASSERT_EQ(list.code, 0) << list.all();
+  for (char c : list.out) {
+    auto byte = static_cast<unsigned char>(c);
+    EXPECT_TRUE(byte == '\n' || (byte >= 0x20 && byte != 0x7f)) << "byte " << int{byte};
+  }
+  EXPECT_EQ(list.out.find("\xc2\x9b"), std::string::npos);
+  auto rows = TableRows(list.out);
+  ASSERT_EQ(rows.size(), 1u) << list.out;
+  EXPECT_THAT(rows[0], HasSubstr(" ]0;owned box [2J"));
+  EXPECT_THAT(rows[0], HasSubstr("media/ [31mred forged 2J"));
+}
+
 TEST_F(FailedCommandTest, ShowPrintsOneWholeEntry) {
   ParkFour();
   CliOutcome show = RunCli(stack_, "failed show 1");

@@ -12,7 +12,9 @@
 #include <sstream>
 #include <string>
 
+#include "config/urls.h"
 #include "core/job.h"
+#include "queue/fleet_stats.h"
 #include "support/throttled_link.h"
 #include "support/worker_harness.h"
 
@@ -407,6 +409,82 @@ TEST_F(ObservabilityTest, StatusReportsAKnownState) {
   EXPECT_THAT(text, HasSubstr("pending 2 (oldest 10m"));
   EXPECT_THAT(text, HasSubstr("lease expired"));
   EXPECT_THAT(text, HasSubstr("connection refused"));
+}
+
+// Throughput is files over the time a worker ran, not over the window: two
+// workers that ran only within the last minute of the five (one from 40 s
+// ago, one from 20 s ago, reporting every 5 s as the monitor does) show the
+// rate they synced at, their overlap counted once.
+TEST_F(ObservabilityTest, StatusDividesThroughputByTheTimeAWorkerRan) {
+  config::RedisAddress redis;
+  redis.host = "127.0.0.1";
+  redis.port = std::stoi(stack_.Get("STACK_REDIS_PORT"));
+  queue::FleetStats fleet(redis);
+  const auto now = std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now());
+  auto report = [&](int from_seconds_ago, uint64_t files_per_round) {
+    auto ran_from = now - std::chrono::seconds(from_seconds_ago);
+    for (auto round = ran_from + 5s; round <= now; round += 5s) {
+      ASSERT_TRUE(fleet.ReportRound(files_per_round, files_per_round * 1000, ran_from, round).ok());
+      ran_from = round;
+    }
+  };
+  report(40, 50);  // 8 rounds: 400 files over 41 seconds
+  report(20, 30);  // 4 rounds: 120 files, within the same seconds
+
+  Json status = StatusJson();
+  // Read within a few seconds of `now`: every round is in the last minute.
+  const Json& five = status["throughput"];
+  ASSERT_TRUE(five.contains("running_seconds") && five.contains("last_minute")) << five.dump();
+  const Json& minute = five["last_minute"];
+  EXPECT_EQ(five["files"], 520);
+  EXPECT_EQ(five["bytes"], 520000);
+  EXPECT_EQ(five["running_seconds"], 41);
+  EXPECT_GE(five["window_seconds"].get<int64_t>(), 300);
+  EXPECT_NEAR(five["files_per_second"].get<double>(), 520.0 / 41, 1e-9);
+  EXPECT_NEAR(five["bytes_per_second"].get<double>(), 520000.0 / 41, 1e-6);
+  EXPECT_EQ(minute["window_seconds"], 60);
+  EXPECT_EQ(minute["files"], 520);
+  EXPECT_EQ(minute["running_seconds"], 41);
+  EXPECT_NEAR(minute["files_per_second"].get<double>(), 520.0 / 41, 1e-9);
+
+  std::string text;
+  ASSERT_EQ(RunStatus(StatusCommand() + " 2>&1", &text), 0) << text;
+  EXPECT_THAT(text, HasSubstr("throughput  12.68 files/s, 12.7 KB/s in the last minute; "
+                              "12.68 files/s, 12.7 KB/s in the last 5m"));
+  EXPECT_THAT(text, HasSubstr("(41s of it with a worker running)"));
+}
+
+// The same with a real worker that started moments ago: its rate is what it
+// synced over the seconds it ran, whatever the five-minute window.
+TEST_F(ObservabilityTest, StatusShowsTheRateOfAWorkerThatJustStarted) {
+  std::vector<Json> jobs = media_.MakeMany(30, 2048, "box-b", 800);
+  media_.PushAll(jobs);
+  const auto started = std::chrono::steady_clock::now();
+  WorkerProcess worker(stack_, {{"LOG_LEVEL", "info"}});
+  ASSERT_TRUE(WaitUntil([&] { return media_.SyncedRows() == 30; }, 60s)) << worker.Log();
+  // The monitor reports every 5 s.
+  Json status;
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        status = StatusJson();
+        return status["throughput"]["files"] == 30;
+      },
+      20s))
+      << status.dump();
+  const double ran =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  const Json& five = status["throughput"];
+  ASSERT_TRUE(five.contains("running_seconds") && five.contains("last_minute")) << five.dump();
+  const Json& minute = five["last_minute"];
+  ASSERT_GT(five["running_seconds"].get<int64_t>(), 0);
+  EXPECT_LE(five["running_seconds"].get<double>(), ran + 2);
+  EXPECT_GE(five["files_per_second"].get<double>(), 30 / (ran + 2));
+  EXPECT_EQ(minute["files"], 30);
+  EXPECT_EQ(minute["running_seconds"], five["running_seconds"]);
+  EXPECT_NEAR(minute["files_per_second"].get<double>(),
+              30.0 / minute["running_seconds"].get<double>(), 1e-9);
+  worker.Signal(SIGTERM);
+  EXPECT_EQ(worker.WaitExit(60s), 0) << worker.Log();
 }
 
 }  // namespace

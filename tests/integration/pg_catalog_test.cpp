@@ -10,6 +10,7 @@
 #include <atomic>
 #include <chrono>
 #include <latch>
+#include <limits>
 #include <optional>
 #include <thread>
 #include <vector>
@@ -312,6 +313,78 @@ TEST_F(PgCatalogTest, EachCallInASharedTransactionHasItsOwnOutcome) {
   EXPECT_EQ(*outcomes[5], RecordOutcome::kSynced);
   EXPECT_EQ(Counters("box-a"), "30/0");
   EXPECT_EQ(Counters("box-b"), "0/0");
+}
+
+// PostgreSQL refuses the statement a transaction shares for the values of
+// one call (a NUL byte, which text cannot hold; bytes that are not UTF-8; a
+// box counter pushed past bigint): each such call fails alone with a job
+// error naming the refusal, never an outage, and the calls that shared its
+// transaction are committed without it.
+TEST_F(PgCatalogTest, ACallWhoseValuesAreRefusedFailsAloneAndTheOthersCommit) {
+  constexpr int kGood = 8;
+  constexpr int64_t kSize = 100;
+  const int64_t almost_full = std::numeric_limits<int64_t>::max() - 10;
+  AddBox("box-a", 0, kGood * kSize);
+  AddBox("box-full", almost_full, 0);
+  const std::vector<std::string> good = AddFiles("good", kGood, kSize, "box-a");
+  const std::string nul = ShaOf("nul"), not_utf8 = ShaOf("not utf8"), overflow = ShaOf("overflow");
+  AddFile(nul, kSize, "box-a");
+  AddFile(not_utf8, kSize, "box-a");
+  AddFile(overflow, kSize, "box-full");
+  struct Call {
+    std::string sha;
+    std::string box;
+    std::string sqlstate;  // of the refusal; empty for a good call
+  };
+  std::vector<Call> calls;
+  for (const std::string& sha : good) calls.push_back({sha, "box-a", ""});
+  calls.insert(calls.begin() + 3, Call{nul, std::string("box-a\0x", 7), "22021"});
+  calls.insert(calls.begin() + 5, Call{not_utf8, "box-\xff", "22021"});
+  calls.push_back(Call{overflow, "box-full", "22003"});
+
+  PgCatalog catalog(DatabaseUrl());
+  BoxLock lock(DatabaseUrl(), "box-a");
+  std::vector<Result<RecordOutcome>> outcomes(calls.size(), Error::Outage("not answered"));
+  std::vector<std::thread> threads;
+  auto call = [&](size_t i) {
+    threads.emplace_back(
+        [&, i] { outcomes[i] = catalog.RecordSync(calls[i].sha, kSize, calls[i].box); });
+  };
+  // The first call's transaction waits for box-a's lock; every other call
+  // made meanwhile waits for the next transaction, which they share.
+  call(0);
+  ASSERT_TRUE(testing::WaitUntil(SomeoneWaitsForABox, 10s));
+  for (size_t i = 1; i < calls.size(); ++i) call(i);
+  ASSERT_TRUE(testing::WaitUntil(
+      [&] { return catalog.Stats().unanswered_syncs == static_cast<int>(calls.size()); }, 10s));
+  lock.Release();
+  for (auto& thread : threads) thread.join();
+
+  for (size_t i = 0; i < calls.size(); ++i) {
+    if (calls[i].sqlstate.empty()) {
+      ASSERT_TRUE(outcomes[i].ok()) << i << ": " << outcomes[i].error().message;
+      EXPECT_EQ(*outcomes[i], RecordOutcome::kSynced) << i;
+      continue;
+    }
+    ASSERT_FALSE(outcomes[i].ok()) << i;
+    const Error& error = outcomes[i].error();
+    EXPECT_EQ(error.kind, ErrorKind::kJobPermanent) << error.message;
+    EXPECT_EQ(error.fault, FaultClass::kInvalidJob);
+    EXPECT_EQ(error.code, calls[i].sqlstate) << error.message;
+    EXPECT_NE(error.message.find("PostgreSQL refused the values: "), std::string::npos)
+        << error.message;
+    EXPECT_FALSE(IsSynced(calls[i].sha));
+  }
+  EXPECT_NE(outcomes[5].error().message.find("invalid byte sequence"), std::string::npos);
+  EXPECT_NE(outcomes.back().error().message.find("bigint out of range"), std::string::npos);
+  EXPECT_EQ(Counters("box-a"), std::to_string(kGood * kSize) + "/0");
+  EXPECT_EQ(Counters("box-full"), std::to_string(almost_full) + "/0");
+  EXPECT_EQ(catalog.Stats().unanswered_syncs, 0);
+
+  // A call alone whose values are refused is the same job error.
+  auto alone = catalog.RecordSync(not_utf8, kSize, "box-\xfe");
+  ASSERT_FALSE(alone.ok());
+  EXPECT_EQ(alone.error().kind, ErrorKind::kJobPermanent) << alone.error().message;
 }
 
 // Two workers (two catalogs, each batching its own threads' calls) syncing

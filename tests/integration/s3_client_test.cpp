@@ -107,6 +107,14 @@ struct ProvenStore {
   std::optional<S3ObjectStore> store;
 };
 
+// Hooks of a store that takes its server for one that proves nothing, so
+// that the paths of such servers are also tested against one that checks
+// them (the strict gateway would otherwise get one request per file).
+S3ObjectStore::Hooks AsIfTheServerProvedNothing(S3ObjectStore::Hooks hooks = {}) {
+  hooks.on_verification = [](S3ObjectStore::Verification& found) { found = {}; };
+  return hooks;
+}
+
 constexpr char kStrictGateway[] = "strict gateway";
 constexpr char kS3rverAlone[] = "s3rver alone";
 
@@ -206,7 +214,7 @@ void ExpectStreamedUploadProven(const std::string& server, S3Options options, bo
                                 uint32_t seed, Proof proof) {
   options.multipart_threshold = 64 * kMiB;
   options.content_md5 = content_md5;
-  ProvenStore proven(options);
+  ProvenStore proven(options, AsIfTheServerProvedNothing());
   TestFile file(6 * kMiB + 3, seed);
   const std::string key = TestPrefix() + server + "/" + file.sha256() + ".bin";
   auto uploaded = proven.store->Upload(key, file.fd(), file.size(), file.sha256(), {});
@@ -228,7 +236,7 @@ TEST_P(S3ObjectStoreOnEachServerTest, LargerFileFindsAnIdenticalObjectFirstAndHa
   const std::string& server = GetParam();
   S3Options options = ServerOptions();
   options.multipart_threshold = 64 * kMiB;
-  ProvenStore proven(options);
+  ProvenStore proven(options, AsIfTheServerProvedNothing());
   TestFile file(6 * kMiB, 27);
   const std::string key = TestPrefix() + server + "/" + file.sha256() + ".bin";
   ASSERT_TRUE(proven.store->Upload(key, file.fd(), file.size(), file.sha256(), {}).ok());
@@ -273,6 +281,7 @@ TEST_P(S3ObjectStoreOnEachServerTest, DetectVerificationFindsWhatTheServerChecks
 TEST_P(S3ObjectStoreOnEachServerTest, AFileAboveOnePartCostsOneRequestWhereTheServerProvesIt) {
   const std::string& server = GetParam();
   S3Options options = ServerOptions();
+  options.multipart_threshold.reset();  // the default of each box
   ProvenStore proven(options);
   ASSERT_TRUE(proven.store->DetectVerification().ok());
   for (uint64_t size : {12 * kMiB + 5, 130 * kMiB}) {
@@ -296,7 +305,9 @@ TEST_P(S3ObjectStoreOnEachServerTest, AFileAboveOnePartCostsOneRequestWhereTheSe
 }
 
 TEST_P(S3ObjectStoreOnEachServerTest, ALyingFileAboveOnePartStoresNothingWhereTheServerProvesIt) {
-  S3ObjectStore store(ServerOptions());
+  S3Options options = ServerOptions();
+  options.multipart_threshold.reset();
+  S3ObjectStore store(options);
   ASSERT_TRUE(store.DetectVerification().ok());
   ExpectLyingJobRefused(store, 12 * kMiB, 31);
 }
@@ -304,7 +315,9 @@ TEST_P(S3ObjectStoreOnEachServerTest, ALyingFileAboveOnePartStoresNothingWhereTh
 // The one request carries If-None-Match: an identical object already there
 // is kept (the local copy hashed), another one is replaced and read back.
 TEST(S3ObjectStoreTest, OneRequestUploadKeepsAnIdenticalObjectAndReplacesAnother) {
-  ProvenStore proven(OptionsFor(SharedStack()));
+  S3Options options = OptionsFor(SharedStack());
+  options.multipart_threshold.reset();
+  ProvenStore proven(options);
   ASSERT_TRUE(proven.store->DetectVerification().ok());
   TestFile file(10 * kMiB, 32);
   const std::string key = TestPrefix() + file.sha256() + ".bin";
@@ -332,7 +345,9 @@ TEST(S3ObjectStoreTest, OneRequestUploadKeepsAnIdenticalObjectAndReplacesAnother
 TEST(S3ObjectStoreTest, AOneRequestUploadCutShortLeavesNothing) {
   S3ObjectStore::Hooks hooks;
   hooks.cut_stream = [](uint64_t offset) { return offset >= 4 * kMiB; };
-  S3ObjectStore store(OptionsFor(SharedStack()), hooks);
+  S3Options options = OptionsFor(SharedStack());
+  options.multipart_threshold.reset();
+  S3ObjectStore store(options, hooks);
   ASSERT_TRUE(store.DetectVerification().ok());
   TestFile file(10 * kMiB, 34);
   const std::string key = TestPrefix() + file.sha256() + ".bin";
@@ -488,7 +503,7 @@ TEST_P(S3ObjectStoreOnEachServerTest, FileChangedWhileStreamingLeavesNothing) {
     ASSERT_EQ(pwrite(file.fd_for_writing(), changed, sizeof(changed), 6 * kMiB),
               static_cast<ssize_t>(sizeof(changed)));
   };
-  S3ObjectStore store(options, hooks);
+  S3ObjectStore store(options, AsIfTheServerProvedNothing(hooks));
   const std::string key = TestPrefix() + (lenient ? "lenient/" : "strict/") + file.sha256();
   auto uploaded = store.Upload(key, file.fd(), file.size(), file.sha256(), {});
   ASSERT_FALSE(uploaded.ok());
@@ -496,6 +511,30 @@ TEST_P(S3ObjectStoreOnEachServerTest, FileChangedWhileStreamingLeavesNothing) {
   EXPECT_NE(uploaded.error().message.find("the file changed while it was sent"), std::string::npos)
       << uploaded.error().message;
   ExpectNothingUnder(store, key);
+}
+
+// The one request of a server that proves what it stores, with the file
+// changed after the job was made: its last bytes are never sent, the server
+// keeps nothing, and the job is at fault.
+TEST(S3ObjectStoreTest, AFileChangedBeforeItsOneRequestLeavesNothing) {
+  S3Options options = OptionsFor(SharedStack());
+  options.multipart_threshold.reset();
+  TestFile file(12 * kMiB, 35);
+  S3ObjectStore::Hooks hooks;
+  hooks.before_stream = [&] {
+    const char changed[] = "changed";
+    ASSERT_EQ(pwrite(file.fd_for_writing(), changed, sizeof(changed), 6 * kMiB),
+              static_cast<ssize_t>(sizeof(changed)));
+  };
+  ProvenStore proven(options, hooks);
+  ASSERT_TRUE(proven.store->DetectVerification().ok());
+  const std::string key = TestPrefix() + "one-request/" + file.sha256();
+  auto uploaded = proven.store->Upload(key, file.fd(), file.size(), file.sha256(), {});
+  ASSERT_FALSE(uploaded.ok());
+  EXPECT_EQ(uploaded.error().kind, ErrorKind::kJobRetryable);
+  EXPECT_EQ(uploaded.error().fault, FaultClass::kHashMismatch);
+  EXPECT_TRUE(proven.proofs.empty());
+  ExpectNothingUnder(*proven.store, key);
 }
 
 // A slow worker (its lease expired) and the worker now holding the same job

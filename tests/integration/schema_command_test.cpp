@@ -30,8 +30,14 @@ class SchemaCommandTest : public ::testing::Test {
   void SetUp() override {
     stack_.Reset();
     media_.AddTwoBoxes();
-    // The platform's table: its primary key and an index of its own, none of ours.
+    // The platform's table: its primary key and an index of its own, none of
+    // ours (a test before may have dropped the key, and Reset keeps the schema).
     stack_.Sql("DROP INDEX IF EXISTS media_files_unsynced");
+    stack_.Sql("DROP INDEX IF EXISTS media_files_sha256");
+    stack_.Sql(
+        "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_constraint WHERE conname = "
+        "'media_files_pkey') THEN ALTER TABLE media_files ADD PRIMARY KEY (sha256); END IF; "
+        "END $$");
     stack_.Sql("CREATE INDEX IF NOT EXISTS platform_by_box ON media_files (storage_box_id)");
     stack_.Sql(
         "INSERT INTO media_files (sha256, s3_key, file_size, storage_box_id, created_at, "
