@@ -9,6 +9,7 @@
 //
 // Thread-safe (a pool of connections, made lazily). Errors as PgCatalog:
 // kOutage when the database is unavailable or a call passes its deadline,
+// kInput when it refuses a value given (a key holding a NUL byte),
 // kConfiguration when it rejects the SQL or the connection string does not
 // parse. Messages never contain the connection password.
 #pragma once

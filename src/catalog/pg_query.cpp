@@ -13,10 +13,30 @@ std::string Trim(std::string text) {
   return text;
 }
 
+// SQLSTATE of a string holding a character text cannot (the NUL byte).
+constexpr std::string_view kNulInText = "22021";
+
+// The values a statement was given were refused (IsDataSqlState): the
+// caller's data is at fault (a key a listing returned, say), and sending it
+// again fails again.
+Error DataRefused(const std::string& message, std::string_view sqlstate) {
+  Error error = Error::Input("PostgreSQL refused the values: " + message + " (SQLSTATE " +
+                             std::string(sqlstate) + ")");
+  error.code = std::string(sqlstate);
+  return error;
+}
+
 }  // namespace
 
 Result<PgResult> Run(PgConnection& connection, const char* sql,
                      const std::vector<std::string>& params, Clock::time_point deadline) {
+  // libpq takes text parameters as C strings: a value with a NUL byte would
+  // be cut short there and silently mean another value.
+  for (const std::string& param : params) {
+    if (param.find('\0') != std::string::npos) {
+      return DataRefused("a value holds a NUL byte, which PostgreSQL text cannot hold", kNulInText);
+    }
+  }
   Result<PgResult> result = connection.Execute(sql, params, deadline);
   if (!result.ok()) return result.error();
   const PGresult* pg_result = result->get();
@@ -31,6 +51,7 @@ Result<PgResult> Run(PgConnection& connection, const char* sql,
     if (!sqlstate.empty()) connection.MarkBroken();  // shutting down, or a failed transaction
     return Error::Outage("PostgreSQL unavailable: " + message);
   }
+  if (IsDataSqlState(sqlstate)) return DataRefused(message, sqlstate);
   return Error::Configuration("PostgreSQL rejected the query: " + message + " (SQLSTATE " +
                               sqlstate + ")");
 }

@@ -27,8 +27,10 @@ inline constexpr const char* kCommit = "COMMIT";
 inline constexpr const char* kRollback = "ROLLBACK";
 
 // Runs one statement: kOutage when the database is unavailable (no SQLSTATE,
-// a transient one, or a broken connection), kConfiguration when it rejects
-// the SQL (schema missing or wrong).
+// a transient one, or a broken connection), kInput when it refuses the
+// values given (a NUL byte, a value out of range: IsDataSqlState), with the
+// SQLSTATE as the error's code, kConfiguration when it rejects the SQL
+// (schema missing or wrong).
 Result<PgResult> Run(PgConnection& connection, const char* sql,
                      const std::vector<std::string>& params, Clock::time_point deadline);
 
