@@ -5,6 +5,8 @@
 #include <random>
 #include <utility>
 
+#include "queue/box_pauses.h"
+
 namespace media_sync::worker {
 namespace {
 
@@ -179,6 +181,18 @@ void PeriodicAudit::RunPass(const std::stop_token& stop) {
     spdlog::warn("audit: {}", targets.error().message);
     release(false);
     return;
+  }
+  // A paused box is under maintenance: its bucket waits for a later pass.
+  if (auto paused = queue::BoxPauses(settings_.redis).List(); paused && !paused->empty()) {
+    std::erase_if(*targets, [&](const AuditTarget& target) {
+      for (const std::string& box : target.boxes.ids) {
+        if (paused->count(box) > 0) {
+          spdlog::info("audit: {} is not audited this pass: box {} is paused", target.name, box);
+          return true;
+        }
+      }
+      return target.boxes.without_box && paused->count("") > 0;
+    });
   }
   std::vector<std::string> box_ids;
   for (const auto& [id, endpoint] : *boxes) box_ids.push_back(id);

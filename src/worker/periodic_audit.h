@@ -10,6 +10,10 @@
 // pass keeps its position in Redis (scope "scrub"), so a worker that stops
 // or dies mid-pass leaves it to the next holder, which continues it.
 //
+// A bucket holding a paused box (`boxes pause`: under maintenance) is left
+// out of the pass. A box that does not answer interrupts the pass; the next
+// round continues it from where it stopped.
+//
 // Bounded rate: at most AUDIT_RATE objects (or rows) a second, and with
 // AUDIT_DEEP the bytes read back take from SYNC_BANDWIDTH_LIMIT's cap like
 // uploads do. Pages are 1000 keys, so a pass costs one ListObjectsV2 and one
