@@ -319,9 +319,10 @@ StoreRouter::Admission BoxRegistry::AdmitLocked(const std::string& name,
         std::min<std::chrono::milliseconds>(oldest, settings_.max_backoff), kMinDeferral);
     return Admission{after + wait,
                      "Storage box " + Display(name) + " has " +
-                         std::to_string(load.started.size()) +
-                         " jobs in flight and has not answered for a second (BOX_MAX_IN_FLIGHT " +
-                         "bounds how many a silent box may hold)",
+                         std::to_string(load.started.size()) + " jobs in flight and has not " +
+                         (load.last_answer ? "answered for a second" : "answered yet") +
+                         " (half the job threads at most while it is silent, BOX_MAX_IN_FLIGHT " +
+                         "at most in all)",
                      Slot()};
   }
 }
