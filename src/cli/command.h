@@ -34,5 +34,8 @@ Command AddFailedCommand(CLI::App& app);     // failed_command.cpp
 Command AddSchemaCommand(CLI::App& app);     // schema_command.cpp
 Command AddWebCommand(CLI::App& app);        // web_command.cpp
 Command AddConfigCommand(CLI::App& app);     // cli.cpp
+Command AddAuditCommand(CLI::App& app);      // audit_command.cpp
+Command AddBoxesCommand(CLI::App& app);      // boxes_command.cpp
+Command AddMigrateCommand(CLI::App& app);    // migrate_command.cpp
 
 }  // namespace media_sync::cli

@@ -135,11 +135,17 @@ void PrintText(const Json& s) {
     }
     std::printf("  %-16s %-8s %-28s %10s %10s %9s %9s %9s  %s\n",
                 box["id"].is_null() ? "(default)" : box["id"].get<std::string>().c_str(),
-                box["state"].get<std::string>().c_str(), text(box["endpoint"]).c_str(),
-                bytes(box["used_bytes"]).c_str(), bytes(box["reserved_bytes"]).c_str(),
-                rows.c_str(), flight.c_str(), latency.c_str(), text(box["reported_by"]).c_str());
+                box["paused"].get<bool>() ? "paused" : box["state"].get<std::string>().c_str(),
+                text(box["endpoint"]).c_str(), bytes(box["used_bytes"]).c_str(),
+                bytes(box["reserved_bytes"]).c_str(), rows.c_str(), flight.c_str(), latency.c_str(),
+                text(box["reported_by"]).c_str());
     if (!box["error"].is_null()) {
       std::printf("      %s\n", box["error"].get<std::string>().c_str());
+    }
+    if (box.contains("pause")) {
+      std::printf("      paused by %s at %s: %s\n", box["pause"]["by"].get<std::string>().c_str(),
+                  box["pause"]["at"].get<std::string>().c_str(),
+                  box["pause"]["reason"].get<std::string>().c_str());
     }
   }
   if (s.contains("database_error")) {

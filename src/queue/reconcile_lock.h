@@ -8,6 +8,9 @@
 // next TryAcquire stand down: one run then serves the whole fleet for that
 // long instead of one run per process.
 //
+// The same lock, under keys of its own (LockKeys), keeps the background
+// audit of stored data to one worker at a time.
+//
 // Thread-safety: none; one instance per thread (it owns a connection).
 // Errors: those of RedisConnection (kOutage, kConfiguration).
 #pragma once
@@ -26,6 +29,12 @@ namespace media_sync::queue {
 inline constexpr std::string_view kReconcileLockKey = "media:sync:reconcile:lock";
 inline constexpr std::string_view kReconcileDoneKey = "media:sync:reconcile:done";
 
+// The two keys of one lock: the lock itself and its quiet-period marker.
+struct LockKeys {
+  std::string lock{kReconcileLockKey};
+  std::string done{kReconcileDoneKey};
+};
+
 class ReconcileLock {
  public:
   enum class Acquired {
@@ -34,7 +43,8 @@ class ReconcileLock {
     kRecentlyRun,  // a run released it with a quiet period that has not ended
   };
 
-  ReconcileLock(config::RedisAddress address, std::string owner, RedisOptions options = {});
+  ReconcileLock(config::RedisAddress address, std::string owner, RedisOptions options = {},
+                LockKeys keys = {});
 
   Result<Acquired> TryAcquire(std::chrono::milliseconds ttl);
   // Pushes the TTL out to `ttl` from now; false when this owner no longer
@@ -52,6 +62,7 @@ class ReconcileLock {
  private:
   RedisConnection connection_;
   std::string owner_;
+  LockKeys keys_;
 };
 
 }  // namespace media_sync::queue

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "core/job.h"
+#include "queue/box_pauses.h"
 
 namespace media_sync::report {
 
@@ -95,6 +96,7 @@ Result<Json> CollectStatus(const config::Options& options, queue::QueueAdmin& ad
                  {"error", nullptr},
                  {"reported_by", nullptr},
                  {"reported_at", nullptr},
+                 {"paused", false},
                  {"concurrency_limit", nullptr},
                  {"in_flight", nullptr},
                  {"latency_seconds", nullptr},
@@ -115,6 +117,14 @@ Result<Json> CollectStatus(const config::Options& options, queue::QueueAdmin& ad
       if (report.limit > 0) box["concurrency_limit"] = report.limit;
       box["in_flight"] = report.in_flight;
       box["latency_seconds"] = report.latency_seconds;
+    }
+  }
+  // Boxes an operator paused (`media-sync boxes pause`): their jobs wait.
+  if (auto paused = queue::BoxPauses(options.redis).List(); paused) {
+    for (const auto& [id, pause] : *paused) {
+      Json& box = box_entry(id);
+      box["paused"] = true;
+      box["pause"] = Json{{"reason", pause.reason}, {"by", pause.by}, {"at", pause.at}};
     }
   }
   out["unsynced_rows"] = nullptr;
