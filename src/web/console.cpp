@@ -9,6 +9,7 @@
 #include <iterator>
 #include <utility>
 
+#include "core/job.h"
 #include "report/failed_entries.h"
 #include "report/status_report.h"
 #include "web/assets.h"
@@ -36,6 +37,9 @@ constexpr size_t kMaxGrep = 1024;
 constexpr size_t kMaxBox = 256;
 constexpr size_t kMaxIndexes = 1000;
 constexpr int64_t kJobsPerWorker = 50;
+constexpr size_t kMaxPauseReason = 200;
+// The box id that names MINIO_ENDPOINT, as `media-sync boxes` takes it.
+constexpr std::string_view kDefaultBox = "default";
 
 std::string Dump(const Json& document) {
   // Payloads may hold bytes that are not UTF-8: replaced, never an exception.
@@ -152,6 +156,7 @@ struct Console::Work {
     kFailedList,
     kFailedChange,
     kJob,
+    kBoxPause,
   };
   Kind kind = Kind::kStatus;
   // kActivity
@@ -169,6 +174,9 @@ struct Console::Work {
   Caller caller;
   // kJob
   std::string sha256;
+  // kBoxPause (purge: resume)
+  std::string box;
+  std::string reason;
 };
 
 struct Console::Decision {
@@ -178,7 +186,7 @@ struct Console::Decision {
 };
 
 Console::Readers::Readers(const config::RedisAddress& redis)
-    : admin(redis), fleet(redis), finder(redis) {}
+    : admin(redis), fleet(redis), finder(redis), pauses(redis) {}
 
 Console::Console(const config::Options& options, ConsoleSettings settings)
     : options_(options),
@@ -504,13 +512,47 @@ Console::Decision Console::DecideChange(const HttpRequest& request, const std::s
   if (!IsJsonBody(request)) {
     return answer(ErrorResponse(415, "send the body as application/json"));
   }
+  Json body = Json::parse(request.body.empty() ? "{}" : request.body, nullptr,
+                          /*allow_exceptions=*/false);
+  if (!body.is_object()) return answer(ErrorResponse(400, "the body must be a JSON object"));
+
   if (path.starts_with("/api/boxes/")) {
-    return answer(ErrorResponse(501, "pausing storage boxes is not available in this version"));
+    // /api/boxes/{id}/pause {"reason": "..."}, /api/boxes/{id}/resume
+    const bool pause = path.ends_with("/pause");
+    std::string encoded = path.substr(11, path.rfind('/') - 11);
+    auto box = PercentDecode(encoded, false);
+    if (!box || box->empty() || box->find('/') != std::string::npos) {
+      return answer(ErrorResponse(400, "the box's id does not decode"));
+    }
+    for (const auto& [key, value] : body.items()) {
+      if (key != "reason" || !pause) {
+        return answer(ErrorResponse(400, "unknown field " + Json(key).dump()));
+      }
+    }
+    work.kind = Work::Kind::kBoxPause;
+    work.caller = caller;
+    work.box = *box;
+    work.purge = !pause;
+    work.reason = "paused from the web console";
+    if (body.contains("reason")) {
+      if (!body["reason"].is_string()) {
+        return answer(ErrorResponse(400, "reason must be a string"));
+      }
+      std::string reason = body["reason"].get<std::string>();
+      if (reason.size() > kMaxPauseReason) {
+        return answer(ErrorResponse(
+            400, "reason must be at most " + std::to_string(kMaxPauseReason) + " bytes"));
+      }
+      if (std::any_of(reason.begin(), reason.end(),
+                      [](unsigned char c) { return c < 0x20 || c == 0x7f; })) {
+        return answer(ErrorResponse(400, "reason must hold no control character"));
+      }
+      if (!reason.empty()) work.reason = reason;
+    }
+    return decision;
   }
 
   // {"indexes":[..],"ids":[..]}, {"grep":..,"box":..} or {"all":true}
-  Json body = Json::parse(request.body, nullptr, /*allow_exceptions=*/false);
-  if (!body.is_object()) return answer(ErrorResponse(400, "the body must be a JSON object"));
   for (const auto& [key, value] : body.items()) {
     if (key != "indexes" && key != "ids" && key != "grep" && key != "box" && key != "all") {
       return answer(ErrorResponse(400, "unknown field " + Json(key).dump()));
@@ -636,6 +678,44 @@ HttpResponse Console::Run(const Work& work, const HttpRequest& request) {
                                      catalog_.get(), options_.s3.bucket, settings_.lookup_budget);
       if (!found) return ServiceError(found.error());
       return JsonResponse(200, *found);
+    }
+    case Work::Kind::kBoxPause: {
+      // The name a pause is kept under, as `media-sync boxes pause` keeps it:
+      // "" for MINIO_ENDPOINT ("default", unless a box has that id).
+      std::string name = work.box;
+      if (!work.purge) {
+        if (catalog_ == nullptr) {
+          return ErrorResponse(503, "DATABASE_URL is not set: the console cannot tell a box");
+        }
+        auto endpoint = catalog_->BoxEndpoint(work.box);
+        if (!endpoint) return ServiceError(endpoint.error());
+        if (!endpoint->has_value()) {
+          if (work.box != kDefaultBox) {
+            return ErrorResponse(404, "no storage box " + work.box +
+                                          " in storage_boxes (\"default\" is MINIO_ENDPOINT)");
+          }
+          name.clear();
+        }
+        const std::string by = "web console, " + Describe(work.caller, request);
+        auto paused = readers->pauses.Pause(
+            name, queue::BoxPause{work.reason, by, IsoTimestamp(std::chrono::system_clock::now())});
+        if (!paused) return ServiceError(paused.error());
+        Invalidate();
+        spdlog::info("web: paused box {} ({}) for {}", work.box, Json(work.reason).dump(),
+                     Describe(work.caller, request));
+        return JsonResponse(200,
+                            Json{{"box", work.box}, {"paused", true}, {"was_paused", !*paused}});
+      }
+      // A box removed from the catalog while paused can still be resumed.
+      auto listed = readers->pauses.List();
+      if (!listed) return ServiceError(listed.error());
+      if (work.box == kDefaultBox && listed->count(work.box) == 0) name.clear();
+      auto resumed = readers->pauses.Resume(name);
+      if (!resumed) return ServiceError(resumed.error());
+      Invalidate();
+      spdlog::info("web: resumed box {} ({}) for {}", work.box,
+                   *resumed ? "was paused" : "was not paused", Describe(work.caller, request));
+      return JsonResponse(200, Json{{"box", work.box}, {"resumed", *resumed}});
     }
     case Work::Kind::kFailedChange: {
       ScanSlot slot(scans_, work.by_indexes ? INT32_MAX : settings_.max_scans);
@@ -796,9 +876,8 @@ HttpResponse Console::Session(const Caller& caller) const {
                {"csrf_token", caller.via == Caller::Via::kCookie && !caller.bad_credentials
                                   ? Json(caller.csrf_token)
                                   : Json(nullptr)},
-               // Pausing storage boxes (POST /api/boxes/{id}/pause|resume)
-               // arrives with the box lifecycle; the pages show it then.
-               {"box_pause", false},
+               // POST /api/boxes/{id}/pause|resume: the boxes page offers them.
+               {"box_pause", true},
                {"base_path", options_.web_base_path}};
   return JsonResponse(200, session);
 }

@@ -10,8 +10,10 @@
 //            /api/failed?grep=&box=&limit=&offset=, /api/jobs/{sha256 or key};
 //            POST /api/failed/requeue and /api/failed/purge with
 //            {"indexes":[..],"ids":[..]}, {"grep":..,"box":..} or
-//            {"all":true}; POST /api/boxes/{id}/pause|resume (501 until
-//            pausing exists). Errors are {"error": "..."} with the status.
+//            {"all":true}; POST /api/boxes/{id}/pause with {"reason": ".."}
+//            and POST /api/boxes/{id}/resume (queue/box_pauses.h, as
+//            `media-sync boxes pause|resume`; {id} "default" is
+//            MINIO_ENDPOINT). Errors are {"error": "..."} with the status.
 //   probe    GET /healthz: 200 from memory, for a proxy's health check
 //            ({"ok":true,"handling":N}, N the API calls being handled).
 //
@@ -45,6 +47,7 @@
 
 #include "catalog/pg_catalog.h"
 #include "config/options.h"
+#include "queue/box_pauses.h"
 #include "queue/fleet_stats.h"
 #include "queue/job_finder.h"
 #include "queue/queue_admin.h"
@@ -85,6 +88,7 @@ class Console : public HttpHandler {
     queue::QueueAdmin admin;
     queue::FleetStats fleet;
     queue::JobFinder finder;
+    queue::BoxPauses pauses;
   };
   class ReadersLease;
   struct Snapshot {

@@ -206,6 +206,30 @@ function attacker() {
       check(status.queues.failed === expect.failed - 1, 'purged: failed ' + status.queues.failed);
     });
 
+    await step('a box is paused with a reason and resumed from the boxes page', async () => {
+      await page.goto(consoleUrl + '/boxes');
+      const row = '#boxes tr[data-box="box-b"]';
+      await page.waitForSelector(row + ' button.pause:not([disabled])');
+      await page.click(row + ' button.pause');
+      await page.waitForSelector('#confirm-input');
+      await page.type('#confirm-input', 'disk swap <img src=x onerror=window.__pwned=3>');
+      await shot(page, 'console-boxes-pause');
+      await page.click('#confirm-ok');
+      await page.waitForSelector(row + ' .state.paused');
+      const reason = await text(page, row + ' .pause-reason');
+      check(reason.includes('disk swap <img src=x onerror=window.__pwned=3>'), reason);
+      check(reason.includes('web console, login session'), reason);
+      check(await page.evaluate(() => document.querySelectorAll('main img').length) === 0, 'img');
+      const status = await page.evaluate(async () =>
+        (await fetch(document.body.dataset.base + '/api/status')).json());
+      check(status.boxes.find((b) => b.id === 'box-b').paused === true, 'not paused');
+      await page.click(row + ' button.resume');
+      await page.waitForSelector('#confirm-message');
+      await page.click('#confirm-ok');
+      await page.waitForSelector(row + ' button.pause');
+      check(await page.evaluate(() => window.__pwned) === undefined, 'script ran');
+    });
+
     await step('a job is found by its sha256', async () => {
       await page.goto(consoleUrl + '/jobs');
       await page.type('#job-query', expect.synced_sha256);

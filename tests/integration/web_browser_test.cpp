@@ -169,6 +169,10 @@ TEST_F(WebBrowserTest, AnOperatorTriagesFromTheConsole) {
   EXPECT_EQ(pending.size(), 4u);
   EXPECT_TRUE(AnyHolds(pending, target_sha));
   EXPECT_THAT(web.process().Log(), HasSubstr("web: requeued 1 of 1 failed entries"));
+  // The box paused from the page was resumed from it.
+  EXPECT_THAT(web.process().Log(), HasSubstr("web: paused box box-b"));
+  EXPECT_THAT(web.process().Log(), HasSubstr("web: resumed box box-b (was paused)"));
+  EXPECT_EQ(Trim(stack_.RedisCli("HLEN media:sync:paused")), "0");
 }
 
 }  // namespace

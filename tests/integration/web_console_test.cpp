@@ -373,8 +373,6 @@ TEST_F(WebConsoleTest, AChangeNeedsWebTokenOrALoginWithItsCsrfToken) {
   // Changes are POST only; reading by GET changes nothing.
   EXPECT_EQ(web.Get("/api/failed/purge", Bearer(kWriteToken)).status, 405);
   EXPECT_EQ(web.Get("/api/failed/purge", Bearer(kWriteToken)).Header("allow"), "POST");
-  // Pausing boxes comes with the box lifecycle.
-  EXPECT_EQ(web.Post("/api/boxes/box-a/pause", "{}", Bearer(kWriteToken)).status, 501);
 
   // Logging out ends the session.
   HttpAnswer out = web.Post("/logout", "{}", allowed);
@@ -478,6 +476,65 @@ TEST_F(WebConsoleTest, EveryAnswerCarriesTheSecurityHeaders) {
     EXPECT_THAT(page.body, Not(HasSubstr("style=")));
     EXPECT_FALSE(std::regex_search(page.body, std::regex(R"(\son[a-z]+=)")));  // onload=, ...
   }
+}
+
+// As `media-sync boxes pause|resume`: kept in Redis for every worker.
+TEST_F(WebConsoleTest, ABoxIsPausedAndResumedFromTheApi) {
+  WebConsoleProcess web(stack_, {{"WEB_TOKEN", kWriteToken}});
+  auto paused = [&] { return Trim(stack_.RedisCli("--raw HGETALL media:sync:paused")); };
+
+  HttpAnswer answer = web.Post("/api/boxes/box-b/pause", R"({"reason":"disk swap <b>now</b>"})",
+                               Bearer(kWriteToken));
+  ASSERT_EQ(answer.status, 200) << answer.body;
+  EXPECT_EQ(answer.json(), (Json{{"box", "box-b"}, {"paused", true}, {"was_paused", false}}));
+  Json pause = Json::parse(stack_.RedisCli("--raw HGET media:sync:paused box-b"));
+  EXPECT_EQ(pause["reason"], "disk swap <b>now</b>");
+  EXPECT_THAT(pause["by"].get<std::string>(),
+              HasSubstr("web console, bearer token from 127.0.0.1"));
+  // The status document and the command line see it.
+  Json status = web.Get("/api/status").json();
+  ASSERT_EQ(status["boxes"][1]["id"], "box-b");
+  EXPECT_EQ(status["boxes"][1]["paused"], true);
+  EXPECT_EQ(status["boxes"][1]["pause"]["reason"], "disk swap <b>now</b>");
+  CliOutcome listed = RunCli(stack_, "boxes list --json");
+  EXPECT_THAT(listed.out, HasSubstr("disk swap <b>now</b>"));
+  // Again: still paused, with the new reason.
+  answer = web.Post("/api/boxes/box-b/pause", R"({"reason":"longer"})", Bearer(kWriteToken));
+  EXPECT_EQ(answer.json()["was_paused"], true);
+
+  // MINIO_ENDPOINT's jobs are paused as "default", kept under "".
+  EXPECT_EQ(web.Post("/api/boxes/default/pause", "{}", Bearer(kWriteToken)).status, 200);
+  EXPECT_EQ(Trim(stack_.RedisCli("--raw HEXISTS media:sync:paused ''")), "1");
+  EXPECT_EQ(web.Post("/api/boxes/default/resume", "{}", Bearer(kWriteToken)).json()["resumed"],
+            true);
+
+  HttpAnswer unknown = web.Post("/api/boxes/box-z/pause", "{}", Bearer(kWriteToken));
+  EXPECT_EQ(unknown.status, 404);
+  EXPECT_THAT(unknown.json()["error"].get<std::string>(), HasSubstr("no storage box box-z"));
+  for (const auto& [body, problem] : std::vector<std::pair<std::string, std::string>>{
+           {R"({"reason":5})", "reason must be a string"},
+           {R"({"reason":")" + std::string(201, 'x') + R"("})", "at most 200 bytes"},
+           {R"({"reason":"a\nb"})", "no control character"},
+           {R"({"why":"x"})", "unknown field"}}) {
+    HttpAnswer refused = web.Post("/api/boxes/box-a/pause", body, Bearer(kWriteToken));
+    EXPECT_EQ(refused.status, 400) << body;
+    EXPECT_THAT(refused.json()["error"].get<std::string>(), HasSubstr(problem)) << body;
+  }
+  // The rules of every change.
+  EXPECT_EQ(web.Post("/api/boxes/box-a/pause", "{}").status, 401);
+  EXPECT_EQ(web.Get("/api/boxes/box-a/pause", Bearer(kWriteToken)).status, 405);
+  WebConsoleProcess read_only(stack_);
+  EXPECT_EQ(read_only.Post("/api/boxes/box-a/pause", "{}", Bearer(kWriteToken)).status, 403);
+  EXPECT_THAT(paused(), Not(HasSubstr("box-a")));
+
+  answer = web.Post("/api/boxes/box-b/resume", "{}", Bearer(kWriteToken));
+  EXPECT_EQ(answer.json(), (Json{{"box", "box-b"}, {"resumed", true}}));
+  EXPECT_EQ(paused(), "");
+  EXPECT_EQ(web.Post("/api/boxes/box-b/resume", "{}", Bearer(kWriteToken)).json()["resumed"],
+            false);
+  EXPECT_EQ(web.Get("/api/session").json()["box_pause"], true);
+  EXPECT_THAT(web.process().Log(),
+              HasSubstr("web: paused box box-b (\"disk swap <b>now</b>\") for bearer token"));
 }
 
 TEST_F(WebConsoleTest, ServedUnderItsBasePathBehindAProxy) {

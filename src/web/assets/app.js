@@ -144,18 +144,23 @@
   }
 
   // ---- confirmation dialog ----
-  function confirmDialog(message, action) {
+  // Resolves with false when cancelled; else true, or with `ask` the text
+  // typed into its field.
+  function confirmDialog(message, action, ask) {
+    const labels = { purge: 'Purge', requeue: 'Requeue', pause: 'Pause', resume: 'Resume' };
     return new Promise((resolve) => {
-      const close = (answer) => { modal.remove(); resolve(answer); };
+      const field = ask ? el('input', { type: 'text', id: 'confirm-input', class: 'wide', maxlength: 200, placeholder: ask }) : null;
+      const close = (answer) => { modal.remove(); resolve(answer && field ? field.value.trim() : answer); };
       const modal = el('div', { class: 'modal', id: 'confirm' },
         el('div', { class: 'dialog', role: 'dialog', 'aria-modal': 'true' },
           el('p', { id: 'confirm-message' }, message),
+          field,
           el('div', { class: 'buttons' },
             el('button', { id: 'confirm-cancel', onclick: () => close(false) }, 'Cancel'),
-            el('button', { id: 'confirm-ok', class: action === 'purge' ? 'danger' : 'primary', onclick: () => close(true) },
-              action === 'purge' ? 'Purge' : 'Requeue'))));
+            el('button', { id: 'confirm-ok', class: action === 'purge' || action === 'pause' ? 'danger' : 'primary', onclick: () => close(true) },
+              labels[action] || 'OK'))));
       document.body.appendChild(modal);
-      document.getElementById('confirm-ok').focus();
+      (field || document.getElementById('confirm-ok')).focus();
     });
   }
 
@@ -252,7 +257,9 @@
         const cells = [
           el('td', { class: 'mono id' }, boxName(box)),
           el('td', {}, el('span', { class: 'state ' + box.state }, box.state),
-            box.error ? el('div', { class: 'muted error' }, box.error) : null),
+            box.paused ? [' ', el('span', { class: 'state paused' }, 'paused')] : null,
+            box.error ? el('div', { class: 'muted error' }, box.error) : null,
+            box.pause ? el('div', { class: 'muted pause-reason' }, 'paused by ', box.pause.by, ' at ', when(box.pause.at), ': ', box.pause.reason) : null),
           el('td', { class: 'mono' }, text(box.endpoint)),
           el('td', { class: 'num' }, bytes(box.used_bytes), full ? bar(box.used_bytes, largest, 'used') : null),
           el('td', { class: 'num' }, bytes(box.reserved_bytes), full ? bar(box.reserved_bytes, largest, 'reserved') : null),
@@ -265,7 +272,7 @@
           cells.push(el('td', { class: 'num' }, flight));
           cells.push(el('td', { class: 'num' }, box.latency_seconds ? (box.latency_seconds * 1000).toFixed(0) + ' ms' : '–'));
           cells.push(el('td', {}, text(box.reported_by), el('div', { class: 'muted' }, when(box.reported_at))));
-          cells.push(el('td', { class: 'muted' }, session.box_pause ? pauseButtons(box) : 'not available in this version'));
+          cells.push(el('td', {}, session.box_pause ? pauseButtons(box) : el('span', { class: 'muted' }, 'not available')));
         }
         return el('tr', { dataset: { box: boxName(box) } }, cells);
       })));
@@ -275,13 +282,24 @@
     fill.style.width = Math.min(100, (100 * (value || 0)) / largest).toFixed(1) + '%';
     return el('div', { class: 'bar', title: bytes(value) }, fill);
   }
-  // Pausing a box arrives with the box lifecycle (POST /api/boxes/{id}/pause|resume).
+  // Pausing a box stops every worker from sending it jobs (their jobs wait,
+  // no attempt counted), as `media-sync boxes pause` does.
   function pauseButtons(box) {
+    const id = boxName(box) === '(default)' ? 'default' : box.id;
     const act = async (what) => {
-      try { await api('/api/boxes/' + encodeURIComponent(box.id) + '/' + what, { body: {} }); boxes(); } catch (e) { showError(e); }
+      const question = what === 'pause'
+        ? 'Pause box ' + id + '? Every worker stops sending it jobs within 5 s; they wait, no attempt counted.'
+        : 'Resume box ' + id + '? Every worker sends it jobs again within 5 s.';
+      const answer = await confirmDialog(question, what, what === 'pause' ? 'reason (shown to every operator)' : null);
+      if (answer === false) return;
+      try {
+        await api('/api/boxes/' + encodeURIComponent(id) + '/' + what, { body: what === 'pause' && answer ? { reason: answer } : {} });
+        boxes();
+      } catch (e) { showError(e); }
     };
-    return [el('button', { disabled: !canChange(), onclick: () => act('pause') }, 'pause'), ' ',
-      el('button', { disabled: !canChange(), onclick: () => act('resume') }, 'resume')];
+    return box.paused
+      ? el('button', { class: 'resume', disabled: !canChange(), title: canChange() ? '' : whyNoChange(), onclick: () => act('resume') }, 'resume')
+      : el('button', { class: 'pause', disabled: !canChange(), title: canChange() ? '' : whyNoChange(), onclick: () => act('pause') }, 'pause');
   }
   async function boxes() {
     poll(async () => {
