@@ -40,9 +40,9 @@ class MetricsEndpointTest : public ::testing::TestWithParam<Load> {
     stack_.Reset();
     media_.AddTwoBoxes();
     worker_ = std::make_unique<WorkerProcess>(
-        stack_,
-        std::map<std::string, std::string>{
-            {"METRICS_ADDRESS", "127.0.0.1:0"}, {"SYNC_CONCURRENCY", "4"}, {"LOG_LEVEL", "info"}});
+        stack_, WithBoundedQuarantine({{"METRICS_ADDRESS", "127.0.0.1:0"},
+                                       {"SYNC_CONCURRENCY", "4"},
+                                       {"LOG_LEVEL", "info"}}));
     static const std::regex kPort(R"(/readyz on 127\.0\.0\.1:0 \(port (\d+)\))");
     ASSERT_TRUE(WaitUntil(
         [&] {

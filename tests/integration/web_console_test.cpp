@@ -826,7 +826,7 @@ TEST_P(WebConsoleHostileTest, TheProbeAndThePagesAnswerWithinASecondAndMemorySta
   constexpr auto kLoadTime = 6s;  // past the 5 s a request may take
   constexpr int64_t kMemoryMargin = int64_t{64} << 20;
   stack_.Reset();
-  WebConsoleProcess web(stack_);
+  WebConsoleProcess web(stack_, WithBoundedQuarantine({}));
   ASSERT_EQ(web.Get("/api/status").status, 200);
   const int64_t baseline = ResidentBytes(web.process().pid());
   MemoryWatch memory(web.process().pid(), baseline + kMemoryMargin);

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <condition_variable>
+#include <cstdlib>
 #include <mutex>
 #include <random>
 
@@ -221,5 +222,14 @@ MemoryWatch::MemoryWatch(pid_t pid, int64_t limit)
           if (resident > limit) over_ = true;
         } while (Pause(stop, 50ms));
       }) {}
+
+std::map<std::string, std::string> WithBoundedQuarantine(std::map<std::string, std::string> env) {
+#if defined(__SANITIZE_ADDRESS__)
+  const char* asan = std::getenv("ASAN_OPTIONS");
+  env["ASAN_OPTIONS"] =
+      (asan == nullptr || *asan == '\0' ? "" : std::string(asan) + ":") + "quarantine_size_mb=4";
+#endif
+  return env;
+}
 
 }  // namespace media_sync::testing
