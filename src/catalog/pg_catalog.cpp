@@ -83,11 +83,6 @@ std::string ErrorField(const PGresult* result, int field) {
   return value == nullptr ? std::string() : std::string(value);
 }
 
-std::string Trim(std::string text) {
-  while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
-  return text;
-}
-
 // SQLSTATE 22021, character_not_in_repertoire: what PostgreSQL answers for
 // a NUL byte in text.
 constexpr std::string_view kNulInText = "22021";
@@ -121,7 +116,7 @@ Result<PgResult> Run(PgConnection& connection, const char* sql,
   if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK) return result;
 
   std::string sqlstate = ErrorField(pg_result, PG_DIAG_SQLSTATE);
-  std::string message = Trim(PQresultErrorMessage(pg_result));
+  std::string message = TrimMessage(PQresultErrorMessage(pg_result));
   if (message.empty()) message = connection.LastError();
   // No SQLSTATE: libpq's own failure (connection lost mid-statement).
   if (sqlstate.empty() || IsTransientSqlState(sqlstate) || connection.broken()) {
@@ -217,7 +212,7 @@ PgCatalog::PgCatalog(std::string conninfo, PgCatalogOptions options)
   char* parse_error = nullptr;
   PQconninfoOption* parsed = PQconninfoParse(conninfo.c_str(), &parse_error);
   if (parsed == nullptr) {
-    std::string detail = parse_error != nullptr ? Trim(parse_error) : "out of memory";
+    std::string detail = parse_error != nullptr ? TrimMessage(parse_error) : "out of memory";
     PQfreemem(parse_error);
     conninfo_error_ = Error::Configuration("Invalid PostgreSQL connection string: " + detail);
   } else {
