@@ -21,6 +21,7 @@
 #include "queue/redis_job_queue.h"
 #include "queue/redis_upload_journal.h"
 #include "s3/buffer_pool.h"
+#include "s3/s3_errors.h"
 #include "s3/s3_object_store.h"
 #include "util/liveness.h"
 #include "worker/box_registry.h"
@@ -119,8 +120,7 @@ int Run(config::Options options, const RunFlags& flags) {
     // one the journal still records is being continued, whatever its age.
     s3::S3ObjectStore default_store(options.s3, pool, journal);
     auto swept = default_store.SweepStaleUploads("media/", kAbandonedUploadAge);
-    if (!swept &&
-        (swept.error().code == "NotImplemented" || swept.error().code == "MethodNotAllowed")) {
+    if (!swept && s3::IsUnsupportedOperation(swept.error())) {
       spdlog::info(
           "{} does not list multipart uploads: stale ones are left to the bucket's "
           "lifecycle rules",
