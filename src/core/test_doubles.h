@@ -19,6 +19,7 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <set>
 #include <stop_token>
 #include <string>
 #include <vector>
@@ -28,8 +29,83 @@
 #include "core/job_queue.h"
 #include "core/object_store.h"
 #include "core/store_router.h"
+#include "util/clock.h"
+#include "util/mutex.h"
 
 namespace media_sync::doubles {
+
+// Time that moves only when the test advances it. A thread in SleepFor
+// wakes once Advance() has carried the time to its wake-up (or on a stop
+// request), so a test crosses a lease or an interval exactly: to the
+// millisecond, and without waiting it out. AwaitSleepers() tells the test
+// that the threads it drives have done their turn and wait again.
+class SimulatedClock final : public Clock {
+ public:
+  // Far from the steady clock's epoch, so that a time_point{} a class keeps
+  // for "never" is long ago, as it is on the real clock.
+  static constexpr std::chrono::steady_clock::time_point kStart{std::chrono::hours(24 * 365)};
+  // 2026-01-01T00:00:00Z.
+  static constexpr std::chrono::system_clock::time_point kWallStart{
+      std::chrono::seconds(1767225600)};
+
+  std::chrono::steady_clock::time_point Now() const override {
+    MutexLock lock(mu_);
+    return kStart + elapsed_;
+  }
+  std::chrono::system_clock::time_point WallNow() const override {
+    MutexLock lock(mu_);
+    return kWallStart + elapsed_;
+  }
+  bool SleepFor(std::chrono::milliseconds duration, const std::stop_token& stop) override {
+    MutexLock lock(mu_);
+    const std::chrono::milliseconds wake_at = elapsed_ + std::max(duration, kNone);
+    auto sleeper = wake_ups_.insert(wake_at);
+    ++sleeps_;
+    changed_.notify_all();
+    changed_.wait(lock, stop, [&] {
+      mu_.AssertHeld();
+      return elapsed_ >= wake_at;
+    });
+    wake_ups_.erase(sleeper);
+    changed_.notify_all();
+    return stop.stop_requested();
+  }
+
+  // Moves the time on, waking every sleeper whose time has come.
+  void Advance(std::chrono::milliseconds by) {
+    MutexLock lock(mu_);
+    elapsed_ += by;
+    changed_.notify_all();
+  }
+  std::chrono::milliseconds Elapsed() const {
+    MutexLock lock(mu_);
+    return elapsed_;
+  }
+  // Waits (at most `timeout` of real time) until at least `count` threads
+  // sleep with their wake-up still ahead: those woken by the last Advance()
+  // have done their turn. False on timeout.
+  bool AwaitSleepers(size_t count, std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
+    MutexLock lock(mu_);
+    return changed_.wait_for(lock, timeout, [&] {
+      mu_.AssertHeld();
+      return static_cast<size_t>(std::distance(wake_ups_.upper_bound(elapsed_), wake_ups_.end())) >=
+             count;
+    });
+  }
+  // SleepFor calls so far.
+  int Sleeps() const {
+    MutexLock lock(mu_);
+    return sleeps_;
+  }
+
+ private:
+  static constexpr std::chrono::milliseconds kNone{0};
+  mutable Mutex mu_;
+  std::condition_variable_any changed_;
+  std::chrono::milliseconds elapsed_ GUARDED_BY(mu_){0};
+  std::multiset<std::chrono::milliseconds> wake_ups_ GUARDED_BY(mu_);  // one per sleeper
+  int sleeps_ GUARDED_BY(mu_) = 0;
+};
 
 // Keeps whatever Upload accepts, verifying the bytes like the real store.
 class FakeStore : public ObjectStore {
@@ -232,6 +308,8 @@ struct InMemoryQueueState {
   std::vector<std::string> acked;
   std::vector<std::string> released;
   int heartbeats = 0;
+  // On `clock` (the worker's, in a test on simulated time).
+  const Clock* clock = &Clock::Real();
   std::vector<std::chrono::steady_clock::time_point> heartbeat_times;  // successful ones
   std::vector<std::chrono::steady_clock::time_point> reap_times;
   int takes = 0;
@@ -311,14 +389,14 @@ class InMemoryUpkeep : public QueueUpkeep {
     state_->changed.notify_all();
     if (!state_->redis_up) return Down();
     state_->lease = true;
-    state_->heartbeat_times.push_back(std::chrono::steady_clock::now());
+    state_->heartbeat_times.push_back(state_->clock->Now());
     state_->changed.notify_all();
     return Ok();
   }
   Result<int64_t> ReapDeadWorkers() override {
     std::lock_guard lock(state_->mu);
     if (!state_->redis_up) return Down();
-    state_->reap_times.push_back(std::chrono::steady_clock::now());
+    state_->reap_times.push_back(state_->clock->Now());
     state_->changed.notify_all();
     return int64_t{0};
   }

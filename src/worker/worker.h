@@ -39,6 +39,7 @@
 
 #include "core/job_queue.h"
 #include "core/pipeline.h"
+#include "util/clock.h"
 #include "util/liveness.h"
 #include "util/mutex.h"
 #include "worker/worker_metrics.h"
@@ -75,12 +76,14 @@ struct QueueFactories {
 
 class Worker {
  public:
-  // Borrows the pipeline, the metrics and the liveness registry (all must
-  // outlive the worker). Every thread registers with `liveness` and beats
-  // at each turn of its loop; each finished job is recorded in `metrics`
-  // and logged as one structured line.
+  // Borrows the pipeline, the metrics, the liveness registry and the clock
+  // (all must outlive the worker). Every thread registers with `liveness`
+  // and beats at each turn of its loop; each finished job is recorded in
+  // `metrics` and logged as one structured line. The maintenance thread's
+  // schedule (heartbeats, reaping, hand-backs) and every backoff run on
+  // `clock`.
   Worker(WorkerSettings settings, QueueFactories queues, const Pipeline& pipeline,
-         WorkerMetrics& metrics, Liveness& liveness);
+         WorkerMetrics& metrics, Liveness& liveness, Clock& clock = Clock::Real());
   ~Worker();
   Worker(const Worker&) = delete;
   Worker& operator=(const Worker&) = delete;
@@ -118,8 +121,6 @@ class Worker {
   void Handle(JobQueue& queue, const Delivery& delivery, StoreRouter::Ticket ticket);
   // Applies a decision to the queue, retrying while Redis is down (until Cancel).
   void Apply(JobQueue& queue, const Delivery& delivery, const Decision& decision);
-  // Sleeps up to `duration`; returns early (true) when `token` asks to stop.
-  static bool SleepFor(std::chrono::milliseconds duration, const std::stop_token& token);
   std::chrono::milliseconds Jittered(std::chrono::milliseconds base) const;
 
   const WorkerSettings settings_;
@@ -127,6 +128,7 @@ class Worker {
   const Pipeline& pipeline_;
   WorkerMetrics& metrics_;
   Liveness& liveness_;
+  Clock& clock_;
   WorkerStats stats_;
   std::stop_source stop_taking_;
   std::stop_source cancel_;
