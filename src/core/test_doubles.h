@@ -229,10 +229,6 @@ class FakeCatalog : public Catalog {
   Result<std::optional<std::string>> BoxEndpoint(const std::string&) override {
     return std::optional<std::string>();
   }
-  Result<std::vector<UnsyncedFile>> Unsynced(int, int) override {
-    return std::vector<UnsyncedFile>();
-  }
-  Result<int64_t> CountUnsynced() override { return int64_t{0}; }
 
   void SetOutage(bool down) {
     std::lock_guard lock(mu);

@@ -97,7 +97,7 @@ Result<ReconcileReport> Reconciler::Run(const ReconcileSettings& settings, std::
   }
   const int older_than = static_cast<int>(settings.older_than.count());
 
-  catalog::UnsyncedCursor cursor;
+  UnsyncedCursor cursor;
   while (!report.limit_reached) {
     if (auto status = check(); !status) return status.error();
     auto page = catalog_.UnsyncedAfter(cursor, kPageRows, older_than);
