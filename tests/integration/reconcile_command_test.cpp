@@ -267,11 +267,11 @@ TEST_F(ReconcileLockTest, HasOneOwnerAndOnlyTheOwnerExtendsOrReleasesIt) {
   ASSERT_EQ(*a_->TryAcquire(10s), Acquired::kYes);
   EXPECT_EQ(*b_->TryAcquire(10s), Acquired::kHeld);
   EXPECT_FALSE(*b_->Extend(10s));
-  EXPECT_FALSE(*b_->Release());
+  EXPECT_FALSE(*b_->Release(0ms));
   EXPECT_EQ(*a_->Holder(), std::optional<std::string>("worker-a"));
   EXPECT_EQ(Trim(stack_.RedisCli("GET media:sync:reconcile:lock")), "worker-a");
   EXPECT_TRUE(*a_->Extend(10s));
-  EXPECT_TRUE(*a_->Release());
+  EXPECT_TRUE(*a_->Release(0ms));
   EXPECT_EQ(*a_->Holder(), std::nullopt);
   EXPECT_EQ(Trim(stack_.RedisCli("EXISTS media:sync:reconcile:lock")), "0");
 }
@@ -281,7 +281,7 @@ TEST_F(ReconcileLockTest, AHolderThatNeverReleasesFreesItWhenItsTtlEnds) {
   ASSERT_EQ(*b_->TryAcquire(300ms), Acquired::kYes);
   EXPECT_EQ(*a_->TryAcquire(10s), Acquired::kHeld);
   ASSERT_TRUE(WaitUntil([&] { return *a_->TryAcquire(10s) == Acquired::kYes; }, 5s));
-  EXPECT_FALSE(*b_->Release());  // b's lock expired: a's is not b's to delete
+  EXPECT_FALSE(*b_->Release(0ms));  // b's lock expired: a's is not b's to delete
   EXPECT_EQ(*a_->Holder(), std::optional<std::string>("worker-a"));
 }
 
