@@ -18,6 +18,7 @@
 #include "metrics/registry.h"
 #include "queue/queue_admin.h"
 #include "queue/queue_maintenance.h"
+#include "queue/reconcile_lock.h"
 #include "queue/redis_job_queue.h"
 #include "queue/redis_upload_journal.h"
 #include "s3/buffer_pool.h"
@@ -186,8 +187,12 @@ int Run(config::Options options, const RunFlags& flags) {
   }
   monitor.Start();
   worker.Start();
-  worker::PeriodicReconciler reconciler(worker::PeriodicReconcilerSettings::FromOptions(options),
-                                        catalog, registry, *buffer);
+  // The reconcile's own Redis connections, used on its thread only.
+  queue::QueueAdmin reconcile_queue(options.redis, redis_options);
+  queue::ReconcileLock reconcile_lock(options.redis, options.worker_id, redis_options);
+  worker::PeriodicReconciler reconciler(
+      worker::PeriodicReconcilerSettings::FromOptions(options),
+      {reconcile_queue, reconcile_queue, catalog, registry, *buffer}, reconcile_lock);
 
   // SIGTERM/SIGINT are blocked in every thread (see Main): this thread takes
   // them. First: stop taking jobs, finish in-flight work within the grace

@@ -11,8 +11,10 @@
 #include <memory>
 #include <set>
 
+#include "catalog/pg_catalog.h"
 #include "config/options.h"
 #include "core/job.h"
+#include "queue/queue_admin.h"
 #include "queue/reconcile_lock.h"
 #include "s3/s3_object_store.h"
 #include "support/cli_runner.h"
@@ -238,8 +240,9 @@ TEST_F(ReconcileCommandTest, APassLongerThanTheLockKeepsItAndRecoversTheLostJob)
   settings.interval = 1s;
   settings.lock_ttl = 300ms;
   settings.worker_id = "backlog-reconciler";
-  settings.redis = options.redis;
-  worker::PeriodicReconciler reconciler(settings, catalog, stores, *buffer);
+  queue::QueueAdmin queue(options.redis);
+  queue::ReconcileLock lock(options.redis, settings.worker_id);
+  worker::PeriodicReconciler reconciler(settings, {queue, queue, catalog, stores, *buffer}, lock);
   EXPECT_TRUE(WaitUntil([&] { return PendingShas().count(Sha(lost)) == 1; }, 60s))
       << "the lost job was never enqueued";
   reconciler.Stop();
