@@ -551,8 +551,10 @@ constexpr const char* kResetStatementTimeout = "RESET statement_timeout";
 Result<std::vector<IndexCheck>> ReadIndexes(PgConnection& connection, Clock::time_point deadline) {
   auto rows = Run(connection, kSelectIndexes, {}, deadline);
   if (!rows.ok()) return rows.error();
+  const int count = PQntuples(rows->get());
   std::vector<ExistingIndex> existing;
-  for (int row = 0; row < PQntuples(rows->get()); ++row) {
+  existing.reserve(static_cast<size_t>(count));
+  for (int row = 0; row < count; ++row) {
     existing.push_back(ExistingIndex{Field(*rows, row, 0), Field(*rows, row, 1) == "t",
                                      Field(*rows, row, 2) == "t", Field(*rows, row, 3),
                                      Field(*rows, row, 4), Field(*rows, row, 5) == "t"});
