@@ -172,8 +172,7 @@ int Run(config::Options options, const RunFlags& flags) {
   monitor_settings.stall_limit = options.health_stall;
   monitor_settings.schema_advice = schema_advice;
   worker::Monitor monitor(
-      monitor_settings, worker_metrics, worker.stats(), registry,
-      [&catalog] { return catalog.Ping(); }, liveness);
+      monitor_settings, worker_metrics, registry, [&catalog] { return catalog.Ping(); }, liveness);
   std::unique_ptr<metrics::HttpEndpoint> endpoint;
   if (!options.metrics_address.empty()) {
     auto started_endpoint = metrics::HttpEndpoint::Start(
@@ -227,21 +226,20 @@ int Run(config::Options options, const RunFlags& flags) {
   reconciler.Stop();
   worker.Wait();
 
-  const auto& stats = worker.stats();
+  const worker::WorkerMetrics::Totals totals = worker_metrics.ReadTotals();
   double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-  uint64_t synced = stats.synced.load();
   std::printf(
       "summary: synced %llu, already synced %llu, failed %llu, retries scheduled %llu, "
       "deferred %llu, bytes %llu, seconds %.2f, files/s %.1f, MB/s %.1f\n",
-      static_cast<unsigned long long>(synced),
-      static_cast<unsigned long long>(stats.already_synced.load()),
-      static_cast<unsigned long long>(stats.failed.load()),
-      static_cast<unsigned long long>(stats.retries_scheduled.load()),
-      static_cast<unsigned long long>(stats.deferred.load()),
-      static_cast<unsigned long long>(stats.bytes_uploaded.load()), seconds,
-      seconds > 0 ? static_cast<double>(synced + stats.already_synced.load()) / seconds : 0.0,
-      seconds > 0 ? static_cast<double>(stats.bytes_uploaded.load()) / seconds / 1e6 : 0.0);
+      static_cast<unsigned long long>(totals.synced),
+      static_cast<unsigned long long>(totals.already_synced),
+      static_cast<unsigned long long>(totals.failed),
+      static_cast<unsigned long long>(totals.retries_scheduled),
+      static_cast<unsigned long long>(totals.deferred),
+      static_cast<unsigned long long>(totals.bytes_uploaded), seconds,
+      seconds > 0 ? static_cast<double>(totals.synced + totals.already_synced) / seconds : 0.0,
+      seconds > 0 ? static_cast<double>(totals.bytes_uploaded) / seconds / 1e6 : 0.0);
   std::fflush(stdout);
   spdlog::info("media-sync stopped");
   return kExitOk;

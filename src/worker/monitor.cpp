@@ -41,11 +41,10 @@ Status CheckBuffer(const std::string& path) {
 
 }  // namespace
 
-Monitor::Monitor(MonitorSettings settings, WorkerMetrics& metrics, const WorkerStats& stats,
-                 BoxRegistry& boxes, std::function<Status()> ping_database, Liveness& liveness)
+Monitor::Monitor(MonitorSettings settings, WorkerMetrics& metrics, BoxRegistry& boxes,
+                 std::function<Status()> ping_database, Liveness& liveness)
     : settings_(std::move(settings)),
       metrics_(metrics),
-      stats_(stats),
       boxes_(boxes),
       ping_database_(std::move(ping_database)),
       liveness_(liveness) {}
@@ -133,8 +132,9 @@ void Monitor::Round(queue::FleetStats& fleet, queue::QueueAdmin& admin) {
 
   // This process's syncs since the last round, into the fleet's minute, and
   // the time it ran since then (what `status` divides them by).
-  uint64_t files = stats_.synced.load();
-  uint64_t bytes = stats_.bytes_uploaded.load();
+  const WorkerMetrics::Totals totals = metrics_.ReadTotals();
+  const uint64_t files = totals.synced;
+  const uint64_t bytes = totals.bytes_uploaded;
   if (!running_since_) running_since_ = now;
   if (redis) {
     if (Status reported = fleet.ReportRound(files - reported_files_, bytes - reported_bytes_,

@@ -29,7 +29,6 @@
 #include "util/liveness.h"
 #include "util/mutex.h"
 #include "worker/box_registry.h"
-#include "worker/worker.h"
 #include "worker/worker_metrics.h"
 
 namespace media_sync::worker {
@@ -52,8 +51,8 @@ class Monitor {
  public:
   // Borrows everything; all must outlive the monitor. `ping_database` is one
   // cheap round trip to PostgreSQL.
-  Monitor(MonitorSettings settings, WorkerMetrics& metrics, const WorkerStats& stats,
-          BoxRegistry& boxes, std::function<Status()> ping_database, Liveness& liveness);
+  Monitor(MonitorSettings settings, WorkerMetrics& metrics, BoxRegistry& boxes,
+          std::function<Status()> ping_database, Liveness& liveness);
   ~Monitor();  // stops the thread
   Monitor(const Monitor&) = delete;
   Monitor& operator=(const Monitor&) = delete;
@@ -82,7 +81,6 @@ class Monitor {
 
   const MonitorSettings settings_;
   WorkerMetrics& metrics_;
-  const WorkerStats& stats_;
   BoxRegistry& boxes_;
   std::function<Status()> ping_database_;
   Liveness& liveness_;

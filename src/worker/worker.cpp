@@ -174,11 +174,11 @@ void Worker::JobLoop(int index) {
     if (!taken->has_value()) continue;
     const Delivery& delivery = **taken;
     Hold(delivery);
-    ++stats_.in_flight;
+    ++in_flight_;
     metrics_.jobs_in_flight.Add(1);
     Handle(*queue, delivery, std::move(*ticket));
     metrics_.jobs_in_flight.Add(-1);
-    --stats_.in_flight;
+    --in_flight_;
     LetGo(delivery);
   }
   if (--running_jobs_threads_ == 0) finished_ = true;
@@ -232,35 +232,10 @@ std::optional<Decision> Worker::Decide(JobQueue& queue, const Delivery& delivery
 void Worker::Handle(JobQueue& queue, const Delivery& delivery, StoreRouter::Ticket ticket) {
   auto started = clock_.Now();
   std::optional<Decision> decided = Decide(queue, delivery, std::move(ticket));
-  if (!decided) {
-    ++stats_.released;
-    return;
-  }
+  // Let go (a reaper returned it): another worker serves it, and counts it.
+  if (!decided) return;
   const Decision& decision = *decided;
   Apply(queue, delivery, decision);
-
-  switch (decision.outcome) {
-    case Outcome::kSynced:
-      ++stats_.synced;
-      break;
-    case Outcome::kAlreadySynced:
-      ++stats_.already_synced;
-      break;
-    case Outcome::kRetryScheduled:
-      ++stats_.retries_scheduled;
-      break;
-    case Outcome::kFailed:
-      ++stats_.failed;
-      break;
-    case Outcome::kBoxDown:
-      ++stats_.deferred;
-      break;
-    case Outcome::kCancelled:
-    case Outcome::kServiceDown:
-      ++stats_.released;
-      break;
-  }
-  stats_.bytes_uploaded += decision.bytes_uploaded;
   metrics_.RecordOutcome(decision, clock_.WallNow());
   LogOutcome(decision, clock_.Now() - started);
 }
@@ -348,7 +323,7 @@ void Worker::MaintenanceLoop(const std::stop_token& stop) {
       status = HandBackUnheld(*upkeep, *hand_back, unheld, false);
       if (status) last_check = now;
     }
-    if (status && settings_.drain && !stop_taking_.stop_requested() && stats_.in_flight == 0) {
+    if (status && settings_.drain && !stop_taking_.stop_requested() && in_flight_ == 0) {
       // Drained: nothing pending or delayed and nothing held by any worker.
       // A dead worker's jobs count as held until the reaper returns them to
       // pending when its lease runs out; a live worker's jobs may still come

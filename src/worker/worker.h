@@ -46,17 +46,6 @@
 
 namespace media_sync::worker {
 
-struct WorkerStats {
-  std::atomic<uint64_t> synced{0};
-  std::atomic<uint64_t> already_synced{0};
-  std::atomic<uint64_t> retries_scheduled{0};
-  std::atomic<uint64_t> failed{0};
-  std::atomic<uint64_t> deferred{0};  // waiting for a storage box that is down
-  std::atomic<uint64_t> released{0};
-  std::atomic<uint64_t> bytes_uploaded{0};
-  std::atomic<int> in_flight{0};
-};
-
 struct WorkerSettings {
   std::string worker_id;
   int concurrency = 32;
@@ -79,7 +68,8 @@ class Worker {
   // Borrows the pipeline, the metrics, the liveness registry and the clock
   // (all must outlive the worker). Every thread registers with `liveness`
   // and beats at each turn of its loop; each finished job is recorded in
-  // `metrics` and logged as one structured line. The maintenance thread's
+  // `metrics` (the process's one count of outcomes, WorkerMetrics::ReadTotals)
+  // and logged as one structured line. The maintenance thread's
   // schedule (heartbeats, reaping, hand-backs) and every backoff run on
   // `clock`.
   Worker(WorkerSettings settings, QueueFactories queues, const Pipeline& pipeline,
@@ -98,8 +88,6 @@ class Worker {
   bool Finished() const { return finished_.load(); }
   // Joins every thread. Safe to call once.
   void Wait();
-
-  const WorkerStats& stats() const { return stats_; }
 
  private:
   void JobLoop(int index);
@@ -129,7 +117,7 @@ class Worker {
   WorkerMetrics& metrics_;
   Liveness& liveness_;
   Clock& clock_;
-  WorkerStats stats_;
+  std::atomic<int> in_flight_{0};  // jobs the job threads hold (the drain waits for none)
   std::stop_source stop_taking_;
   std::stop_source cancel_;
   std::atomic<int> running_jobs_threads_{0};

@@ -138,7 +138,7 @@ TEST_F(WorkerTest, SyncsEveryJobAndEndsOnceDrained) {
   EXPECT_EQ(queue_->acked.size(), 5u);
   EXPECT_TRUE(queue_->processing.empty());
   EXPECT_FALSE(queue_->lease) << "deregistered on exit";
-  EXPECT_EQ(worker_->stats().synced.load(), 5u);
+  EXPECT_EQ(metrics_.ReadTotals().synced, 5u);
 }
 
 TEST_F(WorkerTest, TakesNothingBeforeItsFirstHeartbeat) {
@@ -183,8 +183,8 @@ TEST_F(WorkerTest, ServesAgainAnEntryWhoseAcknowledgementRedisLost) {
   worker_->RequestStop();
   worker_->Wait();
   EXPECT_EQ(queue_->released, std::vector<std::string>{payload});
-  EXPECT_EQ(worker_->stats().synced.load(), 1u);
-  EXPECT_EQ(worker_->stats().already_synced.load(), 1u);
+  EXPECT_EQ(metrics_.ReadTotals().synced, 1u);
+  EXPECT_EQ(metrics_.ReadTotals().already_synced, 1u);
   EXPECT_EQ(store_->uploads, 1);
 }
 
