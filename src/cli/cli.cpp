@@ -44,7 +44,8 @@ int Main(int argc, char** argv) {
   std::vector<Command> commands = {AddRunCommand(app),     AddStatusCommand(app),
                                    AddEnqueueCommand(app), AddReconcileCommand(app),
                                    AddFailedCommand(app),  AddSchemaCommand(app),
-                                   AddConfigCommand(app)};
+                                   AddAuditCommand(app),   AddBoxesCommand(app),
+                                   AddMigrateCommand(app), AddConfigCommand(app)};
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

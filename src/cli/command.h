@@ -33,5 +33,8 @@ Command AddReconcileCommand(CLI::App& app);  // reconcile_command.cpp
 Command AddFailedCommand(CLI::App& app);     // failed_command.cpp
 Command AddSchemaCommand(CLI::App& app);     // schema_command.cpp
 Command AddConfigCommand(CLI::App& app);     // cli.cpp
+Command AddAuditCommand(CLI::App& app);      // audit_command.cpp
+Command AddBoxesCommand(CLI::App& app);      // boxes_command.cpp
+Command AddMigrateCommand(CLI::App& app);    // migrate_command.cpp
 
 }  // namespace media_sync::cli

@@ -14,6 +14,7 @@
 #include "catalog/pg_catalog.h"
 #include "cli/command.h"
 #include "core/job.h"
+#include "queue/box_pauses.h"
 #include "queue/fleet_stats.h"
 #include "queue/queue_admin.h"
 
@@ -144,6 +145,7 @@ Result<Json> Collect(const config::Options& options) {
                  {"error", nullptr},
                  {"reported_by", nullptr},
                  {"reported_at", nullptr},
+                 {"paused", false},
                  {"concurrency_limit", nullptr},
                  {"in_flight", nullptr},
                  {"latency_seconds", nullptr},
@@ -164,6 +166,14 @@ Result<Json> Collect(const config::Options& options) {
       if (report.limit > 0) box["concurrency_limit"] = report.limit;
       box["in_flight"] = report.in_flight;
       box["latency_seconds"] = report.latency_seconds;
+    }
+  }
+  // Boxes an operator paused (`media-sync boxes pause`): their jobs wait.
+  if (auto paused = queue::BoxPauses(options.redis).List(); paused) {
+    for (const auto& [id, pause] : *paused) {
+      Json& box = box_entry(id);
+      box["paused"] = true;
+      box["pause"] = Json{{"reason", pause.reason}, {"by", pause.by}, {"at", pause.at}};
     }
   }
   out["unsynced_rows"] = nullptr;
@@ -309,11 +319,17 @@ void PrintText(const Json& s) {
     }
     std::printf("  %-16s %-8s %-28s %10s %10s %9s %9s %9s  %s\n",
                 box["id"].is_null() ? "(default)" : box["id"].get<std::string>().c_str(),
-                box["state"].get<std::string>().c_str(), text(box["endpoint"]).c_str(),
-                bytes(box["used_bytes"]).c_str(), bytes(box["reserved_bytes"]).c_str(),
-                rows.c_str(), flight.c_str(), latency.c_str(), text(box["reported_by"]).c_str());
+                box["paused"].get<bool>() ? "paused" : box["state"].get<std::string>().c_str(),
+                text(box["endpoint"]).c_str(), bytes(box["used_bytes"]).c_str(),
+                bytes(box["reserved_bytes"]).c_str(), rows.c_str(), flight.c_str(), latency.c_str(),
+                text(box["reported_by"]).c_str());
     if (!box["error"].is_null()) {
       std::printf("      %s\n", box["error"].get<std::string>().c_str());
+    }
+    if (box.contains("pause")) {
+      std::printf("      paused by %s at %s: %s\n", box["pause"]["by"].get<std::string>().c_str(),
+                  box["pause"]["at"].get<std::string>().c_str(),
+                  box["pause"]["reason"].get<std::string>().c_str());
     }
   }
   if (s.contains("database_error")) {

@@ -239,6 +239,9 @@ Result<Options> LoadOptions(const EnvLookup& env) {
   MEDIA_SYNC_TRY(read.Seconds("RECONCILE_INTERVAL_SECONDS", o.reconcile_interval, 0, 7 * 86400));
   MEDIA_SYNC_TRY(
       read.Seconds("RECONCILE_OLDER_THAN_SECONDS", o.reconcile_older_than, 0, 30 * 86400));
+  MEDIA_SYNC_TRY(read.Seconds("AUDIT_INTERVAL_SECONDS", o.audit_interval, 0, 30 * 86400));
+  MEDIA_SYNC_TRY(read.Integer("AUDIT_RATE", o.audit_rate, 1, 100000));
+  MEDIA_SYNC_TRY(read.Boolean("AUDIT_DEEP", o.audit_deep));
   o.worker_id = DefaultWorkerId();
   MEDIA_SYNC_TRY(read.String("WORKER_ID", o.worker_id));
   if (o.worker_id.find_first_of(" \t\r\n") != std::string::npos) {
@@ -316,6 +319,10 @@ std::vector<std::pair<std::string, std::string>> Describe(const Options& o) {
       {"RECONCILE_INTERVAL_SECONDS",
        o.reconcile_interval.count() == 0 ? "0 (off)" : seconds(o.reconcile_interval)},
       {"RECONCILE_OLDER_THAN_SECONDS", seconds(o.reconcile_older_than)},
+      {"AUDIT_INTERVAL_SECONDS",
+       o.audit_interval.count() == 0 ? "0 (off)" : seconds(o.audit_interval)},
+      {"AUDIT_RATE", std::to_string(o.audit_rate) + " objects/s"},
+      {"AUDIT_DEEP", o.audit_deep ? "true" : "false"},
       {"WORKER_ID", o.worker_id},
       {"METRICS_ADDRESS", o.metrics_address.empty() ? "(disabled)" : o.metrics_address},
       {"HEALTH_STALL_SECONDS", seconds(o.health_stall)},

@@ -61,6 +61,14 @@ struct Options {
   // than this alone (their producer may not have pushed the job yet).
   std::chrono::seconds reconcile_older_than{3600};
 
+  // AUDIT_INTERVAL_SECONDS: how often `run` audits the stored data in the
+  // background (one worker at a time, under a Redis lock); 0 = off.
+  std::chrono::seconds audit_interval{0};
+  // AUDIT_RATE: objects the background audit checks per second at most.
+  int audit_rate = 100;
+  // AUDIT_DEEP: the background audit reads every object back and hashes it.
+  bool audit_deep = false;
+
   // DATABASE_URL must be set for commands that touch PostgreSQL.
   Status RequireDatabase() const;
   // The most jobs one storage box may hold at once, the ceiling of its

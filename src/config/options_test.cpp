@@ -425,6 +425,21 @@ TEST(OptionsTest, ReconcileIntervalIsOffByDefaultAndValidated) {
   EXPECT_THAT(all, HasSubstr("RECONCILE_INTERVAL_SECONDS=0 (off)"));
 }
 
+TEST(OptionsTest, BackgroundAuditIsOffByDefaultAndValidated) {
+  Options defaults = MustLoad({});
+  EXPECT_EQ(defaults.audit_interval, std::chrono::seconds(0));
+  EXPECT_EQ(defaults.audit_rate, 100);
+  EXPECT_FALSE(defaults.audit_deep);
+  Options set =
+      MustLoad({{"AUDIT_INTERVAL_SECONDS", "3600"}, {"AUDIT_RATE", "25"}, {"AUDIT_DEEP", "true"}});
+  EXPECT_EQ(set.audit_interval, std::chrono::seconds(3600));
+  EXPECT_EQ(set.audit_rate, 25);
+  EXPECT_TRUE(set.audit_deep);
+  EXPECT_THAT(MustFail({{"AUDIT_RATE", "0"}}), HasSubstr("AUDIT_RATE"));
+  EXPECT_THAT(MustFail({{"AUDIT_INTERVAL_SECONDS", "1h"}}), HasSubstr("AUDIT_INTERVAL_SECONDS"));
+  EXPECT_THAT(MustFail({{"AUDIT_DEEP", "maybe"}}), HasSubstr("AUDIT_DEEP"));
+}
+
 TEST(UrlsTest, SentinelUrlForms) {
   auto full = ParseRedisUrl("redis+sentinel://worker:p%40ss@s1:26380,10.0.0.2,[::1]:26381/media/3");
   ASSERT_TRUE(full.ok()) << full.error().message;

@@ -35,6 +35,10 @@ inline constexpr std::string_view kThroughputKeyPrefix = "media:sync:throughput:
 inline constexpr std::string_view kProcessingKeyPrefix = "media:sync:processing:";
 inline constexpr std::string_view kHeartbeatKeyPrefix = "media:sync:worker:";
 
+// Kept beside the code that uses them: media:sync:upload:* (redis_upload_journal.h),
+// media:sync:reconcile:* (reconcile_lock.h), media:sync:audit:* (audit_progress.h),
+// media:sync:paused (box_pauses.h).
+
 // media:sync:processing:<worker-id>: list of the jobs one worker holds, newest
 // at the left.
 std::string ProcessingKey(std::string_view worker_id);

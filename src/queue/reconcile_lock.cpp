@@ -40,14 +40,15 @@ std::string Millis(std::chrono::milliseconds duration) {
 
 }  // namespace
 
-ReconcileLock::ReconcileLock(config::RedisAddress address, std::string owner, RedisOptions options)
-    : connection_(std::move(address), options), owner_(std::move(owner)) {}
+ReconcileLock::ReconcileLock(config::RedisAddress address, std::string owner, RedisOptions options,
+                             LockKeys keys)
+    : connection_(std::move(address), options), owner_(std::move(owner)), keys_(std::move(keys)) {}
 
 Result<ReconcileLock::Acquired> ReconcileLock::TryAcquire(std::chrono::milliseconds ttl) {
   std::string ms = Millis(ttl);
-  auto reply = connection_.RunScript(
-      kAcquireScript, std::vector<std::string_view>{kReconcileLockKey, kReconcileDoneKey},
-      std::vector<std::string_view>{owner_, ms});
+  auto reply =
+      connection_.RunScript(kAcquireScript, std::vector<std::string_view>{keys_.lock, keys_.done},
+                            std::vector<std::string_view>{owner_, ms});
   if (!reply) return reply.error();
   int64_t answer = reply->view().Integer();
   if (answer == 1) return Acquired::kYes;
@@ -56,24 +57,23 @@ Result<ReconcileLock::Acquired> ReconcileLock::TryAcquire(std::chrono::milliseco
 
 Result<bool> ReconcileLock::Extend(std::chrono::milliseconds ttl) {
   std::string ms = Millis(ttl);
-  auto reply =
-      connection_.RunScript(kExtendScript, std::vector<std::string_view>{kReconcileLockKey},
-                            std::vector<std::string_view>{owner_, ms});
+  auto reply = connection_.RunScript(kExtendScript, std::vector<std::string_view>{keys_.lock},
+                                     std::vector<std::string_view>{owner_, ms});
   if (!reply) return reply.error();
   return reply->view().Integer() == 1;
 }
 
 Result<bool> ReconcileLock::Release(std::chrono::milliseconds quiet) {
   std::string ms = std::to_string(std::max<int64_t>(quiet.count(), 0));
-  auto reply = connection_.RunScript(
-      kReleaseScript, std::vector<std::string_view>{kReconcileLockKey, kReconcileDoneKey},
-      std::vector<std::string_view>{owner_, ms});
+  auto reply =
+      connection_.RunScript(kReleaseScript, std::vector<std::string_view>{keys_.lock, keys_.done},
+                            std::vector<std::string_view>{owner_, ms});
   if (!reply) return reply.error();
   return reply->view().Integer() == 1;
 }
 
 Result<std::optional<std::string>> ReconcileLock::Holder() {
-  auto reply = connection_.Command({"GET", kReconcileLockKey});
+  auto reply = connection_.Command({"GET", keys_.lock});
   if (!reply) return reply.error();
   if (reply->view().IsNil()) return std::optional<std::string>();
   return std::optional<std::string>(std::string(reply->view().String()));

@@ -9,6 +9,9 @@
 // next TryAcquire stand down: one run then serves the whole fleet for that
 // long instead of one run per process.
 //
+// The same lock, under keys of its own (LockKeys), keeps the background
+// audit of stored data to one worker at a time.
+//
 // Thread-safety: none; one instance per thread (it owns a connection).
 // Errors: those of RedisConnection (kOutage, kConfiguration).
 #pragma once
@@ -28,14 +31,21 @@ namespace media_sync::queue {
 inline constexpr std::string_view kReconcileLockKey = "media:sync:reconcile:lock";
 inline constexpr std::string_view kReconcileDoneKey = "media:sync:reconcile:done";
 
+// The two keys of one lock: the lock itself and its quiet-period marker.
+struct LockKeys {
+  std::string lock{kReconcileLockKey};
+  std::string done{kReconcileDoneKey};
+};
+
 class ReconcileLock final : public FleetLock {
  public:
-  ReconcileLock(config::RedisAddress address, std::string owner, RedisOptions options = {});
+  ReconcileLock(config::RedisAddress address, std::string owner, RedisOptions options = {},
+                LockKeys keys = {});
 
   Result<Acquired> TryAcquire(std::chrono::milliseconds ttl) override;
   Result<bool> Extend(std::chrono::milliseconds ttl) override;
   // Deletes the lock if this owner holds it; with a `quiet` period, also
-  // sets media:sync:reconcile:done for that long.
+  // sets its done key (media:sync:reconcile:done) for that long.
   Result<bool> Release(std::chrono::milliseconds quiet) override;
   Result<std::optional<std::string>> Holder() override;
 
@@ -44,6 +54,7 @@ class ReconcileLock final : public FleetLock {
  private:
   RedisConnection connection_;
   std::string owner_;
+  LockKeys keys_;
 };
 
 }  // namespace media_sync::queue

@@ -24,7 +24,10 @@ struct detail::Call {
   // A body read on demand instead of `body` (PutObjectStream).
   S3Client::BodyReader body_reader;
   uint64_t body_reader_size = 0;
-  bool paced = false;          // a media body: sent under the client's BandwidthLimiter
+  // A reply body handed on as it arrives instead of kept in the response
+  // (GetObjectStreamed); only a 2xx reply's body goes there.
+  S3Client::BodySink body_sink;
+  bool paced = false;          // a media body, sent or received under the client's BandwidthLimiter
   std::string payload_sha256;  // of body; computed when empty
   size_t max_response_body = 1 << 20;
 };
@@ -150,6 +153,20 @@ int SeekBody(void* user, curl_off_t offset, int origin) {
 size_t WriteBody(char* data, size_t size, size_t count, void* user) {
   auto* exchange = static_cast<Exchange*>(user);
   size_t n = size * count;
+  const long status = exchange->response.status;
+  if (exchange->call.body_sink && status >= 200 && status < 300) {
+    if (exchange->limiter != nullptr) {
+      // The bytes are here already; waiting before taking them slows the
+      // sender down through TCP's window, as a paced upload slows curl.
+      for (size_t paid = 0; paid < n;) {
+        size_t granted = exchange->limiter->Acquire(n - paid, exchange->stop);
+        if (granted == 0) return 0;  // stop requested: the transfer ends
+        paid += granted;
+        Liveness::Beat();
+      }
+    }
+    return exchange->call.body_sink(data, n) ? n : 0;
+  }
   std::string& body = exchange->response.body;
   size_t room =
       exchange->call.max_response_body - std::min(exchange->call.max_response_body, body.size());
@@ -163,6 +180,11 @@ size_t WriteHeader(char* data, size_t size, size_t count, void* user) {
   std::string_view line(data, n);
   if (line.rfind("HTTP/", 0) == 0) {
     exchange->response.headers.clear();  // a new status line (after 100 Continue)
+    // The status, known before the body arrives (WriteBody routes by it).
+    if (size_t space = line.find(' '); space != std::string_view::npos) {
+      exchange->response.status =
+          std::strtol(std::string(line.substr(space + 1, 3)).c_str(), nullptr, 10);
+    }
     return n;
   }
   size_t colon = line.find(':');
@@ -451,6 +473,81 @@ Result<std::string> S3Client::GetObject(const std::string& key, std::optional<By
   if (!response.ok()) return response.error();
   if (Status status = CheckStatus(call, *response); !status.ok()) return status.error();
   return std::move(response->body);
+}
+
+Result<std::optional<HttpResponse>> S3Client::GetObjectStreamed(const std::string& key,
+                                                                const BodySink& sink,
+                                                                const std::stop_token& stop) {
+  Call call = MakeCall("GetObject", "GET", key);
+  call.paced = true;
+  // Servers that keep an object's checksum (x-amz-checksum-sha256) send it
+  // only when asked; the reader compares it with what it hashed.
+  call.headers.emplace_back("x-amz-checksum-mode", "ENABLED");
+  bool sink_ended = false;
+  call.body_sink = [&sink, &sink_ended](const char* data, size_t size) {
+    if (sink(data, size)) return true;
+    sink_ended = true;
+    return false;
+  };
+  auto response = Execute(call, stop);
+  if (!response.ok()) {
+    if (sink_ended || stop.stop_requested()) {
+      return Error::Cancelled("GetObject " + key + ": stopped");
+    }
+    return response.error();
+  }
+  if (response->status == 404) return std::optional<HttpResponse>();
+  if (Status status = CheckStatus(call, *response); !status.ok()) return status.error();
+  return std::optional<HttpResponse>(std::move(*response));
+}
+
+Result<ObjectPage> S3Client::ListObjectsV2(const std::string& prefix,
+                                           const std::string& start_after,
+                                           const std::string& continuation_token, int max_keys,
+                                           std::stop_token stop) {
+  Call call = MakeCall("ListObjectsV2", "GET", "");
+  call.query = {{"list-type", "2"},
+                {"max-keys", std::to_string(std::clamp(max_keys, 1, 1000))},
+                {"prefix", prefix}};
+  if (!continuation_token.empty()) {
+    call.query.emplace_back("continuation-token", continuation_token);
+  } else if (!start_after.empty()) {
+    call.query.emplace_back("start-after", start_after);
+  }
+  call.max_response_body = 16 << 20;  // a page of 1000 keys is about 300 KiB
+  auto response = Execute(call, std::move(stop));
+  if (!response.ok()) return response.error();
+  if (Status status = CheckStatus(call, *response); !status.ok()) {
+    return status.error().Wrap("bucket " + options_.bucket);
+  }
+  ObjectPage page;
+  for (std::string_view block : XmlElements(response->body, "Contents")) {
+    ListedObject object;
+    object.key = XmlTagText(block, "Key").value_or("");
+    object.size = std::strtoull(XmlTagText(block, "Size").value_or("0").c_str(), nullptr, 10);
+    object.etag = Unquote(XmlTagText(block, "ETag").value_or(""));
+    object.last_modified = ParseIsoTime(XmlTagText(block, "LastModified").value_or(""));
+    if (!object.key.empty()) page.objects.push_back(std::move(object));
+  }
+  if (XmlTagText(response->body, "IsTruncated").value_or("false") == "true") {
+    page.next_token = XmlTagText(response->body, "NextContinuationToken").value_or("");
+    if (page.next_token.empty()) {
+      // A truncated page must say where the next begins; without it the
+      // listing would end early and every key after it pass for missing.
+      return Error::Outage("ListObjectsV2 bucket " + options_.bucket +
+                           ": truncated reply without NextContinuationToken");
+    }
+  }
+  return page;
+}
+
+Result<HttpResponse> S3Client::Send(const RawRequest& request, const std::stop_token& stop) {
+  Call call = MakeCall(request.method + " request", request.method, request.key);
+  call.query = request.query;
+  call.headers = request.headers;
+  call.body = request.body;
+  call.payload_sha256 = request.payload_sha256;
+  return Execute(std::move(call), stop);
 }
 
 Result<std::string> S3Client::PutObject(const std::string& key, const Payload& payload,

@@ -80,6 +80,21 @@ struct HttpResponse {
   std::string body;
 };
 
+// One object of a ListObjectsV2 page.
+struct ListedObject {
+  std::string key;
+  uint64_t size = 0;
+  std::string etag;  // unquoted
+  std::chrono::system_clock::time_point last_modified;
+};
+
+// One page of ListObjectsV2: keys in ascending order of their UTF-8 bytes
+// (S3's order), and where the next page starts.
+struct ObjectPage {
+  std::vector<ListedObject> objects;
+  std::string next_token;  // continuation token; empty on the last page
+};
+
 namespace detail {
 struct Call;
 struct Exchange;
@@ -125,6 +140,23 @@ class S3Client {
   // kJobRetryable (NoSuchKey).
   Result<std::string> GetObject(const std::string& key, std::optional<ByteRange> range = {},
                                 std::stop_token stop = {});
+  // GetObject whose body is handed to `sink` piece by piece as it arrives
+  // (at most curl's receive buffer in memory); `sink` returns false to end
+  // the transfer (kCancelled). The reply (status, headers; no body), or
+  // nullopt when the key does not exist (404). Asks for the object's stored
+  // checksum (x-amz-checksum-mode: ENABLED). Paced by the client's
+  // BandwidthLimiter, like upload bodies, so that reading objects back takes
+  // from the same cap.
+  using BodySink = std::function<bool(const char* data, size_t size)>;
+  Result<std::optional<HttpResponse>> GetObjectStreamed(const std::string& key,
+                                                        const BodySink& sink,
+                                                        const std::stop_token& stop = {});
+  // One page of ListObjectsV2 (list-type=2) over the keys under `prefix`:
+  // the first page after `start_after` when `continuation_token` is empty,
+  // else the page the token names. At most max_keys (1..1000) objects.
+  Result<ObjectPage> ListObjectsV2(const std::string& prefix, const std::string& start_after,
+                                   const std::string& continuation_token, int max_keys = 1000,
+                                   std::stop_token stop = {});
   // Stores payload under key with x-amz-meta-* headers from metadata
   // ("sha256" -> x-amz-meta-sha256). Returns the ETag.
   Result<std::string> PutObject(const std::string& key, const Payload& payload,
@@ -203,6 +235,21 @@ class S3Client {
   // once a second HeadBucket finds it. A bucket that is missing and cannot
   // be created is kConfiguration.
   Status EnsureBucket(const std::stop_token& stop = {});
+
+  // One signed request worded by the caller, for diagnostics (`boxes
+  // check`): the reply whatever its status (an error status is not an
+  // Error), or the transport's failure. `payload_sha256` is signed as the
+  // body's hash (computed when empty): a wrong one asks whether the server
+  // checks it. Never paced.
+  struct RawRequest {
+    std::string method = "GET";
+    std::string key;  // "" for a bucket call
+    QueryList query;
+    HeaderList headers;  // extra headers, all signed
+    std::span<const char> body;
+    std::string payload_sha256;
+  };
+  Result<HttpResponse> Send(const RawRequest& request, const std::stop_token& stop = {});
 
   // Several UploadPart requests driven concurrently by one curl multi handle
   // in the calling thread (no extra threads). Not thread-safe: one user.

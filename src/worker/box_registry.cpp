@@ -32,6 +32,12 @@ std::string DownReason(const std::string& name) {
   return "Storage box " + Display(name) + " is down";
 }
 
+// A paused box's job is due again after a quarter of the pause so far,
+// between 5 s and 30 s: a short pause ends quickly for its jobs, and a long
+// one does not cycle every job through the workers every few seconds.
+constexpr auto kMinPauseDeferral = std::chrono::milliseconds(5s);
+constexpr auto kMaxPauseDeferral = std::chrono::milliseconds(30s);
+
 }  // namespace
 
 BoxRegistry::BoxRegistry(s3::S3Options defaults, Catalog& catalog, StoreFactory factory,
@@ -236,6 +242,15 @@ StoreRouter::Admission BoxRegistry::Admit(const BoxId& box, const std::stop_toke
 
 StoreRouter::Admission BoxRegistry::AdmitLocked(const std::string& name,
                                                 const std::stop_token& stop) {
+  if (auto paused = paused_.find(name); paused != paused_.end()) {
+    const TimePoint now = clock_();
+    auto deferral = std::clamp(
+        std::chrono::duration_cast<std::chrono::milliseconds>(now - paused->second.since) / 4,
+        kMinPauseDeferral, kMaxPauseDeferral);
+    return Admission{now + deferral,
+                     "Storage box " + Display(name) + " is paused: " + paused->second.reason,
+                     Slot()};
+  }
   Load& load = LoadOf(name);
   std::optional<std::chrono::steady_clock::time_point> give_up;
   struct Waiting {
@@ -304,9 +319,10 @@ StoreRouter::Admission BoxRegistry::AdmitLocked(const std::string& name,
         std::min<std::chrono::milliseconds>(oldest, settings_.max_backoff), kMinDeferral);
     return Admission{after + wait,
                      "Storage box " + Display(name) + " has " +
-                         std::to_string(load.started.size()) +
-                         " jobs in flight and has not answered for a second (BOX_MAX_IN_FLIGHT " +
-                         "bounds how many a silent box may hold)",
+                         std::to_string(load.started.size()) + " jobs in flight and has not " +
+                         (load.last_answer ? "answered for a second" : "answered yet") +
+                         " (half the job threads at most while it is silent, BOX_MAX_IN_FLIGHT " +
+                         "at most in all)",
                      Slot()};
   }
 }
@@ -412,6 +428,17 @@ void BoxRegistry::AbandonProbe(const BoxId& box) {
   MutexLock lock(mu_);
   auto it = boxes_.find(Name(box));
   if (it != boxes_.end()) it->second.probing_since.reset();
+}
+
+void BoxRegistry::SetPaused(const std::map<std::string, std::string>& reasons) {
+  MutexLock lock(mu_);
+  const TimePoint now = clock_();
+  std::map<std::string, Paused> paused;
+  for (const auto& [name, reason] : reasons) {
+    auto before = paused_.find(name);
+    paused[name] = Paused{reason, before != paused_.end() ? before->second.since : now};
+  }
+  paused_ = std::move(paused);
 }
 
 std::vector<BoxRegistry::BoxState> BoxRegistry::States() {

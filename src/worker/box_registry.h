@@ -32,6 +32,11 @@
 //     its first contact leaves the other half to the others.
 // Either way no attempt is counted: the job is not at fault.
 //
+// Paused boxes (SetPaused, fed by the Monitor from `media-sync boxes pause`
+// in Redis): their jobs are deferred at Admit, holding no slot and no
+// thread, no attempt counted, each due again after a quarter of the pause so
+// far (5 s to 30 s); the other boxes are untouched.
+//
 // How many jobs the process takes (AwaitIntake): job threads take a job
 // only while the jobs held before their upload (taken, or waiting for a
 // slot) and those uploading are fewer than the limits of the boxes in use
@@ -92,6 +97,10 @@ class BoxRegistry final : public StoreRouter {
   void ReportFailure(const BoxId& box, const Error& error) override;
   void ReportSuccess(const BoxId& box) override;
   void AbandonProbe(const BoxId& box) override;
+
+  // The boxes an operator paused, by name ("" is MINIO_ENDPOINT), with the
+  // reason; replaces the previous set (an absent box is resumed).
+  void SetPaused(const std::map<std::string, std::string>& reasons);
 
   // Every box this process has used, with its state (for readiness, the
   // metrics and the reports `status` shows). name "" is MINIO_ENDPOINT.
@@ -176,7 +185,12 @@ class BoxRegistry final : public StoreRouter {
   Mutex mu_;
   std::map<std::string, Box> boxes_ GUARDED_BY(mu_);   // "" is the default endpoint
   std::map<std::string, Load> loads_ GUARDED_BY(mu_);  // nodes never move: Load holds a cv
-  int intake_ GUARDED_BY(mu_) = 0;                     // tickets out (AwaitIntake)
+  struct Paused {
+    std::string reason;
+    TimePoint since;  // when this process first saw the pause
+  };
+  std::map<std::string, Paused> paused_ GUARDED_BY(mu_);
+  int intake_ GUARDED_BY(mu_) = 0;  // tickets out (AwaitIntake)
   std::condition_variable_any intake_room_;
 };
 

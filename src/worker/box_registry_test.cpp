@@ -314,6 +314,31 @@ TEST_F(BoxRegistryTest, WithoutACapEveryJobIsAdmitted) {
   }
 }
 
+TEST_F(BoxRegistryTest, APausedBoxsJobsAreDeferredWithItsReasonLongerAsThePauseLasts) {
+  BoxRegistry registry = Make(/*max_in_flight=*/8);
+  registry.SetPaused({{"russia-1", "disk swap"}});
+  StoreRouter::Admission first = registry.Admit("russia-1", {}, {});
+  ASSERT_TRUE(first.defer_until.has_value());
+  EXPECT_EQ(*first.defer_until, now_ + 5s);
+  EXPECT_EQ(first.reason, "Storage box russia-1 is paused: disk swap");
+  EXPECT_FALSE(first.slot);
+  // The other boxes flow.
+  EXPECT_FALSE(registry.Admit(std::nullopt, {}, {}).defer_until.has_value());
+  // A quarter of the pause so far, at most 30 s.
+  now_ += 60s;
+  registry.SetPaused({{"russia-1", "disk swap, then a rebuild"}});
+  StoreRouter::Admission later = registry.Admit("russia-1", {}, {});
+  EXPECT_EQ(*later.defer_until, now_ + 15s);
+  EXPECT_THAT(later.reason, HasSubstr("then a rebuild"));
+  now_ += 1h;
+  EXPECT_EQ(*registry.Admit("russia-1", {}, {}).defer_until, now_ + 30s);
+  // Resumed: admitted at once.
+  registry.SetPaused({});
+  StoreRouter::Admission resumed = registry.Admit("russia-1", {}, {});
+  EXPECT_FALSE(resumed.defer_until.has_value());
+  EXPECT_TRUE(resumed.slot);
+}
+
 // The process takes jobs only while the boxes in use can take them: their
 // limits plus a spare (a quarter of them, at least 2) of jobs ready for the
 // next free slots. Before any box is in use, one new box's first limit.

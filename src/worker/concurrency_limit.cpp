@@ -7,7 +7,7 @@ namespace media_sync::worker {
 namespace {
 
 constexpr uint64_t kFirstClassBytes = 64 * 1024;
-constexpr int kUnloadedInFlight = 2;     // samples that saw no queue of our own
+constexpr int kUnloadedInFlight = 4;     // samples that saw (next to) no queue of our own
 constexpr double kUsedFraction = 0.75;   // a round that reached this share used its limit
 constexpr double kLatencyAverage = 0.1;  // weight of a new sample in latency_seconds
 
@@ -30,45 +30,46 @@ int ConcurrencyLimit::SizeClass(uint64_t bytes) {
   return size_class;
 }
 
-double ConcurrencyLimit::FloorRatio(Floor& floor, Duration took, int in_flight,
-                                    TimePoint now) const {
+double ConcurrencyLimit::FloorRatio(Floor& floor, Duration took, int in_flight) const {
   // At least a microsecond: a ratio needs a floor above zero.
   took = std::max<Duration>(took, std::chrono::microseconds(1));
-  if (floor.window_start == TimePoint{}) floor.window_start = now;
-  if (now - floor.window_start >= settings_.floor_window) {
-    // A window of no-load samples all above the floor: the path itself got
-    // slower. Learn it.
-    if (floor.unloaded_now && floor.unloaded_before) {
-      Duration unloaded = std::min(*floor.unloaded_now, *floor.unloaded_before);
-      if (floor.least && unloaded > *floor.least) floor.least = unloaded;
-    }
-    floor.unloaded_before = floor.unloaded_now;
-    floor.unloaded_now.reset();
-    floor.window_start = now;
-  }
-  if (in_flight <= kUnloadedInFlight) {
-    floor.unloaded_now = floor.unloaded_now ? std::min(*floor.unloaded_now, took) : took;
-  }
   floor.least = floor.least ? std::min(*floor.least, took) : took;
-  return Seconds(took) / Seconds(*floor.least);
+  if (in_flight <= kUnloadedInFlight) {
+    floor.unloaded[floor.next] = took;
+    floor.next = (floor.next + 1) % floor.unloaded.size();
+    floor.count = std::min(floor.count + 1, floor.unloaded.size());
+  }
+  Duration no_load = *floor.least;
+  if (floor.count >= kEnoughUnloaded) {
+    // A low percentile, not the least: one lucky sample on a noisy host
+    // would make every later one look queued.
+    std::array<Duration, kKeptUnloaded> kept = floor.unloaded;
+    auto at = kept.begin() + static_cast<std::ptrdiff_t>(floor.count / 5);
+    std::nth_element(kept.begin(), at, kept.begin() + static_cast<std::ptrdiff_t>(floor.count));
+    no_load = *at;
+  }
+  return Seconds(took) / Seconds(no_load);
 }
 
 void ConcurrencyLimit::OnSuccess(uint64_t bytes, Duration took, int in_flight, TimePoint now) {
-  double ratio = FloorRatio(floors_[SizeClass(bytes)], took, in_flight, now);
+  double ratio = FloorRatio(floors_[SizeClass(bytes)], took, in_flight);
   latency_seconds_ = latency_seconds_ == 0
                          ? Seconds(took)
                          : latency_seconds_ + kLatencyAverage * (Seconds(took) - latency_seconds_);
   // An upload that started before the limit last changed saw the old one:
   // judging the new limit by it would count one change twice.
   if (now - took < changed_at_) return;
-  ++samples_;
-  ratio_sum_ += ratio;
+  ratios_.push_back(ratio);
   busiest_ = std::max(busiest_, in_flight);
-  if (samples_ >= limit()) EndRound(now);
+  if (static_cast<int>(ratios_.size()) >= limit()) EndRound(now);
 }
 
 void ConcurrencyLimit::EndRound(TimePoint now) {
-  const double ratio = ratio_sum_ / samples_;
+  // The median: a few uploads slowed by something else (a busy host) are
+  // not the box queueing.
+  auto middle = ratios_.begin() + static_cast<std::ptrdiff_t>(ratios_.size() / 2);
+  std::nth_element(ratios_.begin(), middle, ratios_.end());
+  const double ratio = *middle;
   const double ceiling = std::max(1, settings_.ceiling);
   const int before = limit();
   last_ratio_ = ratio;
@@ -80,8 +81,7 @@ void ConcurrencyLimit::EndRound(TimePoint now) {
   }
   limit_ = std::clamp(limit_, 1.0, ceiling);
   if (limit() != before) changed_at_ = now;
-  samples_ = 0;
-  ratio_sum_ = 0;
+  ratios_.clear();
   busiest_ = 0;
 }
 
@@ -89,8 +89,7 @@ void ConcurrencyLimit::OnFailure(TimePoint now) {
   slow_start_ = false;
   limit_ = std::max(1.0, limit_ / 2);
   changed_at_ = now;
-  samples_ = 0;
-  ratio_sum_ = 0;
+  ratios_.clear();
   busiest_ = 0;
 }
 

@@ -5,7 +5,7 @@
 // The signal is latency. Every upload that ends well is a sample: its size
 // and how long it held its slot. A sample is compared with the no-load
 // latency of uploads of its size (its class: sizes within a factor of four;
-// the floor is the least latency seen for the class), giving a ratio >= 1.
+// its floor, below), giving a ratio.
 // While the link and the box keep up, more uploads in flight leave each one
 // as fast as before (the ratio stays near 1: a distant box's round trip, not
 // its load, sets the latency) and the limit grows; once they queue (a
@@ -19,25 +19,30 @@
 // worth of uploads, so about one latency on a busy box), counting only
 // uploads that started after the last change (the others saw the old limit):
 //   - slow start (from `initial`): the limit doubles each round until the
-//     first round whose mean ratio exceeds `tolerance`;
-//   - then, each round: mean ratio above `tolerance` -> limit × max(1/2,
+//     first round whose median ratio exceeds `tolerance`;
+//   - then, each round: median ratio above `tolerance` -> limit × max(1/2,
 //     tolerance / ratio); else, when the round used the limit (some upload
 //     started with at least 3/4 of the limit in flight), limit + max(1,
 //     sqrt(limit) / 2). A box that does not use its limit keeps it.
 //   - an outage (OnFailure) halves it and ends slow start.
 // The limit stays within [1, ceiling].
 //
-// Floors: a sample lowers its class's floor at once. A floor rises only from
-// samples taken with at most 2 uploads in flight (no queue of our own), as
-// the least of those over `floor_window`: so a round trip that really grew
-// (another route) is learned once the limit has come down, while a busy
-// box's own queueing never inflates the floor it is judged against.
+// Floors: the no-load latency of a class is a low percentile (the 20th)
+// of its last 32 samples taken with at most 4 uploads in flight (no queue
+// of our own to speak of), or, before there are 5 of those, the least
+// latency seen. So a box's own queueing never inflates the floor it is
+// judged against, a lucky sample on a noisy host does not make every later
+// one look queued, and a path that really got slower is learned once the
+// limit has come down. The round's verdict is its median ratio, for the
+// same reason.
 #pragma once
 
 #include <array>
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <optional>
+#include <vector>
 
 namespace media_sync::worker {
 
@@ -50,7 +55,6 @@ class ConcurrencyLimit {
     int initial = 4;         // where a new box starts its slow start
     int ceiling = 128;       // BOX_MAX_IN_FLIGHT
     double tolerance = 2.0;  // latency may reach this multiple of the no-load latency
-    std::chrono::seconds floor_window{30};
   };
 
   explicit ConcurrencyLimit(Settings settings);
@@ -68,7 +72,7 @@ class ConcurrencyLimit {
     int limit = 0;
     bool slow_start = true;
     double latency_seconds = 0;  // recent uploads, all sizes (moving average)
-    double latency_ratio = 1;    // the last round's mean ratio to the floors
+    double latency_ratio = 1;    // the last round's median ratio to the floors
   };
   Snapshot snapshot() const;
 
@@ -77,23 +81,23 @@ class ConcurrencyLimit {
 
  private:
   static constexpr int kClasses = 16;
+  static constexpr size_t kKeptUnloaded = 32;
+  static constexpr size_t kEnoughUnloaded = 5;
   struct Floor {
-    std::optional<Duration> least;  // the floor: least latency seen
-    // Least no-load sample of the current and the previous window.
-    std::optional<Duration> unloaded_now;
-    std::optional<Duration> unloaded_before;
-    TimePoint window_start{};
+    std::optional<Duration> least;                   // the least latency seen
+    std::array<Duration, kKeptUnloaded> unloaded{};  // the last no-load samples, a ring
+    size_t count = 0;
+    size_t next = 0;
   };
-  double FloorRatio(Floor& floor, Duration took, int in_flight, TimePoint now) const;
+  double FloorRatio(Floor& floor, Duration took, int in_flight) const;
   void EndRound(TimePoint now);
 
   Settings settings_;
   double limit_;
   bool slow_start_ = true;
   std::array<Floor, kClasses> floors_{};
-  // The round under way.
-  int samples_ = 0;
-  double ratio_sum_ = 0;
+  // The round under way: the ratio of each sample to its floor.
+  std::vector<double> ratios_;
   int busiest_ = 0;  // most uploads in flight at the start of one of its samples
   double last_ratio_ = 1;
   TimePoint changed_at_{};  // when the limit last changed

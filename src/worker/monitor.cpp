@@ -1,5 +1,6 @@
 #include "worker/monitor.h"
 
+#include <spdlog/spdlog.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -21,6 +22,8 @@ using Json = nlohmann::ordered_json;
 using namespace std::chrono_literals;
 
 constexpr std::chrono::milliseconds kGaugeEvery = 500ms;  // also how often the thread beats
+// The longest pause reason kept as a label value of media_sync_box_paused.
+constexpr size_t kMaxReasonLabel = 120;
 
 Json PartJson(bool up, const std::string& error) {
   return up ? Json("up") : Json("down: " + error);
@@ -57,13 +60,45 @@ Monitor::~Monitor() {
 }
 
 void Monitor::Start() {
+  queue::BoxPauses pauses(settings_.redis, settings_.redis_options);
+  ReadPauses(pauses);
   thread_ = std::jthread([this](const std::stop_token& stop) { Loop(stop); });
+}
+
+void Monitor::ReadPauses(queue::BoxPauses& pauses) {
+  auto listed = pauses.List();
+  if (!listed) return;  // a pause outlives an outage of Redis
+  std::map<std::string, std::string> reasons;
+  std::set<std::pair<std::string, std::string>> series;
+  for (const auto& [box, pause] : *listed) {
+    reasons[box] = pause.reason;
+    const std::string label = box.empty() ? "default" : box;
+    // Label values stay bounded: a reason is cut, and only operators write them.
+    series.emplace(label, pause.reason.substr(0, kMaxReasonLabel));
+    if (paused_.count(box) == 0 || paused_[box].reason != pause.reason) {
+      spdlog::warn("storage box {} paused by {} at {}: {}; its jobs wait", label, pause.by,
+                   pause.at, pause.reason);
+    }
+  }
+  for (const auto& [box, pause] : paused_) {
+    if (listed->count(box) == 0) {
+      spdlog::info("storage box {} resumed", box.empty() ? "default" : box);
+    }
+  }
+  boxes_.SetPaused(reasons);
+  for (const auto& [box, reason] : paused_series_) {
+    if (series.count({box, reason}) == 0) metrics_.box_paused.With({box, reason}).Set(0);
+  }
+  for (const auto& [box, reason] : series) metrics_.box_paused.With({box, reason}).Set(1);
+  paused_series_.insert(series.begin(), series.end());
+  paused_ = std::move(*listed);
 }
 
 void Monitor::Loop(const std::stop_token& stop) {
   auto registration = liveness_.Register("monitor");
   queue::FleetStats fleet(settings_.redis, settings_.redis_options);
   queue::QueueAdmin admin(settings_.redis, settings_.redis_options);
+  queue::BoxPauses pauses(settings_.redis, settings_.redis_options);
   std::mutex mutex;
   std::condition_variable_any wake;
   auto next_round = std::chrono::steady_clock::now();
@@ -73,6 +108,7 @@ void Monitor::Loop(const std::stop_token& stop) {
     Liveness::Beat();
     if (std::chrono::steady_clock::now() >= next_round) {
       Round(fleet, admin);
+      ReadPauses(pauses);
       next_round = std::chrono::steady_clock::now() + settings_.interval;
     }
     PublishBoxes();

@@ -17,12 +17,15 @@
 #include <functional>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "config/urls.h"
 #include "metrics/http_endpoint.h"
+#include "queue/box_pauses.h"
 #include "queue/fleet_stats.h"
 #include "queue/queue_admin.h"
 #include "queue/redis_connection.h"
@@ -57,6 +60,9 @@ class Monitor {
   Monitor(const Monitor&) = delete;
   Monitor& operator=(const Monitor&) = delete;
 
+  // Reads the paused boxes once before the thread starts, so that the
+  // worker's first jobs already obey them (a Redis that does not answer
+  // costs its timeout; the thread reads them again every round).
   void Start();
 
   // /readyz: ready when Redis and PostgreSQL answered, the buffer is usable
@@ -74,6 +80,9 @@ class Monitor {
   };
   void Loop(const std::stop_token& stop);
   void Round(queue::FleetStats& fleet, queue::QueueAdmin& admin);
+  // The paused boxes (`media-sync boxes pause`) into the registry and the
+  // metrics; kept as they were while Redis does not answer.
+  void ReadPauses(queue::BoxPauses& pauses);
   // Each box's limit, latency and wire counts into the metrics, every
   // kGaugeEvery (no call to any service): fresh enough to follow a limit
   // as it adapts.
@@ -90,6 +99,8 @@ class Monitor {
   std::map<std::string, TransportCounts> published_transport_;  // monitor thread only
   // Since when this process ran without that being reported yet.
   std::optional<std::chrono::system_clock::time_point> running_since_;
+  std::map<std::string, queue::BoxPause> paused_;                // monitor thread only
+  std::set<std::pair<std::string, std::string>> paused_series_;  // {box, reason} set to 1
 
   mutable Mutex mu_;
   Part redis_ GUARDED_BY(mu_);

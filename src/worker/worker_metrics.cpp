@@ -50,6 +50,10 @@ WorkerMetrics::WorkerMetrics(metrics::Registry& registry)
                                "1 when the storage box answered its last request, 0 while it is "
                                "marked down.",
                                {"box"})),
+      box_paused(registry.AddGauge("media_sync_box_paused",
+                                   "1 while an operator has the box paused (`media-sync boxes "
+                                   "pause`), with the reason given; 0 once resumed.",
+                                   {"box", "reason"})),
       box_limit(registry.AddGauge("media_sync_box_concurrency_limit",
                                   "Uploads the storage box may have in flight now: its adaptive "
                                   "limit, between 1 and BOX_MAX_IN_FLIGHT.",

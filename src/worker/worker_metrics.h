@@ -39,6 +39,8 @@ class WorkerMetrics {
   metrics::Gauge& oldest_pending_age;
   metrics::Gauge& live_workers;
   metrics::Family<metrics::Gauge>& box_up;  // {box}
+  // 1 while an operator has the box paused, with the pause's reason.
+  metrics::Family<metrics::Gauge>& box_paused;  // {box, reason}
   // Each box's adaptive concurrency (worker/concurrency_limit.h), {box}.
   metrics::Family<metrics::Gauge>& box_limit;
   metrics::Family<metrics::Gauge>& box_in_flight;

@@ -69,6 +69,7 @@
 //        [--region R] [--key server.key --cert server.pem] [--modules DIR]
 //        [--upstream-data DIR]
 //        [--accept-unsigned-payload] [--dialect aws|minio] [--stats-port P2]
+//        [--clock-offset-seconds N] [--port-file FILE]
 //
 // --upstream is s3rver's port (or host:port) on plain HTTP. --region, when
 // given, must match the credential scope. --modules is the node_modules
@@ -77,6 +78,10 @@
 // gateway saw: TCP connections accepted, TLS handshakes and how many of them
 // resumed a session, requests by method, refusals by code
 // (GET /?reset=1 answers and starts over); the bench reads it.
+// --clock-offset-seconds runs the gateway on a clock that far from the
+// host's, as a server whose time is off: its Date headers and its
+// RequestTimeTooSkewed check both use it. --port-file writes the port it
+// listens on (useful with --port 0) once it does.
 'use strict';
 
 const crypto = require('crypto');
@@ -112,6 +117,8 @@ function parseArgs(argv) {
     '--modules': 'modules',
     '--dialect': 'dialect',
     '--stats-port': 'statsPort',
+    '--clock-offset-seconds': 'clockOffsetSeconds',
+    '--port-file': 'portFile',
   };
   const flags = {'--accept-unsigned-payload': 'acceptUnsignedPayload'};
   for (let i = 0; i < argv.length; i += 2) {
@@ -130,6 +137,8 @@ function parseArgs(argv) {
     usage('--limited-access-key and --limited-secret-key go together');
   }
   if (args.dialect !== 'aws' && args.dialect !== 'minio') usage('--dialect is aws or minio');
+  args.clockOffsetMs = Number(args.clockOffsetSeconds || 0) * 1000;
+  if (!Number.isFinite(args.clockOffsetMs)) usage('--clock-offset-seconds is a number');
   const [upHost, upPort] =
       args.upstream.includes(':') ? args.upstream.split(':') : ['127.0.0.1', args.upstream];
   args.upstreamHost = upHost;
@@ -143,11 +152,13 @@ function usage(problem) {
       'usage: strict_s3_gateway.js --port P --upstream PORT|HOST:PORT [--access-key K] ' +
       '[--secret-key S] [--limited-access-key K2 --limited-secret-key S2] [--region R] ' +
       '[--key FILE --cert FILE] [--modules DIR] [--accept-unsigned-payload] ' +
-      '[--dialect aws|minio] [--stats-port P2]\n');
+      '[--dialect aws|minio] [--stats-port P2] [--clock-offset-seconds N] [--port-file FILE]\n');
   process.exit(2);
 }
 
 const args = require.main === module ? parseArgs(process.argv.slice(2)) : null;
+// How far the gateway's clock is from the host's (--clock-offset-seconds).
+const clockOffsetMs = args ? args.clockOffsetMs : 0;
 const modules =
     args ? args.modules : path.join(__dirname, '..', '..', '.deps', 's3gateway', 'node_modules');
 const {SignatureV4} = require(path.join(modules, '@smithy', 'signature-v4'));
@@ -1211,6 +1222,7 @@ function sendError(req, res, error, stats) {
     'Content-Type': 'application/xml',
     'Content-Length': Buffer.byteLength(body),
     'x-amz-request-id': id,
+    'Date': new Date(Date.now() + clockOffsetMs).toUTCString(),
   });
   res.end(body);
 }
@@ -1323,6 +1335,10 @@ function startProxy(options) {
     for (let i = 0; i < reply.rawHeaders.length; i += 2) {
       const name = reply.rawHeaders[i].toLowerCase();
       if (HOP_BY_HOP.has(name)) continue;
+      if (name === 'date') {
+        out.push(reply.rawHeaders[i], new Date(Date.now() + clockOffsetMs).toUTCString());
+        continue;
+      }
       if (name.startsWith(STORED_CHECKSUM_PREFIX)) {
         stored[name.slice(STORED_CHECKSUM_PREFIX.length)] = reply.rawHeaders[i + 1];
         continue;
@@ -1360,7 +1376,8 @@ function startProxy(options) {
     let verifier = null;
     try {
       seed = await verifySignature(
-          request, {secrets: options.secrets, region: options.region, now: Date.now()});
+          request,
+          {secrets: options.secrets, region: options.region, now: Date.now() + clockOffsetMs});
       const plan = planPayload(request, options);
       checkRights(request);
       checkUploadExists(request);
@@ -1444,7 +1461,9 @@ function startProxy(options) {
     if (!options.upstreamData || (request.method !== 'PUT' && request.method !== 'POST')) return;
     const uploadId = parseQuery(request.rawQuery).uploadId;
     const bucket = request.rawPath.split('/')[1] || '';
-    if (typeof uploadId !== 'string' || !/^[0-9a-f]+$/.test(uploadId) || !/^[a-z0-9.-]+$/.test(bucket)) return;
+    if (typeof uploadId !== 'string' || !/^[0-9a-f]+$/.test(uploadId) ||
+        !/^[a-z0-9.-]+$/.test(bucket))
+      return;
     if (!fs.existsSync(path.join(options.upstreamData, bucket, '._S3rver_uploads', uploadId))) {
       throw new S3Error(
           404, 'NoSuchUpload',
@@ -1508,7 +1527,9 @@ function startProxy(options) {
         `${options.host}:${server.address().port} -> http://${options.upstreamHost}:${
             options.upstreamPort}` +
         `${options.acceptUnsignedPayload ? ' (accepting unsigned payloads)' : ''}` +
-        `${options.dialect === 'minio' ? ' (MinIO error codes)' : ''}\n`);
+        `${options.dialect === 'minio' ? ' (MinIO error codes)' : ''}` +
+        `${clockOffsetMs ? ` (clock off by ${clockOffsetMs / 1000} s)` : ''}\n`);
+    if (options.portFile) fs.writeFileSync(options.portFile, `${server.address().port}\n`);
   });
   server.on('error', (error) => {
     process.stderr.write(`strict-s3-gateway: ${error.message}\n`);
