@@ -16,6 +16,8 @@
 #include "metrics/http_endpoint.h"
 #include "metrics/process_metrics.h"
 #include "metrics/registry.h"
+#include "queue/box_pauses.h"
+#include "queue/fleet_stats.h"
 #include "queue/queue_admin.h"
 #include "queue/queue_maintenance.h"
 #include "queue/reconcile_lock.h"
@@ -167,14 +169,18 @@ int Run(config::Options options, const RunFlags& flags) {
   worker::Worker worker(settings, std::move(queues), pipeline, worker_metrics, liveness);
 
   worker::MonitorSettings monitor_settings;
-  monitor_settings.redis = options.redis;
-  monitor_settings.redis_options = redis_options;
   monitor_settings.worker_id = options.worker_id;
   monitor_settings.buffer_path = options.buffer_path;
   monitor_settings.stall_limit = options.health_stall;
   monitor_settings.schema_advice = schema_advice;
+  // The monitor's own Redis connections.
+  worker::MonitorSources monitor_sources{
+      std::make_unique<queue::QueueAdmin>(options.redis, redis_options),
+      std::make_unique<queue::FleetStats>(options.redis, redis_options),
+      std::make_unique<queue::BoxPauses>(options.redis, redis_options)};
   worker::Monitor monitor(
-      monitor_settings, worker_metrics, registry, [&catalog] { return catalog.Ping(); }, liveness);
+      monitor_settings, std::move(monitor_sources), worker_metrics, registry,
+      [&catalog] { return catalog.Ping(); }, liveness);
   std::unique_ptr<metrics::HttpEndpoint> endpoint;
   if (!options.metrics_address.empty()) {
     auto started_endpoint = metrics::HttpEndpoint::Start(

@@ -30,6 +30,7 @@
 
 #include "core/catalog.h"
 #include "core/fleet_lock.h"
+#include "core/fleet_reports.h"
 #include "core/hash.h"
 #include "core/job_queue.h"
 #include "core/object_store.h"
@@ -232,8 +233,11 @@ class FakeCatalog : public Catalog {
     if (box) used_bytes[*box] += file_size;
     return RecordOutcome::kSynced;
   }
-  Result<std::optional<std::string>> BoxEndpoint(const std::string&) override {
-    return std::optional<std::string>();
+  Result<std::optional<std::string>> BoxEndpoint(const std::string& box) override {
+    std::lock_guard lock(mu);
+    auto it = endpoints.find(box);
+    if (it == endpoints.end()) return std::optional<std::string>();
+    return std::optional<std::string>(it->second);
   }
 
   void SetOutage(bool down) {
@@ -244,6 +248,7 @@ class FakeCatalog : public Catalog {
   std::mutex mu;
   std::map<std::string, bool> synced;  // sha256 -> synced_at set
   std::map<std::string, uint64_t> used_bytes;
+  std::map<std::string, std::string> endpoints;  // storage_boxes.minio_endpoint by id
   bool outage = false;
 };
 
@@ -323,6 +328,7 @@ class InMemoryQueueCensus : public QueueCensus, public JobProducer {
  public:
   Result<QueueCounts> Counts() override {
     std::lock_guard lock(mu);
+    ++counts_read;
     if (outage) return Down();
     QueueCounts counts;
     counts.pending = static_cast<int64_t>(pending.size());
@@ -398,10 +404,59 @@ class InMemoryQueueCensus : public QueueCensus, public JobProducer {
   std::function<void()> before_walk;
   size_t chunk = 2;
   int walks = 0;
+  int counts_read = 0;  // Counts() calls
   bool outage = false;
 
  private:
   static Error Down() { return Error::Outage("Redis unavailable: connection refused"); }
+};
+
+// What a worker reported to the fleet, kept as it came.
+class InMemoryFleetReports : public FleetReports {
+ public:
+  struct Round {
+    uint64_t files = 0;
+    uint64_t bytes = 0;
+    std::chrono::system_clock::time_point ran_from;
+    std::chrono::system_clock::time_point now;
+  };
+  Status ReportRound(uint64_t files, uint64_t bytes, std::chrono::system_clock::time_point ran_from,
+                     std::chrono::system_clock::time_point now) override {
+    std::lock_guard lock(mu);
+    if (outage) return Down();
+    rounds.push_back({files, bytes, ran_from, now});
+    return Ok();
+  }
+  Status ReportBoxes(const std::vector<BoxReport>& reports) override {
+    std::lock_guard lock(mu);
+    if (outage) return Down();
+    box_reports.push_back(reports);
+    return Ok();
+  }
+
+  std::mutex mu;
+  std::vector<Round> rounds;
+  std::vector<std::vector<BoxReport>> box_reports;  // one list per report
+  bool outage = false;
+
+ private:
+  static Error Down() { return Error::Outage("Redis unavailable: connection refused"); }
+};
+
+// The boxes an operator paused.
+class InMemoryPausedBoxes : public PausedBoxes {
+ public:
+  Result<std::map<std::string, BoxPause>> List() override {
+    std::lock_guard lock(mu);
+    ++lists;
+    if (outage) return Error::Outage("Redis unavailable: connection refused");
+    return paused;
+  }
+
+  std::mutex mu;
+  std::map<std::string, BoxPause> paused;
+  bool outage = false;
+  int lists = 0;
 };
 
 // A FleetLock in memory on a clock: `owner`'s lock, which a test can hand

@@ -1,8 +1,8 @@
 // What the workers tell each other and the operator through Redis, beside
 // the queue itself: how much they synced per minute (for `status`'s recent
 // throughput) and how each storage box looked when last used (for `status`'s
-// box list). Also the reads `status` and the metrics need: the oldest pending
-// job and the jobs a worker holds.
+// box list); the Monitor's FleetReports (core/fleet_reports.h). Also the
+// reads `status` needs: the oldest pending job and the jobs a worker holds.
 //
 // Thread-safety: none; one instance per thread.
 // Errors: as RedisConnection (kOutage when Redis is unreachable).
@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "config/urls.h"
+#include "core/fleet_reports.h"
 #include "core/result.h"
 #include "queue/redis_connection.h"
 
@@ -23,18 +24,7 @@ namespace media_sync::queue {
 // Minute buckets are kept this long.
 inline constexpr std::chrono::hours kThroughputRetention{2};
 
-struct BoxReport {
-  std::string box;  // storage_box_id; "" for MINIO_ENDPOINT
-  std::string endpoint;
-  bool up = true;
-  std::string error;  // why it is down
-  std::string worker;
-  std::string reported_at;  // ISO 8601 UTC
-  // The reporting worker's adaptive concurrency for the box (0: no limit).
-  int limit = 0;
-  int in_flight = 0;
-  double latency_seconds = 0;  // its recent uploads' moving average
-};
+using BoxReport = media_sync::BoxReport;
 
 struct Throughput {
   uint64_t files = 0;
@@ -46,7 +36,7 @@ struct Throughput {
   std::chrono::seconds running{0};
 };
 
-class FleetStats {
+class FleetStats final : public FleetReports {
  public:
   explicit FleetStats(config::RedisAddress address, RedisOptions options = {});
 
@@ -55,7 +45,7 @@ class FleetStats {
   // `bytes` since its last report, which are added to the counters of the
   // minute and the second `now` falls in. One round trip.
   Status ReportRound(uint64_t files, uint64_t bytes, std::chrono::system_clock::time_point ran_from,
-                     std::chrono::system_clock::time_point now);
+                     std::chrono::system_clock::time_point now) override;
   // Sums over the `minutes` whole minutes before the one `now` is in, and
   // that minute so far; `window` says how long that is, `running` how much
   // of it a worker ran.
@@ -65,7 +55,7 @@ class FleetStats {
   Result<Throughput> LastSeconds(int seconds, std::chrono::system_clock::time_point now);
 
   // Replaces the reports of these boxes (other boxes' reports stay).
-  Status ReportBoxes(const std::vector<BoxReport>& reports);
+  Status ReportBoxes(const std::vector<BoxReport>& reports) override;
   Result<std::vector<BoxReport>> BoxReports();
 
   // The job served next (the right end of pending), nullopt when empty.

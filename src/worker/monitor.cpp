@@ -6,14 +6,11 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <condition_variable>
 #include <cstring>
 #include <nlohmann/json.hpp>
 #include <optional>
 
 #include "core/job.h"
-#include "queue/fleet_stats.h"
-#include "queue/queue_admin.h"
 
 namespace media_sync::worker {
 namespace {
@@ -44,13 +41,16 @@ Status CheckBuffer(const std::string& path) {
 
 }  // namespace
 
-Monitor::Monitor(MonitorSettings settings, WorkerMetrics& metrics, BoxRegistry& boxes,
-                 std::function<Status()> ping_database, Liveness& liveness)
+Monitor::Monitor(MonitorSettings settings, MonitorSources sources, WorkerMetrics& metrics,
+                 BoxRegistry& boxes, std::function<Status()> ping_database, Liveness& liveness,
+                 Clock& clock)
     : settings_(std::move(settings)),
+      sources_(std::move(sources)),
       metrics_(metrics),
       boxes_(boxes),
       ping_database_(std::move(ping_database)),
-      liveness_(liveness) {}
+      liveness_(liveness),
+      clock_(clock) {}
 
 Monitor::~Monitor() {
   if (thread_.joinable()) {
@@ -60,13 +60,12 @@ Monitor::~Monitor() {
 }
 
 void Monitor::Start() {
-  queue::BoxPauses pauses(settings_.redis, settings_.redis_options);
-  ReadPauses(pauses);
+  ReadPauses();
   thread_ = std::jthread([this](const std::stop_token& stop) { Loop(stop); });
 }
 
-void Monitor::ReadPauses(queue::BoxPauses& pauses) {
-  auto listed = pauses.List();
+void Monitor::ReadPauses() {
+  auto listed = sources_.pauses->List();
   if (!listed) return;  // a pause outlives an outage of Redis
   std::map<std::string, std::string> reasons;
   std::set<std::pair<std::string, std::string>> series;
@@ -96,25 +95,18 @@ void Monitor::ReadPauses(queue::BoxPauses& pauses) {
 
 void Monitor::Loop(const std::stop_token& stop) {
   auto registration = liveness_.Register("monitor");
-  queue::FleetStats fleet(settings_.redis, settings_.redis_options);
-  queue::QueueAdmin admin(settings_.redis, settings_.redis_options);
-  queue::BoxPauses pauses(settings_.redis, settings_.redis_options);
-  std::mutex mutex;
-  std::condition_variable_any wake;
-  auto next_round = std::chrono::steady_clock::now();
+  auto next_round = clock_.Now();
   while (!stop.stop_requested()) {
-    // Beats every second, not every round, so that a stall limit shorter
+    // Beats every turn, not every round, so that a stall limit shorter
     // than the interval still sees this thread alive.
     Liveness::Beat();
-    if (std::chrono::steady_clock::now() >= next_round) {
-      Round(fleet, admin);
-      ReadPauses(pauses);
-      next_round = std::chrono::steady_clock::now() + settings_.interval;
+    if (clock_.Now() >= next_round) {
+      Round();
+      ReadPauses();
+      next_round = clock_.Now() + settings_.interval;
     }
     PublishBoxes();
-    std::unique_lock lock(mutex);
-    wake.wait_for(lock, stop, std::min<std::chrono::milliseconds>(settings_.interval, kGaugeEvery),
-                  [] { return false; });
+    clock_.SleepFor(std::min<std::chrono::milliseconds>(settings_.interval, kGaugeEvery), stop);
   }
 }
 
@@ -139,10 +131,10 @@ void Monitor::PublishBoxes() {
   }
 }
 
-void Monitor::Round(queue::FleetStats& fleet, queue::QueueAdmin& admin) {
-  auto now = std::chrono::system_clock::now();
+void Monitor::Round() {
+  auto now = clock_.WallNow();
   Status redis = Ok();
-  if (auto counts = admin.Counts(); counts) {
+  if (auto counts = sources_.queue->Counts(); counts) {
     metrics_.queue_jobs.With({"pending"}).Set(static_cast<double>(counts->pending));
     metrics_.queue_jobs.With({"delayed"}).Set(static_cast<double>(counts->delayed));
     metrics_.queue_jobs.With({"failed"}).Set(static_cast<double>(counts->failed));
@@ -152,7 +144,7 @@ void Monitor::Round(queue::FleetStats& fleet, queue::QueueAdmin& admin) {
     redis = counts.error();
   }
   if (redis) {
-    if (auto oldest = fleet.OldestPending(); !oldest) {
+    if (auto oldest = sources_.queue->OldestPending(); !oldest) {
       redis = oldest.error();
     } else {
       double age = 0;
@@ -173,8 +165,8 @@ void Monitor::Round(queue::FleetStats& fleet, queue::QueueAdmin& admin) {
   const uint64_t bytes = totals.bytes_uploaded;
   if (!running_since_) running_since_ = now;
   if (redis) {
-    if (Status reported = fleet.ReportRound(files - reported_files_, bytes - reported_bytes_,
-                                            *running_since_, now);
+    if (Status reported = sources_.reports->ReportRound(
+            files - reported_files_, bytes - reported_bytes_, *running_since_, now);
         reported) {
       reported_files_ = files;
       reported_bytes_ = bytes;
@@ -185,17 +177,19 @@ void Monitor::Round(queue::FleetStats& fleet, queue::QueueAdmin& admin) {
   }
 
   auto boxes = boxes_.States();
-  std::vector<queue::BoxReport> reports;
+  std::vector<BoxReport> reports;
   for (const auto& box : boxes) {
-    queue::BoxReport report{box.name,  box.endpoint,        box.up,
-                            box.error, settings_.worker_id, IsoTimestamp(now)};
+    BoxReport report{box.name,  box.endpoint,        box.up,
+                     box.error, settings_.worker_id, IsoTimestamp(now)};
     report.limit = box.limit;
     report.in_flight = box.in_flight;
     report.latency_seconds = box.latency_seconds;
     reports.push_back(std::move(report));
   }
   if (redis) {
-    if (Status reported = fleet.ReportBoxes(reports); !reported) redis = reported.error();
+    if (Status reported = sources_.reports->ReportBoxes(reports); !reported) {
+      redis = reported.error();
+    }
   }
 
   Status postgres = ping_database_();
