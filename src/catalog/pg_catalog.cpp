@@ -54,13 +54,6 @@ constexpr const char* kRecordSyncs =
 constexpr const char* kSelectBoxEndpoint = "SELECT minio_endpoint FROM storage_boxes WHERE id = $1";
 
 // $1 limit, $2 minimum age in seconds.
-constexpr const char* kSelectUnsynced =
-    "SELECT sha256, s3_key, file_size, storage_box_id FROM media_files "
-    "WHERE synced_at IS NULL AND created_at < now() - $2::integer * interval '1 second' "
-    "ORDER BY created_at, sha256 LIMIT $1::integer";
-
-constexpr const char* kCountUnsynced = "SELECT count(*) FROM media_files WHERE synced_at IS NULL";
-
 // Names both tables, so a database without the schema (or a role that may
 // not read it: privileges are checked before execution) does not pass for a
 // healthy one; reads no row, so a table of any size answers at once.
@@ -81,11 +74,6 @@ constexpr const char* kSelectBoxesUsage =
 std::string ErrorField(const PGresult* result, int field) {
   const char* value = PQresultErrorField(result, field);
   return value == nullptr ? std::string() : std::string(value);
-}
-
-std::string Trim(std::string text) {
-  while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
-  return text;
 }
 
 // SQLSTATE 22021, character_not_in_repertoire: what PostgreSQL answers for
@@ -121,7 +109,7 @@ Result<PgResult> Run(PgConnection& connection, const char* sql,
   if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK) return result;
 
   std::string sqlstate = ErrorField(pg_result, PG_DIAG_SQLSTATE);
-  std::string message = Trim(PQresultErrorMessage(pg_result));
+  std::string message = TrimMessage(PQresultErrorMessage(pg_result));
   if (message.empty()) message = connection.LastError();
   // No SQLSTATE: libpq's own failure (connection lost mid-statement).
   if (sqlstate.empty() || IsTransientSqlState(sqlstate) || connection.broken()) {
@@ -217,7 +205,7 @@ PgCatalog::PgCatalog(std::string conninfo, PgCatalogOptions options)
   char* parse_error = nullptr;
   PQconninfoOption* parsed = PQconninfoParse(conninfo.c_str(), &parse_error);
   if (parsed == nullptr) {
-    std::string detail = parse_error != nullptr ? Trim(parse_error) : "out of memory";
+    std::string detail = parse_error != nullptr ? TrimMessage(parse_error) : "out of memory";
     PQfreemem(parse_error);
     conninfo_error_ = Error::Configuration("Invalid PostgreSQL connection string: " + detail);
   } else {
@@ -391,40 +379,6 @@ Result<std::optional<std::string>> PgCatalog::BoxEndpoint(const std::string& box
   return Scrubbed(std::move(endpoint), password_);
 }
 
-Result<std::vector<UnsyncedFile>> PgCatalog::Unsynced(int limit, int older_than_seconds) {
-  if (conninfo_error_) return *conninfo_error_;
-  if (limit <= 0) return std::vector<UnsyncedFile>();
-  auto select = [&](PgConnection& connection,
-                    Clock::time_point deadline) -> Result<std::vector<UnsyncedFile>> {
-    auto rows = Run(connection, kSelectUnsynced,
-                    {std::to_string(limit), std::to_string(older_than_seconds)}, deadline);
-    if (!rows.ok()) return rows.error();
-    std::vector<UnsyncedFile> files;
-    int count = PQntuples(rows->get());
-    files.reserve(static_cast<size_t>(count));
-    for (int row = 0; row < count; ++row) {
-      files.push_back(UnsyncedFileAt(*rows, row));
-    }
-    return files;
-  };
-  auto files = WithConnection<std::vector<UnsyncedFile>>(*pool_, options_.query_timeout, select);
-  return Scrubbed(std::move(files), password_);
-}
-
-Result<int64_t> PgCatalog::CountUnsynced() {
-  if (conninfo_error_) return *conninfo_error_;
-  auto count = [&](PgConnection& connection, Clock::time_point deadline) -> Result<int64_t> {
-    auto rows = Run(connection, kCountUnsynced, {}, deadline);
-    if (!rows.ok()) return rows.error();
-    int64_t value = 0;
-    std::string text = Field(*rows, 0, 0);
-    std::from_chars(text.data(), text.data() + text.size(), value);
-    return value;
-  };
-  auto counted = WithConnection<int64_t>(*pool_, options_.query_timeout, count);
-  return Scrubbed(std::move(counted), password_);
-}
-
 Status PgCatalog::Ping() {
   if (conninfo_error_) return *conninfo_error_;
   auto ping = [&](PgConnection& connection, Clock::time_point deadline) -> Result<bool> {
@@ -575,9 +529,10 @@ Result<std::vector<UnsyncedFile>> PgCatalog::UnsyncedAfter(UnsyncedCursor& curso
   UnsyncedCursor next = cursor;
   auto select = [&](PgConnection& connection,
                     Clock::time_point deadline) -> Result<std::vector<UnsyncedFile>> {
+    // An empty cursor starts before the oldest row.
     auto rows = Run(connection, kSelectUnsyncedAfter,
-                    {cursor.created_at, cursor.sha256, std::to_string(older_than_seconds),
-                     std::to_string(limit)},
+                    {cursor.created_at.empty() ? std::string("-infinity") : cursor.created_at,
+                     cursor.sha256, std::to_string(older_than_seconds), std::to_string(limit)},
                     deadline);
     if (!rows.ok()) return rows.error();
     std::vector<UnsyncedFile> files;

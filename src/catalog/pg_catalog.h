@@ -81,14 +81,7 @@ struct CatalogRow {
   std::optional<std::string> synced_at;  // ISO 8601 UTC; nullopt while unsynced
 };
 
-// Where UnsyncedAfter() resumes: the (created_at, sha256) of the last row
-// returned. The default starts at the oldest row.
-struct UnsyncedCursor {
-  std::string created_at = "-infinity";  // PostgreSQL's text form, fed back as is
-  std::string sha256;
-};
-
-class PgCatalog final : public Catalog {
+class PgCatalog final : public Catalog, public UnsyncedRows {
  public:
   // conninfo: a libpq URI (postgresql://user:pass@host:port/db?...) or a
   // key=value string; SQLAlchemy forms must be converted first
@@ -129,12 +122,6 @@ class PgCatalog final : public Catalog {
 
   // storage_boxes.minio_endpoint, or nullopt when there is no such box.
   Result<std::optional<std::string>> BoxEndpoint(const std::string& box_id) override;
-
-  // Up to `limit` rows with synced_at IS NULL created more than
-  // `older_than_seconds` ago, oldest first. limit <= 0 yields no rows.
-  Result<std::vector<UnsyncedFile>> Unsynced(int limit, int older_than_seconds) override;
-
-  Result<int64_t> CountUnsynced() override;
 
   PgCatalogStats Stats() const EXCLUDES(sync_mutex_);
 
@@ -186,11 +173,11 @@ class PgCatalog final : public Catalog {
   // to `timeout`: a build reads the whole table.
   Status BuildIndex(const RequiredIndex& index, std::chrono::milliseconds timeout);
 
-  // Like Unsynced(), one page at a time: up to `limit` rows with synced_at
-  // IS NULL created more than `older_than_seconds` ago and after `cursor`,
-  // oldest first; advances `cursor` past them. An empty page is the end.
+  // UnsyncedRows: a page of rows never synced, after `cursor` in
+  // (created_at, sha256) order; the cursor holds the last row's created_at
+  // in PostgreSQL's text form, fed back as is.
   Result<std::vector<UnsyncedFile>> UnsyncedAfter(UnsyncedCursor& cursor, int limit,
-                                                  int older_than_seconds);
+                                                  int older_than_seconds) override;
 
  private:
   const PgCatalogOptions options_;

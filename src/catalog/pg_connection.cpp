@@ -17,11 +17,6 @@ Error Unavailable(std::string_view why) {
   return Error::Outage(std::move(message));
 }
 
-std::string Trim(std::string text) {
-  while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
-  return text;
-}
-
 // How many servers libpq may try in turn (host=h1,h2 or postgresql://h1,h2/):
 // each gets its own connect_timeout, so the whole connect gets one per host.
 int HostCount(const std::string& conninfo) {
@@ -155,7 +150,7 @@ bool PgConnection::CheckIdle() {
 }
 
 std::string PgConnection::LastError() const {
-  std::string message = Trim(PQerrorMessage(conn_.get()));
+  std::string message = TrimMessage(PQerrorMessage(conn_.get()));
   return message.empty() ? std::string("connection lost") : message;
 }
 
@@ -173,6 +168,11 @@ bool IsDataSqlState(std::string_view sqlstate) {
   if (sqlstate.size() != 5) return false;
   std::string_view sql_class = sqlstate.substr(0, 2);
   return sql_class == "22" || sql_class == "23";
+}
+
+std::string TrimMessage(std::string text) {
+  while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
+  return text;
 }
 
 }  // namespace media_sync::catalog

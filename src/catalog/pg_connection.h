@@ -99,4 +99,8 @@ bool IsTransientSqlState(const std::string& sqlstate);
 // statement is ever taken for an outage.
 bool IsDataSqlState(std::string_view sqlstate);
 
+// libpq's messages end in a newline: `text` without its trailing newlines and
+// spaces, ready to be part of an Error's message.
+std::string TrimMessage(std::string text);
+
 }  // namespace media_sync::catalog

@@ -8,11 +8,6 @@ std::string ErrorField(const PGresult* result, int field) {
   return value == nullptr ? std::string() : std::string(value);
 }
 
-std::string Trim(std::string text) {
-  while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
-  return text;
-}
-
 // SQLSTATE of a string holding a character text cannot (the NUL byte).
 constexpr std::string_view kNulInText = "22021";
 
@@ -44,7 +39,7 @@ Result<PgResult> Run(PgConnection& connection, const char* sql,
   if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK) return result;
 
   std::string sqlstate = ErrorField(pg_result, PG_DIAG_SQLSTATE);
-  std::string message = Trim(PQresultErrorMessage(pg_result));
+  std::string message = TrimMessage(PQresultErrorMessage(pg_result));
   if (message.empty()) message = connection.LastError();
   // No SQLSTATE: libpq's own failure (connection lost mid-statement).
   if (sqlstate.empty() || IsTransientSqlState(sqlstate) || connection.broken()) {
@@ -100,7 +95,7 @@ Result<std::string> ConninfoPassword(const std::string& conninfo) {
   char* parse_error = nullptr;
   PQconninfoOption* parsed = PQconninfoParse(conninfo.c_str(), &parse_error);
   if (parsed == nullptr) {
-    std::string detail = parse_error != nullptr ? Trim(parse_error) : "out of memory";
+    std::string detail = parse_error != nullptr ? TrimMessage(parse_error) : "out of memory";
     PQfreemem(parse_error);
     return Error::Configuration("Invalid PostgreSQL connection string: " + detail);
   }

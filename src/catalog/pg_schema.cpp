@@ -3,10 +3,10 @@
 namespace media_sync::catalog {
 namespace {
 
-// Unsynced rows, oldest first: the reconcile's keyset pages (Unsynced,
-// UnsyncedAfter), status's unsynced counts per box (BoxesUsage) and
-// CountUnsynced. Partial: it holds only the rows still to sync, so it stays
-// small however many files the platform stored.
+// Unsynced rows, oldest first: the reconcile's keyset pages (UnsyncedAfter)
+// and status's unsynced counts per box (BoxesUsage). Partial: it holds only
+// the rows still to sync, so it stays small however many files the platform
+// stored.
 constexpr std::string_view kCreateUnsynced =
     "CREATE INDEX CONCURRENTLY IF NOT EXISTS media_files_unsynced "
     "ON media_files (created_at) WHERE synced_at IS NULL";

@@ -5,6 +5,7 @@
 #include "buffer/local_buffer.h"
 #include "catalog/pg_catalog.h"
 #include "cli/command.h"
+#include "queue/queue_admin.h"
 #include "s3/s3_object_store.h"
 #include "worker/box_registry.h"
 #include "worker/reconciler.h"
@@ -30,7 +31,8 @@ int Reconcile(const config::Options& options, const ReconcileFlags& flags) {
     return std::shared_ptr<ObjectStore>(std::make_shared<s3::S3ObjectStore>(box));
   };
   worker::BoxRegistry stores(options.s3, catalog, factory, {});
-  worker::Reconciler reconciler(options.redis, catalog, stores, *buffer);
+  queue::QueueAdmin queue(options.redis);
+  worker::Reconciler reconciler({queue, queue, catalog, stores, *buffer});
 
   worker::ReconcileSettings settings;
   settings.older_than = std::chrono::seconds(flags.older_than);

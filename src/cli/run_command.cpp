@@ -16,11 +16,15 @@
 #include "metrics/http_endpoint.h"
 #include "metrics/process_metrics.h"
 #include "metrics/registry.h"
+#include "queue/box_pauses.h"
+#include "queue/fleet_stats.h"
 #include "queue/queue_admin.h"
 #include "queue/queue_maintenance.h"
+#include "queue/reconcile_lock.h"
 #include "queue/redis_job_queue.h"
 #include "queue/redis_upload_journal.h"
 #include "s3/buffer_pool.h"
+#include "s3/s3_errors.h"
 #include "s3/s3_object_store.h"
 #include "util/liveness.h"
 #include "worker/box_registry.h"
@@ -121,8 +125,7 @@ int Run(config::Options options, const RunFlags& flags) {
     // one the journal still records is being continued, whatever its age.
     s3::S3ObjectStore default_store(options.s3, pool, journal);
     auto swept = default_store.SweepStaleUploads("media/", kAbandonedUploadAge);
-    if (!swept &&
-        (swept.error().code == "NotImplemented" || swept.error().code == "MethodNotAllowed")) {
+    if (!swept && s3::IsUnsupportedOperation(swept.error())) {
       spdlog::info(
           "{} does not list multipart uploads: stale ones are left to the bucket's "
           "lifecycle rules",
@@ -166,14 +169,17 @@ int Run(config::Options options, const RunFlags& flags) {
   worker::Worker worker(settings, std::move(queues), pipeline, worker_metrics, liveness);
 
   worker::MonitorSettings monitor_settings;
-  monitor_settings.redis = options.redis;
-  monitor_settings.redis_options = redis_options;
   monitor_settings.worker_id = options.worker_id;
   monitor_settings.buffer_path = options.buffer_path;
   monitor_settings.stall_limit = options.health_stall;
   monitor_settings.schema_advice = schema_advice;
+  // The monitor's own Redis connections.
+  worker::MonitorSources monitor_sources{
+      std::make_unique<queue::QueueAdmin>(options.redis, redis_options),
+      std::make_unique<queue::FleetStats>(options.redis, redis_options),
+      std::make_unique<queue::BoxPauses>(options.redis, redis_options)};
   worker::Monitor monitor(
-      monitor_settings, worker_metrics, worker.stats(), registry,
+      monitor_settings, std::move(monitor_sources), worker_metrics, registry,
       [&catalog] { return catalog.Ping(); }, liveness);
   std::unique_ptr<metrics::HttpEndpoint> endpoint;
   if (!options.metrics_address.empty()) {
@@ -188,8 +194,12 @@ int Run(config::Options options, const RunFlags& flags) {
   }
   monitor.Start();
   worker.Start();
-  worker::PeriodicReconciler reconciler(worker::PeriodicReconcilerSettings::FromOptions(options),
-                                        catalog, registry, *buffer);
+  // The reconcile's own Redis connections, used on its thread only.
+  queue::QueueAdmin reconcile_queue(options.redis, redis_options);
+  queue::ReconcileLock reconcile_lock(options.redis, options.worker_id, redis_options);
+  worker::PeriodicReconciler reconciler(
+      worker::PeriodicReconcilerSettings::FromOptions(options),
+      {reconcile_queue, reconcile_queue, catalog, registry, *buffer}, reconcile_lock);
   worker::PeriodicAudit audit(worker::PeriodicAuditSettings::FromOptions(options), audit_metrics);
 
   // SIGTERM/SIGINT are blocked in every thread (see Main): this thread takes
@@ -226,21 +236,20 @@ int Run(config::Options options, const RunFlags& flags) {
   reconciler.Stop();
   worker.Wait();
 
-  const auto& stats = worker.stats();
+  const worker::WorkerMetrics::Totals totals = worker_metrics.ReadTotals();
   double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-  uint64_t synced = stats.synced.load();
   std::printf(
       "summary: synced %llu, already synced %llu, failed %llu, retries scheduled %llu, "
       "deferred %llu, bytes %llu, seconds %.2f, files/s %.1f, MB/s %.1f\n",
-      static_cast<unsigned long long>(synced),
-      static_cast<unsigned long long>(stats.already_synced.load()),
-      static_cast<unsigned long long>(stats.failed.load()),
-      static_cast<unsigned long long>(stats.retries_scheduled.load()),
-      static_cast<unsigned long long>(stats.deferred.load()),
-      static_cast<unsigned long long>(stats.bytes_uploaded.load()), seconds,
-      seconds > 0 ? static_cast<double>(synced + stats.already_synced.load()) / seconds : 0.0,
-      seconds > 0 ? static_cast<double>(stats.bytes_uploaded.load()) / seconds / 1e6 : 0.0);
+      static_cast<unsigned long long>(totals.synced),
+      static_cast<unsigned long long>(totals.already_synced),
+      static_cast<unsigned long long>(totals.failed),
+      static_cast<unsigned long long>(totals.retries_scheduled),
+      static_cast<unsigned long long>(totals.deferred),
+      static_cast<unsigned long long>(totals.bytes_uploaded), seconds,
+      seconds > 0 ? static_cast<double>(totals.synced + totals.already_synced) / seconds : 0.0,
+      seconds > 0 ? static_cast<double>(totals.bytes_uploaded) / seconds / 1e6 : 0.0);
   std::fflush(stdout);
   spdlog::info("media-sync stopped");
   return kExitOk;

@@ -1,5 +1,7 @@
-// The pipeline's view of the platform's PostgreSQL catalog
-// (media_files, storage_boxes). The real adapter is catalog::PgCatalog.
+// The platform's PostgreSQL catalog (media_files, storage_boxes) as the
+// service uses it: Catalog for the pipeline (RecordSync) and the router
+// (BoxEndpoint), UnsyncedRows for the reconcile. The real adapter of both
+// is catalog::PgCatalog; unit tests use the doubles of core/test_doubles.h.
 #pragma once
 
 #include <cstdint>
@@ -40,13 +42,30 @@ class Catalog {
 
   // storage_boxes.minio_endpoint of the box, or nullopt when no such box.
   virtual Result<std::optional<std::string>> BoxEndpoint(const std::string& box_id) = 0;
+};
 
-  // Up to `limit` media_files rows with synced_at IS NULL, oldest first,
-  // created before `older_than_seconds` ago (for reconcile).
-  virtual Result<std::vector<UnsyncedFile>> Unsynced(int limit, int older_than_seconds) = 0;
+// Where the next page of UnsyncedRows starts: after the row it names, in
+// the catalog's own order and text (opaque to callers). Empty: from the
+// oldest row.
+struct UnsyncedCursor {
+  std::string created_at;
+  std::string sha256;
+};
 
-  // How many media_files rows have synced_at IS NULL (for status).
-  virtual Result<int64_t> CountUnsynced() = 0;
+// The rows never synced, a page at a time in the order they were created
+// (keyset paging: a page costs the same however deep into the table).
+// Implementations are thread-safe.
+class UnsyncedRows {
+ public:
+  virtual ~UnsyncedRows() = default;
+
+  // Up to `limit` media_files rows with synced_at IS NULL, created more than
+  // `older_than_seconds` ago and after `cursor`, oldest first; advances
+  // `cursor` past them (left as it was on an error). An empty page is the
+  // end; limit <= 0 yields none. Errors as Catalog's: kOutage when the
+  // database cannot be reached, kConfiguration for a statement refused.
+  virtual Result<std::vector<UnsyncedFile>> UnsyncedAfter(UnsyncedCursor& cursor, int limit,
+                                                          int older_than_seconds) = 0;
 };
 
 }  // namespace media_sync

@@ -8,28 +8,111 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <condition_variable>
 #include <deque>
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <limits>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <set>
+#include <span>
 #include <stop_token>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "core/catalog.h"
+#include "core/fleet_lock.h"
+#include "core/fleet_reports.h"
 #include "core/hash.h"
 #include "core/job_queue.h"
 #include "core/object_store.h"
+#include "core/queue_census.h"
 #include "core/store_router.h"
+#include "util/clock.h"
+#include "util/mutex.h"
 
 namespace media_sync::doubles {
+
+// Time that moves only when the test advances it. A thread in SleepFor
+// wakes once Advance() has carried the time to its wake-up (or on a stop
+// request), so a test crosses a lease or an interval exactly: to the
+// millisecond, and without waiting it out. AwaitSleepers() tells the test
+// that the threads it drives have done their turn and wait again.
+class SimulatedClock final : public Clock {
+ public:
+  // Far from the steady clock's epoch, so that a time_point{} a class keeps
+  // for "never" is long ago, as it is on the real clock.
+  static constexpr std::chrono::steady_clock::time_point kStart{std::chrono::hours(24 * 365)};
+  // 2026-01-01T00:00:00Z.
+  static constexpr std::chrono::system_clock::time_point kWallStart{
+      std::chrono::seconds(1767225600)};
+
+  std::chrono::steady_clock::time_point Now() const override {
+    MutexLock lock(mu_);
+    return kStart + elapsed_;
+  }
+  std::chrono::system_clock::time_point WallNow() const override {
+    MutexLock lock(mu_);
+    return kWallStart + elapsed_;
+  }
+  bool SleepFor(std::chrono::milliseconds duration, const std::stop_token& stop) override {
+    MutexLock lock(mu_);
+    const std::chrono::milliseconds wake_at = elapsed_ + std::max(duration, kNone);
+    auto sleeper = wake_ups_.insert(wake_at);
+    ++sleeps_;
+    changed_.notify_all();
+    changed_.wait(lock, stop, [&] {
+      mu_.AssertHeld();
+      return elapsed_ >= wake_at;
+    });
+    wake_ups_.erase(sleeper);
+    changed_.notify_all();
+    return stop.stop_requested();
+  }
+
+  // Moves the time on, waking every sleeper whose time has come.
+  void Advance(std::chrono::milliseconds by) {
+    MutexLock lock(mu_);
+    elapsed_ += by;
+    changed_.notify_all();
+  }
+  std::chrono::milliseconds Elapsed() const {
+    MutexLock lock(mu_);
+    return elapsed_;
+  }
+  // Waits (at most `timeout` of real time) until at least `count` threads
+  // sleep with their wake-up still ahead: those woken by the last Advance()
+  // have done their turn. False on timeout.
+  bool AwaitSleepers(size_t count, std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
+    MutexLock lock(mu_);
+    return changed_.wait_for(lock, timeout, [&] {
+      mu_.AssertHeld();
+      return static_cast<size_t>(std::distance(wake_ups_.upper_bound(elapsed_), wake_ups_.end())) >=
+             count;
+    });
+  }
+  // SleepFor calls so far.
+  int Sleeps() const {
+    MutexLock lock(mu_);
+    return sleeps_;
+  }
+
+ private:
+  static constexpr std::chrono::milliseconds kNone{0};
+  mutable Mutex mu_;
+  std::condition_variable_any changed_;
+  std::chrono::milliseconds elapsed_ GUARDED_BY(mu_){0};
+  std::multiset<std::chrono::milliseconds> wake_ups_ GUARDED_BY(mu_);  // one per sleeper
+  int sleeps_ GUARDED_BY(mu_) = 0;
+};
 
 // Keeps whatever Upload accepts, verifying the bytes like the real store.
 class FakeStore : public ObjectStore {
@@ -150,13 +233,12 @@ class FakeCatalog : public Catalog {
     if (box) used_bytes[*box] += file_size;
     return RecordOutcome::kSynced;
   }
-  Result<std::optional<std::string>> BoxEndpoint(const std::string&) override {
-    return std::optional<std::string>();
+  Result<std::optional<std::string>> BoxEndpoint(const std::string& box) override {
+    std::lock_guard lock(mu);
+    auto it = endpoints.find(box);
+    if (it == endpoints.end()) return std::optional<std::string>();
+    return std::optional<std::string>(it->second);
   }
-  Result<std::vector<UnsyncedFile>> Unsynced(int, int) override {
-    return std::vector<UnsyncedFile>();
-  }
-  Result<int64_t> CountUnsynced() override { return int64_t{0}; }
 
   void SetOutage(bool down) {
     std::lock_guard lock(mu);
@@ -166,7 +248,289 @@ class FakeCatalog : public Catalog {
   std::mutex mu;
   std::map<std::string, bool> synced;  // sha256 -> synced_at set
   std::map<std::string, uint64_t> used_bytes;
+  std::map<std::string, std::string> endpoints;  // storage_boxes.minio_endpoint by id
   bool outage = false;
+};
+
+// media_files rows never synced, with the time each was created, paged as
+// PgCatalog pages them: (created_at, sha256) order, rows created before
+// `older_than_seconds` ago on the clock's wall time. The cursor's created_at
+// is the row's creation in milliseconds since the epoch.
+class FakeUnsyncedRows : public UnsyncedRows {
+ public:
+  explicit FakeUnsyncedRows(const Clock& clock) : clock_(clock) {}
+
+  Result<std::vector<UnsyncedFile>> UnsyncedAfter(UnsyncedCursor& cursor, int limit,
+                                                  int older_than_seconds) override {
+    std::lock_guard lock(mu);
+    ++pages;
+    asked_older_than.push_back(older_than_seconds);
+    if (outage) return Error::Outage("PostgreSQL unavailable: connection refused");
+    std::vector<UnsyncedFile> page;
+    if (limit <= 0) return page;
+    const auto cutoff = clock_.WallNow() - std::chrono::seconds(older_than_seconds);
+    auto key = [](const Row& row) {
+      return std::make_tuple(Millis(row.created_at), row.file.sha256);
+    };
+    std::vector<const Row*> order;
+    for (const Row& row : rows) order.push_back(&row);
+    std::sort(order.begin(), order.end(),
+              [&](const Row* a, const Row* b) { return key(*a) < key(*b); });
+    const auto after =
+        std::make_tuple(cursor.created_at.empty() ? std::numeric_limits<int64_t>::min()
+                                                  : std::stoll(cursor.created_at),
+                        cursor.sha256);
+    for (const Row* row : order) {
+      if (static_cast<int>(page.size()) >= limit) break;
+      if (row->synced || row->created_at >= cutoff || key(*row) <= after) continue;
+      page.push_back(row->file);
+      cursor = {std::to_string(Millis(row->created_at)), row->file.sha256};
+    }
+    return page;
+  }
+
+  // A row for `content` stored under its content key, created `age` before
+  // now on the clock.
+  UnsyncedFile Add(const std::string& content, std::chrono::seconds age,
+                   std::optional<std::string> box = "box-a") {
+    std::string sha = Sha256Hex(content);
+    UnsyncedFile file{sha,
+                      "media/" + sha.substr(0, 2) + "/" + sha.substr(2, 2) + "/" + sha + ".jpg",
+                      content.size(), std::move(box)};
+    std::lock_guard lock(mu);
+    rows.push_back({file, clock_.WallNow() - age});
+    return file;
+  }
+
+  struct Row {
+    UnsyncedFile file;
+    std::chrono::system_clock::time_point created_at;
+    bool synced = false;
+  };
+  std::mutex mu;
+  std::vector<Row> rows;
+  bool outage = false;
+  int pages = 0;                      // calls
+  std::vector<int> asked_older_than;  // per call
+
+ private:
+  static int64_t Millis(std::chrono::system_clock::time_point at) {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(at.time_since_epoch()).count();
+  }
+  const Clock& clock_;
+};
+
+// The whole queue in memory, as QueueAdmin reads and pushes it: pending's
+// head (served next) is its back, and Enqueue pushes at its front (LPUSH).
+// The sha256 walk goes in chunks of `chunk` entries, calling `before_walk`
+// at the start of each walk (a test's way to move jobs meanwhile).
+class InMemoryQueueCensus : public QueueCensus, public JobProducer {
+ public:
+  Result<QueueCounts> Counts() override {
+    std::lock_guard lock(mu);
+    ++counts_read;
+    if (outage) return Down();
+    QueueCounts counts;
+    counts.pending = static_cast<int64_t>(pending.size());
+    counts.delayed = static_cast<int64_t>(delayed.size());
+    counts.failed = static_cast<int64_t>(failed.size());
+    for (const auto& [worker, held] : processing) {
+      counts.processing += static_cast<int64_t>(held.size());
+      counts.processing_by_worker[worker] = static_cast<int64_t>(held.size());
+    }
+    counts.live_workers = live_workers;
+    return counts;
+  }
+  Result<std::optional<std::string>> OldestPending() override {
+    std::lock_guard lock(mu);
+    if (outage) return Down();
+    if (pending.empty()) return std::optional<std::string>();
+    return std::optional<std::string>(pending.back());
+  }
+  Result<int64_t> QueuedEntries() override {
+    auto counts = Counts();
+    if (!counts) return counts.error();
+    return counts->pending + counts->delayed + counts->failed + counts->processing;
+  }
+  Status ForEachQueuedSha256(const std::function<void(std::string_view)>& visit,
+                             const std::function<Status()>& between_chunks) override {
+    std::function<void()> hook;
+    {
+      std::lock_guard lock(mu);
+      ++walks;
+      hook = before_walk;
+    }
+    if (hook) hook();
+    std::vector<std::string> all;
+    {
+      std::lock_guard lock(mu);
+      if (outage) return Down();
+      all.insert(all.end(), pending.begin(), pending.end());
+      all.insert(all.end(), delayed.begin(), delayed.end());
+      for (const auto& [worker, held] : processing) all.insert(all.end(), held.begin(), held.end());
+      all.insert(all.end(), failed.begin(), failed.end());
+    }
+    for (size_t i = 0; i < all.size(); ++i) {
+      auto document = nlohmann::json::parse(all[i], nullptr, /*allow_exceptions=*/false);
+      if (document.is_object() && document.contains("sha256") && document["sha256"].is_string()) {
+        std::string sha = document["sha256"].get<std::string>();
+        std::transform(sha.begin(), sha.end(), sha.begin(),
+                       [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+        visit(sha);
+      }
+      if ((i + 1) % chunk == 0 || i + 1 == all.size()) {
+        if (between_chunks) {
+          if (Status status = between_chunks(); !status) return status;
+        }
+      }
+    }
+    return Ok();
+  }
+  Status Enqueue(std::span<const std::string> payloads) override {
+    std::lock_guard lock(mu);
+    if (outage) return Down();
+    for (const std::string& payload : payloads) pending.push_front(payload);
+    enqueued.insert(enqueued.end(), payloads.begin(), payloads.end());
+    return Ok();
+  }
+
+  std::mutex mu;
+  std::deque<std::string> pending;
+  std::vector<std::string> delayed;
+  std::map<std::string, std::deque<std::string>> processing;  // worker id -> its list
+  std::vector<std::string> failed;
+  std::vector<std::string> live_workers;
+  std::vector<std::string> enqueued;  // every payload Enqueue pushed, in order
+  std::function<void()> before_walk;
+  size_t chunk = 2;
+  int walks = 0;
+  int counts_read = 0;  // Counts() calls
+  bool outage = false;
+
+ private:
+  static Error Down() { return Error::Outage("Redis unavailable: connection refused"); }
+};
+
+// What a worker reported to the fleet, kept as it came.
+class InMemoryFleetReports : public FleetReports {
+ public:
+  struct Round {
+    uint64_t files = 0;
+    uint64_t bytes = 0;
+    std::chrono::system_clock::time_point ran_from;
+    std::chrono::system_clock::time_point now;
+  };
+  Status ReportRound(uint64_t files, uint64_t bytes, std::chrono::system_clock::time_point ran_from,
+                     std::chrono::system_clock::time_point now) override {
+    std::lock_guard lock(mu);
+    if (outage) return Down();
+    rounds.push_back({files, bytes, ran_from, now});
+    return Ok();
+  }
+  Status AddFaults(const std::map<std::string, uint64_t>& failed,
+                   const std::map<std::string, uint64_t>& retried,
+                   std::chrono::system_clock::time_point /*now*/) override {
+    std::lock_guard lock(mu);
+    if (outage) return Down();
+    for (const auto& [label, count] : failed) failed_by_class[label] += count;
+    for (const auto& [label, count] : retried) retried_by_class[label] += count;
+    return Ok();
+  }
+  Status ReportBoxes(const std::vector<BoxReport>& reports) override {
+    std::lock_guard lock(mu);
+    if (outage) return Down();
+    box_reports.push_back(reports);
+    return Ok();
+  }
+
+  std::mutex mu;
+  std::vector<Round> rounds;
+  std::vector<std::vector<BoxReport>> box_reports;  // one list per report
+  std::map<std::string, uint64_t> failed_by_class;  // AddFaults summed
+  std::map<std::string, uint64_t> retried_by_class;
+  bool outage = false;
+
+ private:
+  static Error Down() { return Error::Outage("Redis unavailable: connection refused"); }
+};
+
+// The boxes an operator paused.
+class InMemoryPausedBoxes : public PausedBoxes {
+ public:
+  Result<std::map<std::string, BoxPause>> List() override {
+    std::lock_guard lock(mu);
+    ++lists;
+    if (outage) return Error::Outage("Redis unavailable: connection refused");
+    return paused;
+  }
+
+  std::mutex mu;
+  std::map<std::string, BoxPause> paused;
+  bool outage = false;
+  int lists = 0;
+};
+
+// A FleetLock in memory on a clock: `owner`'s lock, which a test can hand
+// to another owner (`holder`) or take away mid-pass (`lose_on_extend`).
+class InMemoryFleetLock : public FleetLock {
+ public:
+  InMemoryFleetLock(const Clock& clock, std::string owner)
+      : clock_(clock), owner_(std::move(owner)) {}
+
+  Result<Acquired> TryAcquire(std::chrono::milliseconds ttl) override {
+    std::lock_guard lock(mu);
+    ++acquires;
+    if (outage) return Down();
+    const auto now = clock_.Now();
+    if (quiet_until > now) return Acquired::kRecentlyRun;
+    if (holder && expires_at > now) return Acquired::kHeld;
+    holder = owner_;
+    expires_at = now + ttl;
+    return Acquired::kYes;
+  }
+  Result<bool> Extend(std::chrono::milliseconds ttl) override {
+    std::lock_guard lock(mu);
+    ++extends;
+    if (outage) return Down();
+    if (lose_on_extend) {
+      holder = "another worker";  // the TTL ran out and another took the lock
+      return false;
+    }
+    if (!Holds()) return false;
+    expires_at = clock_.Now() + ttl;
+    return true;
+  }
+  Result<bool> Release(std::chrono::milliseconds quiet) override {
+    std::lock_guard lock(mu);
+    releases.push_back(quiet);
+    if (outage) return Down();
+    if (!Holds()) return false;
+    holder.reset();
+    if (quiet.count() > 0) quiet_until = clock_.Now() + quiet;
+    return true;
+  }
+  Result<std::optional<std::string>> Holder() override {
+    std::lock_guard lock(mu);
+    if (outage) return Down();
+    if (holder && expires_at <= clock_.Now()) holder.reset();
+    return holder;
+  }
+
+  std::mutex mu;
+  std::optional<std::string> holder;
+  std::chrono::steady_clock::time_point expires_at{};
+  std::chrono::steady_clock::time_point quiet_until{};
+  bool lose_on_extend = false;
+  bool outage = false;
+  int acquires = 0;
+  int extends = 0;
+  std::vector<std::chrono::milliseconds> releases;  // the quiet period of each
+
+ private:
+  bool Holds() const { return holder == owner_ && expires_at > clock_.Now(); }
+  static Error Down() { return Error::Outage("Redis unavailable: connection refused"); }
+  const Clock& clock_;
+  const std::string owner_;
 };
 
 // Writes `content` into the buffer at `buffer_dir` under its content path and
@@ -232,6 +596,8 @@ struct InMemoryQueueState {
   std::vector<std::string> acked;
   std::vector<std::string> released;
   int heartbeats = 0;
+  // On `clock` (the worker's, in a test on simulated time).
+  const Clock* clock = &Clock::Real();
   std::vector<std::chrono::steady_clock::time_point> heartbeat_times;  // successful ones
   std::vector<std::chrono::steady_clock::time_point> reap_times;
   int takes = 0;
@@ -311,14 +677,14 @@ class InMemoryUpkeep : public QueueUpkeep {
     state_->changed.notify_all();
     if (!state_->redis_up) return Down();
     state_->lease = true;
-    state_->heartbeat_times.push_back(std::chrono::steady_clock::now());
+    state_->heartbeat_times.push_back(state_->clock->Now());
     state_->changed.notify_all();
     return Ok();
   }
   Result<int64_t> ReapDeadWorkers() override {
     std::lock_guard lock(state_->mu);
     if (!state_->redis_up) return Down();
-    state_->reap_times.push_back(std::chrono::steady_clock::now());
+    state_->reap_times.push_back(state_->clock->Now());
     state_->changed.notify_all();
     return int64_t{0};
   }

@@ -85,48 +85,52 @@ std::vector<double> ExponentialBuckets(double start, double factor, int count) {
   return bounds;
 }
 
-Registry::Entry& Registry::Add(std::string name, std::string help, Type type) {
+std::unique_ptr<Registry::Entry> Registry::NewEntry(std::string name, std::string help, Type type) {
   auto entry = std::make_unique<Entry>();
   entry->name = std::move(name);
   entry->help = std::move(help);
   entry->type = type;
-  std::lock_guard lock(mu_);
+  return entry;
+}
+
+Registry::Entry& Registry::Add(std::unique_ptr<Entry> entry) {
+  MutexLock lock(mu_);
   entries_.push_back(std::move(entry));
   return *entries_.back();
 }
 
 Family<Counter>& Registry::AddCounter(std::string name, std::string help,
                                       std::vector<std::string> label_names) {
-  Entry& entry = Add(std::move(name), std::move(help), Type::kCounter);
-  entry.counters = std::make_unique<Family<Counter>>(std::move(label_names),
-                                                     [] { return std::make_unique<Counter>(); });
-  return *entry.counters;
+  auto entry = NewEntry(std::move(name), std::move(help), Type::kCounter);
+  entry->counters = std::make_unique<Family<Counter>>(std::move(label_names),
+                                                      [] { return std::make_unique<Counter>(); });
+  return *Add(std::move(entry)).counters;
 }
 
 Family<Gauge>& Registry::AddGauge(std::string name, std::string help,
                                   std::vector<std::string> label_names) {
-  Entry& entry = Add(std::move(name), std::move(help), Type::kGauge);
-  entry.gauges = std::make_unique<Family<Gauge>>(std::move(label_names),
-                                                 [] { return std::make_unique<Gauge>(); });
-  return *entry.gauges;
+  auto entry = NewEntry(std::move(name), std::move(help), Type::kGauge);
+  entry->gauges = std::make_unique<Family<Gauge>>(std::move(label_names),
+                                                  [] { return std::make_unique<Gauge>(); });
+  return *Add(std::move(entry)).gauges;
 }
 
 Family<Histogram>& Registry::AddHistogram(std::string name, std::string help,
                                           std::vector<std::string> label_names,
                                           const std::vector<double>& bounds) {
-  Entry& entry = Add(std::move(name), std::move(help), Type::kHistogram);
-  entry.histograms = std::make_unique<Family<Histogram>>(
+  auto entry = NewEntry(std::move(name), std::move(help), Type::kHistogram);
+  entry->histograms = std::make_unique<Family<Histogram>>(
       std::move(label_names), [bounds] { return std::make_unique<Histogram>(bounds); });
-  return *entry.histograms;
+  return *Add(std::move(entry)).histograms;
 }
 
 void Registry::OnRender(std::function<void()> refresh) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   refreshers_.push_back(std::move(refresh));
 }
 
 std::string Registry::Render() {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   for (const auto& refresh : refreshers_) refresh();
   std::string out;
   for (const auto& entry : entries_) {

@@ -15,10 +15,11 @@
 #include <initializer_list>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "util/mutex.h"
 
 namespace media_sync::metrics {
 
@@ -76,9 +77,9 @@ class Family {
 
   // The child with these label values (in label_names order), made on first
   // use. The caller keeps label sets bounded (no ids, no paths).
-  Metric& With(std::initializer_list<std::string_view> values) {
+  Metric& With(std::initializer_list<std::string_view> values) EXCLUDES(mu_) {
     std::vector<std::string> key(values.begin(), values.end());
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     auto& slot = children_[key];
     if (!slot) slot = factory_();
     return *slot;
@@ -87,16 +88,17 @@ class Family {
 
   const std::vector<std::string>& label_names() const { return label_names_; }
   // Visits every child under the family's lock.
-  void ForEach(const std::function<void(const std::vector<std::string>&, const Metric&)>& visit) {
-    std::lock_guard lock(mu_);
+  void ForEach(const std::function<void(const std::vector<std::string>&, const Metric&)>& visit)
+      EXCLUDES(mu_) {
+    MutexLock lock(mu_);
     for (const auto& [values, metric] : children_) visit(values, *metric);
   }
 
  private:
   const std::vector<std::string> label_names_;
   const Factory factory_;
-  std::mutex mu_;
-  std::map<std::vector<std::string>, std::unique_ptr<Metric>> children_;
+  Mutex mu_;
+  std::map<std::vector<std::string>, std::unique_ptr<Metric>> children_ GUARDED_BY(mu_);
 };
 
 class Registry {
@@ -112,10 +114,10 @@ class Registry {
                                   const std::vector<double>& bounds);
   // Runs at every Render, before the families are written: for values read
   // on demand (process metrics).
-  void OnRender(std::function<void()> refresh);
+  void OnRender(std::function<void()> refresh) EXCLUDES(mu_);
 
   // The whole registry in the text exposition format.
-  std::string Render();
+  std::string Render() EXCLUDES(mu_);
 
  private:
   struct Entry {
@@ -126,12 +128,13 @@ class Registry {
     std::unique_ptr<Family<Gauge>> gauges;
     std::unique_ptr<Family<Histogram>> histograms;
   };
-  // The family is set by the caller before the registry is used.
-  Entry& Add(std::string name, std::string help, Type type);
+  static std::unique_ptr<Entry> NewEntry(std::string name, std::string help, Type type);
+  // Registers the entry, its family already set (a Render may run at once).
+  Entry& Add(std::unique_ptr<Entry> entry) EXCLUDES(mu_);
 
-  std::mutex mu_;
-  std::vector<std::unique_ptr<Entry>> entries_;
-  std::vector<std::function<void()>> refreshers_;
+  Mutex mu_;
+  std::vector<std::unique_ptr<Entry>> entries_ GUARDED_BY(mu_);
+  std::vector<std::function<void()>> refreshers_ GUARDED_BY(mu_);
 };
 
 // Prometheus's escaping of a label value (backslash, quote, newline).

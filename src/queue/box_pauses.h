@@ -15,6 +15,7 @@
 #include <string_view>
 
 #include "config/urls.h"
+#include "core/fleet_reports.h"
 #include "core/result.h"
 #include "queue/redis_connection.h"
 
@@ -22,13 +23,11 @@ namespace media_sync::queue {
 
 inline constexpr std::string_view kPausedKey = "media:sync:paused";
 
-struct BoxPause {
-  std::string reason;
-  std::string by;  // who paused it (user@host)
-  std::string at;  // when (ISO 8601 UTC)
-};
+using BoxPause = media_sync::BoxPause;
 
-class BoxPauses {
+// The PausedBoxes of the Monitor (core/fleet_reports.h), and the operator's
+// pause and resume.
+class BoxPauses final : public PausedBoxes {
  public:
   explicit BoxPauses(config::RedisAddress address, RedisOptions options = {});
 
@@ -39,7 +38,7 @@ class BoxPauses {
   Result<bool> Resume(std::string_view box);
   // Every paused box. An entry that is not our JSON (written by hand) counts
   // as a pause with its text as the reason.
-  Result<std::map<std::string, BoxPause>> List();
+  Result<std::map<std::string, BoxPause>> List() override;
 
  private:
   RedisConnection connection_;

@@ -2,8 +2,9 @@
 // the queue itself: how much they synced and which job faults they met per
 // minute (for `status`'s recent throughput and the web console's 24-hour
 // chart and failures by class) and how each storage box looked when last
-// used (for `status`'s box list). Also the reads `status`, the web console
-// and the metrics need: the oldest pending job, the jobs a worker holds, the
+// used (for `status`'s box list): the Monitor's FleetReports
+// (core/fleet_reports.h). Also the reads `status`, the web console and the
+// metrics need: the oldest pending job, the jobs a worker holds, the
 // workers' leases and the multipart uploads in progress.
 //
 // Thread-safety: none; one instance per thread.
@@ -18,6 +19,7 @@
 #include <vector>
 
 #include "config/urls.h"
+#include "core/fleet_reports.h"
 #include "core/result.h"
 #include "queue/redis_connection.h"
 
@@ -27,18 +29,7 @@ namespace media_sync::queue {
 // hours, and an hour more covers a clock that differs between hosts.
 inline constexpr std::chrono::hours kThroughputRetention{25};
 
-struct BoxReport {
-  std::string box;  // storage_box_id; "" for MINIO_ENDPOINT
-  std::string endpoint;
-  bool up = true;
-  std::string error;  // why it is down
-  std::string worker;
-  std::string reported_at;  // ISO 8601 UTC
-  // The reporting worker's adaptive concurrency for the box (0: no limit).
-  int limit = 0;
-  int in_flight = 0;
-  double latency_seconds = 0;  // its recent uploads' moving average
-};
+using BoxReport = media_sync::BoxReport;
 
 struct Throughput {
   uint64_t files = 0;
@@ -77,7 +68,7 @@ struct UploadProgress {
   uint64_t bytes_stored = 0;  // their sizes summed
 };
 
-class FleetStats {
+class FleetStats final : public FleetReports {
  public:
   explicit FleetStats(config::RedisAddress address, RedisOptions options = {});
 
@@ -86,7 +77,7 @@ class FleetStats {
   // `bytes` since its last report, which are added to the counters of the
   // minute and the second `now` falls in. One round trip.
   Status ReportRound(uint64_t files, uint64_t bytes, std::chrono::system_clock::time_point ran_from,
-                     std::chrono::system_clock::time_point now);
+                     std::chrono::system_clock::time_point now) override;
   // Sums over the `minutes` whole minutes before the one `now` is in, and
   // that minute so far; `window` says how long that is, `running` how much
   // of it a worker ran.
@@ -100,7 +91,7 @@ class FleetStats {
   // Nothing to add is no round trip.
   Status AddFaults(const std::map<std::string, uint64_t>& failed,
                    const std::map<std::string, uint64_t>& retried,
-                   std::chrono::system_clock::time_point now);
+                   std::chrono::system_clock::time_point now) override;
   // One entry per minute, oldest first: the `minutes` whole minutes before
   // the one `now` is in, then that minute so far (minutes + 1 entries; a
   // minute nobody wrote is all zeros). One pipelined round trip.
@@ -108,7 +99,7 @@ class FleetStats {
                                                std::chrono::system_clock::time_point now);
 
   // Replaces the reports of these boxes (other boxes' reports stay).
-  Status ReportBoxes(const std::vector<BoxReport>& reports);
+  Status ReportBoxes(const std::vector<BoxReport>& reports) override;
   Result<std::vector<BoxReport>> BoxReports();
 
   // The job served next (the right end of pending), nullopt when empty.

@@ -69,6 +69,13 @@ Result<QueueCounts> QueueAdmin::Counts() {
   return counts;
 }
 
+Result<std::optional<std::string>> QueueAdmin::OldestPending() {
+  auto reply = connection_.Command({"LINDEX", kPendingKey, "-1"});
+  if (!reply) return reply.error();
+  if (reply->view().IsNil()) return std::optional<std::string>();
+  return std::optional<std::string>(std::string(reply->view().String()));
+}
+
 Result<std::optional<std::chrono::system_clock::time_point>> QueueAdmin::NextDue() {
   auto reply = connection_.Command({"ZRANGE", kDelayedKey, "0", "0", "WITHSCORES"});
   if (!reply) return reply.error();
@@ -372,7 +379,8 @@ Result<int64_t> QueueAdmin::QueuedEntries() {
 
 Result<std::unordered_set<std::string>> QueueAdmin::QueuedSha256s() {
   std::unordered_set<std::string> found;
-  auto status = ForEachQueuedSha256([&found](std::string_view sha256) { found.emplace(sha256); });
+  auto status =
+      ForEachQueuedSha256([&found](std::string_view sha256) { found.emplace(sha256); }, {});
   if (!status) return status.error();
   return found;
 }

@@ -1,6 +1,7 @@
 // Operator-side access to the queue for the CLI's status, failed-queue and
-// enqueue commands. Speaks the same key layout as the workers
-// (queue/queue_keys.h) and the seed's runbooks.
+// enqueue commands, and the QueueCensus and JobProducer of the Monitor and
+// the reconcile (core/queue_census.h). Speaks the same key layout as the
+// workers (queue/queue_keys.h) and the seed's runbooks.
 //
 // Thread-safety: none; one instance per thread.
 // Errors: kOutage when Redis is unreachable; kConfiguration for credentials,
@@ -19,30 +20,25 @@
 #include <vector>
 
 #include "config/urls.h"
+#include "core/queue_census.h"
 #include "core/result.h"
 #include "queue/redis_connection.h"
 
 namespace media_sync::queue {
 
-// One consistent snapshot (taken in one script).
-struct QueueCounts {
-  int64_t pending = 0;
-  int64_t delayed = 0;
-  int64_t failed = 0;
-  int64_t processing = 0;  // sum over registered workers
-  // Registered workers (media:sync:workers) -> jobs in their processing list.
-  // A dead worker stays here until a live worker reaps it.
-  std::map<std::string, int64_t> processing_by_worker;
-  std::vector<std::string> live_workers;  // registered and heartbeat present, sorted
-};
+using QueueCounts = media_sync::QueueCounts;
 
-class QueueAdmin {
+class QueueAdmin final : public QueueCensus, public JobProducer {
  public:
   explicit QueueAdmin(config::RedisAddress address, RedisOptions options = {});
 
   Status Connect() { return connection_.Connect(); }
 
-  Result<QueueCounts> Counts();
+  // One consistent snapshot, taken in one script.
+  Result<QueueCounts> Counts() override;
+
+  // The job served next (the right end of pending), nullopt when empty.
+  Result<std::optional<std::string>> OldestPending() override;
 
   // Due time of the earliest retry in media:sync:delayed (Redis server's
   // clock); nullopt when no retry waits.
@@ -63,7 +59,7 @@ class QueueAdmin {
   // LPUSHes the payloads onto pending as a producer does, pipelined in
   // batches; payloads[0] is served first among them. Not atomic as a whole:
   // on an outage a prefix of the batches may have been queued.
-  Status Enqueue(std::span<const std::string> payloads);
+  Status Enqueue(std::span<const std::string> payloads) override;
 
   // LLEN media:sync:failed.
   Result<int64_t> FailedLength();
@@ -100,11 +96,11 @@ class QueueAdmin {
   // failed entry; payloads that are not JSON objects with a string sha256
   // are skipped. Memory: one chunk.
   Status ForEachQueuedSha256(const std::function<void(std::string_view)>& visit,
-                             const std::function<Status()>& between_chunks = {});
+                             const std::function<Status()>& between_chunks) override;
 
   // How many entries the queues hold (pending, delayed, failed, registered
   // workers' processing lists): a size hint for ForEachQueuedSha256's callers.
-  Result<int64_t> QueuedEntries();
+  Result<int64_t> QueuedEntries() override;
 
   // What `failed purge --all` asks about, read in one script: how many
   // entries the failed queue holds, and the newest few of them, by which
@@ -129,7 +125,7 @@ class QueueAdmin {
 
   // The sha256 (lowercased) of every job held in Redis, by
   // ForEachQueuedSha256, as a set: memory grows with the queues. For a few
-  // lookups over queues of any length, see Sha256Filter (reconcile).
+  // lookups over queues of any length, see util/sha256_filter.h (reconcile).
   Result<std::unordered_set<std::string>> QueuedSha256s();
 
  private:

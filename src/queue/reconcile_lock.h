@@ -1,6 +1,7 @@
-// ReconcileLock: at most one process at a time reconciles. Reconcile is
-// idempotent, but two at once would double the scans and could both push a
-// job the other has just pushed. The lock is one Redis string with a TTL,
+// ReconcileLock: the FleetLock (core/fleet_lock.h) of the reconcile, in
+// Redis. Reconcile is idempotent, but two at once would double the scans and
+// could both push a job the other has just pushed. The lock is one Redis
+// string with a TTL,
 //   SET media:sync:reconcile:lock <owner> NX PX <ttl>,
 // so a holder that dies frees it when the TTL ends. Only its owner extends
 // or releases it, each with a compare-and-set script. Releasing can also
@@ -21,6 +22,7 @@
 #include <string_view>
 
 #include "config/urls.h"
+#include "core/fleet_lock.h"
 #include "core/result.h"
 #include "queue/redis_connection.h"
 
@@ -35,27 +37,17 @@ struct LockKeys {
   std::string done{kReconcileDoneKey};
 };
 
-class ReconcileLock {
+class ReconcileLock final : public FleetLock {
  public:
-  enum class Acquired {
-    kYes,          // this owner holds the lock for `ttl`
-    kHeld,         // another owner holds it
-    kRecentlyRun,  // a run released it with a quiet period that has not ended
-  };
-
   ReconcileLock(config::RedisAddress address, std::string owner, RedisOptions options = {},
                 LockKeys keys = {});
 
-  Result<Acquired> TryAcquire(std::chrono::milliseconds ttl);
-  // Pushes the TTL out to `ttl` from now; false when this owner no longer
-  // holds the lock (it expired, and maybe another took it).
-  Result<bool> Extend(std::chrono::milliseconds ttl);
-  // Deletes the lock if this owner holds it; when `quiet` > 0, also marks a
-  // run as done for that long (see the header comment). false when the lock
-  // was not this owner's (nothing is changed then).
-  Result<bool> Release(std::chrono::milliseconds quiet = std::chrono::milliseconds(0));
-  // The current holder, if any.
-  Result<std::optional<std::string>> Holder();
+  Result<Acquired> TryAcquire(std::chrono::milliseconds ttl) override;
+  Result<bool> Extend(std::chrono::milliseconds ttl) override;
+  // Deletes the lock if this owner holds it; with a `quiet` period, also
+  // sets its done key (media:sync:reconcile:done) for that long.
+  Result<bool> Release(std::chrono::milliseconds quiet) override;
+  Result<std::optional<std::string>> Holder() override;
 
   const std::string& owner() const { return owner_; }
 

@@ -3,7 +3,6 @@
 #include <hiredis/hiredis.h>
 #include <openssl/evp.h>
 #include <spdlog/spdlog.h>
-#include <sys/time.h>
 
 #include <array>
 #include <charconv>
@@ -17,14 +16,6 @@ namespace {
 
 constexpr int kMinimumMajor = 6;
 constexpr int kMinimumMinor = 2;
-
-timeval ToTimeval(std::chrono::milliseconds duration) {
-  if (duration.count() < 0) duration = std::chrono::milliseconds(0);
-  timeval tv{};
-  tv.tv_sec = static_cast<time_t>(duration.count() / 1000);
-  tv.tv_usec = static_cast<suseconds_t>((duration.count() % 1000) * 1000);
-  return tv;
-}
 
 std::string Sha1Hex(std::string_view data) {
   std::array<unsigned char, EVP_MAX_MD_SIZE> digest{};
@@ -65,11 +56,6 @@ bool NamesNoWritableMaster(std::string_view message) {
          StartsWith(message, "MASTERDOWN") ||
          message.find("READONLY You can't write against a read only replica") !=
              std::string_view::npos;
-}
-
-std::string HostPortText(const config::HostPort& server) {
-  bool ipv6 = server.host.find(':') != std::string::npos;
-  return (ipv6 ? "[" + server.host + "]" : server.host) + ":" + std::to_string(server.port);
 }
 
 std::string Describe(const config::RedisAddress& address) {
@@ -150,12 +136,11 @@ std::string RedisVersionFromInfo(std::string_view info) {
 
 // --- RedisConnection ----------------------------------------------------------
 
-void RedisConnection::ContextDeleter::operator()(redisContext* context) const {
-  redisFree(context);
-}
-
 RedisConnection::RedisConnection(config::RedisAddress address, RedisOptions options)
-    : address_(std::move(address)), options_(options), endpoint_(Describe(address_)) {}
+    : address_(std::move(address)),
+      options_(options),
+      endpoint_(Describe(address_)),
+      sentinel_(address_, options_.sentinel_timeout) {}
 
 RedisConnection::~RedisConnection() = default;
 RedisConnection::RedisConnection(RedisConnection&&) noexcept = default;
@@ -168,29 +153,19 @@ Status RedisConnection::Connect() {
 
 void RedisConnection::Disconnect() {
   context_.reset();
-  sentinel_context_.reset();
-}
-
-std::string RedisConnection::Scrub(std::string_view text) const {
-  std::string scrubbed(text);
-  for (const std::string* secret : {&address_.password, &address_.sentinel_password}) {
-    if (secret->empty()) continue;
-    for (size_t at = scrubbed.find(*secret); at != std::string::npos;
-         at = scrubbed.find(*secret, at + 3)) {
-      scrubbed.replace(at, secret->size(), "***");
-    }
-  }
-  return scrubbed;
+  sentinel_.Disconnect();
 }
 
 Error RedisConnection::WireError(std::string_view what) {
   std::string detail = context_ && context_->errstr[0] != '\0' ? context_->errstr : "no reply";
   context_.reset();  // protocol state unknown: the next call reconnects
-  return Error::Outage(endpoint_ + ": " + std::string(what) + ": " + Scrub(detail));
+  return Error::Outage(endpoint_ + ": " + std::string(what) + ": " +
+                       ScrubSecrets(address_, detail));
 }
 
 Error RedisConnection::ErrorFromReply(std::string_view command, std::string_view message) {
-  std::string text = endpoint_ + ": " + std::string(command) + ": " + Scrub(message);
+  std::string text =
+      endpoint_ + ": " + std::string(command) + ": " + ScrubSecrets(address_, message);
   if (NamesNoWritableMaster(message)) {
     context_.reset();  // the next call asks the Sentinels (or reconnects) first
     return Error::Outage(std::move(text));
@@ -212,7 +187,7 @@ Status RedisConnection::Open() {
   int port = address_.port;
   if (address_.UsesSentinel()) {
     endpoint_ = Describe(address_);
-    auto master = AskSentinels();
+    auto master = sentinel_.Master();
     if (!master) return master.error();
     master_ = *master;
     host = master_.host;
@@ -239,7 +214,7 @@ Status RedisConnection::Open() {
     if (reply->view().IsError()) {
       std::string who = address_.username.empty() ? "" : " of user " + address_.username;
       Error error = Error::Configuration(endpoint_ + " rejected the credentials" + who + ": " +
-                                         Scrub(reply->view().String()));
+                                         ScrubSecrets(address_, reply->view().String()));
       context_.reset();
       return error;
     }
@@ -288,122 +263,13 @@ Status RedisConnection::VerifyMaster() {
   return Ok();
 }
 
-Result<std::optional<config::HostPort>> RedisConnection::AskSentinel(size_t index) {
-  const config::HostPort& sentinel = address_.sentinels[index];
-  const std::string where = "Sentinel " + HostPortText(sentinel);
-  auto fail = [&](const std::string& why) -> Error {
-    sentinel_context_.reset();
-    return Error::Outage(where + ": " + Scrub(why));
-  };
-  if (sentinel_context_ && sentinel_index_ != index) sentinel_context_.reset();
-  sentinel_index_ = index;
-  if (!sentinel_context_) {
-    redisContext* raw = redisConnectWithTimeout(sentinel.host.c_str(), sentinel.port,
-                                                ToTimeval(options_.sentinel_timeout));
-    if (raw == nullptr) return fail("cannot allocate a connection");
-    sentinel_context_.reset(raw);
-    if (sentinel_context_->err != 0) return fail(sentinel_context_->errstr);
-    if (redisSetTimeout(sentinel_context_.get(), ToTimeval(options_.sentinel_timeout)) !=
-        REDIS_OK) {
-      return fail(sentinel_context_->errstr);
-    }
-    if (!address_.sentinel_password.empty()) {
-      std::vector<const char*> argv = {"AUTH"};
-      std::vector<size_t> lengths = {4};
-      if (!address_.sentinel_username.empty()) {
-        argv.push_back(address_.sentinel_username.c_str());
-        lengths.push_back(address_.sentinel_username.size());
-      }
-      argv.push_back(address_.sentinel_password.c_str());
-      lengths.push_back(address_.sentinel_password.size());
-      auto* raw_auth = static_cast<redisReply*>(redisCommandArgv(
-          sentinel_context_.get(), static_cast<int>(argv.size()), argv.data(), lengths.data()));
-      if (raw_auth == nullptr) return fail(sentinel_context_->errstr);
-      RedisReply auth(raw_auth);
-      if (auth.view().IsError()) {
-        std::string message(auth.view().String());
-        sentinel_context_.reset();
-        return Error::Configuration(
-            where + " rejected the credentials of sentinel_password: " + Scrub(message));
-      }
-    }
-  }
-  const char* argv[] = {"SENTINEL", "get-master-addr-by-name", address_.master_name.c_str()};
-  const size_t lengths[] = {8, 23, address_.master_name.size()};
-  auto* raw_reply =
-      static_cast<redisReply*>(redisCommandArgv(sentinel_context_.get(), 3, argv, lengths));
-  if (raw_reply == nullptr) {
-    return fail(sentinel_context_->errstr[0] != '\0' ? sentinel_context_->errstr : "no reply");
-  }
-  RedisReply reply(raw_reply);
-  ReplyView view = reply.view();
-  if (view.IsNil()) return std::optional<config::HostPort>();
-  if (view.IsError()) {
-    std::string message(view.String());
-    sentinel_context_.reset();
-    if (StartsWith(message, "NOAUTH") || StartsWith(message, "WRONGPASS")) {
-      return Error::Configuration(where +
-                                  " requires a password (set sentinel_password= in "
-                                  "REDIS_URL): " +
-                                  Scrub(message));
-    }
-    return Error::Outage(where + ": " + Scrub(message));
-  }
-  if (view.Size() != 2 || !view[0].IsString() || !view[1].IsString()) {
-    sentinel_context_.reset();
-    return Error::Outage(where + ": unexpected answer to SENTINEL get-master-addr-by-name");
-  }
-  config::HostPort master;
-  master.host = std::string(view[0].String());
-  std::string_view port_text = view[1].String();
-  auto [end, error] =
-      std::from_chars(port_text.data(), port_text.data() + port_text.size(), master.port);
-  if (error != std::errc() || master.host.empty() || master.port < 1 || master.port > 65535) {
-    sentinel_context_.reset();
-    return Error::Outage(where + ": unexpected master address '" + std::string(port_text) + "'");
-  }
-  return std::optional<config::HostPort>(std::move(master));
-}
-
-Result<config::HostPort> RedisConnection::AskSentinels() {
-  const size_t count = address_.sentinels.size();
-  const size_t first = sentinel_index_;
-  std::string failures;
-  std::string unknown_to;
-  std::optional<Error> configuration;
-  for (size_t i = 0; i < count; ++i) {
-    size_t index = (first + i) % count;
-    auto answer = AskSentinel(index);
-    if (answer && answer->has_value()) return **answer;
-    if (answer) {
-      unknown_to += (unknown_to.empty() ? "" : ", ") + HostPortText(address_.sentinels[index]);
-      continue;
-    }
-    if (answer.error().kind == ErrorKind::kConfiguration && !configuration) {
-      configuration = answer.error();
-    }
-    failures += (failures.empty() ? "" : "; ") + answer.error().message;
-  }
-  const std::string master = "master '" + address_.master_name + "'";
-  if (configuration) return Error::Configuration("REDIS_URL: " + configuration->message);
-  if (failures.empty()) {
-    return Error::Configuration("REDIS_URL: no Sentinel knows a " + master + " (asked " +
-                                unknown_to +
-                                "): check the name against `sentinel monitor` in their "
-                                "configuration");
-  }
-  std::string text = "no Sentinel answered for " + master + ": " + failures;
-  if (!unknown_to.empty()) text += "; no such master known to " + unknown_to;
-  return Error::Outage(std::move(text));
-}
-
 void RedisConnection::CheckMaster() {
   if (!address_.UsesSentinel() || !context_ || options_.master_check_interval.count() <= 0) {
     return;
   }
   auto now = std::chrono::steady_clock::now();
   if (now < next_master_check_) return;
-  auto master = AskSentinels();
+  auto master = sentinel_.Master();
   if (!master) {
     // A master that answers is not left because its Sentinels do not.
     next_master_check_ = now + 10 * options_.master_check_interval;

@@ -18,17 +18,15 @@
 // run is never sent twice behind the caller's back.
 //
 // Sentinel (an address with sentinels, from redis+sentinel:// URLs): opening
-// the connection first asks the Sentinels, one after the other starting with
-// the last one that answered, for the address of the named master
-// (SENTINEL get-master-addr-by-name), connects there, authenticates, and
-// checks with ROLE that the server really is a master (during a failover a
-// Sentinel may still name the old one). Every reconnect asks again, so a
-// refused or reset connection, a timeout or a READONLY reply from a demoted
-// master all lead to the new master. Sentinels are not told apart from one
-// another: the first that knows the master is believed. An open connection
-// also asks a Sentinel every master_check_interval whether its server is
-// still the master, and leaves it when the Sentinels named another: between
-// a promotion and the old master's demotion (seconds), writes to the old
+// the connection first asks the Sentinels for the address of the named
+// master (RedisSentinel, queue/redis_sentinel.h), connects there,
+// authenticates, and checks with ROLE that the server really is a master
+// (during a failover a Sentinel may still name the old one). Every reconnect
+// asks again, so a refused or reset connection, a timeout or a READONLY reply
+// from a demoted master all lead to the new master. An open connection also
+// asks a Sentinel every master_check_interval whether its server is still
+// the master, and leaves it when the Sentinels named another: between a
+// promotion and the old master's demotion (seconds), writes to the old
 // master are lost. The time without a master is an outage like any other.
 //
 // Errors:
@@ -57,8 +55,9 @@
 
 #include "config/urls.h"
 #include "core/result.h"
+#include "queue/hiredis_context.h"
+#include "queue/redis_sentinel.h"
 
-struct redisContext;
 struct redisReply;
 
 namespace media_sync::queue {
@@ -179,21 +178,11 @@ class RedisConnection {
                                std::span<const std::string_view> args);
 
  private:
-  struct ContextDeleter {
-    void operator()(redisContext* context) const;
-  };
-  using ContextPtr = std::unique_ptr<redisContext, ContextDeleter>;
-
   Status Open();
   // Sentinel mode: drops the open context when a Sentinel now names another
   // master (at most once per master_check_interval). Then connects if needed.
   Status Ready();
   void CheckMaster();
-  // Sentinel mode: the master's address from the first Sentinel that knows it.
-  Result<config::HostPort> AskSentinels();
-  // One Sentinel: the address, nullopt when it knows no such master, or the
-  // reason it gave none.
-  Result<std::optional<config::HostPort>> AskSentinel(size_t index);
   // ROLE must say master; otherwise kOutage and the context is dropped.
   Status VerifyMaster();
   // Sends a command on the open context. Wire errors drop the context and
@@ -205,18 +194,16 @@ class RedisConnection {
   // The Error for an error reply; drops the context when the reply says the
   // server is no (longer a) writable master.
   Error ErrorFromReply(std::string_view command, std::string_view message);
-  std::string Scrub(std::string_view text) const;
   Status SetSocketTimeout(std::chrono::milliseconds timeout);
 
   config::RedisAddress address_;
   RedisOptions options_;
   std::string endpoint_;
   std::string server_version_;
-  ContextPtr context_;
+  RedisContextPtr context_;
   // Sentinel mode.
-  ContextPtr sentinel_context_;  // to sentinels_[sentinel_index_], when open
-  size_t sentinel_index_ = 0;    // the Sentinel asked first
-  config::HostPort master_;      // the server context_ is connected to
+  RedisSentinel sentinel_;
+  config::HostPort master_;  // the server context_ is connected to
   std::chrono::steady_clock::time_point next_master_check_;
 };
 

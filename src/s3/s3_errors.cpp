@@ -62,6 +62,11 @@ bool OneOf(std::string_view code, std::initializer_list<std::string_view> codes)
   return false;
 }
 
+// The codes of a server that lacks the operation asked for.
+bool NamesUnsupportedOperation(std::string_view code) {
+  return OneOf(code, {"NotImplemented", "MethodNotAllowed"});
+}
+
 }  // namespace
 
 std::optional<std::string> XmlTagText(std::string_view xml, std::string_view tag, size_t* from) {
@@ -133,8 +138,8 @@ ErrorKind KindForS3Error(long status, std::string_view code) {
   if (OneOf(code, {"EntityTooLarge", "KeyTooLongError"})) return ErrorKind::kJobPermanent;
   if (OneOf(code, {"InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied",
                    "RequestTimeTooSkewed", "NoSuchBucket", "AuthorizationHeaderMalformed",
-                   "PermanentRedirect", "InvalidBucketName", "NotImplemented", "MethodNotAllowed",
-                   "AccountProblem", "InvalidRegion"})) {
+                   "PermanentRedirect", "InvalidBucketName", "AccountProblem", "InvalidRegion"}) ||
+      NamesUnsupportedOperation(code)) {
     return ErrorKind::kConfiguration;
   }
   if (status >= 500 || status == 429 || status == 408) return ErrorKind::kOutage;
@@ -147,6 +152,8 @@ ErrorKind KindForS3Error(long status, std::string_view code) {
   }
   return ErrorKind::kConfiguration;
 }
+
+bool IsUnsupportedOperation(const Error& error) { return NamesUnsupportedOperation(error.code); }
 
 Error ClassifyHttpError(long status, std::string_view body, std::string_view operation,
                         std::string_view key) {

@@ -56,4 +56,9 @@ Error ClassifyHttpError(long status, std::string_view body, std::string_view ope
 // Error kind for an S3 error Code at an HTTP status (exposed for tests).
 ErrorKind KindForS3Error(long status, std::string_view code);
 
+// True when the server answered that it lacks the operation
+// (NotImplemented, MethodNotAllowed: s3rver lists no multipart uploads, for
+// one), judged by the error's S3 code, never by its message.
+bool IsUnsupportedOperation(const Error& error);
+
 }  // namespace media_sync::s3

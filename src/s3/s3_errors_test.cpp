@@ -124,6 +124,17 @@ TEST(S3ErrorsTest, ErrorsCarryTheServersCodeAndTheirFaultClass) {
   EXPECT_EQ(ClassifyHttpError(502, "<html>Bad Gateway</html>", "Put", "k").code, "");
 }
 
+TEST(S3ErrorsTest, AnUnsupportedOperationIsToldByItsCodeNotItsMessage) {
+  EXPECT_TRUE(IsUnsupportedOperation(ClassifyHttpError(
+      501, "<Error><Code>NotImplemented</Code></Error>", "ListMultipartUploads", "")));
+  EXPECT_TRUE(IsUnsupportedOperation(
+      ClassifyHttpError(405, "<Error><Code>MethodNotAllowed</Code></Error>", "List", "")
+          .Wrap("sweep")));
+  EXPECT_FALSE(IsUnsupportedOperation(
+      ClassifyHttpError(403, "<Error><Code>AccessDenied</Code></Error>", "List", "")));
+  EXPECT_FALSE(IsUnsupportedOperation(Error::Configuration("NotImplemented in the message only")));
+}
+
 // Error pages of proxies in front of a box, as nginx and HAProxy send them:
 // a 400 without an S3 error code says nothing about the job. It is an outage
 // (the job waits, its retries untouched). A 400 that S3 gave a code stays

@@ -39,10 +39,6 @@ class BoxCatalog : public Catalog {
     if (it == endpoints.end()) return std::optional<std::string>();
     return std::optional<std::string>(it->second);
   }
-  Result<std::vector<UnsyncedFile>> Unsynced(int, int) override {
-    return std::vector<UnsyncedFile>();
-  }
-  Result<int64_t> CountUnsynced() override { return int64_t{0}; }
   std::map<std::string, std::string> endpoints;
   int lookups = 0;
   bool down = false;

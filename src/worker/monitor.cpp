@@ -6,15 +6,12 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <condition_variable>
 #include <cstring>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
 
 #include "core/job.h"
-#include "queue/fleet_stats.h"
-#include "queue/queue_admin.h"
 
 namespace media_sync::worker {
 namespace {
@@ -45,14 +42,16 @@ Status CheckBuffer(const std::string& path) {
 
 }  // namespace
 
-Monitor::Monitor(MonitorSettings settings, WorkerMetrics& metrics, const WorkerStats& stats,
-                 BoxRegistry& boxes, std::function<Status()> ping_database, Liveness& liveness)
+Monitor::Monitor(MonitorSettings settings, MonitorSources sources, WorkerMetrics& metrics,
+                 BoxRegistry& boxes, std::function<Status()> ping_database, Liveness& liveness,
+                 Clock& clock)
     : settings_(std::move(settings)),
+      sources_(std::move(sources)),
       metrics_(metrics),
-      stats_(stats),
       boxes_(boxes),
       ping_database_(std::move(ping_database)),
-      liveness_(liveness) {}
+      liveness_(liveness),
+      clock_(clock) {}
 
 Monitor::~Monitor() {
   if (thread_.joinable()) {
@@ -62,13 +61,12 @@ Monitor::~Monitor() {
 }
 
 void Monitor::Start() {
-  queue::BoxPauses pauses(settings_.redis, settings_.redis_options);
-  ReadPauses(pauses);
+  ReadPauses();
   thread_ = std::jthread([this](const std::stop_token& stop) { Loop(stop); });
 }
 
-void Monitor::ReadPauses(queue::BoxPauses& pauses) {
-  auto listed = pauses.List();
+void Monitor::ReadPauses() {
+  auto listed = sources_.pauses->List();
   if (!listed) return;  // a pause outlives an outage of Redis
   std::map<std::string, std::string> reasons;
   std::set<std::pair<std::string, std::string>> series;
@@ -98,25 +96,18 @@ void Monitor::ReadPauses(queue::BoxPauses& pauses) {
 
 void Monitor::Loop(const std::stop_token& stop) {
   auto registration = liveness_.Register("monitor");
-  queue::FleetStats fleet(settings_.redis, settings_.redis_options);
-  queue::QueueAdmin admin(settings_.redis, settings_.redis_options);
-  queue::BoxPauses pauses(settings_.redis, settings_.redis_options);
-  std::mutex mutex;
-  std::condition_variable_any wake;
-  auto next_round = std::chrono::steady_clock::now();
+  auto next_round = clock_.Now();
   while (!stop.stop_requested()) {
-    // Beats every second, not every round, so that a stall limit shorter
+    // Beats every turn, not every round, so that a stall limit shorter
     // than the interval still sees this thread alive.
     Liveness::Beat();
-    if (std::chrono::steady_clock::now() >= next_round) {
-      Round(fleet, admin);
-      ReadPauses(pauses);
-      next_round = std::chrono::steady_clock::now() + settings_.interval;
+    if (clock_.Now() >= next_round) {
+      Round();
+      ReadPauses();
+      next_round = clock_.Now() + settings_.interval;
     }
     PublishBoxes();
-    std::unique_lock lock(mutex);
-    wake.wait_for(lock, stop, std::min<std::chrono::milliseconds>(settings_.interval, kGaugeEvery),
-                  [] { return false; });
+    clock_.SleepFor(std::min<std::chrono::milliseconds>(settings_.interval, kGaugeEvery), stop);
   }
 }
 
@@ -141,10 +132,10 @@ void Monitor::PublishBoxes() {
   }
 }
 
-void Monitor::Round(queue::FleetStats& fleet, queue::QueueAdmin& admin) {
-  auto now = std::chrono::system_clock::now();
+void Monitor::Round() {
+  auto now = clock_.WallNow();
   Status redis = Ok();
-  if (auto counts = admin.Counts(); counts) {
+  if (auto counts = sources_.queue->Counts(); counts) {
     metrics_.queue_jobs.With({"pending"}).Set(static_cast<double>(counts->pending));
     metrics_.queue_jobs.With({"delayed"}).Set(static_cast<double>(counts->delayed));
     metrics_.queue_jobs.With({"failed"}).Set(static_cast<double>(counts->failed));
@@ -154,7 +145,7 @@ void Monitor::Round(queue::FleetStats& fleet, queue::QueueAdmin& admin) {
     redis = counts.error();
   }
   if (redis) {
-    if (auto oldest = fleet.OldestPending(); !oldest) {
+    if (auto oldest = sources_.queue->OldestPending(); !oldest) {
       redis = oldest.error();
     } else {
       double age = 0;
@@ -170,12 +161,13 @@ void Monitor::Round(queue::FleetStats& fleet, queue::QueueAdmin& admin) {
 
   // This process's syncs since the last round, into the fleet's minute, and
   // the time it ran since then (what `status` divides them by).
-  uint64_t files = stats_.synced.load();
-  uint64_t bytes = stats_.bytes_uploaded.load();
+  const WorkerMetrics::Totals totals = metrics_.ReadTotals();
+  const uint64_t files = totals.synced;
+  const uint64_t bytes = totals.bytes_uploaded;
   if (!running_since_) running_since_ = now;
   if (redis) {
-    if (Status reported = fleet.ReportRound(files - reported_files_, bytes - reported_bytes_,
-                                            *running_since_, now);
+    if (Status reported = sources_.reports->ReportRound(
+            files - reported_files_, bytes - reported_bytes_, *running_since_, now);
         reported) {
       reported_files_ = files;
       reported_bytes_ = bytes;
@@ -187,39 +179,41 @@ void Monitor::Round(queue::FleetStats& fleet, queue::QueueAdmin& admin) {
 
   // And its job faults by class (the console's failures by class).
   if (redis) {
-    std::map<std::string, uint64_t> failed;
-    std::map<std::string, uint64_t> retried;
-    std::array<uint64_t, kFaultClassCount> failed_now{};
-    std::array<uint64_t, kFaultClassCount> retried_now{};
-    for (size_t i = 0; i < kFaultClassCount; ++i) {
-      std::string label(ToString(static_cast<FaultClass>(i)));
-      failed_now[i] = stats_.failed_by_class[i].load();
-      retried_now[i] = stats_.retried_by_class[i].load();
-      if (failed_now[i] != reported_failed_[i]) failed[label] = failed_now[i] - reported_failed_[i];
-      if (retried_now[i] != reported_retried_[i]) {
-        retried[label] = retried_now[i] - reported_retried_[i];
+    auto since = [](const std::map<std::string, uint64_t>& now_counts,
+                    const std::map<std::string, uint64_t>& reported) {
+      std::map<std::string, uint64_t> added;
+      for (const auto& [label, count] : now_counts) {
+        auto before = reported.find(label);
+        uint64_t was = before == reported.end() ? 0 : before->second;
+        if (count > was) added[label] = count - was;
       }
-    }
-    if (Status added = fleet.AddFaults(failed, retried, now); added) {
-      reported_failed_ = failed_now;
-      reported_retried_ = retried_now;
+      return added;
+    };
+    if (Status added =
+            sources_.reports->AddFaults(since(totals.failed_by_class, reported_failed_),
+                                        since(totals.retried_by_class, reported_retried_), now);
+        added) {
+      reported_failed_ = totals.failed_by_class;
+      reported_retried_ = totals.retried_by_class;
     } else {
       redis = added.error();
     }
   }
 
   auto boxes = boxes_.States();
-  std::vector<queue::BoxReport> reports;
+  std::vector<BoxReport> reports;
   for (const auto& box : boxes) {
-    queue::BoxReport report{box.name,  box.endpoint,        box.up,
-                            box.error, settings_.worker_id, IsoTimestamp(now)};
+    BoxReport report{box.name,  box.endpoint,        box.up,
+                     box.error, settings_.worker_id, IsoTimestamp(now)};
     report.limit = box.limit;
     report.in_flight = box.in_flight;
     report.latency_seconds = box.latency_seconds;
     reports.push_back(std::move(report));
   }
   if (redis) {
-    if (Status reported = fleet.ReportBoxes(reports); !reported) redis = reported.error();
+    if (Status reported = sources_.reports->ReportBoxes(reports); !reported) {
+      redis = reported.error();
+    }
   }
 
   Status postgres = ping_database_();

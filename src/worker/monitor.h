@@ -1,22 +1,24 @@
 // Monitor: the periodic reads behind /metrics, /readyz and `status`, on a
 // thread of its own so that no scrape or probe ever calls a service.
 // Every `interval` it
-//   - reads the queue depths, live workers and the oldest pending job from
-//     Redis into the queue gauges;
+//   - reads the queue depths, live workers and the oldest pending job
+//     (QueueCensus) into the queue gauges;
 //   - pings PostgreSQL, checks MEDIA_BUFFER_PATH, and takes the storage
 //     boxes' states from the BoxRegistry;
 //   - publishes this process's synced files and bytes and its job faults
-//     by class per minute, the seconds it ran, and its view of the boxes to
-//     Redis (queue/fleet_stats.h), for `status` and the web console.
-// Readiness() and Health() answer from what the last round found.
+//     by class per minute, the seconds it ran, and its view of the boxes
+//     (FleetReports), for `status` and the web console;
+//   - reads the boxes an operator paused (PausedBoxes) into the registry.
+// Readiness() and Health() answer from what the last round found. Its
+// schedule runs on the Clock it is given.
 //
 // Thread-safety: Readiness() and Health() may be called from any thread.
 #pragma once
 
-#include <array>
 #include <chrono>
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <set>
 #include <string>
@@ -24,23 +26,18 @@
 #include <utility>
 #include <vector>
 
-#include "config/urls.h"
+#include "core/fleet_reports.h"
+#include "core/queue_census.h"
 #include "metrics/http_endpoint.h"
-#include "queue/box_pauses.h"
-#include "queue/fleet_stats.h"
-#include "queue/queue_admin.h"
-#include "queue/redis_connection.h"
+#include "util/clock.h"
 #include "util/liveness.h"
 #include "util/mutex.h"
 #include "worker/box_registry.h"
-#include "worker/worker.h"
 #include "worker/worker_metrics.h"
 
 namespace media_sync::worker {
 
 struct MonitorSettings {
-  config::RedisAddress redis;
-  queue::RedisOptions redis_options;
   std::string worker_id;
   std::string buffer_path;                        // MEDIA_BUFFER_PATH
   std::chrono::milliseconds interval{5000};       // between rounds
@@ -52,12 +49,23 @@ struct MonitorSettings {
   int schema_every = 12;
 };
 
+// What the Monitor reads and writes in the store the workers share, made
+// by `run` (queue::QueueAdmin, queue::FleetStats, queue::BoxPauses, each with
+// its own connection) and owned by the Monitor: used by one thread at a time
+// (the paused boxes by Start(), then everything by the monitor's thread).
+struct MonitorSources {
+  std::unique_ptr<QueueCensus> queue;
+  std::unique_ptr<FleetReports> reports;
+  std::unique_ptr<PausedBoxes> pauses;
+};
+
 class Monitor {
  public:
-  // Borrows everything; all must outlive the monitor. `ping_database` is one
-  // cheap round trip to PostgreSQL.
-  Monitor(MonitorSettings settings, WorkerMetrics& metrics, const WorkerStats& stats,
-          BoxRegistry& boxes, std::function<Status()> ping_database, Liveness& liveness);
+  // Owns the sources; borrows the rest, which must outlive the monitor.
+  // `ping_database` is one cheap round trip to PostgreSQL.
+  Monitor(MonitorSettings settings, MonitorSources sources, WorkerMetrics& metrics,
+          BoxRegistry& boxes, std::function<Status()> ping_database, Liveness& liveness,
+          Clock& clock = Clock::Real());
   ~Monitor();  // stops the thread
   Monitor(const Monitor&) = delete;
   Monitor& operator=(const Monitor&) = delete;
@@ -81,30 +89,32 @@ class Monitor {
     std::string error = "not checked yet";
   };
   void Loop(const std::stop_token& stop);
-  void Round(queue::FleetStats& fleet, queue::QueueAdmin& admin);
+  void Round();
   // The paused boxes (`media-sync boxes pause`) into the registry and the
   // metrics; kept as they were while Redis does not answer.
-  void ReadPauses(queue::BoxPauses& pauses);
+  void ReadPauses();
   // Each box's limit, latency and wire counts into the metrics, every
   // kGaugeEvery (no call to any service): fresh enough to follow a limit
   // as it adapts.
   void PublishBoxes();
 
   const MonitorSettings settings_;
+  const MonitorSources sources_;
   WorkerMetrics& metrics_;
-  const WorkerStats& stats_;
   BoxRegistry& boxes_;
   std::function<Status()> ping_database_;
   Liveness& liveness_;
+  Clock& clock_;
 
   uint64_t reported_files_ = 0;  // monitor thread only
   uint64_t reported_bytes_ = 0;
-  std::array<uint64_t, kFaultClassCount> reported_failed_{};  // monitor thread only
-  std::array<uint64_t, kFaultClassCount> reported_retried_{};
+  // Job faults by class label as last reported; monitor thread only.
+  std::map<std::string, uint64_t> reported_failed_;
+  std::map<std::string, uint64_t> reported_retried_;
   std::map<std::string, TransportCounts> published_transport_;  // monitor thread only
   // Since when this process ran without that being reported yet.
   std::optional<std::chrono::system_clock::time_point> running_since_;
-  std::map<std::string, queue::BoxPause> paused_;                // monitor thread only
+  std::map<std::string, BoxPause> paused_;                       // monitor thread only
   std::set<std::pair<std::string, std::string>> paused_series_;  // {box, reason} set to 1
 
   mutable Mutex mu_;

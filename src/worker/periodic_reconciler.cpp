@@ -11,17 +11,13 @@ PeriodicReconcilerSettings PeriodicReconcilerSettings::FromOptions(const config:
   PeriodicReconcilerSettings settings;
   settings.interval = options.reconcile_interval;
   settings.worker_id = options.worker_id;
-  settings.redis = options.redis;
   settings.reconcile.older_than = options.reconcile_older_than;
   return settings;
 }
 
 PeriodicReconciler::PeriodicReconciler(PeriodicReconcilerSettings settings,
-                                       catalog::PgCatalog& catalog, StoreRouter& stores,
-                                       const buffer::LocalBuffer& buffer)
-    : settings_(std::move(settings)),
-      reconciler_(settings_.redis, catalog, stores, buffer),
-      lock_(settings_.redis, settings_.worker_id) {
+                                       ReconcileSources sources, FleetLock& lock, Clock& clock)
+    : settings_(std::move(settings)), clock_(clock), reconciler_(sources, clock), lock_(lock) {
   if (settings_.interval.count() <= 0) return;
   spdlog::info("periodic reconcile every {} s (lost jobs of rows older than {} s)",
                settings_.interval.count(), settings_.reconcile.older_than.count());
@@ -39,15 +35,10 @@ void PeriodicReconciler::Stop() {
 void PeriodicReconciler::Loop(const std::stop_token& stop) {
   std::mt19937_64 random{std::random_device{}()};
   const auto interval = std::chrono::duration_cast<std::chrono::milliseconds>(settings_.interval);
-  std::uniform_int_distribution<int64_t> jitter(0, interval.count() / 10);
+  std::uniform_int_distribution<int64_t> jitter(
+      0, static_cast<int64_t>(static_cast<double>(interval.count()) * settings_.jitter));
   while (!stop.stop_requested()) {
-    auto wait = interval + std::chrono::milliseconds(jitter(random));
-    {
-      std::unique_lock lock(mu_);
-      // Returns early only when a stop is requested (the predicate never holds).
-      wake_.wait_for(lock, stop, wait, [] { return false; });
-    }
-    if (stop.stop_requested()) return;
+    if (clock_.SleepFor(interval + std::chrono::milliseconds(jitter(random)), stop)) return;
     RunOnce(stop);
   }
 }
@@ -58,12 +49,12 @@ void PeriodicReconciler::RunOnce(const std::stop_token& stop) {
     spdlog::warn("reconcile: cannot take the lock: {}", acquired.error().message);
     return;
   }
-  if (*acquired == queue::ReconcileLock::Acquired::kRecentlyRun) {
+  if (*acquired == FleetLock::Acquired::kRecentlyRun) {
     spdlog::debug("reconcile: another worker reconciled less than {} s ago; skipping",
                   settings_.interval.count() / 2);
     return;
   }
-  if (*acquired == queue::ReconcileLock::Acquired::kHeld) {
+  if (*acquired == FleetLock::Acquired::kHeld) {
     auto holder = lock_.Holder();
     spdlog::debug("reconcile: lock held by {}; skipping this round",
                   holder && holder->has_value() ? **holder : std::string("another worker"));

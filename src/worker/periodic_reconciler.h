@@ -1,10 +1,12 @@
 // PeriodicReconciler: the reconcile of `media-sync run`, every
 // RECONCILE_INTERVAL_SECONDS (off when 0). One thread wakes every interval
 // (plus up to a tenth of it at random, so a fleet started together spreads
-// out), takes the Redis ReconcileLock, runs a Reconciler pass, and releases
-// the lock, marking the round done for half an interval so the other
-// workers' wake-ups in that time stand down. While a pass runs, its lock TTL
-// is renewed between steps; a pass that loses its lock stops before pushing.
+// out), takes the FleetLock (the Redis ReconcileLock in `run`), runs a
+// Reconciler pass, and releases the lock, marking the round done for half
+// an interval so the other workers' wake-ups in that time stand down. While
+// a pass runs, its lock TTL is renewed between steps; a pass that loses its
+// lock stops before pushing. A pass that failed leaves no quiet period: the
+// next worker's wake-up tries again.
 //
 // Construct it after the worker started; Stop() (or destruction) before the
 // worker stops: a pass in progress is cancelled (a HeadObject in flight
@@ -14,17 +16,13 @@
 #pragma once
 
 #include <chrono>
-#include <condition_variable>
-#include <mutex>
 #include <stop_token>
 #include <string>
 #include <thread>
 
-#include "buffer/local_buffer.h"
-#include "catalog/pg_catalog.h"
 #include "config/options.h"
-#include "core/store_router.h"
-#include "queue/reconcile_lock.h"
+#include "core/fleet_lock.h"
+#include "util/clock.h"
 #include "worker/reconciler.h"
 
 namespace media_sync::worker {
@@ -34,8 +32,9 @@ struct PeriodicReconcilerSettings {
   // TTL of the lock, renewed between steps of a pass: how long a crashed
   // holder keeps the others out.
   std::chrono::milliseconds lock_ttl{60000};
-  std::string worker_id;  // the lock's owner
-  config::RedisAddress redis;
+  std::string worker_id;  // the lock's owner, named in the log
+  // Each wait is the interval plus up to this part of it, at random.
+  double jitter = 0.1;
   ReconcileSettings reconcile;  // older_than RECONCILE_OLDER_THAN_SECONDS, limit 10000
 
   static PeriodicReconcilerSettings FromOptions(const config::Options& options);
@@ -44,9 +43,10 @@ struct PeriodicReconcilerSettings {
 class PeriodicReconciler {
  public:
   // Starts the thread when settings.interval > 0; otherwise does nothing.
-  // Borrows catalog, stores and buffer, which must outlive it.
-  PeriodicReconciler(PeriodicReconcilerSettings settings, catalog::PgCatalog& catalog,
-                     StoreRouter& stores, const buffer::LocalBuffer& buffer);
+  // Borrows the sources, the lock and the clock, which must outlive it; the
+  // sources and the lock are used on its thread only.
+  PeriodicReconciler(PeriodicReconcilerSettings settings, ReconcileSources sources, FleetLock& lock,
+                     Clock& clock = Clock::Real());
   ~PeriodicReconciler();
   PeriodicReconciler(const PeriodicReconciler&) = delete;
   PeriodicReconciler& operator=(const PeriodicReconciler&) = delete;
@@ -59,11 +59,10 @@ class PeriodicReconciler {
   void RunOnce(const std::stop_token& stop);
 
   const PeriodicReconcilerSettings settings_;
+  Clock& clock_;
   // Used only on thread_ (neither is thread-safe).
   Reconciler reconciler_;
-  queue::ReconcileLock lock_;
-  std::mutex mu_;
-  std::condition_variable_any wake_;
+  FleetLock& lock_;
   std::jthread thread_;
 };
 

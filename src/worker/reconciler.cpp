@@ -8,7 +8,7 @@
 #include <utility>
 
 #include "core/job.h"
-#include "queue/sha256_filter.h"
+#include "util/sha256_filter.h"
 
 namespace media_sync::worker {
 namespace {
@@ -33,20 +33,17 @@ std::string_view ToString(LostJob::Source source) {
   return "?";
 }
 
-Reconciler::Reconciler(config::RedisAddress redis, catalog::PgCatalog& catalog, StoreRouter& stores,
-                       const buffer::LocalBuffer& buffer)
-    : admin_(std::move(redis)), catalog_(catalog), stores_(stores), buffer_(buffer) {}
+Reconciler::Reconciler(ReconcileSources sources, Clock& clock) : sources_(sources), clock_(clock) {}
 
 std::string Reconciler::PayloadFor(const UnsyncedFile& row) const {
   // The platform's buffer layout: the file sits at <buffer>/<s3_key>.
-  return MakeJobPayload(NewJob{row.sha256, row.s3_key, buffer_.path() + "/" + row.s3_key,
-                               row.storage_box_id, row.file_size,
-                               std::chrono::system_clock::now()});
+  return MakeJobPayload(NewJob{row.sha256, row.s3_key, sources_.buffer.path() + "/" + row.s3_key,
+                               row.storage_box_id, row.file_size, clock_.WallNow()});
 }
 
 Result<std::optional<LostJob>> Reconciler::Classify(const UnsyncedFile& row, std::stop_token stop) {
   LostJob lost{row, LostJob::Source::kLocalFile, ""};
-  auto local = buffer_.Open(row.s3_key);
+  auto local = sources_.buffer.Open(row.s3_key);
   if (!local) {
     // A path problem the worker will name in the failed entry.
     lost.note = local.error().message;
@@ -54,7 +51,7 @@ Result<std::optional<LostJob>> Reconciler::Classify(const UnsyncedFile& row, std
   }
   if (local->has_value()) return std::optional<LostJob>(std::move(lost));
 
-  auto store = stores_.ForBox(row.storage_box_id);
+  auto store = sources_.stores.ForBox(row.storage_box_id);
   if (!store) {
     lost.source = LostJob::Source::kUnchecked;
     lost.note = store.error().message;
@@ -86,21 +83,21 @@ Result<ReconcileReport> Reconciler::Run(const ReconcileSettings& settings, std::
   // taken as queued (a false hit, rare, waits for a later pass: each filter
   // has its own seed); one it does not name surely had no job when read.
   // The walk calls the checkpoint between chunks: a long one keeps the lock.
-  auto entries = admin_.QueuedEntries();
+  auto entries = sources_.queue.QueuedEntries();
   if (!entries) return entries.error();
-  queue::Sha256Filter queued(static_cast<uint64_t>(std::max<int64_t>(*entries, 0)),
-                             std::random_device{}());
-  if (auto walked = admin_.ForEachQueuedSha256(
+  Sha256Filter queued(static_cast<uint64_t>(std::max<int64_t>(*entries, 0)),
+                      std::random_device{}());
+  if (auto walked = sources_.queue.ForEachQueuedSha256(
           [&queued](std::string_view sha256) { queued.Add(sha256); }, check);
       !walked) {
     return walked.error();
   }
   const int older_than = static_cast<int>(settings.older_than.count());
 
-  catalog::UnsyncedCursor cursor;
+  UnsyncedCursor cursor;
   while (!report.limit_reached) {
     if (auto status = check(); !status) return status.error();
-    auto page = catalog_.UnsyncedAfter(cursor, kPageRows, older_than);
+    auto page = sources_.catalog.UnsyncedAfter(cursor, kPageRows, older_than);
     if (!page) return page.error();
     if (page->empty()) break;
     for (const UnsyncedFile& row : *page) {
@@ -133,7 +130,7 @@ Result<ReconcileReport> Reconciler::Run(const ReconcileSettings& settings, std::
   std::unordered_set<std::string> candidates;
   for (const LostJob& lost : report.enqueued) candidates.insert(lost.row.sha256);
   std::unordered_set<std::string> appeared;
-  if (auto walked = admin_.ForEachQueuedSha256(
+  if (auto walked = sources_.queue.ForEachQueuedSha256(
           [&](std::string_view sha256) {
             if (auto found = candidates.find(std::string(sha256)); found != candidates.end()) {
               appeared.insert(*found);
@@ -157,7 +154,7 @@ Result<ReconcileReport> Reconciler::Run(const ReconcileSettings& settings, std::
   std::vector<std::string> payloads;
   payloads.reserve(report.enqueued.size());
   for (const LostJob& lost : report.enqueued) payloads.push_back(PayloadFor(lost.row));
-  if (auto pushed = admin_.Enqueue(payloads); !pushed) return pushed.error();
+  if (auto pushed = sources_.producer.Enqueue(payloads); !pushed) return pushed.error();
   return report;
 }
 

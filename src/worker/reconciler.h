@@ -17,15 +17,15 @@
 // pushed twice all the same is harmless: the sync is recorded once.
 //
 // Memory is bounded whatever the queues hold: the first read keeps the
-// sha256s in a queue::Sha256Filter (16 MiB at most), the second only the
+// sha256s in a Sha256Filter (util/, 16 MiB at most), the second only the
 // rows found lost (at most `limit`), and the report at most 1000 rows with
 // nothing left (the rest are counted). A row the filter falsely names as
 // queued (about one in a thousand while it holds no more than it was sized
 // for) is recovered by a later pass. Both reads call the checkpoint between
 // chunks, so the periodic runner renews its lock through a long pass.
 //
-// Thread-safety: none; one Reconciler per thread (it owns a Redis
-// connection). Borrows the catalog, the stores and the buffer.
+// Thread-safety: none; one Reconciler per thread, as its queue adapters
+// are. Borrows everything it reads and writes (ReconcileSources).
 #pragma once
 
 #include <chrono>
@@ -35,12 +35,11 @@
 #include <vector>
 
 #include "buffer/local_buffer.h"
-#include "catalog/pg_catalog.h"
-#include "config/urls.h"
 #include "core/catalog.h"
+#include "core/queue_census.h"
 #include "core/result.h"
 #include "core/store_router.h"
-#include "queue/queue_admin.h"
+#include "util/clock.h"
 
 namespace media_sync::worker {
 
@@ -74,14 +73,25 @@ struct ReconcileReport {
   bool limit_reached = false;              // more rows may be lost: run again
 };
 
+// What a reconcile reads and writes, made by the caller (`media-sync
+// reconcile`, `run`) and borrowed: each must outlive the Reconciler, and the
+// queue adapters serve its thread only.
+struct ReconcileSources {
+  QueueCensus& queue;                 // the sha256s held in Redis (queue::QueueAdmin)
+  JobProducer& producer;              // where lost jobs go back (queue::QueueAdmin)
+  UnsyncedRows& catalog;              // rows never synced (catalog::PgCatalog)
+  StoreRouter& stores;                // HeadObject of a row without its file
+  const buffer::LocalBuffer& buffer;  // the rows' files
+};
+
 class Reconciler {
  public:
   // Called between steps; an error stops the run and is returned (the
   // periodic runner keeps its lock alive here and stops on shutdown).
   using Checkpoint = std::function<Status()>;
 
-  Reconciler(config::RedisAddress redis, catalog::PgCatalog& catalog, StoreRouter& stores,
-             const buffer::LocalBuffer& buffer);
+  // The jobs it pushes are queued at `clock`'s wall time.
+  explicit Reconciler(ReconcileSources sources, Clock& clock = Clock::Real());
 
   // One pass. Errors: the first outage or configuration error of Redis,
   // PostgreSQL or the buffer; kCancelled when `stop` is requested. Nothing
@@ -96,10 +106,8 @@ class Reconciler {
   // Sorts one lost row: where its bytes are, or nullopt when nowhere.
   Result<std::optional<LostJob>> Classify(const UnsyncedFile& row, std::stop_token stop);
 
-  queue::QueueAdmin admin_;
-  catalog::PgCatalog& catalog_;
-  StoreRouter& stores_;
-  const buffer::LocalBuffer& buffer_;
+  ReconcileSources sources_;
+  Clock& clock_;
 };
 
 std::string_view ToString(LostJob::Source source);

@@ -580,9 +580,11 @@ class StorageAuditor::Pass {
     std::unordered_set<std::string> wanted;
     for (const catalog::StoredRow& row : repairs_) wanted.insert(row.sha256);
     std::unordered_set<std::string> queued;
-    auto walked = auditor_.admin_.ForEachQueuedSha256([&](std::string_view sha256) {
-      if (auto it = wanted.find(std::string(sha256)); it != wanted.end()) queued.insert(*it);
-    });
+    auto walked = auditor_.admin_.ForEachQueuedSha256(
+        [&](std::string_view sha256) {
+          if (auto it = wanted.find(std::string(sha256)); it != wanted.end()) queued.insert(*it);
+        },
+        {});
     if (!walked) return walked;
     std::vector<std::string> payloads;
     for (const catalog::StoredRow& row : repairs_) {

@@ -2,8 +2,6 @@
 
 #include <spdlog/spdlog.h>
 
-#include <condition_variable>
-#include <mutex>
 #include <random>
 
 #include "util/log.h"
@@ -93,12 +91,13 @@ void LogOutcome(const Decision& decision, std::chrono::steady_clock::duration to
 }  // namespace
 
 Worker::Worker(WorkerSettings settings, QueueFactories queues, const Pipeline& pipeline,
-               WorkerMetrics& metrics, Liveness& liveness)
+               WorkerMetrics& metrics, Liveness& liveness, Clock& clock)
     : settings_(std::move(settings)),
       queues_(std::move(queues)),
       pipeline_(pipeline),
       metrics_(metrics),
-      liveness_(liveness) {}
+      liveness_(liveness),
+      clock_(clock) {}
 
 Worker::~Worker() {
   Cancel();
@@ -128,13 +127,6 @@ void Worker::Wait() {
     maintenance_.request_stop();
     maintenance_.join();
   }
-}
-
-bool Worker::SleepFor(std::chrono::milliseconds duration, const std::stop_token& token) {
-  std::mutex mutex;
-  std::condition_variable_any wake;
-  std::unique_lock lock(mutex);
-  return wake.wait_for(lock, token, duration, [] { return false; }) || token.stop_requested();
 }
 
 std::chrono::milliseconds Worker::Jittered(std::chrono::milliseconds base) const {
@@ -175,18 +167,18 @@ void Worker::JobLoop(int index) {
         spdlog::warn("queue unavailable: {} (retrying in {} ms)", taken.error().message,
                      wait.count());
       }
-      SleepFor(wait, stop);
+      clock_.SleepFor(wait, stop);
       continue;
     }
     backoff.Reset();
     if (!taken->has_value()) continue;
     const Delivery& delivery = **taken;
     Hold(delivery);
-    ++stats_.in_flight;
+    ++in_flight_;
     metrics_.jobs_in_flight.Add(1);
     Handle(*queue, delivery, std::move(*ticket));
     metrics_.jobs_in_flight.Add(-1);
-    --stats_.in_flight;
+    --in_flight_;
     LetGo(delivery);
   }
   if (--running_jobs_threads_ == 0) finished_ = true;
@@ -219,7 +211,7 @@ std::optional<Decision> Worker::Decide(JobQueue& queue, const Delivery& delivery
     // so this thread keeps its job and waits instead of churning the queue.
     auto wait = Jittered(backoff.Next());
     spdlog::warn("holding job: {} (retrying in {} ms)", decision.message, wait.count());
-    if (SleepFor(wait, stop_taking_.get_token())) {
+    if (clock_.SleepFor(wait, stop_taking_.get_token())) {
       decision.action = Action::kRelease;
       decision.outcome = Outcome::kCancelled;
       return decision;
@@ -238,45 +230,14 @@ std::optional<Decision> Worker::Decide(JobQueue& queue, const Delivery& delivery
 }
 
 void Worker::Handle(JobQueue& queue, const Delivery& delivery, StoreRouter::Ticket ticket) {
-  auto started = std::chrono::steady_clock::now();
+  auto started = clock_.Now();
   std::optional<Decision> decided = Decide(queue, delivery, std::move(ticket));
-  if (!decided) {
-    ++stats_.released;
-    return;
-  }
+  // Let go (a reaper returned it): another worker serves it, and counts it.
+  if (!decided) return;
   const Decision& decision = *decided;
   Apply(queue, delivery, decision);
-
-  switch (decision.outcome) {
-    case Outcome::kSynced:
-      ++stats_.synced;
-      break;
-    case Outcome::kAlreadySynced:
-      ++stats_.already_synced;
-      break;
-    case Outcome::kRetryScheduled:
-      ++stats_.retries_scheduled;
-      if (auto fault = static_cast<size_t>(decision.fault); fault < kFaultClassCount) {
-        ++stats_.retried_by_class[fault];
-      }
-      break;
-    case Outcome::kFailed:
-      ++stats_.failed;
-      if (auto fault = static_cast<size_t>(decision.fault); fault < kFaultClassCount) {
-        ++stats_.failed_by_class[fault];
-      }
-      break;
-    case Outcome::kBoxDown:
-      ++stats_.deferred;
-      break;
-    case Outcome::kCancelled:
-    case Outcome::kServiceDown:
-      ++stats_.released;
-      break;
-  }
-  stats_.bytes_uploaded += decision.bytes_uploaded;
-  metrics_.RecordOutcome(decision, std::chrono::system_clock::now());
-  LogOutcome(decision, std::chrono::steady_clock::now() - started);
+  metrics_.RecordOutcome(decision, clock_.WallNow());
+  LogOutcome(decision, clock_.Now() - started);
 }
 
 void Worker::Apply(JobQueue& queue, const Delivery& delivery, const Decision& decision) {
@@ -306,7 +267,7 @@ void Worker::Apply(JobQueue& queue, const Delivery& delivery, const Decision& de
     auto wait = Jittered(backoff.Next());
     spdlog::warn("cannot {} job: {} (retrying in {} ms)", ActionName(decision.action),
                  status.error().message, wait.count());
-    if (SleepFor(wait, cancel_.get_token())) return;
+    if (clock_.SleepFor(wait, cancel_.get_token())) return;
   }
 }
 
@@ -327,7 +288,7 @@ void Worker::MaintenanceLoop(const std::stop_token& stop) {
 
   while (!stop.stop_requested()) {
     Liveness::Beat();
-    auto now = std::chrono::steady_clock::now();
+    auto now = clock_.Now();
     Status status;
     if (now - last_heartbeat >= check_every) {
       status = upkeep->Heartbeat();
@@ -362,7 +323,7 @@ void Worker::MaintenanceLoop(const std::stop_token& stop) {
       status = HandBackUnheld(*upkeep, *hand_back, unheld, false);
       if (status) last_check = now;
     }
-    if (status && settings_.drain && !stop_taking_.stop_requested() && stats_.in_flight == 0) {
+    if (status && settings_.drain && !stop_taking_.stop_requested() && in_flight_ == 0) {
       // Drained: nothing pending or delayed and nothing held by any worker.
       // A dead worker's jobs count as held until the reaper returns them to
       // pending when its lease runs out; a live worker's jobs may still come
@@ -386,7 +347,7 @@ void Worker::MaintenanceLoop(const std::stop_token& stop) {
       spdlog::info("maintenance: Redis is back");
       redis_down = false;
     }
-    SleepFor(redis_down ? 1000ms : kPromoteInterval, stop);
+    clock_.SleepFor(redis_down ? 1000ms : kPromoteInterval, stop);
   }
 
   // Every job thread has ended, so no thread holds anything: hand back what

@@ -40,29 +40,12 @@
 
 #include "core/job_queue.h"
 #include "core/pipeline.h"
+#include "util/clock.h"
 #include "util/liveness.h"
 #include "util/mutex.h"
 #include "worker/worker_metrics.h"
 
 namespace media_sync::worker {
-
-// FaultClass values index the per-class counters (kTooLarge is the last).
-inline constexpr size_t kFaultClassCount = static_cast<size_t>(FaultClass::kTooLarge) + 1;
-
-struct WorkerStats {
-  std::atomic<uint64_t> synced{0};
-  std::atomic<uint64_t> already_synced{0};
-  std::atomic<uint64_t> retries_scheduled{0};
-  std::atomic<uint64_t> failed{0};
-  std::atomic<uint64_t> deferred{0};  // waiting for a storage box that is down
-  std::atomic<uint64_t> released{0};
-  std::atomic<uint64_t> bytes_uploaded{0};
-  std::atomic<int> in_flight{0};
-  // Job faults by class (index: FaultClass), parked and retried: the
-  // Monitor publishes them per minute for the web console.
-  std::array<std::atomic<uint64_t>, kFaultClassCount> failed_by_class{};
-  std::array<std::atomic<uint64_t>, kFaultClassCount> retried_by_class{};
-};
 
 struct WorkerSettings {
   std::string worker_id;
@@ -83,12 +66,15 @@ struct QueueFactories {
 
 class Worker {
  public:
-  // Borrows the pipeline, the metrics and the liveness registry (all must
-  // outlive the worker). Every thread registers with `liveness` and beats
-  // at each turn of its loop; each finished job is recorded in `metrics`
-  // and logged as one structured line.
+  // Borrows the pipeline, the metrics, the liveness registry and the clock
+  // (all must outlive the worker). Every thread registers with `liveness`
+  // and beats at each turn of its loop; each finished job is recorded in
+  // `metrics` (the process's one count of outcomes, WorkerMetrics::ReadTotals)
+  // and logged as one structured line. The maintenance thread's
+  // schedule (heartbeats, reaping, hand-backs) and every backoff run on
+  // `clock`.
   Worker(WorkerSettings settings, QueueFactories queues, const Pipeline& pipeline,
-         WorkerMetrics& metrics, Liveness& liveness);
+         WorkerMetrics& metrics, Liveness& liveness, Clock& clock = Clock::Real());
   ~Worker();
   Worker(const Worker&) = delete;
   Worker& operator=(const Worker&) = delete;
@@ -103,8 +89,6 @@ class Worker {
   bool Finished() const { return finished_.load(); }
   // Joins every thread. Safe to call once.
   void Wait();
-
-  const WorkerStats& stats() const { return stats_; }
 
  private:
   void JobLoop(int index);
@@ -126,8 +110,6 @@ class Worker {
   void Handle(JobQueue& queue, const Delivery& delivery, StoreRouter::Ticket ticket);
   // Applies a decision to the queue, retrying while Redis is down (until Cancel).
   void Apply(JobQueue& queue, const Delivery& delivery, const Decision& decision);
-  // Sleeps up to `duration`; returns early (true) when `token` asks to stop.
-  static bool SleepFor(std::chrono::milliseconds duration, const std::stop_token& token);
   std::chrono::milliseconds Jittered(std::chrono::milliseconds base) const;
 
   const WorkerSettings settings_;
@@ -135,7 +117,8 @@ class Worker {
   const Pipeline& pipeline_;
   WorkerMetrics& metrics_;
   Liveness& liveness_;
-  WorkerStats stats_;
+  Clock& clock_;
+  std::atomic<int> in_flight_{0};  // jobs the job threads hold (the drain waits for none)
   std::stop_source stop_taking_;
   std::stop_source cancel_;
   std::atomic<int> running_jobs_threads_{0};

@@ -146,4 +146,30 @@ void WorkerMetrics::RecordOutcome(const Decision& decision,
   }
 }
 
+WorkerMetrics::Totals WorkerMetrics::ReadTotals() const {
+  // Counters hold doubles: whole numbers are exact up to 2^53, far beyond
+  // what one process syncs or uploads.
+  auto count = [this](Outcome outcome) {
+    return static_cast<uint64_t>(jobs_.With({OutcomeLabel(outcome)}).Value());
+  };
+  Totals totals;
+  totals.synced = count(Outcome::kSynced);
+  totals.already_synced = count(Outcome::kAlreadySynced);
+  totals.retries_scheduled = count(Outcome::kRetryScheduled);
+  totals.failed = count(Outcome::kFailed);
+  totals.deferred = count(Outcome::kBoxDown);
+  bytes_.ForEach([&totals](const std::vector<std::string>& /*box*/, const metrics::Counter& bytes) {
+    totals.bytes_uploaded += static_cast<uint64_t>(bytes.Value());
+  });
+  const std::string failed(OutcomeLabel(Outcome::kFailed));
+  const std::string retried(OutcomeLabel(Outcome::kRetryScheduled));
+  faults_.ForEach([&](const std::vector<std::string>& labels, const metrics::Counter& count) {
+    // {outcome, class}
+    const auto value = static_cast<uint64_t>(count.Value());
+    if (labels[0] == failed) totals.failed_by_class[labels[1]] += value;
+    if (labels[0] == retried) totals.retried_by_class[labels[1]] += value;
+  });
+  return totals;
+}
+
 }  // namespace media_sync::worker

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 
 #include "core/pipeline.h"
 #include "metrics/registry.h"
@@ -19,6 +20,23 @@ class WorkerMetrics {
 
   // One finished delivery: its outcome, faults, bytes, durations.
   void RecordOutcome(const Decision& decision, std::chrono::system_clock::time_point now);
+
+  // What this process's deliveries came to so far, read from the counters
+  // RecordOutcome keeps: the one count of outcomes, which the Monitor
+  // reports as throughput and `run --drain` prints as its summary.
+  struct Totals {
+    uint64_t synced = 0;
+    uint64_t already_synced = 0;
+    uint64_t retries_scheduled = 0;
+    uint64_t failed = 0;
+    uint64_t deferred = 0;  // waiting for a storage box that is down
+    uint64_t bytes_uploaded = 0;
+    // Job faults by class label (core/result.h: "missing_file", ...):
+    // parked in the failed queue, and retries scheduled.
+    std::map<std::string, uint64_t> failed_by_class;
+    std::map<std::string, uint64_t> retried_by_class;
+  };
+  Totals ReadTotals() const;
 
   metrics::Gauge& jobs_in_flight;
   metrics::Family<metrics::Gauge>& queue_jobs;  // {queue}

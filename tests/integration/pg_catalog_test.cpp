@@ -497,9 +497,11 @@ TEST_F(PgCatalogTest, ServerDownIsOutageWithoutPassword) {
   auto endpoint = catalog.BoxEndpoint("box-a");
   ASSERT_FALSE(endpoint.ok());
   EXPECT_EQ(endpoint.error().kind, ErrorKind::kOutage);
-  auto unsynced = catalog.Unsynced(10, 0);
+  UnsyncedCursor cursor;
+  auto unsynced = catalog.UnsyncedAfter(cursor, 10, 0);
   ASSERT_FALSE(unsynced.ok());
   EXPECT_EQ(unsynced.error().kind, ErrorKind::kOutage);
+  EXPECT_TRUE(cursor.created_at.empty()) << "the cursor moved on an error";
   EXPECT_LT(std::chrono::steady_clock::now() - started, 5s);
   EXPECT_EQ(catalog.Stats().open_connections, 0);
 }
@@ -656,7 +658,7 @@ TEST_F(PgCatalogTest, BoxEndpointFoundOrMissing) {
   EXPECT_FALSE(hostile->has_value());
 }
 
-TEST_F(PgCatalogTest, UnsyncedListsOldUnsyncedRowsOldestFirst) {
+TEST_F(PgCatalogTest, UnsyncedAfterPagesThroughOldUnsyncedRowsOldestFirst) {
   AddBox("box-a", 0, 0);
   std::string oldest = ShaOf("oldest");
   std::string older = ShaOf("older");
@@ -668,8 +670,18 @@ TEST_F(PgCatalogTest, UnsyncedListsOldUnsyncedRowsOldestFirst) {
   AddFile(synced, 40, "box-a", "now() - interval '3 hours'");
   Sql("UPDATE media_files SET synced_at = now() WHERE sha256 = '" + synced + "'");
   PgCatalog catalog(DatabaseUrl());
+  auto page = [&](UnsyncedCursor& cursor, int limit, int older_than) {
+    auto files = catalog.UnsyncedAfter(cursor, limit, older_than);
+    EXPECT_TRUE(files.ok()) << files.error().message;
+    std::vector<std::string> shas;
+    if (files.ok()) {
+      for (const auto& file : *files) shas.push_back(file.sha256);
+    }
+    return shas;
+  };
 
-  auto files = catalog.Unsynced(10, 60);
+  UnsyncedCursor cursor;
+  auto files = catalog.UnsyncedAfter(cursor, 10, 60);
   ASSERT_TRUE(files.ok()) << files.error().message;
   ASSERT_EQ(files->size(), 2u);
   EXPECT_EQ((*files)[0].sha256, oldest);
@@ -678,23 +690,21 @@ TEST_F(PgCatalogTest, UnsyncedListsOldUnsyncedRowsOldestFirst) {
   EXPECT_EQ((*files)[0].storage_box_id.value_or(""), "box-a");
   EXPECT_EQ((*files)[1].sha256, older);
   EXPECT_FALSE((*files)[1].storage_box_id.has_value());
+  EXPECT_EQ(cursor.sha256, older);
+  EXPECT_TRUE(page(cursor, 10, 60).empty()) << "a page past the last row";
 
-  auto count = catalog.CountUnsynced();  // every unsynced row, whatever its age
-  ASSERT_TRUE(count.ok()) << count.error().message;
-  EXPECT_EQ(*count, 3);
+  // One row a page, each page after the last.
+  UnsyncedCursor one_by_one;
+  EXPECT_EQ(page(one_by_one, 1, 60), std::vector<std::string>{oldest});
+  EXPECT_EQ(page(one_by_one, 1, 60), std::vector<std::string>{older});
+  EXPECT_TRUE(page(one_by_one, 1, 60).empty());
 
-  auto first_only = catalog.Unsynced(1, 60);
-  ASSERT_TRUE(first_only.ok());
-  ASSERT_EQ(first_only->size(), 1u);
-  EXPECT_EQ((*first_only)[0].sha256, oldest);
+  UnsyncedCursor including_recent;
+  EXPECT_EQ(page(including_recent, 10, -60), (std::vector<std::string>{oldest, older, recent}));
 
-  auto including_recent = catalog.Unsynced(10, -60);
-  ASSERT_TRUE(including_recent.ok());
-  EXPECT_EQ(including_recent->size(), 3u);
-
-  auto none = catalog.Unsynced(0, 60);
-  ASSERT_TRUE(none.ok());
-  EXPECT_TRUE(none->empty());
+  UnsyncedCursor none;
+  EXPECT_TRUE(page(none, 0, 60).empty());
+  EXPECT_TRUE(none.created_at.empty()) << "an empty page moved the cursor";
 }
 
 }  // namespace

@@ -11,8 +11,10 @@
 #include <memory>
 #include <set>
 
+#include "catalog/pg_catalog.h"
 #include "config/options.h"
 #include "core/job.h"
+#include "queue/queue_admin.h"
 #include "queue/reconcile_lock.h"
 #include "s3/s3_object_store.h"
 #include "support/cli_runner.h"
@@ -238,8 +240,9 @@ TEST_F(ReconcileCommandTest, APassLongerThanTheLockKeepsItAndRecoversTheLostJob)
   settings.interval = 1s;
   settings.lock_ttl = 300ms;
   settings.worker_id = "backlog-reconciler";
-  settings.redis = options.redis;
-  worker::PeriodicReconciler reconciler(settings, catalog, stores, *buffer);
+  queue::QueueAdmin queue(options.redis);
+  queue::ReconcileLock lock(options.redis, settings.worker_id);
+  worker::PeriodicReconciler reconciler(settings, {queue, queue, catalog, stores, *buffer}, lock);
   EXPECT_TRUE(WaitUntil([&] { return PendingShas().count(Sha(lost)) == 1; }, 60s))
       << "the lost job was never enqueued";
   reconciler.Stop();
@@ -267,11 +270,11 @@ TEST_F(ReconcileLockTest, HasOneOwnerAndOnlyTheOwnerExtendsOrReleasesIt) {
   ASSERT_EQ(*a_->TryAcquire(10s), Acquired::kYes);
   EXPECT_EQ(*b_->TryAcquire(10s), Acquired::kHeld);
   EXPECT_FALSE(*b_->Extend(10s));
-  EXPECT_FALSE(*b_->Release());
+  EXPECT_FALSE(*b_->Release(0ms));
   EXPECT_EQ(*a_->Holder(), std::optional<std::string>("worker-a"));
   EXPECT_EQ(Trim(stack_.RedisCli("GET media:sync:reconcile:lock")), "worker-a");
   EXPECT_TRUE(*a_->Extend(10s));
-  EXPECT_TRUE(*a_->Release());
+  EXPECT_TRUE(*a_->Release(0ms));
   EXPECT_EQ(*a_->Holder(), std::nullopt);
   EXPECT_EQ(Trim(stack_.RedisCli("EXISTS media:sync:reconcile:lock")), "0");
 }
@@ -281,7 +284,7 @@ TEST_F(ReconcileLockTest, AHolderThatNeverReleasesFreesItWhenItsTtlEnds) {
   ASSERT_EQ(*b_->TryAcquire(300ms), Acquired::kYes);
   EXPECT_EQ(*a_->TryAcquire(10s), Acquired::kHeld);
   ASSERT_TRUE(WaitUntil([&] { return *a_->TryAcquire(10s) == Acquired::kYes; }, 5s));
-  EXPECT_FALSE(*b_->Release());  // b's lock expired: a's is not b's to delete
+  EXPECT_FALSE(*b_->Release(0ms));  // b's lock expired: a's is not b's to delete
   EXPECT_EQ(*a_->Holder(), std::optional<std::string>("worker-a"));
 }
 

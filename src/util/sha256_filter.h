@@ -17,7 +17,7 @@
 #include <utility>
 #include <vector>
 
-namespace media_sync::queue {
+namespace media_sync {
 
 class Sha256Filter {
  public:
@@ -41,4 +41,4 @@ class Sha256Filter {
   uint64_t seed_ = 0;
 };
 
-}  // namespace media_sync::queue
+}  // namespace media_sync

@@ -1,11 +1,11 @@
-#include "queue/sha256_filter.h"
+#include "util/sha256_filter.h"
 
 #include <gtest/gtest.h>
 
 #include <cstdio>
 #include <string>
 
-namespace media_sync::queue {
+namespace media_sync {
 namespace {
 
 std::string HexOf(uint64_t n, char tag) {
@@ -50,4 +50,4 @@ TEST(Sha256FilterTest, AFalseHitOfOneFilterIsNotOneOfTheNext) {
 }
 
 }  // namespace
-}  // namespace media_sync::queue
+}  // namespace media_sync

@@ -1,9 +1,9 @@
-#include "queue/sha256_filter.h"
+#include "util/sha256_filter.h"
 
 #include <algorithm>
 #include <bit>
 
-namespace media_sync::queue {
+namespace media_sync {
 namespace {
 
 constexpr int kProbes = 8;  // near the optimum for 16 bits per string
@@ -48,4 +48,4 @@ bool Sha256Filter::MightContain(std::string_view text) const {
   return true;
 }
 
-}  // namespace media_sync::queue
+}  // namespace media_sync
