@@ -331,19 +331,15 @@ Result<std::vector<UploadProgress>> FleetStats::Uploads(size_t limit) {
   const std::string prefix = RedisUploadJournal::KeyOf("");
   const std::string pattern = prefix + "*";
   std::vector<std::string> keys;
-  std::string cursor = "0";
-  do {
-    auto reply = connection_.Command({"SCAN", cursor, "MATCH", pattern, "COUNT", "1000"});
-    if (!reply) return reply.error();
-    ReplyView view = reply->view();
-    if (view.Size() != 2) {
-      return Error::Configuration(connection_.endpoint() + ": unexpected reply to SCAN");
-    }
-    cursor = std::string(view[0].String());
-    for (size_t i = 0; i < view[1].Size() && keys.size() < limit; ++i) {
-      keys.emplace_back(view[1][i].String());
-    }
-  } while (cursor != "0" && keys.size() < limit);
+  if (Status scanned = connection_.Scan(pattern,
+                                        [&](std::string_view key) {
+                                          if (keys.size() >= limit) return false;
+                                          keys.emplace_back(key);
+                                          return true;
+                                        });
+      !scanned) {
+    return scanned.error();
+  }
 
   std::vector<UploadProgress> uploads;
   if (keys.empty()) return uploads;

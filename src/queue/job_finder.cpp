@@ -106,20 +106,15 @@ Result<JobSearch> JobFinder::Find(std::string_view sha256_text, std::chrono::mil
   for (size_t i = 0; i < members->view().Size(); ++i) {
     workers.insert(std::string(members->view()[i].String()));
   }
-  const std::string pattern = std::string(kProcessingKeyPrefix) + "*";
-  std::string cursor = "0";
-  do {
-    auto reply = connection_.Command({"SCAN", cursor, "MATCH", pattern, "COUNT", "1000"});
-    if (!reply) return reply.error();
-    ReplyView view = reply->view();
-    if (view.Size() != 2) {
-      return Error::Configuration(connection_.endpoint() + ": unexpected reply to SCAN");
-    }
-    cursor = std::string(view[0].String());
-    for (size_t i = 0; i < view[1].Size(); ++i) {
-      workers.insert(std::string(view[1][i].String().substr(kProcessingKeyPrefix.size())));
-    }
-  } while (cursor != "0" && !out_of_time());
+  if (Status scanned =
+          connection_.Scan(std::string(kProcessingKeyPrefix) + "*",
+                           [&](std::string_view key) {
+                             workers.insert(std::string(key.substr(kProcessingKeyPrefix.size())));
+                             return !out_of_time();
+                           });
+      !scanned) {
+    return scanned.error();
+  }
   for (const auto& worker : workers) {
     if (auto status = walk_list(ProcessingKey(worker), JobPlace::Where::kProcessing, worker, false);
         !status) {

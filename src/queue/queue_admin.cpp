@@ -301,18 +301,14 @@ Status QueueAdmin::ForEachQueuedPayload(const std::function<void(std::string_vie
   for (size_t i = 0; i < members->view().Size(); ++i) {
     processing.insert(ProcessingKey(members->view()[i].String()));
   }
-  std::string pattern = std::string(kProcessingKeyPrefix) + "*";
-  std::string cursor = "0";
-  do {
-    auto reply = connection_.Command({"SCAN", cursor, "MATCH", pattern, "COUNT", "100"});
-    if (!reply) return reply.error();
-    ReplyView view = reply->view();
-    if (view.Size() != 2) {
-      return Error::Configuration(connection_.endpoint() + ": unexpected reply to SCAN");
-    }
-    cursor = std::string(view[0].String());
-    for (size_t i = 0; i < view[1].Size(); ++i) processing.insert(std::string(view[1][i].String()));
-  } while (cursor != "0");
+  if (Status scanned = connection_.Scan(std::string(kProcessingKeyPrefix) + "*",
+                                        [&](std::string_view key) {
+                                          processing.insert(std::string(key));
+                                          return true;
+                                        });
+      !scanned) {
+    return scanned.error();
+  }
 
   // Pending first, then where a job goes from there, so a job moving along
   // its usual path during the walk is more likely seen than missed.

@@ -315,6 +315,22 @@ Result<RedisReply> RedisConnection::Command(std::initializer_list<std::string_vi
   return Command(std::span<const std::string_view>(args.begin(), args.size()));
 }
 
+Status RedisConnection::Scan(std::string_view pattern,
+                             const std::function<bool(std::string_view key)>& visit) {
+  std::string cursor = "0";
+  do {
+    auto reply = Command({"SCAN", cursor, "MATCH", pattern, "COUNT", "1000"});
+    if (!reply) return reply.error();
+    ReplyView view = reply->view();
+    if (view.Size() != 2) return Error::Configuration(endpoint_ + ": unexpected reply to SCAN");
+    cursor = std::string(view[0].String());
+    for (size_t i = 0; i < view[1].Size(); ++i) {
+      if (!visit(view[1][i].String())) return Ok();
+    }
+  } while (cursor != "0");
+  return Ok();
+}
+
 Result<RedisReply> RedisConnection::Command(std::span<const std::string_view> args) {
   if (Status open = Ready(); !open) return open.error();
   return Execute(args);

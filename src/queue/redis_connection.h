@@ -45,6 +45,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <initializer_list>
 #include <memory>
 #include <optional>
@@ -172,6 +173,11 @@ class RedisConnection {
   // Sends all commands, then reads all replies (one round trip). Fails with
   // the first error, after reading every reply so the connection stays usable.
   Result<std::vector<RedisReply>> Pipeline(std::span<const std::vector<std::string_view>> commands);
+
+  // Every key matching `pattern` (SCAN ... MATCH ... COUNT 1000, one round
+  // trip per batch), each passed to `visit` as it comes; stops early when
+  // `visit` returns false. A key may be seen twice, as SCAN allows.
+  Status Scan(std::string_view pattern, const std::function<bool(std::string_view key)>& visit);
 
   // EVALSHA, then EVAL on NOSCRIPT. Script errors are kConfiguration.
   Result<RedisReply> RunScript(const LuaScript& script, std::span<const std::string_view> keys,

@@ -73,6 +73,12 @@ class MonitorTest : public ::testing::Test {
     std::lock_guard lock(queue_->mu);
     return queue_->counts_read;
   }
+  void Faulted(Decision::Outcome outcome, FaultClass fault) {
+    Decision decision;
+    decision.outcome = outcome;
+    decision.fault = fault;
+    metrics_.RecordOutcome(decision, clock_.WallNow());
+  }
   void Synced(uint64_t bytes) {
     Decision decision;
     decision.outcome = Decision::Outcome::kSynced;
@@ -169,6 +175,37 @@ TEST_F(MonitorTest, ReportsWhatWasSyncedAndTheTimeItRanSinceTheLastReportThatGot
   EXPECT_EQ(third.bytes, 51u);
   EXPECT_EQ(third.ran_from, started + kInterval);
   EXPECT_EQ(third.now, started + 3 * kInterval);
+}
+
+// Job faults by class (the web console's failures by class): each report
+// adds what came since the last one that got through, so the fleet's
+// counts stay exact across a round Redis missed, and nothing is added twice.
+TEST_F(MonitorTest, ReportsEachJobFaultByClassOnce) {
+  using Outcome = Decision::Outcome;
+  Start();
+  Faulted(Outcome::kFailed, FaultClass::kHashMismatch);
+  Faulted(Outcome::kRetryScheduled, FaultClass::kOther);
+  Faulted(Outcome::kRetryScheduled, FaultClass::kOther);
+  Advance(kInterval);
+  {
+    std::lock_guard lock(reports_->mu);
+    reports_->outage = true;
+  }
+  Faulted(Outcome::kFailed, FaultClass::kHashMismatch);
+  Faulted(Outcome::kFailed, FaultClass::kMissingFile);
+  Advance(kInterval);  // this round's report is lost
+  {
+    std::lock_guard lock(reports_->mu);
+    EXPECT_EQ(reports_->failed_by_class, (std::map<std::string, uint64_t>{{"hash_mismatch", 1}}));
+    reports_->outage = false;
+  }
+  Advance(kInterval);
+  Advance(kInterval);  // nothing new
+
+  std::lock_guard lock(reports_->mu);
+  EXPECT_EQ(reports_->failed_by_class,
+            (std::map<std::string, uint64_t>{{"hash_mismatch", 2}, {"missing_file", 1}}));
+  EXPECT_EQ(reports_->retried_by_class, (std::map<std::string, uint64_t>{{"other", 2}}));
 }
 
 TEST_F(MonitorTest, ReportsEveryBoxItUsedWithItsState) {
