@@ -41,12 +41,11 @@ int Main(int argc, char** argv) {
   app.set_version_flag("--version", std::string("media-sync ") + MEDIA_SYNC_VERSION);
   app.require_subcommand(1);
 
-  std::vector<Command> commands = {AddRunCommand(app),     AddStatusCommand(app),
-                                   AddEnqueueCommand(app), AddReconcileCommand(app),
-                                   AddFailedCommand(app),  AddSchemaCommand(app),
-                                   AddAuditCommand(app),   AddBoxesCommand(app),
-                                   AddMigrateCommand(app), AddWebCommand(app),
-                                   AddConfigCommand(app)};
+  std::vector<Command> commands = {
+      AddRunCommand(app),       AddStatusCommand(app), AddEnqueueCommand(app),
+      AddReconcileCommand(app), AddFailedCommand(app), AddSchemaCommand(app),
+      AddAuditCommand(app),     AddBoxesCommand(app),  AddMigrateCommand(app),
+      AddWebCommand(app),       AddConfigCommand(app)};
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
