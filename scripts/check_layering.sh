@@ -21,10 +21,11 @@ queue: util core config
 s3: util core config
 catalog: util core
 metrics: util core
-worker: util core buffer config queue s3 catalog metrics
+worker: util core buffer config metrics
+audit: util core buffer config queue s3 catalog metrics worker
 report: util core buffer config queue catalog
 web: util core buffer config queue catalog metrics report
-cli: util core buffer config queue s3 catalog metrics worker report web
+cli: util core buffer config queue s3 catalog metrics worker audit report web
 '
 # buffer/ is part of the core layer: core and buffer include each other.
 

@@ -7,10 +7,10 @@
 #include <optional>
 #include <string>
 
+#include "audit/storage_audit.h"
 #include "buffer/local_buffer.h"
 #include "catalog/pg_box_catalog.h"
 #include "cli/command.h"
-#include "worker/storage_audit.h"
 
 namespace media_sync::cli {
 namespace {
@@ -31,7 +31,7 @@ struct AuditFlags {
 
 std::string BoxText(const std::string& box) { return box.empty() ? "(default)" : box; }
 
-void PrintProblem(const worker::AuditProblem& problem) {
+void PrintProblem(const audit::AuditProblem& problem) {
   std::printf("%-13s %-12s %-64s  %s  %s%s\n", std::string(ToString(problem.kind)).c_str(),
               BoxText(problem.box).c_str(), problem.sha256.empty() ? "-" : problem.sha256.c_str(),
               problem.key.empty() ? "-" : problem.key.c_str(), problem.detail.c_str(),
@@ -39,7 +39,7 @@ void PrintProblem(const worker::AuditProblem& problem) {
   std::fflush(stdout);
 }
 
-Json ProblemJson(const worker::AuditProblem& problem) {
+Json ProblemJson(const audit::AuditProblem& problem) {
   return Json{{"class", ToString(problem.kind)}, {"box", problem.box},
               {"sha256", problem.sha256},        {"key", problem.key},
               {"detail", problem.detail},        {"action", problem.action},
@@ -48,7 +48,7 @@ Json ProblemJson(const worker::AuditProblem& problem) {
 
 // One entry per box: its rows checked and problems (from the target holding
 // it) beside its counters.
-Json BoxesJson(const worker::AuditReport& report) {
+Json BoxesJson(const audit::AuditReport& report) {
   std::map<std::string, Json> boxes;
   for (const auto& target : report.targets) {
     for (const auto& [box, tally] : target.boxes) {
@@ -75,7 +75,7 @@ Json BoxesJson(const worker::AuditReport& report) {
   return out;
 }
 
-void PrintSummary(const worker::AuditReport& report, const Json& boxes) {
+void PrintSummary(const audit::AuditReport& report, const Json& boxes) {
   for (const Json& box : boxes) {
     std::string line = "box " + BoxText(box["box"].get<std::string>()) + ": " +
                        std::to_string(box["rows"].get<int64_t>()) + " synced rows, " +
@@ -103,17 +103,17 @@ void PrintSummary(const worker::AuditReport& report, const Json& boxes) {
         "audit: %lld problems (%lld missing, %lld damaged, %lld orphans, %lld counter "
         "drifts), %lld fixed, %lld remain\n",
         static_cast<long long>(report.Found()),
-        static_cast<long long>(report.found.count(worker::ProblemClass::kMissing)
-                                   ? report.found.at(worker::ProblemClass::kMissing)
+        static_cast<long long>(report.found.count(audit::ProblemClass::kMissing)
+                                   ? report.found.at(audit::ProblemClass::kMissing)
                                    : 0),
-        static_cast<long long>(report.found.count(worker::ProblemClass::kDamaged)
-                                   ? report.found.at(worker::ProblemClass::kDamaged)
+        static_cast<long long>(report.found.count(audit::ProblemClass::kDamaged)
+                                   ? report.found.at(audit::ProblemClass::kDamaged)
                                    : 0),
-        static_cast<long long>(report.found.count(worker::ProblemClass::kOrphan)
-                                   ? report.found.at(worker::ProblemClass::kOrphan)
+        static_cast<long long>(report.found.count(audit::ProblemClass::kOrphan)
+                                   ? report.found.at(audit::ProblemClass::kOrphan)
                                    : 0),
-        static_cast<long long>(report.found.count(worker::ProblemClass::kCounterDrift)
-                                   ? report.found.at(worker::ProblemClass::kCounterDrift)
+        static_cast<long long>(report.found.count(audit::ProblemClass::kCounterDrift)
+                                   ? report.found.at(audit::ProblemClass::kCounterDrift)
                                    : 0),
         static_cast<long long>(report.fixed), static_cast<long long>(report.Remaining()));
   }
@@ -140,7 +140,7 @@ int Audit(const config::Options& options, const AuditFlags& flags) {
   if (!without_box) return Failed("audit", without_box.error());
   std::optional<std::string> only_box;
   if (!flags.box.empty()) only_box = flags.box;
-  auto targets = worker::StorageAuditor::PlanTargets(options.s3, *boxes, *without_box, only_box);
+  auto targets = audit::StorageAuditor::PlanTargets(options.s3, *boxes, *without_box, only_box);
   if (!targets) {
     if (targets.error().kind == ErrorKind::kInput) {
       std::fprintf(stderr, "media-sync: audit: %s\n", targets.error().message.c_str());
@@ -155,8 +155,8 @@ int Audit(const config::Options& options, const AuditFlags& flags) {
 
   Json problems = Json::array();
   bool truncated = false;
-  worker::StorageAuditor::Hooks hooks;
-  hooks.on_problem = [&](const worker::AuditProblem& problem) {
+  audit::StorageAuditor::Hooks hooks;
+  hooks.on_problem = [&](const audit::AuditProblem& problem) {
     if (!flags.json) {
       PrintProblem(problem);
     } else if (problems.size() < kJsonProblemsKept) {
@@ -165,8 +165,8 @@ int Audit(const config::Options& options, const AuditFlags& flags) {
       truncated = true;
     }
   };
-  worker::StorageAuditor auditor(catalog, options.redis, buffer ? &*buffer : nullptr, hooks);
-  worker::AuditSettings settings;
+  audit::StorageAuditor auditor(catalog, options.redis, buffer ? &*buffer : nullptr, hooks);
+  audit::AuditSettings settings;
   settings.deep = flags.deep;
   settings.repair = flags.repair;
   settings.delete_orphans = flags.delete_orphans;
@@ -181,7 +181,7 @@ int Audit(const config::Options& options, const AuditFlags& flags) {
   Json box_summaries = BoxesJson(*report);
   if (flags.json) {
     Json found = Json::object();
-    for (worker::ProblemClass kind : worker::kProblemClasses) {
+    for (audit::ProblemClass kind : audit::kProblemClasses) {
       auto it = report->found.find(kind);
       found[std::string(ToString(kind))] = it == report->found.end() ? 0 : it->second;
     }

@@ -20,6 +20,7 @@
 #include "queue/box_pauses.h"
 #include "queue/fleet_stats.h"
 #include "s3/box_check.h"
+#include "util/human_bytes.h"
 #include "worker/box_registry.h"
 
 namespace media_sync::cli {
@@ -46,18 +47,6 @@ struct CheckFlags {
   int timeout_seconds = 10;
   bool no_create_bucket = false;
 };
-
-std::string HumanBytes(double bytes) {
-  const char* units[] = {"B", "KB", "MB", "GB", "TB", "PB"};
-  int unit = 0;
-  while (bytes >= 1000 && unit < 5) {
-    bytes /= 1000;
-    ++unit;
-  }
-  char text[32];
-  std::snprintf(text, sizeof(text), unit == 0 ? "%.0f %s" : "%.1f %s", bytes, units[unit]);
-  return text;
-}
 
 std::string DefaultEndpoint(const config::Options& options) {
   return std::string(options.s3.secure ? "https://" : "http://") + options.s3.endpoint;

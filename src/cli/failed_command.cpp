@@ -21,6 +21,7 @@
 #include "cli/command.h"
 #include "queue/queue_admin.h"
 #include "report/failed_entries.h"
+#include "util/human_bytes.h"
 
 namespace media_sync::cli {
 namespace {
@@ -70,16 +71,7 @@ std::string Shorten(const std::string& text, size_t width) {
 
 std::string HumanSize(const std::string& bytes_text) {
   if (bytes_text.empty()) return "-";
-  double bytes = std::strtod(bytes_text.c_str(), nullptr);
-  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  int unit = 0;
-  while (bytes >= 1024 && unit < 4) {
-    bytes /= 1024;
-    ++unit;
-  }
-  char text[32];
-  std::snprintf(text, sizeof(text), unit == 0 ? "%.0f %s" : "%.1f %s", bytes, units[unit]);
-  return text;
+  return HumanBytes(std::strtod(bytes_text.c_str(), nullptr));
 }
 
 size_t TerminalColumns() {

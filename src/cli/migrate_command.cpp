@@ -10,11 +10,11 @@
 #include <optional>
 #include <string>
 
+#include "audit/box_migrator.h"
 #include "catalog/pg_box_catalog.h"
 #include "cli/command.h"
 #include "cli/progress.h"
 #include "core/job.h"
-#include "worker/box_migrator.h"
 #include "worker/box_registry.h"
 
 namespace media_sync::cli {
@@ -73,7 +73,7 @@ int Migrate(const config::Options& options, const MigrateFlags& flags) {
     return Usage("--delete-after '" + flags.delete_after +
                  "' is not a duration (90s, 30m, 1h, 2d, or 0 to delete at once)");
   }
-  worker::MigrateSettings settings;
+  audit::MigrateSettings settings;
   settings.from = flags.from;
   settings.to = flags.to;
   settings.limit = flags.limit;
@@ -123,8 +123,8 @@ int Migrate(const config::Options& options, const MigrateFlags& flags) {
   bar.terminal = isatty(STDERR_FILENO) != 0;
   Progress shown(total_rows, total_bytes, bar);
 
-  worker::BoxMigrator migrator(catalog, options.redis, boxes);
-  auto report = migrator.Run(settings, {}, [&](const worker::MigrateReport&, uint64_t bytes) {
+  audit::BoxMigrator migrator(catalog, options.redis, boxes);
+  auto report = migrator.Run(settings, {}, [&](const audit::MigrateReport&, uint64_t bytes) {
     if (!settings.dry_run) shown.Advance(bytes);
   });
   shown.Finish();

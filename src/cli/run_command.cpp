@@ -9,6 +9,7 @@
 #include <memory>
 #include <optional>
 
+#include "audit/periodic_audit.h"
 #include "buffer/local_buffer.h"
 #include "catalog/pg_catalog.h"
 #include "cli/command.h"
@@ -30,7 +31,6 @@
 #include "worker/box_registry.h"
 #include "worker/bucket_creating_store.h"
 #include "worker/monitor.h"
-#include "worker/periodic_audit.h"
 #include "worker/periodic_reconciler.h"
 #include "worker/worker.h"
 
@@ -88,7 +88,7 @@ int Run(config::Options options, const RunFlags& flags) {
       .With({MEDIA_SYNC_VERSION})
       .Set(1);
   worker::WorkerMetrics worker_metrics(metrics_registry);
-  worker::AuditMetrics audit_metrics(metrics_registry);
+  audit::AuditMetrics audit_metrics(metrics_registry);
 
   s3::BufferPool pool(options.s3.buffer_pool_bytes);
   // Multipart uploads are recorded beside the jobs, so that any worker
@@ -200,7 +200,7 @@ int Run(config::Options options, const RunFlags& flags) {
   worker::PeriodicReconciler reconciler(
       worker::PeriodicReconcilerSettings::FromOptions(options),
       {reconcile_queue, reconcile_queue, catalog, registry, *buffer}, reconcile_lock);
-  worker::PeriodicAudit audit(worker::PeriodicAuditSettings::FromOptions(options), audit_metrics);
+  audit::PeriodicAudit audit(audit::PeriodicAuditSettings::FromOptions(options), audit_metrics);
 
   // SIGTERM/SIGINT are blocked in every thread (see Main): this thread takes
   // them. First: stop taking jobs, finish in-flight work within the grace

@@ -11,6 +11,7 @@
 
 #include "cli/command.h"
 #include "report/status_report.h"
+#include "util/human_bytes.h"
 
 namespace media_sync::cli {
 namespace {
@@ -22,18 +23,6 @@ struct StatusFlags {
   bool watch = false;
   int interval_seconds = 2;
 };
-
-std::string HumanBytes(double bytes) {
-  const char* units[] = {"B", "KB", "MB", "GB", "TB", "PB"};
-  int unit = 0;
-  while (bytes >= 1000 && unit < 5) {
-    bytes /= 1000;
-    ++unit;
-  }
-  char text[32];
-  std::snprintf(text, sizeof(text), unit == 0 ? "%.0f %s" : "%.1f %s", bytes, units[unit]);
-  return text;
-}
 
 std::string HumanSeconds(double seconds) {
   auto total = static_cast<int64_t>(seconds);

@@ -110,7 +110,7 @@ TEST_F(FailedCommandTest, ListIsATableNewestFirstWithIndexesAndFilters) {
   EXPECT_THAT(rows[0], HasSubstr("..."));
   EXPECT_THAT(rows[0], Not(HasSubstr(std::string(300, 'x'))));
   EXPECT_THAT(rows[1], HasSubstr("box-b"));
-  EXPECT_THAT(rows[1], HasSubstr("4.0 KiB"));
+  EXPECT_THAT(rows[1], HasSubstr("4.1 KB"));
   EXPECT_THAT(rows[2], HasSubstr(a1_key));
   EXPECT_THAT(rows[2], HasSubstr("Size mismatch: expected 2048, got 10"));
   EXPECT_THAT(rows[3], ::testing::StartsWith("3  "));

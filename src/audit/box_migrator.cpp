@@ -1,4 +1,4 @@
-#include "worker/box_migrator.h"
+#include "audit/box_migrator.h"
 
 #include <fcntl.h>
 #include <spdlog/spdlog.h>
@@ -20,7 +20,7 @@
 #include "s3/s3_object_store.h"
 #include "util/fd.h"
 
-namespace media_sync::worker {
+namespace media_sync::audit {
 namespace {
 
 constexpr int kPageRows = 1000;
@@ -276,4 +276,4 @@ Status BoxMigrator::DeleteDueSources(MigrateReport& report, const std::stop_toke
   return Ok();
 }
 
-}  // namespace media_sync::worker
+}  // namespace media_sync::audit

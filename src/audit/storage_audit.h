@@ -69,7 +69,7 @@
 #include "queue/queue_admin.h"
 #include "queue/source_deletions.h"
 
-namespace media_sync::worker {
+namespace media_sync::audit {
 
 enum class ProblemClass { kMissing, kDamaged, kOrphan, kCounterDrift };
 // The metric label and JSON name: "missing", "damaged", "orphan", "counter_drift".
@@ -183,4 +183,4 @@ class StorageAuditor {
 // four digits repeated as the two folders), or nullopt.
 std::optional<std::string> ContentKeySha256(std::string_view key);
 
-}  // namespace media_sync::worker
+}  // namespace media_sync::audit

@@ -1,4 +1,4 @@
-#include "worker/storage_audit.h"
+#include "audit/storage_audit.h"
 
 #include <spdlog/spdlog.h>
 
@@ -13,7 +13,7 @@
 #include "s3/s3_client.h"
 #include "worker/box_registry.h"
 
-namespace media_sync::worker {
+namespace media_sync::audit {
 namespace {
 
 constexpr std::string_view kMediaPrefix = "media/";
@@ -123,7 +123,7 @@ Result<std::vector<AuditTarget>> StorageAuditor::PlanTargets(
   };
   bool found = !only_box.has_value();
   for (const auto& [id, endpoint] : boxes) {
-    auto options = BoxRegistry::OptionsForEndpoint(defaults, endpoint);
+    auto options = worker::BoxRegistry::OptionsForEndpoint(defaults, endpoint);
     if (!options) return options.error().Wrap("storage box " + id);
     add(id, *options);
     found = found || id == only_box;
@@ -697,4 +697,4 @@ Result<AuditReport> StorageAuditor::Run(const std::vector<AuditTarget>& targets,
   return report;
 }
 
-}  // namespace media_sync::worker
+}  // namespace media_sync::audit

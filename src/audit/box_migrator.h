@@ -50,7 +50,7 @@
 #include "config/urls.h"
 #include "core/result.h"
 
-namespace media_sync::worker {
+namespace media_sync::audit {
 
 struct MigrateSettings {
   std::string from;
@@ -106,4 +106,4 @@ class BoxMigrator {
   const std::map<std::string, s3::S3Options> boxes_;
 };
 
-}  // namespace media_sync::worker
+}  // namespace media_sync::audit

@@ -34,14 +34,14 @@
 #include <string>
 #include <thread>
 
+#include "audit/storage_audit.h"
 #include "catalog/pg_box_catalog.h"
 #include "config/options.h"
 #include "metrics/registry.h"
 #include "queue/audit_progress.h"
 #include "queue/reconcile_lock.h"
-#include "worker/storage_audit.h"
 
-namespace media_sync::worker {
+namespace media_sync::audit {
 
 struct PeriodicAuditSettings {
   std::chrono::seconds interval{0};  // AUDIT_INTERVAL_SECONDS; 0: off
@@ -103,4 +103,4 @@ class PeriodicAudit {
   std::jthread thread_;
 };
 
-}  // namespace media_sync::worker
+}  // namespace media_sync::audit

@@ -1,4 +1,4 @@
-#include "worker/periodic_audit.h"
+#include "audit/periodic_audit.h"
 
 #include <spdlog/spdlog.h>
 
@@ -7,7 +7,7 @@
 
 #include "queue/box_pauses.h"
 
-namespace media_sync::worker {
+namespace media_sync::audit {
 namespace {
 
 // Problems logged one by one per pass; the rest are counted
@@ -245,4 +245,4 @@ void PeriodicAudit::RunPass(const std::stop_token& stop) {
   }
 }
 
-}  // namespace media_sync::worker
+}  // namespace media_sync::audit
