@@ -6,7 +6,7 @@
 namespace media_sync::worker {
 namespace {
 
-constexpr uint64_t kFirstClassBytes = 64 * 1024;
+constexpr uint64_t kFirstClassBytes = uint64_t{64} * 1024;
 constexpr int kUnloadedInFlight = 4;     // samples that saw (next to) no queue of our own
 constexpr double kUsedFraction = 0.75;   // a round that reached this share used its limit
 constexpr double kLatencyAverage = 0.1;  // weight of a new sample in latency_seconds
