@@ -28,6 +28,17 @@ struct TransportCounts {
   uint64_t tls_handshakes = 0;  // TLS handshakes done (a resumed session counts too)
 };
 
+// The time the calling thread has spent opening connections for its store
+// calls (TCP connect and TLS handshake: a few round trips, once per
+// connection), summed since the thread started. Stores add to it; the
+// BoxRegistry takes what one upload spent so out of that upload's latency
+// sample, so that the connections opened as a box's limit grows do not read
+// as the box queueing.
+inline std::chrono::nanoseconds& ConnectionSetupOnThisThread() {
+  thread_local std::chrono::nanoseconds total{0};
+  return total;
+}
+
 // Implementations are thread-safe: one store is shared by every job for its box.
 class ObjectStore {
  public:

@@ -417,6 +417,14 @@ Result<HttpResponse> S3Client::Finish(Exchange& exchange, int curl_code) {
     if (options_.secure && connects > 0 && handshake_done > 0) {
       tls_handshakes_.fetch_add(1, std::memory_order_relaxed);
     }
+    if (connects > 0) {
+      // From the request's start to the connection ready (name lookup, TCP
+      // connect and, over TLS, the handshake): not the box's latency.
+      curl_off_t connected = 0;
+      curl_easy_getinfo(exchange.easy.get(), CURLINFO_CONNECT_TIME_T, &connected);
+      ConnectionSetupOnThisThread() +=
+          std::chrono::microseconds(std::max<curl_off_t>(connected, handshake_done));
+    }
   }
   if (code != CURLE_OK) {
     Error error = TransportError(exchange, code);

@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <thread>
 
 #include "util/liveness.h"
 
@@ -107,13 +108,23 @@ StoreRouter::Slot BoxRegistry::TakeSlot(const std::string& name, Load& load, Tim
   auto held = load.started.insert(now);
   load.last_admitted = now;
   const int in_flight = static_cast<int>(load.started.size());
-  return Slot([this, name, held, in_flight](std::optional<uint64_t> bytes_if_ok) {
-    GiveBack(name, held, in_flight, bytes_if_ok);
-  });
+  // The connections this thread opens while it holds the slot are not the
+  // box's latency (core/object_store.h): measured on the thread that takes
+  // the slot, counted when the same thread gives it back.
+  const std::thread::id taker = std::this_thread::get_id();
+  const std::chrono::nanoseconds setup_before = ConnectionSetupOnThisThread();
+  return Slot(
+      [this, name, held, in_flight, taker, setup_before](std::optional<uint64_t> bytes_if_ok) {
+        const std::chrono::nanoseconds setup = std::this_thread::get_id() == taker
+                                                   ? ConnectionSetupOnThisThread() - setup_before
+                                                   : std::chrono::nanoseconds{0};
+        GiveBack(name, held, in_flight, setup, bytes_if_ok);
+      });
 }
 
 void BoxRegistry::GiveBack(const std::string& name, std::multiset<TimePoint>::iterator held,
-                           int in_flight, std::optional<uint64_t> bytes_if_ok) {
+                           int in_flight, std::chrono::nanoseconds setup,
+                           std::optional<uint64_t> bytes_if_ok) {
   int grown = 0;
   std::condition_variable_any* freed = nullptr;
   {
@@ -122,7 +133,12 @@ void BoxRegistry::GiveBack(const std::string& name, std::multiset<TimePoint>::it
     const TimePoint now = clock_();
     if (bytes_if_ok) {
       const int before = load.limit.limit();
-      load.limit.OnSuccess(*bytes_if_ok, now - *held, in_flight, now);
+      const auto took = now - *held;
+      load.limit.OnSuccess(*bytes_if_ok,
+                           std::max<ConcurrencyLimit::Duration>(
+                               took - std::chrono::duration_cast<ConcurrencyLimit::Duration>(setup),
+                               ConcurrencyLimit::Duration{0}),
+                           in_flight, now);
       const ConcurrencyLimit::Snapshot after = load.limit.snapshot();
       grown = std::max(0, after.limit - before);
       if (after.limit != before) {

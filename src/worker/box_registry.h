@@ -153,9 +153,10 @@ class BoxRegistry final : public StoreRouter {
   ConcurrencyLimit::Settings LimitSettings() const;
   Load& LoadOf(const std::string& name) REQUIRES(mu_);
   Slot TakeSlot(const std::string& name, Load& load, TimePoint now) REQUIRES(mu_);
-  // A slot given back: a latency sample when the box's part ended well.
+  // A slot given back: a latency sample when the box's part ended well,
+  // less `setup`, the time its holder spent opening connections.
   void GiveBack(const std::string& name, std::multiset<TimePoint>::iterator held, int in_flight,
-                std::optional<uint64_t> bytes_if_ok) EXCLUDES(mu_);
+                std::chrono::nanoseconds setup, std::optional<uint64_t> bytes_if_ok) EXCLUDES(mu_);
   // The jobs the box may have in flight now; a silent box (may hang) no more
   // than half the job threads.
   size_t EffectiveLimit(const Load& load, bool answering) const REQUIRES(mu_);

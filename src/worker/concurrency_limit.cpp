@@ -73,6 +73,17 @@ void ConcurrencyLimit::EndRound(TimePoint now) {
   const double ceiling = std::max(1, settings_.ceiling);
   const int before = limit();
   last_ratio_ = ratio;
+  if (!judged_ && ratio > settings_.tolerance) {
+    // A box's first round paid for first contact (the bucket check the
+    // other uploads waited on, name lookups, session set-ups): it taught the
+    // floors, it says nothing of a queue. The next round judges.
+    judged_ = true;
+    changed_at_ = now;
+    ratios_.clear();
+    busiest_ = 0;
+    return;
+  }
+  judged_ = true;
   if (ratio > settings_.tolerance) {
     slow_start_ = false;
     limit_ *= std::max(0.5, settings_.tolerance / ratio);

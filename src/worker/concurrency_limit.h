@@ -19,7 +19,9 @@
 // worth of uploads, so about one latency on a busy box), counting only
 // uploads that started after the last change (the others saw the old limit):
 //   - slow start (from `initial`): the limit doubles each round until the
-//     first round whose median ratio exceeds `tolerance`;
+//     first round whose median ratio exceeds `tolerance` (but the box's very
+//     first round over it only teaches floors: it paid for first contact,
+//     the bucket check and set-ups, not for a queue);
 //   - then, each round: median ratio above `tolerance` -> limit × max(1/2,
 //     tolerance / ratio); else, when the round used the limit (some upload
 //     started with at least 3/4 of the limit in flight), limit + max(1,
@@ -95,6 +97,7 @@ class ConcurrencyLimit {
   Settings settings_;
   double limit_;
   bool slow_start_ = true;
+  bool judged_ = false;  // a round was judged (the first one may only teach floors)
   std::array<Floor, kClasses> floors_{};
   // The round under way: the ratio of each sample to its floor.
   std::vector<double> ratios_;

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 
 namespace media_sync::worker {
@@ -125,6 +126,26 @@ TEST(ConcurrencyLimitTest, AnUnusedLimitDoesNotGrow) {
   auto now = std::chrono::system_clock::time_point(1000s);
   for (int i = 0; i < 200; ++i) limit.OnSuccess(kSmall, 50ms, 2, now);
   EXPECT_EQ(limit.limit(), 16);
+}
+
+// A box's first uploads pay for first contact (the bucket check the others
+// wait on, new sessions): that first round teaches the floors without ending
+// slow start; from the next round on, a round over the tolerance does.
+TEST(ConcurrencyLimitTest, TheFirstRoundsFirstContactDoesNotEndSlowStart) {
+  ConcurrencyLimit limit = Make(128);
+  auto now = std::chrono::system_clock::time_point(1000s);
+  const std::array<Duration, 4> first = {150ms, 450ms, 460ms, 470ms};
+  now += 470ms;
+  for (Duration took : first) limit.OnSuccess(kSmall, took, 4, now);
+  EXPECT_EQ(limit.limit(), 4);
+  EXPECT_TRUE(limit.snapshot().slow_start);
+  Drive(limit, SimulatedBox{150ms, 1000}, 1, now);
+  EXPECT_EQ(limit.limit(), 8) << "the next clean round doubles";
+  // Later rounds over the tolerance are judged.
+  now += 1s;
+  for (int i = 0; i < 8; ++i) limit.OnSuccess(kSmall, 600ms, 8, now);
+  EXPECT_EQ(limit.limit(), 4);
+  EXPECT_FALSE(limit.snapshot().slow_start);
 }
 
 TEST(ConcurrencyLimitTest, AnOutageHalvesTheLimitAndEndsSlowStart) {
