@@ -460,5 +460,28 @@ TEST_F(BoxRegistryTest, TheLimitFollowsTheSlotsSamples) {
   EXPECT_EQ(limit_of(), 6);
 }
 
+// The time a job's thread spent opening connections while it held its slot
+// (ConnectionSetupOnThisThread, added to by the S3 client) is not the box's
+// latency: a sample is the slot's time less that set-up.
+TEST_F(BoxRegistryTest, ConnectionSetUpIsNotCountedInALatencySample) {
+  BoxRegistry registry = Make(/*max_in_flight=*/8);
+  ASSERT_TRUE(registry.ForBox("russia-1").ok());
+  auto admission = registry.Admit("russia-1", {}, {});
+  ASSERT_FALSE(admission.defer_until.has_value());
+  now_ += 450ms;  // a TCP connect and a TLS handshake 100 ms away, then the upload
+  ConnectionSetupOnThisThread() += 300ms;
+  admission.slot.Succeeded(16 * 1024);
+  EXPECT_NEAR(registry.States()[0].latency_seconds, 0.15, 1e-9);
+
+  // A slot given back by another thread counts whole.
+  admission = registry.Admit("russia-1", {}, {});
+  now_ += 150ms;
+  std::thread([&] {
+    ConnectionSetupOnThisThread() += 100ms;
+    admission.slot.Succeeded(16 * 1024);
+  }).join();
+  EXPECT_NEAR(registry.States()[0].latency_seconds, 0.15, 1e-9);
+}
+
 }  // namespace
 }  // namespace media_sync::worker
