@@ -223,6 +223,9 @@ TEST_F(ObservabilityTest, ALoneDistantBoxGetsTheConcurrencyItCanUseAndNoJobIsDef
       120s))
       << media_.QueueState() << worker->Log();
   EXPECT_GE(highest, 16) << "the limit did not grow while the latency held";
+  // A row is committed before its worker counts the job: wait for the count.
+  EXPECT_TRUE(WaitUntil(
+      [&] { return Sample("media_sync_files_synced_total{box=\"box-a\"}") == kJobs; }, 10s));
 
   auto samples = Scrape();
   EXPECT_EQ(samples["media_sync_jobs_total{outcome=\"deferred\"}"], 0) << worker->Log();
