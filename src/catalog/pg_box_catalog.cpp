@@ -159,6 +159,22 @@ Result<bool> PgBoxCatalog::AnyRowWithoutBox() {
   return pg::Scrubbed(pg::WithConnection<bool>(*pool_, query_timeout_, select), password_);
 }
 
+Result<std::vector<StoredRow>> PgBoxCatalog::SelectRows(const char* sql,
+                                                        const std::vector<std::string>& params,
+                                                        bool with_synced) {
+  auto select = [&](PgConnection& connection,
+                    Clock::time_point deadline) -> Result<std::vector<StoredRow>> {
+    auto rows = pg::Run(connection, sql, params, deadline);
+    if (!rows.ok()) return rows.error();
+    std::vector<StoredRow> found;
+    found.reserve(static_cast<size_t>(pg::Rows(*rows)));
+    for (int row = 0; row < pg::Rows(*rows); ++row) found.push_back(RowAt(*rows, row, with_synced));
+    return found;
+  };
+  return pg::Scrubbed(pg::WithConnection<std::vector<StoredRow>>(*pool_, query_timeout_, select),
+                      password_);
+}
+
 Result<std::vector<StoredRow>> PgBoxCatalog::SyncedAfter(const BoxSelection& boxes,
                                                          const std::string& after_sha256,
                                                          int limit) {
@@ -166,34 +182,14 @@ Result<std::vector<StoredRow>> PgBoxCatalog::SyncedAfter(const BoxSelection& box
   const std::vector<std::string> params = {after_sha256, pg::ArrayLiteral(boxes.ids),
                                            boxes.without_box ? "true" : "false",
                                            std::to_string(limit)};
-  auto select = [&](PgConnection& connection,
-                    Clock::time_point deadline) -> Result<std::vector<StoredRow>> {
-    auto rows = pg::Run(connection, kSelectSyncedAfter, params, deadline);
-    if (!rows.ok()) return rows.error();
-    std::vector<StoredRow> page;
-    page.reserve(static_cast<size_t>(pg::Rows(*rows)));
-    for (int row = 0; row < pg::Rows(*rows); ++row) page.push_back(RowAt(*rows, row, false));
-    return page;
-  };
-  return pg::Scrubbed(pg::WithConnection<std::vector<StoredRow>>(*pool_, query_timeout_, select),
-                      password_);
+  return SelectRows(kSelectSyncedAfter, params, /*with_synced=*/false);
 }
 
 Result<std::vector<StoredRow>> PgBoxCatalog::RowsFor(const std::vector<std::string>& sha256s) {
   if (conninfo_error_) return *conninfo_error_;
   if (sha256s.empty()) return std::vector<StoredRow>();
   const std::vector<std::string> params = {pg::ArrayLiteral(sha256s)};
-  auto select = [&](PgConnection& connection,
-                    Clock::time_point deadline) -> Result<std::vector<StoredRow>> {
-    auto rows = pg::Run(connection, kSelectRowsFor, params, deadline);
-    if (!rows.ok()) return rows.error();
-    std::vector<StoredRow> found;
-    found.reserve(static_cast<size_t>(pg::Rows(*rows)));
-    for (int row = 0; row < pg::Rows(*rows); ++row) found.push_back(RowAt(*rows, row, true));
-    return found;
-  };
-  return pg::Scrubbed(pg::WithConnection<std::vector<StoredRow>>(*pool_, query_timeout_, select),
-                      password_);
+  return SelectRows(kSelectRowsFor, params, /*with_synced=*/true);
 }
 
 Result<std::vector<StoredRow>> PgBoxCatalog::RowsWithKeys(const BoxSelection& boxes,
@@ -202,17 +198,7 @@ Result<std::vector<StoredRow>> PgBoxCatalog::RowsWithKeys(const BoxSelection& bo
   if (keys.empty()) return std::vector<StoredRow>();
   const std::vector<std::string> params = {pg::ArrayLiteral(keys), pg::ArrayLiteral(boxes.ids),
                                            boxes.without_box ? "true" : "false"};
-  auto select = [&](PgConnection& connection,
-                    Clock::time_point deadline) -> Result<std::vector<StoredRow>> {
-    auto rows = pg::Run(connection, kSelectRowsWithKeys, params, deadline);
-    if (!rows.ok()) return rows.error();
-    std::vector<StoredRow> found;
-    found.reserve(static_cast<size_t>(pg::Rows(*rows)));
-    for (int row = 0; row < pg::Rows(*rows); ++row) found.push_back(RowAt(*rows, row, true));
-    return found;
-  };
-  return pg::Scrubbed(pg::WithConnection<std::vector<StoredRow>>(*pool_, query_timeout_, select),
-                      password_);
+  return SelectRows(kSelectRowsWithKeys, params, /*with_synced=*/true);
 }
 
 Result<std::vector<StoredRow>> PgBoxCatalog::SyncedOfShardAfter(const std::string& box,
@@ -221,17 +207,7 @@ Result<std::vector<StoredRow>> PgBoxCatalog::SyncedOfShardAfter(const std::strin
   if (conninfo_error_) return *conninfo_error_;
   const std::vector<std::string> params = {after_sha256, box, std::to_string(limit),
                                            std::to_string(shards), std::to_string(shard)};
-  auto select = [&](PgConnection& connection,
-                    Clock::time_point deadline) -> Result<std::vector<StoredRow>> {
-    auto rows = pg::Run(connection, kSelectSyncedOfShardAfter, params, deadline);
-    if (!rows.ok()) return rows.error();
-    std::vector<StoredRow> page;
-    page.reserve(static_cast<size_t>(pg::Rows(*rows)));
-    for (int row = 0; row < pg::Rows(*rows); ++row) page.push_back(RowAt(*rows, row, false));
-    return page;
-  };
-  return pg::Scrubbed(pg::WithConnection<std::vector<StoredRow>>(*pool_, query_timeout_, select),
-                      password_);
+  return SelectRows(kSelectSyncedOfShardAfter, params, /*with_synced=*/false);
 }
 
 Result<bool> PgBoxCatalog::MoveRow(const std::string& sha256, const std::string& from,

@@ -117,6 +117,9 @@ class PgBoxCatalog {
   Result<std::vector<BoxCounters>> FixCounters(const std::vector<std::string>& ids);
 
  private:
+  // One statement whose rows are StoredRows (RowAt), on a pooled connection.
+  Result<std::vector<StoredRow>> SelectRows(const char* sql, const std::vector<std::string>& params,
+                                            bool with_synced);
   const std::chrono::milliseconds query_timeout_;
   std::string password_;                 // only to scrub it from messages
   std::optional<Error> conninfo_error_;  // set when conninfo does not parse
